@@ -1,0 +1,1 @@
+"""The commerce appservice: merchants, channels, campaigns, catalog, cards, its HTTP API."""

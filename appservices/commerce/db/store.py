@@ -1,0 +1,124 @@
+"""Reading and writing the commerce tables. Functions take the database they use."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from mercato.db import Database
+from mercato.types import MerchantSlug, RoomID, UserID
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def hash_api_key(key: str) -> str:
+    # Keys are 256-bit random strings, so a plain SHA-256 is enough to store them.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Merchant:
+    slug: MerchantSlug
+    name: str
+    description: str
+    website: str
+    mxid: UserID
+    owner_mxid: UserID
+    status: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Channel:
+    room_id: RoomID
+    merchant_slug: MerchantSlug
+    alias: str
+    name: str
+    is_primary: bool
+    welcome_event_id: str | None
+
+
+_MERCHANT_COLUMNS = "slug, name, description, website, mxid, owner_mxid, status, created_at"
+_CHANNEL_COLUMNS = "room_id, merchant_slug, alias, name, is_primary, welcome_event_id"
+
+
+async def get_merchant(db: Database, slug: MerchantSlug) -> Merchant | None:
+    row = await db.fetchrow(f"SELECT {_MERCHANT_COLUMNS} FROM merchant WHERE slug=$1", slug)
+    return Merchant(**row) if row else None
+
+
+async def get_merchant_by_mxid(db: Database, mxid: str) -> Merchant | None:
+    row = await db.fetchrow(f"SELECT {_MERCHANT_COLUMNS} FROM merchant WHERE mxid=$1", mxid)
+    return Merchant(**row) if row else None
+
+
+async def list_merchants(db: Database, status: str | None = None) -> list[Merchant]:
+    if status:
+        rows = await db.fetch(f"SELECT {_MERCHANT_COLUMNS} FROM merchant WHERE status=$1 "
+                              "ORDER BY slug", status)
+    else:
+        rows = await db.fetch(f"SELECT {_MERCHANT_COLUMNS} FROM merchant ORDER BY slug")
+    return [Merchant(**row) for row in rows]
+
+
+async def insert_merchant(db: Database, merchant: Merchant) -> None:
+    await db.execute(
+        f"INSERT INTO merchant ({_MERCHANT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        merchant.slug, merchant.name, merchant.description, merchant.website, merchant.mxid,
+        merchant.owner_mxid, merchant.status, merchant.created_at)
+
+
+async def get_channel(db: Database, room_id: str) -> Channel | None:
+    row = await db.fetchrow(f"SELECT {_CHANNEL_COLUMNS} FROM channel WHERE room_id=$1", room_id)
+    return Channel(**row) if row else None
+
+
+async def channels_of(db: Database, slug: MerchantSlug) -> list[Channel]:
+    rows = await db.fetch(f"SELECT {_CHANNEL_COLUMNS} FROM channel WHERE merchant_slug=$1 "
+                          "ORDER BY is_primary DESC, created_at", slug)
+    return [Channel(**row) for row in rows]
+
+
+async def insert_channel(db: Database, channel: Channel) -> None:
+    await db.execute(
+        f"INSERT INTO channel ({_CHANNEL_COLUMNS}, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        channel.room_id, channel.merchant_slug, channel.alias, channel.name,
+        channel.is_primary, channel.welcome_event_id, now_ms())
+
+
+async def set_welcome_event(db: Database, room_id: str, event_id: str) -> None:
+    await db.execute("UPDATE channel SET welcome_event_id=$1 WHERE room_id=$2",
+                     event_id, room_id)
+
+
+async def add_follower(db: Database, room_id: str, user_id: str) -> None:
+    await db.execute(
+        "INSERT INTO follower (room_id, user_id, followed_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (room_id, user_id) DO NOTHING", room_id, user_id, now_ms())
+
+
+async def remove_follower(db: Database, room_id: str, user_id: str) -> None:
+    await db.execute("DELETE FROM follower WHERE room_id=$1 AND user_id=$2", room_id, user_id)
+
+
+async def follower_count(db: Database, slug: MerchantSlug) -> int:
+    return await db.fetchval(
+        "SELECT COUNT(DISTINCT f.user_id) FROM follower f JOIN channel c ON c.room_id=f.room_id"
+        " WHERE c.merchant_slug=$1", slug)
+
+
+async def store_api_key(db: Database, slug: MerchantSlug, key: str, label: str) -> None:
+    await db.execute(
+        "INSERT INTO api_key (key_hash, merchant_slug, label, created_at) VALUES ($1,$2,$3,$4)"
+        " ON CONFLICT (key_hash) DO NOTHING", hash_api_key(key), slug, label, now_ms())
+
+
+async def merchant_for_api_key(db: Database, key: str) -> Merchant | None:
+    row = await db.fetchrow(
+        f"SELECT {', '.join('m.' + c for c in _MERCHANT_COLUMNS.split(', '))} FROM api_key k"
+        " JOIN merchant m ON m.slug=k.merchant_slug WHERE k.key_hash=$1 AND k.revoked_at IS NULL",
+        hash_api_key(key))
+    return Merchant(**row) if row else None

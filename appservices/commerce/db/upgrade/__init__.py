@@ -1,0 +1,8 @@
+"""Numbered schema upgrades of the commerce database (v01 is the first schema)."""
+
+from mercato.db import UpgradeTable
+
+upgrade_table = UpgradeTable(version_table_name="commerce_version",
+                             database_name="commerce")
+
+from . import v01_initial  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,1 @@
+"""The shop bot: merchant and buyer commands from any Matrix client."""

@@ -1,0 +1,1 @@
+"""Mercato's bridges to other address books and networks."""

@@ -1,0 +1,1 @@
+"""The contact-import bridge: address books and other networks → Matrix."""

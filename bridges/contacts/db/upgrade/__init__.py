@@ -1,0 +1,8 @@
+"""Numbered schema upgrades of the contacts bridge database."""
+
+from mercato.db import UpgradeTable
+
+upgrade_table = UpgradeTable(version_table_name="contacts_version",
+                             database_name="contacts bridge")
+
+from . import v01_initial  # noqa: E402,F401  (registers itself)

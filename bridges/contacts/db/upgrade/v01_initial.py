@@ -1,0 +1,16 @@
+from typing import Any
+
+from . import upgrade_table
+
+
+@upgrade_table.register(description="Users who talk to the bridge bot")
+async def upgrade_v1(conn: Any) -> None:
+    # Contacts are never stored in clear: later upgrades add HMAC-only tables.
+    await conn.execute("""
+        CREATE TABLE bridge_user (
+            user_id        TEXT PRIMARY KEY,
+            dm_room_id     TEXT,
+            default_region TEXT,
+            greeted_at     BIGINT
+        )
+    """)

@@ -1,0 +1,3 @@
+from mercato.cli import main
+
+main()

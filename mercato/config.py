@@ -1,0 +1,272 @@
+"""One `mercato.yaml` for the whole network, parsed once into frozen objects.
+
+A first run writes the file with safe defaults and fresh random secrets; later
+runs keep it. A bad value is refused with a `ConfigError` that names the key and
+says what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path("mercato.yaml")
+
+# Matrix server names: a DNS name, IPv4 or [IPv6] literal, with an optional port.
+_SERVER_NAME = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+_LOCALPART = re.compile(r"^[a-z0-9._=/+-]+$")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Secret = Annotated[str, Field(min_length=16)]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class SynapseConfig(_Section):
+    bind_address: str = "127.0.0.1"
+    port: Port = 8008
+    # "sqlite" (embedded, the default) or a postgres:// URL.
+    database: str = "sqlite"
+    registration_shared_secret: Secret = Field(default_factory=_secret)
+    macaroon_secret_key: Secret = Field(default_factory=_secret)
+    form_secret: Secret = Field(default_factory=_secret)
+    enable_registration: bool = False
+    # Raises every client rate limit: for test and benchmark networks only.
+    relaxed_rate_limits: bool = False
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if value != "sqlite" and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be 'sqlite' or a postgres://user@host:port/dbname URL")
+        return value
+
+
+class AppServiceConfig(_Section):
+    """An application service of Mercato's, as Synapse and the service both see it."""
+
+    bind_address: str = "127.0.0.1"
+    port: Port
+    as_token: Secret = Field(default_factory=_secret)
+    hs_token: Secret = Field(default_factory=_secret)
+    # Empty means "sqlite in the data directory".
+    database: str = ""
+    bot_localpart: str
+
+    @field_validator("bot_localpart")
+    @classmethod
+    def _localpart(cls, value: str) -> str:
+        if not _LOCALPART.match(value):
+            raise ValueError("must be a Matrix localpart: lowercase letters, digits, ._=/+-")
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgres://", "postgresql://")):
+            raise ValueError("must be empty (SQLite in the data directory), sqlite:PATH "
+                             "or a postgres:// URL")
+        return value
+
+
+class CommerceConfig(AppServiceConfig):
+    port: Port = 8090
+    bot_localpart: str = "mercato"
+    # Shops are @<prefix><slug> and their channels #<prefix><slug>.
+    user_prefix: str = "shop_"
+    # What the shop bot presents to the commerce API.
+    service_token: Secret = Field(default_factory=_secret)
+
+
+class ContactsConfig(AppServiceConfig):
+    port: Port = 8091
+    bot_localpart: str = "contacts"
+    user_prefix: str = "contacts_"
+
+
+class ShopbotConfig(_Section):
+    localpart: str = "shopbot"
+    password: Secret = Field(default_factory=_secret)
+    # /health and /metrics of the bot.
+    bind_address: str = "127.0.0.1"
+    port: Port = 8092
+    prefix: str = "!"
+
+
+class DemoAccount(_Section):
+    localpart: str
+    password: str = Field(default_factory=lambda: secrets.token_urlsafe(9), min_length=8)
+
+
+class DemoConfig(_Section):
+    enabled: bool = True
+    shop_slug: str = "demo"
+    shop_name: str = "Mercato Demo Shop"
+    buyer: DemoAccount = DemoAccount(localpart="buyer")
+    merchant: DemoAccount = DemoAccount(localpart="merchant")
+    api_key: Secret = Field(default_factory=lambda: "mk_" + secrets.token_urlsafe(32))
+
+    @field_validator("shop_slug")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,30}", value):
+            raise ValueError("must be 2-31 lowercase letters, digits or '-'")
+        return value
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "auto": readable on a terminal, JSON lines otherwise.
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class MercatoConfig(_Section):
+    server_name: str = "localhost"
+    # Where clients reach Synapse; derived from the Synapse port when empty.
+    public_baseurl: str = ""
+    # Relative paths are relative to the directory holding mercato.yaml.
+    data_dir: str = "data"
+    synapse: SynapseConfig = Field(default_factory=SynapseConfig)
+    commerce: CommerceConfig = Field(default_factory=CommerceConfig)
+    contacts: ContactsConfig = Field(default_factory=ContactsConfig)
+    shopbot: ShopbotConfig = Field(default_factory=ShopbotConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    # Set by load_config, not by the file.
+    base_dir: str = Field(default=".", exclude=True)
+
+    @field_validator("server_name")
+    @classmethod
+    def _server_name(cls, value: str) -> str:
+        if not _SERVER_NAME.match(value):
+            raise ValueError("must be a host name such as example.com (optionally with :port)")
+        return value
+
+    @field_validator("public_baseurl")
+    @classmethod
+    def _baseurl(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    # Derived values, so every component computes them the same way.
+
+    @property
+    def data_path(self) -> Path:
+        path = Path(self.data_dir)
+        return path if path.is_absolute() else (Path(self.base_dir) / path).resolve()
+
+    @property
+    def homeserver_url(self) -> str:
+        """The URL Mercato's own components use to reach Synapse's client API."""
+        host = self.synapse.bind_address
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.synapse.port}"
+
+    @property
+    def client_baseurl(self) -> str:
+        """The URL people type into their Matrix client."""
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/")
+        return f"http://localhost:{self.synapse.port}"
+
+    def database_url(self, component: Literal["commerce", "contacts"]) -> str:
+        configured = getattr(self, component).database
+        if configured:
+            return configured
+        return f"sqlite:{self.data_path / (component + '.db')}"
+
+    def user_id(self, localpart: str) -> str:
+        return f"@{localpart}:{self.server_name}"
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "is not a known setting (check the spelling)"
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)
+
+
+def parse_config(raw: Any, base_dir: Path | str = ".") -> MercatoConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("mercato.yaml must hold a mapping of settings at the top level")
+    try:
+        config = MercatoConfig.model_validate({**raw, "base_dir": str(base_dir)})
+    except ValidationError as e:
+        raise ConfigError(f"invalid configuration: {_describe(e)}") from None
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: MercatoConfig) -> None:
+    ports = {
+        "synapse.port": config.synapse.port,
+        "commerce.port": config.commerce.port,
+        "contacts.port": config.contacts.port,
+        "shopbot.port": config.shopbot.port,
+    }
+    seen: dict[int, str] = {}
+    for key, port in ports.items():
+        if port in seen:
+            raise ConfigError(f"invalid configuration: {key}: port {port} is already "
+                              f"used by {seen[port]}")
+        seen[port] = key
+    if config.commerce.hs_token == config.contacts.hs_token or (
+        config.commerce.as_token == config.contacts.as_token
+    ):
+        raise ConfigError("invalid configuration: commerce and contacts must not share tokens")
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH, *, create: bool = False) -> MercatoConfig:
+    """Read mercato.yaml; with create=True, write one with fresh secrets if it is missing."""
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise ConfigError(f"{path} does not exist: run `mercato up` or "
+                              "`mercato config init` to create it")
+        config = parse_config({}, base_dir=path.parent.resolve())
+        write_config(config, path)
+        return config
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    return parse_config(raw, base_dir=path.parent.resolve())
+
+
+def write_config(config: MercatoConfig, path: Path | str) -> None:
+    """Write the config with every default spelled out, readable only by its owner."""
+    path = Path(path)
+    data = config.model_dump(mode="json")
+    header = ("# Mercato configuration. Generated with random secrets on first run;\n"
+              "# edit freely, then restart with `make run`. Reference: docs/operator-guide.md\n")
+    tmp = path.with_suffix(".yaml.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(header)
+        yaml.safe_dump(data, out, sort_keys=False)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Matrix helpers shared by every component: appservice base, inbox, admin, HTML."""

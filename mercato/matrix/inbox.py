@@ -1,0 +1,226 @@
+"""The transaction inbox: every appservice transaction is stored before Synapse gets 200.
+
+Synapse retries a failed transaction with the same txnId and keeps only one in
+flight, so persisting first and answering second means a crash never loses an
+event. Dedupe is by txnId and by event ID (the same event can arrive in two
+transactions after a retry). Events of one room are handled in order; rooms
+are handled concurrently. A handler that keeps failing is retried with backoff
+and finally parked as failed, so one poisoned event cannot block a room forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from mercato.db import Database, Scheme, UpgradeTable
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+MAX_ATTEMPTS = 6
+RETENTION_SECONDS = 7 * 24 * 3600
+
+TRANSACTIONS = Counter("mercato_as_transactions_total", "Appservice transactions received",
+                       ["component", "outcome"])
+EVENTS = Counter("mercato_as_events_total", "Appservice events by outcome",
+                 ["component", "outcome"])
+PENDING = Gauge("mercato_as_inbox_pending", "Events stored but not handled yet", ["component"])
+
+upgrade_table = UpgradeTable(version_table_name="mercato_inbox_version",
+                             database_name="appservice inbox")
+
+
+@upgrade_table.register(description="Transaction inbox")
+async def _create_inbox(conn: Any, scheme: Scheme) -> None:
+    serial = "BIGSERIAL PRIMARY KEY" if scheme != Scheme.SQLITE else \
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+    await conn.execute("""
+        CREATE TABLE as_transaction (
+            txn_id      TEXT PRIMARY KEY,
+            received_at BIGINT NOT NULL,
+            event_count INTEGER NOT NULL
+        )
+    """)
+    await conn.execute(f"""
+        CREATE TABLE as_inbox (
+            seq             {serial},
+            txn_id          TEXT NOT NULL,
+            event_id        TEXT UNIQUE,
+            room_id         TEXT NOT NULL,
+            event_json      TEXT NOT NULL,
+            received_at     BIGINT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at BIGINT NOT NULL DEFAULT 0,
+            handled_at      BIGINT,
+            failed          BOOLEAN NOT NULL DEFAULT false,
+            last_error      TEXT
+        )
+    """)
+    await conn.execute("CREATE INDEX as_inbox_pending ON as_inbox (handled_at, seq)")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def retry_delay_ms(attempts: int) -> int:
+    """Backoff after the given number of failed attempts: 1 s, 2 s, 4 s … capped at 60 s."""
+    return min(60_000, 1000 * 2 ** max(0, attempts - 1))
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    seq: int
+    event_id: str | None
+    room_id: str
+    event: dict[str, Any]
+    attempts: int
+    next_attempt_at: int
+
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Inbox:
+    def __init__(self, db: Database, component: str) -> None:
+        self.db = db
+        self.component = component
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+
+    async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
+        """Persist a transaction's events in one database transaction.
+
+        Returns False when the txnId was seen before (nothing is written then).
+        """
+        now = _now_ms()
+        async with self.db.acquire() as conn, conn.transaction():
+            seen = await conn.fetchval(
+                "SELECT 1 FROM as_transaction WHERE txn_id=$1", txn_id)
+            if seen:
+                TRANSACTIONS.labels(self.component, "duplicate").inc()
+                return False
+            await conn.execute(
+                "INSERT INTO as_transaction (txn_id, received_at, event_count) VALUES ($1,$2,$3)",
+                txn_id, now, len(events))
+            for event in events:
+                room_id = event.get("room_id")
+                if not isinstance(room_id, str):
+                    continue  # not a room event; nothing of ours acts on those yet
+                event_id = event.get("event_id") if isinstance(event.get("event_id"), str) \
+                    else None
+                await conn.execute(
+                    "INSERT INTO as_inbox (txn_id, event_id, room_id, event_json, received_at)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+                    txn_id, event_id, room_id, json.dumps(event), now)
+        TRANSACTIONS.labels(self.component, "stored").inc()
+        self._wakeup.set()
+        return True
+
+    async def pending(self, limit: int = 500) -> list[InboxEvent]:
+        rows = await self.db.fetch(
+            "SELECT seq, event_id, room_id, event_json, attempts, next_attempt_at FROM as_inbox"
+            " WHERE handled_at IS NULL ORDER BY seq LIMIT $1", limit)
+        return [InboxEvent(seq=row["seq"], event_id=row["event_id"], room_id=row["room_id"],
+                           event=json.loads(row["event_json"]), attempts=row["attempts"],
+                           next_attempt_at=row["next_attempt_at"]) for row in rows]
+
+    async def count_pending(self) -> int:
+        return await self.db.fetchval("SELECT COUNT(*) FROM as_inbox WHERE handled_at IS NULL")
+
+    async def _mark_handled(self, seq: int) -> None:
+        await self.db.execute("UPDATE as_inbox SET handled_at=$1 WHERE seq=$2", _now_ms(), seq)
+
+    async def _mark_failed_attempt(self, item: InboxEvent, error: str) -> bool:
+        """Record a failure; returns True when the event is parked for good."""
+        attempts = item.attempts + 1
+        parked = attempts >= MAX_ATTEMPTS
+        await self.db.execute(
+            "UPDATE as_inbox SET attempts=$1, next_attempt_at=$2, last_error=$3,"
+            " failed=$4, handled_at=$5 WHERE seq=$6",
+            attempts, _now_ms() + retry_delay_ms(attempts), error[:2000], parked,
+            _now_ms() if parked else None, item.seq)
+        return parked
+
+    async def _drain_room(self, items: list[InboxEvent], handler: EventHandler) -> bool:
+        """Handle one room's pending events in order; stop at the first not due yet."""
+        progressed = False
+        for item in items:
+            if item.next_attempt_at > _now_ms():
+                break
+            try:
+                await handler(item.event)
+            except Exception as e:
+                parked = await self._mark_failed_attempt(item, f"{type(e).__name__}: {e}")
+                log.exception("inbox.handler_failed", component=self.component,
+                              event_id=item.event_id, room_id=item.room_id,
+                              attempt=item.attempts + 1, parked=parked)
+                EVENTS.labels(self.component, "parked" if parked else "retry").inc()
+                if not parked:
+                    break  # keep the room's order: later events wait for this one
+                progressed = True
+                continue
+            await self._mark_handled(item.seq)
+            EVENTS.labels(self.component, "handled").inc()
+            progressed = True
+        return progressed
+
+    async def process_once(self, handler: EventHandler) -> tuple[bool, int | None]:
+        """One pass over pending events. Returns (progressed, earliest retry time)."""
+        items = await self.pending()
+        PENDING.labels(self.component).set(len(items))
+        by_room: dict[str, list[InboxEvent]] = {}
+        for item in items:
+            by_room.setdefault(item.room_id, []).append(item)
+        results = await asyncio.gather(
+            *(self._drain_room(room_items, handler) for room_items in by_room.values()))
+        retry_times = [i.next_attempt_at for i in items if i.next_attempt_at > _now_ms()]
+        return any(results), (min(retry_times) if retry_times else None)
+
+    async def prune(self) -> None:
+        cutoff = _now_ms() - RETENTION_SECONDS * 1000
+        await self.db.execute("DELETE FROM as_inbox WHERE handled_at IS NOT NULL "
+                              "AND handled_at < $1", cutoff)
+        await self.db.execute("DELETE FROM as_transaction WHERE received_at < $1", cutoff)
+
+    async def run(self, handler: EventHandler) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                progressed, next_retry = await self.process_once(handler)
+                if time.monotonic() - self._last_prune > 3600:
+                    self._last_prune = time.monotonic()
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database itself failed; wait a moment and try again.
+                log.exception("inbox.pass_failed", component=self.component)
+                progressed, next_retry = False, _now_ms() + 2000
+            if progressed:
+                continue
+            timeout = 30.0 if next_retry is None else max(0.05, (next_retry - _now_ms()) / 1000)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def start(self, handler: EventHandler) -> None:
+        self._task = asyncio.create_task(self.run(handler), name=f"inbox-{self.component}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

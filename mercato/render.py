@@ -1,0 +1,125 @@
+"""Render homeserver-config/ templates into the data directory.
+
+Templates are data: everything Synapse reads comes from them and from
+mercato.yaml, so `make run`, the tests and docker-compose.yml share one source.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from signedjson.key import generate_signing_key, write_signing_keys
+
+from mercato.config import AppServiceConfig, MercatoConfig
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "homeserver-config"
+
+
+@dataclass(frozen=True)
+class RenderedPaths:
+    data_dir: Path
+    synapse_dir: Path
+    log_dir: Path
+    homeserver_config: Path
+    log_config: Path
+    commerce_registration: Path
+    contacts_registration: Path
+    signing_key: Path
+
+    @classmethod
+    def for_config(cls, config: MercatoConfig) -> RenderedPaths:
+        data = config.data_path
+        synapse = data / "synapse"
+        return cls(
+            data_dir=data,
+            synapse_dir=synapse,
+            log_dir=data / "logs",
+            homeserver_config=synapse / "homeserver.yaml",
+            log_config=synapse / "log.yaml",
+            commerce_registration=synapse / "appservices" / "commerce.yaml",
+            contacts_registration=synapse / "appservices" / "contacts.yaml",
+            signing_key=synapse / "signing.key",
+        )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # YAML, not HTML; values are quoted in the templates
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def namespace_regex(sigil: str, prefix: str, server_name: str) -> str:
+    """An anchored namespace regex: only `<sigil><prefix>…:<server_name>` matches."""
+    return f"^{re.escape(sigil + prefix)}[a-z0-9._=/+-]+:{re.escape(server_name)}$"
+
+
+def exact_user_regex(localpart: str, server_name: str) -> str:
+    return f"^{re.escape('@' + localpart)}:{re.escape(server_name)}$"
+
+
+def registration_context(
+    config: MercatoConfig, name: str, service: AppServiceConfig, prefix: str
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "service": service,
+        "user_regexes": [
+            exact_user_regex(service.bot_localpart, config.server_name),
+            namespace_regex("@", prefix, config.server_name),
+        ],
+        "alias_regexes": [namespace_regex("#", prefix, config.server_name)],
+    }
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def render_all(config: MercatoConfig) -> RenderedPaths:
+    """Write Synapse's config, log config and both appservice registrations."""
+    paths = RenderedPaths.for_config(config)
+    env = _environment()
+    for directory in (paths.synapse_dir / "media_store", paths.log_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+
+    log_format = config.logging.format if config.logging.format != "auto" else "auto"
+    _write_private(
+        paths.homeserver_config,
+        env.get_template("homeserver.yaml.j2").render(config=config, paths=paths),
+    )
+    _write_private(
+        paths.log_config,
+        env.get_template("log.yaml.j2").render(
+            paths=paths, level=config.logging.level, log_format=log_format
+        ),
+    )
+    registration = env.get_template("appservice.yaml.j2")
+    _write_private(
+        paths.commerce_registration,
+        registration.render(**registration_context(
+            config, "commerce", config.commerce, config.commerce.user_prefix)),
+    )
+    _write_private(
+        paths.contacts_registration,
+        registration.render(**registration_context(
+            config, "contacts", config.contacts, config.contacts.user_prefix)),
+    )
+    if not paths.signing_key.exists():
+        with open(paths.signing_key, "w", encoding="utf-8") as out:
+            write_signing_keys(out, [generate_signing_key("a_mrc0")])
+        paths.signing_key.chmod(0o600)
+    return paths
