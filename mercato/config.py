@@ -255,7 +255,27 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH, *, create: bool = False)
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    return parse_config(raw, base_dir=path.parent.resolve())
+    config = parse_config(raw, base_dir=path.parent.resolve())
+    if _missing_generated_values(raw or {}, config):
+        # Secrets generated now must be the same in every process: write them down.
+        write_config(config, path)
+    return config
+
+
+def _missing_generated_values(raw: dict[str, Any], config: MercatoConfig) -> bool:
+    """True when the file leaves out a value that is random by default (a secret)."""
+    def walk(model: type[BaseModel], given: Any, path: tuple[str, ...]) -> bool:
+        given = given if isinstance(given, dict) else {}
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                if walk(annotation, given.get(name), (*path, name)):
+                    return True
+            elif field.default_factory is not None and name not in given:
+                return True
+        return False
+
+    return walk(MercatoConfig, raw, ())
 
 
 def write_config(config: MercatoConfig, path: Path | str) -> None:

@@ -84,6 +84,9 @@ class CommerceAppService(MercatoAppService):
         """The shop's main channel: created once, adopted if a crash left it unrecorded."""
         existing = [c for c in await store.channels_of(self.db, merchant.slug) if c.is_primary]
         channel = existing[0] if existing else await self._create_channel(merchant)
+        # Idempotent, and lists channels made before the directory allowed shops.
+        await self.intent_for(merchant.mxid).set_room_directory_visibility(
+            channel.room_id, RoomDirectoryVisibility.PUBLIC)
         if not channel.welcome_event_id:
             event_id = await self._post_welcome(merchant, channel)
             await store.set_welcome_event(self.db, channel.room_id, event_id)

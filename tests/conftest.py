@@ -1,0 +1,70 @@
+"""Fixtures shared by every test: databases on both engines, and service checks.
+
+In CI (CI=true) nothing skips: a test that needs PostgreSQL or Redis fails loudly
+when the service is missing. On a laptop without them, those tests skip.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get("MERCATO_TEST_POSTGRES",
+                                    "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_ADDRESS = ("127.0.0.1", 6379)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing_service(what: str) -> None:
+    """Fail in CI, skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not reachable", pytrace=False)
+    pytest.skip(f"{what} is not reachable")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as e:
+        missing_service(f"PostgreSQL at {POSTGRES_ADMIN_URL} ({e})")
+    name = f"mercato_test_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:{tmp_path / 'test.db'}"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def redis_address() -> tuple[str, int]:
+    try:
+        with socket.create_connection(REDIS_ADDRESS, timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            if not sock.recv(16).startswith(b"+PONG"):
+                missing_service("Redis (no PONG)")
+    except OSError as e:
+        missing_service(f"Redis at {REDIS_ADDRESS[0]}:{REDIS_ADDRESS[1]} ({e})")
+    return REDIS_ADDRESS

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from tests.integration.client import MatrixClient
+from tests.integration.network import RunningNetwork, start_network, write_test_config
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
+    """The whole Mercato network, started once for the test session."""
+    base = tmp_path_factory.mktemp("network")
+    running = start_network(write_test_config(base))
+    yield running
+    code = running.stop()
+    assert code == 0, f"mercato up stopped with {code}:\n{running.output()[-3000:]}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield session
+
+
+@pytest.fixture
+async def buyer(network: RunningNetwork, http: aiohttp.ClientSession) -> MatrixClient:
+    demo = network.demo
+    return await MatrixClient(http, network.hs_url).login(
+        demo["buyer"]["user_id"], demo["buyer"]["password"])
+
+
+@pytest.fixture
+async def merchant(network: RunningNetwork, http: aiohttp.ClientSession) -> MatrixClient:
+    demo = network.demo
+    return await MatrixClient(http, network.hs_url).login(
+        demo["merchant"]["user_id"], demo["merchant"]["password"])

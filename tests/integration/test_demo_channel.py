@@ -1,0 +1,111 @@
+"""The first vertical slice: a buyer joins the demo shop's channel and reads its welcome post."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from tests.integration.client import MatrixClient, MatrixError
+from tests.integration.network import RunningNetwork
+
+
+def is_welcome(event: dict) -> bool:
+    return (event.get("type") == "m.room.message"
+            and "Welcome to Mercato Demo Shop" in event.get("content", {}).get("body", ""))
+
+
+async def test_demo_json_tells_how_to_log_in(network: RunningNetwork) -> None:
+    demo = network.demo
+    assert demo["homeserver_url"] == f"http://localhost:{network.config.synapse.port}"
+    assert demo["buyer"]["user_id"] == "@buyer:localhost"
+    assert demo["merchant"]["user_id"] == "@merchant:localhost"
+    assert demo["shop"]["user_id"] == "@shop_demo:localhost"
+    assert demo["channel_alias"] == "#shop_demo:localhost"
+    assert demo["shop"]["api_key"].startswith("mk_")
+    output = network.output()
+    assert "Mercato is running." in output
+    assert demo["buyer"]["password"] in output
+
+
+async def test_buyer_joins_channel_and_reads_welcome_post(
+        network: RunningNetwork, buyer: MatrixClient) -> None:
+    room_id = await buyer.join("#shop_demo:localhost")
+    create = next(e for e in await buyer.full_state(room_id) if e["type"] == "m.room.create")
+    assert create["sender"] == "@shop_demo:localhost", "the shop's own Matrix user owns it"
+    assert (await buyer.state(room_id, "m.room.name"))["name"] == "Mercato Demo Shop"
+    welcome = await buyer.wait_for_message(room_id, is_welcome)
+    assert welcome["sender"] == "@shop_demo:localhost"
+    content = welcome["content"]
+    assert content["msgtype"] == "m.text"
+    assert "@shop_demo:localhost" in content["body"]
+    assert content["format"] == "org.matrix.custom.html"
+    assert "<strong>Welcome to Mercato Demo Shop on Mercato!</strong>" in content["formatted_body"]
+
+
+async def test_channel_lets_followers_react_but_not_post(
+        network: RunningNetwork, buyer: MatrixClient) -> None:
+    room_id = await buyer.join("#shop_demo:localhost")
+    with pytest.raises(MatrixError) as refused:
+        await buyer.send_text(room_id, "spam from a follower")
+    assert refused.value.status == 403 and refused.value.errcode == "M_FORBIDDEN"
+    welcome = await buyer.wait_for_message(room_id, is_welcome)
+    reaction = await buyer.send(room_id, {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": welcome["event_id"], "key": "👍"}},
+        event_type="m.reaction")
+    assert reaction.startswith("$")
+
+
+async def test_channel_is_listed_in_room_directory(buyer: MatrixClient) -> None:
+    rooms = (await buyer.request("GET", "/_matrix/client/v3/publicRooms"))["chunk"]
+    assert any(r.get("canonical_alias") == "#shop_demo:localhost" for r in rooms)
+
+
+async def _wait_followers(network: RunningNetwork, http, expected_member: str,
+                          present: bool) -> dict:
+    headers = {"Authorization": f"Bearer {network.demo['shop']['api_key']}"}
+    db_path = network.config.data_path / "commerce.db"
+    for _ in range(100):
+        async with http.get(f"{network.commerce_url}/_mercato/v1/merchant",
+                            headers=headers) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        with sqlite3.connect(db_path) as conn:
+            rows = conn.execute("SELECT user_id FROM follower").fetchall()
+        if ((expected_member,) in rows) == present:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"follower table never {'had' if present else 'lost'} "
+                         f"{expected_member}: {rows}")
+
+
+async def test_follow_and_unfollow_are_recorded(
+        network: RunningNetwork, merchant: MatrixClient, http) -> None:
+    # The demo merchant person follows, then unfollows, the shop's channel.
+    room_id = await merchant.join("#shop_demo:localhost")
+    body = await _wait_followers(network, http, merchant.user_id, present=True)
+    assert body["slug"] == "demo" and body["user_id"] == "@shop_demo:localhost"
+    assert body["followers"] >= 1
+    assert body["channels"][0]["alias"] == "#shop_demo:localhost"
+    await merchant.leave(room_id)
+    await _wait_followers(network, http, merchant.user_id, present=False)
+
+
+async def test_api_refuses_unknown_key(network: RunningNetwork, http) -> None:
+    async with http.get(f"{network.commerce_url}/_mercato/v1/merchant",
+                        headers={"Authorization": "Bearer mk_not-a-real-key"}) as resp:
+        assert resp.status == 401
+        body = await resp.json()
+    assert body["errcode"] == "M_UNKNOWN_TOKEN"
+    assert "unknown or revoked" in body["error"]
+    async with http.get(f"{network.commerce_url}/_mercato/v1/merchant") as resp:
+        assert resp.status == 401
+        assert "Authorization: Bearer" in (await resp.json())["error"]
+
+
+async def test_shop_directory_lists_demo_shop(network: RunningNetwork, http) -> None:
+    async with http.get(f"{network.commerce_url}/_mercato/v1/shops") as resp:
+        shops = (await resp.json())["shops"]
+    assert [s["slug"] for s in shops] == ["demo"]
+    assert shops[0]["channels"] == ["#shop_demo:localhost"]
