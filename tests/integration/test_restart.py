@@ -1,0 +1,66 @@
+"""A second `make run` reuses the data: same accounts, same channel, no second welcome."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import aiohttp
+
+from tests.integration.client import MatrixClient
+from tests.integration.network import start_network, write_test_config
+
+
+async def _channel_and_welcomes(hs_url: str, demo: dict) -> tuple[str, int]:
+    async with aiohttp.ClientSession() as http:
+        buyer = await MatrixClient(http, hs_url).login(demo["buyer"]["user_id"],
+                                                       demo["buyer"]["password"])
+        room_id = await buyer.join(demo["channel_alias"])
+        welcomes = [e for e in await buyer.messages(room_id)
+                    if e["type"] == "m.room.message" and e["sender"] == demo["shop"]["user_id"]]
+        return room_id, len(welcomes)
+
+
+async def test_restart_reuses_everything(tmp_path) -> None:
+    config_path = write_test_config(tmp_path)
+    first = start_network(config_path, log_name="first.out")
+    try:
+        demo_before = first.demo
+        room_before, welcomes = await _channel_and_welcomes(first.hs_url, demo_before)
+        assert welcomes == 1
+    finally:
+        assert first.stop() == 0, first.output()[-3000:]
+    stopped = re.findall(r'"component": "(\w+)", "code": (-?\d+), "event": "network.stopped"',
+                         first.output())
+    assert [name for name, _ in stopped] == ["shopbot", "contacts", "commerce", "synapse"]
+    assert all(code == "0" for _, code in stopped), stopped
+
+    second = start_network(config_path, log_name="second.out")
+    try:
+        assert second.demo == demo_before, "passwords, API key and aliases must be kept"
+        room_after, welcomes = await _channel_and_welcomes(second.hs_url, second.demo)
+        assert room_after == room_before
+        assert welcomes == 1, "the welcome post was sent again on restart"
+        assert "channel.created" not in second.output()
+    finally:
+        assert second.stop() == 0
+
+    # The operator's view of the same data, through the CLI.
+    listing = subprocess.run(
+        [sys.executable, "-m", "mercato", "--config", str(config_path),
+         "admin", "merchants", "list"], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    assert "demo" in listing.stdout and "@shop_demo:localhost" in listing.stdout
+    assert json.loads((tmp_path / "data" / "demo.json").read_text())["shop"]["slug"] == "demo"
+
+
+def test_config_errors_name_the_key(tmp_path) -> None:
+    config = tmp_path / "mercato.yaml"
+    config.write_text("synapse:\n  port: 99999\n")
+    result = subprocess.run([sys.executable, "-m", "mercato", "--config", str(config),
+                             "config", "check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "synapse.port" in result.stderr and "less than or equal to 65535" in result.stderr
+    assert config.read_text() == "synapse:\n  port: 99999\n", "a bad file must not be rewritten"
