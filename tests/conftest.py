@@ -68,3 +68,13 @@ def redis_address() -> tuple[str, int]:
     except OSError as e:
         missing_service(f"Redis at {REDIS_ADDRESS[0]}:{REDIS_ADDRESS[1]} ({e})")
     return REDIS_ADDRESS
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """In CI nothing may skip: a skipped test is reported as a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
