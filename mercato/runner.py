@@ -78,7 +78,7 @@ def demo_summary(config: MercatoConfig) -> dict[str, object]:
         "shop": {"slug": demo.shop_slug, "name": demo.shop_name,
                  "user_id": config.user_id(config.commerce.user_prefix + demo.shop_slug),
                  "api_key": demo.api_key,
-                 "api_url": f"http://localhost:{config.commerce.port}/_mercato/v1"},
+                 "api_url": f"http://localhost:{config.commerce.port}/api/v1"},
         "channel_alias": f"#{config.commerce.user_prefix}{demo.shop_slug}:{server}",
         "shopbot": config.user_id(config.shopbot.localpart),
         "contacts_bot": config.user_id(config.contacts.bot_localpart),

@@ -67,7 +67,7 @@ async def _wait_followers(network: RunningNetwork, http, expected_member: str,
     headers = {"Authorization": f"Bearer {network.demo['shop']['api_key']}"}
     db_path = network.config.data_path / "commerce.db"
     for _ in range(100):
-        async with http.get(f"{network.commerce_url}/_mercato/v1/merchant",
+        async with http.get(f"{network.commerce_url}/api/v1/merchant",
                             headers=headers) as resp:
             assert resp.status == 200
             body = await resp.json()
@@ -93,19 +93,19 @@ async def test_follow_and_unfollow_are_recorded(
 
 
 async def test_api_refuses_unknown_key(network: RunningNetwork, http) -> None:
-    async with http.get(f"{network.commerce_url}/_mercato/v1/merchant",
+    async with http.get(f"{network.commerce_url}/api/v1/merchant",
                         headers={"Authorization": "Bearer mk_not-a-real-key"}) as resp:
         assert resp.status == 401
         body = await resp.json()
     assert body["errcode"] == "M_UNKNOWN_TOKEN"
     assert "unknown or revoked" in body["error"]
-    async with http.get(f"{network.commerce_url}/_mercato/v1/merchant") as resp:
+    async with http.get(f"{network.commerce_url}/api/v1/merchant") as resp:
         assert resp.status == 401
         assert "Authorization: Bearer" in (await resp.json())["error"]
 
 
 async def test_shop_directory_lists_demo_shop(network: RunningNetwork, http) -> None:
-    async with http.get(f"{network.commerce_url}/_mercato/v1/shops") as resp:
+    async with http.get(f"{network.commerce_url}/api/v1/shops") as resp:
         shops = (await resp.json())["shops"]
     assert [s["slug"] for s in shops] == ["demo"]
     assert shops[0]["channels"] == ["#shop_demo:localhost"]

@@ -13,7 +13,7 @@ from mercato.config import MercatoConfig
 from mercato.db import Database
 from mercato.web import json_error
 
-API_PREFIX = "/_mercato/v1"
+API_PREFIX = "/api/v1"
 
 DB_KEY = web.AppKey("commerce_db", Database)
 CONFIG_KEY = web.AppKey("commerce_config", MercatoConfig)
