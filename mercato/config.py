@@ -72,7 +72,7 @@ class AppServiceConfig(_Section):
     @field_validator("bot_localpart")
     @classmethod
     def _localpart(cls, value: str) -> str:
-        if not _LOCALPART.match(value):
+        if not _LOCALPART.fullmatch(value):
             raise ValueError("must be a Matrix localpart: lowercase letters, digits, ._=/+-")
         return value
 
@@ -85,19 +85,41 @@ class AppServiceConfig(_Section):
         return value
 
 
+def _check_prefix(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9._=/+-]*[_.=-]", value):
+        raise ValueError("must be lowercase letters, digits or ._=/+- ending in a separator "
+                         "such as '_' (for example 'shop_'); an empty prefix would claim "
+                         "every user")
+    return value
+
+
 class CommerceConfig(AppServiceConfig):
     port: Port = 8090
     bot_localpart: str = "mercato"
     # Shops are @<prefix><slug> and their channels #<prefix><slug>.
     user_prefix: str = "shop_"
-    # What the shop bot presents to the commerce API.
+    # What the shop bot presents to the commerce API (with the user it acts for).
     service_token: Secret = Field(default_factory=_secret)
+    # What the operator (and `mercato admin`) presents to the commerce API.
+    operator_token: Secret = Field(default_factory=_secret)
+    # Extra CA certificates trusted when checking a shop's domain proof (PEM file).
+    domain_proof_ca_file: str = ""
+
+    @field_validator("user_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return _check_prefix(value)
 
 
 class ContactsConfig(AppServiceConfig):
     port: Port = 8091
     bot_localpart: str = "contacts"
     user_prefix: str = "contacts_"
+
+    @field_validator("user_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return _check_prefix(value)
 
 
 class ShopbotConfig(_Section):
@@ -118,8 +140,8 @@ class DemoConfig(_Section):
     enabled: bool = True
     shop_slug: str = "demo"
     shop_name: str = "Mercato Demo Shop"
-    buyer: DemoAccount = DemoAccount(localpart="buyer")
-    merchant: DemoAccount = DemoAccount(localpart="merchant")
+    buyer: DemoAccount = Field(default_factory=lambda: DemoAccount(localpart="buyer"))
+    merchant: DemoAccount = Field(default_factory=lambda: DemoAccount(localpart="merchant"))
     api_key: Secret = Field(default_factory=lambda: "mk_" + secrets.token_urlsafe(32))
 
     @field_validator("shop_slug")
@@ -155,7 +177,7 @@ class MercatoConfig(_Section):
     @field_validator("server_name")
     @classmethod
     def _server_name(cls, value: str) -> str:
-        if not _SERVER_NAME.match(value):
+        if not _SERVER_NAME.fullmatch(value):
             raise ValueError("must be a host name such as example.com (optionally with :port)")
         return value
 
@@ -176,10 +198,7 @@ class MercatoConfig(_Section):
     @property
     def homeserver_url(self) -> str:
         """The URL Mercato's own components use to reach Synapse's client API."""
-        host = self.synapse.bind_address
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        return f"http://{host}:{self.synapse.port}"
+        return f"http://{reachable_host(self.synapse.bind_address)}:{self.synapse.port}"
 
     @property
     def client_baseurl(self) -> str:
@@ -198,11 +217,20 @@ class MercatoConfig(_Section):
         return f"@{localpart}:{self.server_name}"
 
 
+def reachable_host(bind_address: str) -> str:
+    """How a process on this machine reaches something bound to `bind_address`."""
+    if bind_address in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{bind_address}]" if ":" in bind_address else bind_address
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "is not a known setting (check the spelling)"
         lines.append(f"{key}: {message}")
@@ -258,7 +286,11 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH, *, create: bool = False)
     config = parse_config(raw, base_dir=path.parent.resolve())
     if _missing_generated_values(raw or {}, config):
         # Secrets generated now must be the same in every process: write them down.
-        write_config(config, path)
+        try:
+            write_config(config, path)
+        except OSError as e:
+            raise ConfigError(f"{path} leaves out a secret and cannot be completed ({e}); "
+                              "write every token and password into it") from None
     return config
 
 

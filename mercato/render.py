@@ -6,6 +6,7 @@ mercato.yaml, so `make run`, the tests and docker-compose.yml share one source.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 import jinja2
 from signedjson.key import generate_signing_key, write_signing_keys
 
-from mercato.config import AppServiceConfig, MercatoConfig
+from mercato.config import AppServiceConfig, MercatoConfig, reachable_host
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "homeserver-config"
 
@@ -72,6 +73,7 @@ def registration_context(
     return {
         "name": name,
         "service": service,
+        "service_host": reachable_host(service.bind_address),
         "user_regexes": [
             exact_user_regex(service.bot_localpart, config.server_name),
             namespace_regex("@", prefix, config.server_name),
@@ -96,7 +98,7 @@ def render_all(config: MercatoConfig) -> RenderedPaths:
     for directory in (paths.synapse_dir / "media_store", paths.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
 
-    log_format = config.logging.format if config.logging.format != "auto" else "auto"
+    log_format = config.logging.format
     _write_private(
         paths.homeserver_config,
         env.get_template("homeserver.yaml.j2").render(config=config, paths=paths),
@@ -119,7 +121,7 @@ def render_all(config: MercatoConfig) -> RenderedPaths:
             config, "contacts", config.contacts, config.contacts.user_prefix)),
     )
     if not paths.signing_key.exists():
-        with open(paths.signing_key, "w", encoding="utf-8") as out:
-            write_signing_keys(out, [generate_signing_key("a_mrc0")])
-        paths.signing_key.chmod(0o600)
+        key = io.StringIO()
+        write_signing_keys(key, [generate_signing_key("a_mrc0")])
+        _write_private(paths.signing_key, key.getvalue())
     return paths

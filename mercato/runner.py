@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from mercato.config import MercatoConfig
+from mercato.config import MercatoConfig, reachable_host
 from mercato.logging import get_logger
 from mercato.matrix.admin import register_user
 from mercato.render import RenderedPaths, render_all
@@ -48,9 +48,7 @@ def _children(config: MercatoConfig, config_path: Path, paths: RenderedPaths) ->
     py = sys.executable
     run = [py, "-m", "mercato", "--config", str(config_path), "run"]
 
-    def local(host: str) -> str:
-        return "127.0.0.1" if host in ("0.0.0.0", "::") else host
-
+    local = reachable_host
     return [
         Child("synapse", [py, "-m", "synapse.app.homeserver", "-c",
                           str(paths.homeserver_config)],

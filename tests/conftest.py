@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -50,7 +50,7 @@ async def postgres_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """Run the test once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:{tmp_path / 'test.db'}"

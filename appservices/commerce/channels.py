@@ -43,15 +43,39 @@ def channel_power_levels(shop: str, mercato_bot: str, *,
 
 def room_version_has_privileged_creators(version: str) -> bool:
     """True for room versions where creators hold unlimited power (MSC4289, v12+)."""
-    return version.isdigit() and int(version) >= 12
+    if version.isdigit():
+        return int(version) >= 12
+    # Synapse's experimental forerunner of v12 ("org.matrix.hydra.11") has the same rule.
+    return version.startswith("org.matrix.hydra.")
 
 
 def channel_alias_localpart(user_prefix: str, slug: str) -> str:
     return f"{user_prefix}{slug}"
 
 
-def channel_topic(shop_name: str, description: str) -> str:
-    topic = f"Official channel of {shop_name} on Mercato."
+def channel_topic(shop_name: str, description: str, *, status: str = "approved",
+                  verified_by: str | None = None, verified_on: str | None = None,
+                  website: str | None = None) -> str:
+    """The topic every client shows under the channel name: status and verification first."""
+    parts = []
+    if status == "suspended":
+        parts.append("⚠ Suspended: this shop cannot post on Mercato right now.")
+    if verified_by:
+        parts.append(f"✓ Verified shop — {website}, verified by {verified_by} on {verified_on}.")
+    parts.append(f"Official channel of {shop_name} on Mercato.")
     if description:
-        topic += f" {description}"
-    return topic + " Follow by joining; only the shop posts here."
+        parts.append(description)
+    parts.append("Follow by joining; only the shop posts here.")
+    return " ".join(parts)
+
+
+def shop_display_name(name: str, verified: bool) -> str:
+    return f"{name} ✓" if verified else name
+
+
+def staff_room_topic(shop_name: str) -> str:
+    return (f"Private room of {shop_name}'s staff. Each buyer's conversation arrives as a "
+            "thread; reply in the thread and the buyer gets it from the shop.")
+
+
+SHOP_STATE_EVENT = "org.mercato.shop"

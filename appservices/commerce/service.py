@@ -1,10 +1,14 @@
-"""The commerce appservice process: shops as Matrix users, their channels, the API."""
+"""The commerce appservice process: shops as Matrix users, their rooms, the HTTP API."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from mautrix.api import Method
 from mautrix.errors import MNotFound
+from mautrix.types import Event as MatrixEvent
 from mautrix.types import (
     EventType,
     Format,
@@ -17,12 +21,13 @@ from mautrix.types import (
     TextMessageEventContent,
     UserID,
 )
-from mautrix.types import Event as MatrixEvent
 
-from appservices.commerce import channels
+from appservices.commerce import channels, merchants
 from appservices.commerce.api import add_api_routes
-from appservices.commerce.db import store
+from appservices.commerce.api.routes import ApiContext
+from appservices.commerce.db import access, store
 from appservices.commerce.db.upgrade import upgrade_table
+from appservices.commerce.support import SupportDesk
 from mercato.config import MercatoConfig
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService
@@ -33,6 +38,7 @@ from mercato.types import MerchantSlug
 log = get_logger(__name__)
 
 TEMPLATES = template_environment(Path(__file__).parent / "templates")
+SHOP_STATE = EventType.find(channels.SHOP_STATE_EVENT, EventType.Class.STATE)
 
 
 class CommerceAppService(MercatoAppService):
@@ -41,7 +47,8 @@ class CommerceAppService(MercatoAppService):
     def __init__(self, config: MercatoConfig) -> None:
         super().__init__(config, config.commerce, upgrade_table)
         self.room_version = ""
-        add_api_routes(self.app, self.db, config)
+        self.support = SupportDesk(self)
+        add_api_routes(self.app, ApiContext(db=self.db, config=config.commerce, matrix=self))
 
     def shop_mxid(self, slug: str) -> UserID:
         return UserID(self.config.user_id(f"{self.config.commerce.user_prefix}{slug}"))
@@ -50,35 +57,115 @@ class CommerceAppService(MercatoAppService):
         localpart = channels.channel_alias_localpart(self.config.commerce.user_prefix, slug)
         return RoomAlias(f"#{localpart}:{self.config.server_name}")
 
+    def is_shop_user(self, user_id: str) -> bool:
+        return (user_id.startswith(f"@{self.config.commerce.user_prefix}")
+                and user_id.endswith(f":{self.config.server_name}"))
+
     async def on_start(self) -> None:
-        capabilities = await self.bot.api.request("GET", "/_matrix/client/v3/capabilities")
+        capabilities = await self.bot.api.request(Method.GET, "/_matrix/client/v3/capabilities")
         self.room_version = capabilities["capabilities"]["m.room_versions"]["default"]
+        if self.config.demo.enabled:
+            await self._seed_demo()
+
+    async def _seed_demo(self) -> None:
         demo = self.config.demo
-        if demo.enabled:
-            merchant = await self.ensure_merchant(
-                MerchantSlug(demo.shop_slug), demo.shop_name,
-                owner=UserID(self.config.user_id(demo.merchant.localpart)),
-                description="A shop to try Mercato with.")
-            await store.store_api_key(self.db, merchant.slug, demo.api_key, "demo")
-            await self.ensure_primary_channel(merchant)
-
-    # -- shops and channels --------------------------------------------------------------
-
-    async def ensure_merchant(self, slug: MerchantSlug, name: str, *, owner: UserID,
-                              description: str = "", website: str = "") -> store.Merchant:
-        """Create the shop's Matrix user and its row; safe to call again."""
-        mxid = self.shop_mxid(slug)
-        intent = self.intent_for(mxid)
-        await intent.ensure_registered()
-        await intent.set_displayname(name)
+        operator = merchants.Principal(kind="operator", user_id="demo-seed")
+        slug = MerchantSlug(demo.shop_slug)
         merchant = await store.get_merchant(self.db, slug)
         if merchant is None:
-            merchant = store.Merchant(slug=slug, name=name, description=description,
-                                      website=website, mxid=mxid, owner_mxid=owner,
-                                      status="approved", created_at=store.now_ms())
-            await store.insert_merchant(self.db, merchant)
-            log.info("merchant.created", slug=slug, mxid=mxid)
-        return merchant
+            merchant = await merchants.apply(self.db, self, operator, {
+                "slug": slug, "name": demo.shop_name,
+                "description": "A shop to try Mercato with.",
+                "owner": self.config.user_id(demo.merchant.localpart)})
+        if merchant.status == "pending":
+            merchant = await merchants.change_status(self.db, self, operator, slug, "approve")
+        else:
+            await self.provision_shop(merchant)
+        await access.insert_api_key(self.db, slug, demo.api_key, key_id="demo", label="demo",
+                                    role="owner", created_by="demo-seed")
+
+    # -- ShopMatrix: what the merchant lifecycle needs from Matrix -----------------------
+
+    async def provision_shop(self, merchant: store.Merchant) -> str:
+        intent = self.intent_for(merchant.mxid)
+        await intent.ensure_registered()
+        await intent.set_displayname(channels.shop_display_name(merchant.name, merchant.verified))
+        if merchant.avatar_url:
+            await intent.set_avatar_url(merchant.avatar_url)
+        await self.ensure_primary_channel(merchant)
+        return merchant.staff_room_id or await self._create_staff_room(merchant)
+
+    async def publish_shop_state(self, merchant: store.Merchant) -> None:
+        intent = self.intent_for(merchant.mxid)
+        await intent.ensure_registered()
+        await intent.set_displayname(channels.shop_display_name(merchant.name, merchant.verified))
+        if merchant.avatar_url:
+            await intent.set_avatar_url(merchant.avatar_url)
+        verified_on = (datetime.fromtimestamp(merchant.verified_at / 1000, UTC).date().isoformat()
+                       if merchant.verified_at else None)
+        verifier = None
+        if merchant.verified:
+            verifier = (f"the operator of {self.config.server_name}"
+                        if merchant.verification_method == "operator"
+                        else f"domain proof checked by {self.config.server_name}")
+        state = {
+            "slug": merchant.slug,
+            "name": merchant.name,
+            "status": merchant.status,
+            "verified": merchant.verified,
+            "verification": {"verified_by": verifier, "verified_at": merchant.verified_at,
+                             "website": merchant.verified_website,
+                             "method": merchant.verification_method}
+            if merchant.verified else None,
+        }
+        rooms = [c.room_id for c in await store.channels_of(self.db, merchant.slug)]
+        for room_id in rooms:
+            await intent.set_room_topic(room_id, channels.channel_topic(
+                merchant.name, merchant.description, status=merchant.status,
+                verified_by=verifier, verified_on=verified_on,
+                website=merchant.verified_website))
+            await intent.send_state_event(room_id, SHOP_STATE, state, state_key="")
+        if merchant.staff_room_id:
+            await intent.send_state_event(merchant.staff_room_id, SHOP_STATE, state,
+                                          state_key="")
+
+    async def invite_staff(self, merchant: store.Merchant, user_id: str) -> None:
+        if merchant.staff_room_id:
+            await self.intent_for(merchant.mxid).invite_user(merchant.staff_room_id,
+                                                             UserID(user_id))
+
+    async def remove_staff(self, merchant: store.Merchant, user_id: str) -> None:
+        if merchant.staff_room_id:
+            try:
+                await self.intent_for(merchant.mxid).kick_user(
+                    merchant.staff_room_id, UserID(user_id), "No longer staff of the shop")
+            except MNotFound:
+                pass
+
+    # -- rooms -----------------------------------------------------------------------------
+
+    def _power_levels(self, shop: str, *, members_level: int = 0) -> dict:
+        return channels.channel_power_levels(
+            shop, self.bot_mxid, creator_in_users=not channels.room_version_has_privileged_creators(
+                self.room_version))
+
+    async def _create_staff_room(self, merchant: store.Merchant) -> str:
+        intent = self.intent_for(merchant.mxid)
+        staff = [UserID(m.user_id) for m in await access.staff_of(self.db, merchant.slug)]
+        users = {self.bot_mxid: 100}
+        if not channels.room_version_has_privileged_creators(self.room_version):
+            users[merchant.mxid] = 100
+        room_id = await intent.create_room(
+            preset=RoomCreatePreset.PRIVATE,
+            name=f"{merchant.name} — staff",
+            topic=channels.staff_room_topic(merchant.name),
+            invitees=[self.bot_mxid, *staff],
+            power_level_override={"users": users, "users_default": 0, "events_default": 0,
+                                  "invite": 100, "kick": 100, "ban": 100, "state_default": 100},
+        )
+        await self.bot.ensure_joined(room_id)
+        log.info("staff_room.created", slug=merchant.slug, room_id=room_id, staff=len(staff))
+        return room_id
 
     async def ensure_primary_channel(self, merchant: store.Merchant) -> store.Channel:
         """The shop's main channel: created once, adopted if a crash left it unrecorded."""
@@ -106,10 +193,7 @@ class CommerceAppService(MercatoAppService):
                 preset=RoomCreatePreset.PUBLIC,
                 name=merchant.name,
                 topic=channels.channel_topic(merchant.name, merchant.description),
-                power_level_override=channels.channel_power_levels(
-                    merchant.mxid, self.bot_mxid,
-                    creator_in_users=not channels.room_version_has_privileged_creators(
-                        self.room_version)),
+                power_level_override=self._power_levels(merchant.mxid),
                 initial_state=[{"type": "m.room.history_visibility", "state_key": "",
                                 "content": {"history_visibility": "world_readable"}}],
             )
@@ -138,8 +222,10 @@ class CommerceAppService(MercatoAppService):
 
     # -- Matrix events -------------------------------------------------------------------
 
-    async def handle_event(self, event: MatrixEvent) -> None:
+    async def handle_event(self, event: MatrixEvent, raw: dict[str, Any]) -> None:
         if await self.accept_invite_if_for_bot(event):
+            return
+        if await self.support.handle_event(event, raw):
             return
         if event.type == EventType.ROOM_MEMBER and isinstance(event, StateEvent):
             await self._track_follower(event)
@@ -149,8 +235,7 @@ class CommerceAppService(MercatoAppService):
         if channel is None:
             return
         user_id = event.state_key
-        if user_id == self.bot_mxid or user_id.startswith(
-                f"@{self.config.commerce.user_prefix}"):
+        if user_id == self.bot_mxid or self.is_shop_user(user_id):
             return
         if event.content.membership == Membership.JOIN:
             await store.add_follower(self.db, channel.room_id, user_id)

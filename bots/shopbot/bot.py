@@ -45,10 +45,10 @@ def parse_command(body: str, prefix: str, *, direct: bool) -> Command | None:
         text = text[len(prefix):]
     elif not direct:
         return None
-    if not text:
+    parts = text.split(None, 1)
+    if not parts:
         return None
-    name, _, args = text.partition(" ")
-    return Command(name=name.lower(), args=args.strip())
+    return Command(name=parts[0].lower(), args=parts[1].strip() if len(parts) > 1 else "")
 
 
 def answer(command: Command, prefix: str) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from mautrix.types import EventType, MessageEvent, TextMessageEventContent, UserID
 from mautrix.types import Event as MatrixEvent
+from mautrix.types import EventType, MessageEvent, TextMessageEventContent, UserID
 
 from bridges.contacts.db.upgrade import upgrade_table
 from mercato.config import MercatoConfig
@@ -27,7 +28,7 @@ class ContactsBridge(MercatoAppService):
     def __init__(self, config: MercatoConfig) -> None:
         super().__init__(config, config.contacts, upgrade_table)
 
-    async def handle_event(self, event: MatrixEvent) -> None:
+    async def handle_event(self, event: MatrixEvent, raw: dict[str, Any]) -> None:
         if await self.accept_invite_if_for_bot(event):
             await self._greet(UserID(event.sender), event.room_id)
             return

@@ -146,7 +146,7 @@ class MercatoAppService:
             await self.state_store.update_state(event)
         else:
             event.type = event.type.with_class(EventType.Class.MESSAGE)
-        await self.handle_event(event)
+        await self.handle_event(event, raw)
 
     async def accept_invite_if_for_bot(self, event: Event) -> bool:
         """Join rooms the bot is invited to; returns True if this event was that invite."""
@@ -162,8 +162,8 @@ class MercatoAppService:
 
     # -- overridable ------------------------------------------------------------------
 
-    async def handle_event(self, event: Event) -> None:
-        """Handle one room event; raising makes the inbox retry it later."""
+    async def handle_event(self, event: Event, raw: dict[str, Any]) -> None:
+        """Handle one room event (typed, and as received); raising makes the inbox retry it."""
 
     async def query_user(self, user_id: UserID) -> bool:
         return False

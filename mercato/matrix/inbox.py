@@ -182,8 +182,11 @@ class Inbox:
             by_room.setdefault(item.room_id, []).append(item)
         results = await asyncio.gather(
             *(self._drain_room(room_items, handler) for room_items in by_room.values()))
-        retry_times = [i.next_attempt_at for i in items if i.next_attempt_at > _now_ms()]
-        return any(results), (min(retry_times) if retry_times else None)
+        # Read after the pass: failures in this pass scheduled their retries just now.
+        next_retry = await self.db.fetchval(
+            "SELECT MIN(next_attempt_at) FROM as_inbox WHERE handled_at IS NULL"
+            " AND next_attempt_at > $1", _now_ms())
+        return any(results), next_retry
 
     async def prune(self) -> None:
         cutoff = _now_ms() - RETENTION_SECONDS * 1000

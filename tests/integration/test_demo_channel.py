@@ -98,7 +98,7 @@ async def test_api_refuses_unknown_key(network: RunningNetwork, http) -> None:
         assert resp.status == 401
         body = await resp.json()
     assert body["errcode"] == "M_UNKNOWN_TOKEN"
-    assert "unknown or revoked" in body["error"]
+    assert "unknown or the API key was revoked" in body["error"]
     async with http.get(f"{network.commerce_url}/api/v1/merchant") as resp:
         assert resp.status == 401
         assert "Authorization: Bearer" in (await resp.json())["error"]

@@ -1,82 +1,63 @@
-"""The commerce HTTP API: one API for the shop bot, web pages and shops' own scripts.
+"""The commerce HTTP API (`/api/v1`): one API for the shop bot, web pages and shop scripts.
 
-It knows nothing of Matrix events; it reads and changes the same domain data the
-Matrix handlers use.
+It knows nothing of Matrix events; it calls the same domain functions the Matrix
+handlers use, and hands them the appservice as their `ShopMatrix` port.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 
-from appservices.commerce.db import store
-from mercato.config import MercatoConfig
-from mercato.db import Database
+from appservices.commerce.api import routes
+from appservices.commerce.api.openapi import openapi_document
+from appservices.commerce.errors import CommerceError
+from mercato.logging import get_logger
 from mercato.web import json_error
 
+log = get_logger(__name__)
+
 API_PREFIX = "/api/v1"
-
-DB_KEY = web.AppKey("commerce_db", Database)
-CONFIG_KEY = web.AppKey("commerce_config", MercatoConfig)
+MAX_BODY_BYTES = 1024 * 1024
 
 
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+@web.middleware
+async def api_errors(request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+    if not request.path.startswith(API_PREFIX):
+        return await handler(request)
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        return json_error(413, "M_TOO_LARGE",
+                          f"Request body over {MAX_BODY_BYTES // 1024} KiB; send less.")
+    try:
+        return await handler(request)
+    except CommerceError as e:
+        return json_error(e.status, e.errcode, e.message)
+    except json.JSONDecodeError:
+        return json_error(400, "M_NOT_JSON", "The request body is not valid JSON.")
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("api.failed", path=request.path, method=request.method)
+        return json_error(500, "M_UNKNOWN", "Something went wrong on our side; nothing was "
+                                            "changed. Try again, or tell the operator.")
 
 
-async def _merchant_from_key(request: web.Request) -> store.Merchant | web.Response:
-    key = _bearer(request)
-    if not key:
-        return json_error(401, "M_MISSING_TOKEN",
-                          "Send your shop's API key as 'Authorization: Bearer <key>'")
-    merchant = await store.merchant_for_api_key(request.app[DB_KEY], key)
-    if merchant is None:
-        return json_error(401, "M_UNKNOWN_TOKEN",
-                          "This API key is unknown or revoked; create a new one")
-    return merchant
+def add_api_routes(app: web.Application, context: routes.ApiContext) -> None:
+    app.middlewares.append(api_errors)
+    app[routes.CONTEXT] = context
+    for method, path, handler, _spec in routes.ROUTES:
+        app.router.add_route(method, API_PREFIX + path, handler)
+    document = openapi_document(API_PREFIX, routes.ROUTES)
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get(API_PREFIX + "/openapi.json", openapi)
 
 
-async def _channel_summaries(db: Database, slug: str) -> list[dict[str, object]]:
-    summaries = []
-    for channel in await store.channels_of(db, store.MerchantSlug(slug)):
-        followers = await db.fetchval("SELECT COUNT(*) FROM follower WHERE room_id=$1",
-                                      channel.room_id)
-        summaries.append({"room_id": channel.room_id, "alias": channel.alias,
-                          "name": channel.name, "primary": bool(channel.is_primary),
-                          "followers": followers})
-    return summaries
-
-
-async def get_own_merchant(request: web.Request) -> web.Response:
-    merchant = await _merchant_from_key(request)
-    if isinstance(merchant, web.Response):
-        return merchant
-    db = request.app[DB_KEY]
-    return web.json_response({
-        "slug": merchant.slug,
-        "name": merchant.name,
-        "user_id": merchant.mxid,
-        "owner": merchant.owner_mxid,
-        "status": merchant.status,
-        "followers": await store.follower_count(db, merchant.slug),
-        "channels": await _channel_summaries(db, merchant.slug),
-    })
-
-
-async def list_shops(request: web.Request) -> web.Response:
-    """The public merchant directory: approved shops and their channels."""
-    db = request.app[DB_KEY]
-    shops = []
-    for merchant in await store.list_merchants(db, status="approved"):
-        channels = await store.channels_of(db, merchant.slug)
-        shops.append({"slug": merchant.slug, "name": merchant.name,
-                      "description": merchant.description, "user_id": merchant.mxid,
-                      "channels": [c.alias for c in channels]})
-    return web.json_response({"shops": shops})
-
-
-def add_api_routes(app: web.Application, db: Database, config: MercatoConfig) -> None:
-    app[DB_KEY] = db
-    app[CONFIG_KEY] = config
-    app.router.add_get(f"{API_PREFIX}/merchant", get_own_merchant)
-    app.router.add_get(f"{API_PREFIX}/shops", list_shops)
+__all__ = ["API_PREFIX", "add_api_routes", "Any"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from mercato.db import Database
 from mercato.types import MerchantSlug, RoomID, UserID
@@ -29,6 +30,24 @@ class Merchant:
     owner_mxid: UserID
     status: str
     created_at: int
+    avatar_url: str = ""
+    status_reason: str = ""
+    flagged_reason: str = ""
+    verified_at: int | None = None
+    verified_by: str | None = None
+    verified_website: str | None = None
+    verification_method: str | None = None
+    domain_token: str | None = None
+    staff_room_id: str | None = None
+    welcome_message: str = ""
+    away_message: str = ""
+    opening_hours: str = ""
+    keyword_replies: str = "[]"
+    updated_at: int = 0
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
 
 
 @dataclass(frozen=True)
@@ -40,8 +59,24 @@ class Channel:
     is_primary: bool
     welcome_event_id: str | None
 
+    def __post_init__(self) -> None:
+        # SQLite hands booleans back as 0/1.
+        object.__setattr__(self, "is_primary", bool(self.is_primary))
 
-_MERCHANT_COLUMNS = "slug, name, description, website, mxid, owner_mxid, status, created_at"
+
+_MERCHANT_COLUMNS = (
+    "slug, name, description, website, mxid, owner_mxid, status, created_at, avatar_url, "
+    "status_reason, flagged_reason, verified_at, verified_by, verified_website, "
+    "verification_method, domain_token, staff_room_id, welcome_message, away_message, "
+    "opening_hours, keyword_replies, updated_at"
+)
+# Columns a shop's own data may change through update_merchant.
+UPDATABLE = frozenset({
+    "name", "description", "website", "avatar_url", "status", "status_reason",
+    "flagged_reason", "verified_at", "verified_by", "verified_website", "verification_method",
+    "domain_token", "staff_room_id", "welcome_message", "away_message", "opening_hours",
+    "keyword_replies",
+})
 _CHANNEL_COLUMNS = "room_id, merchant_slug, alias, name, is_primary, welcome_event_id"
 
 
@@ -64,11 +99,28 @@ async def list_merchants(db: Database, status: str | None = None) -> list[Mercha
     return [Merchant(**row) for row in rows]
 
 
-async def insert_merchant(db: Database, merchant: Merchant) -> None:
+async def insert_merchant(db: Any, merchant: Merchant) -> None:
+    """Insert a new shop row (db may be a connection inside a transaction)."""
     await db.execute(
-        f"INSERT INTO merchant ({_MERCHANT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        "INSERT INTO merchant (slug, name, description, website, mxid, owner_mxid, status,"
+        " created_at, avatar_url, flagged_reason, updated_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
         merchant.slug, merchant.name, merchant.description, merchant.website, merchant.mxid,
-        merchant.owner_mxid, merchant.status, merchant.created_at)
+        merchant.owner_mxid, merchant.status, merchant.created_at, merchant.avatar_url,
+        merchant.flagged_reason, merchant.created_at)
+
+
+async def update_merchant(db: Any, slug: str, **changes: Any) -> None:
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    if not changes:
+        return
+    names = list(changes)
+    assignments = ", ".join(f"{name}=${i + 2}" for i, name in enumerate(names))
+    await db.execute(
+        f"UPDATE merchant SET {assignments}, updated_at=${len(names) + 2} WHERE slug=$1",
+        slug, *(changes[n] for n in names), now_ms())
 
 
 async def get_channel(db: Database, room_id: str) -> Channel | None:
@@ -108,17 +160,3 @@ async def follower_count(db: Database, slug: MerchantSlug) -> int:
     return await db.fetchval(
         "SELECT COUNT(DISTINCT f.user_id) FROM follower f JOIN channel c ON c.room_id=f.room_id"
         " WHERE c.merchant_slug=$1", slug)
-
-
-async def store_api_key(db: Database, slug: MerchantSlug, key: str, label: str) -> None:
-    await db.execute(
-        "INSERT INTO api_key (key_hash, merchant_slug, label, created_at) VALUES ($1,$2,$3,$4)"
-        " ON CONFLICT (key_hash) DO NOTHING", hash_api_key(key), slug, label, now_ms())
-
-
-async def merchant_for_api_key(db: Database, key: str) -> Merchant | None:
-    row = await db.fetchrow(
-        f"SELECT {', '.join('m.' + c for c in _MERCHANT_COLUMNS.split(', '))} FROM api_key k"
-        " JOIN merchant m ON m.slug=k.merchant_slug WHERE k.key_hash=$1 AND k.revoked_at IS NULL",
-        hash_api_key(key))
-    return Merchant(**row) if row else None

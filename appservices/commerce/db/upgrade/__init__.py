@@ -5,4 +5,4 @@ from mercato.db import UpgradeTable
 upgrade_table = UpgradeTable(version_table_name="commerce_version",
                              database_name="commerce")
 
-from . import v01_initial  # noqa: E402,F401  (registers itself)
+from . import v01_initial, v02_merchant_accounts  # noqa: E402,F401  (register themselves)

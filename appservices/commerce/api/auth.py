@@ -1,0 +1,65 @@
+"""Who is calling the commerce API: the operator, the shop bot for a user, or a shop key."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from appservices.commerce.db import access
+from appservices.commerce.errors import CommerceError
+from appservices.commerce.merchants import Principal, validate_user_id
+from mercato.config import CommerceConfig
+from mercato.db import Database
+
+ACTING_USER_HEADER = "X-Mercato-Acting-User"
+
+
+class Unauthorized(CommerceError):
+    status = 401
+    errcode = "M_UNKNOWN_TOKEN"
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return header.removeprefix("Bearer ").strip() or None
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+async def principal_from_request(request: web.Request, db: Database,
+                                 config: CommerceConfig) -> Principal | None:
+    """None for an anonymous caller; raises Unauthorized for a token that is not valid."""
+    token = bearer_token(request)
+    if token is None:
+        if request.headers.get("Authorization"):
+            raise Unauthorized("Use 'Authorization: Bearer <token>'.", errcode="M_MISSING_TOKEN")
+        return None
+    if _same(token, config.operator_token):
+        acting = request.headers.get(ACTING_USER_HEADER, "")
+        return Principal(kind="operator", user_id=acting)
+    if _same(token, config.service_token):
+        acting = request.headers.get(ACTING_USER_HEADER)
+        if not acting:
+            raise Unauthorized(f"The service token needs the {ACTING_USER_HEADER} header "
+                               "naming the Matrix user it acts for.",
+                               errcode="M_MISSING_PARAM", status=400)
+        return Principal(kind="user", user_id=validate_user_id(acting, ACTING_USER_HEADER))
+    found = await access.lookup_api_key(db, token) if token.startswith("mk_") else None
+    if found is None:
+        raise Unauthorized("This token is unknown or the API key was revoked; create a new "
+                           "key with the shop bot or the API.")
+    merchant, key = found
+    return Principal(kind="api_key", key_slug=merchant.slug, key_role=key.role,
+                     key_id=key.key_id)
+
+
+def require_principal(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise Unauthorized("Sign this request: 'Authorization: Bearer <API key>'.",
+                           errcode="M_MISSING_TOKEN")
+    return principal

@@ -1,0 +1,62 @@
+"""Customer-service conversations: one buyer DM ↔ one thread in the shop's staff room."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from appservices.commerce.db.store import now_ms
+
+
+@dataclass(frozen=True)
+class SupportThread:
+    dm_room_id: str
+    merchant_slug: str
+    buyer_id: str
+    thread_event_id: str | None
+    last_away_at: int
+    created_at: int
+
+
+_COLUMNS = "dm_room_id, merchant_slug, buyer_id, thread_event_id, last_away_at, created_at"
+
+
+async def thread_for_dm(db: Any, dm_room_id: str) -> SupportThread | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM support_thread WHERE dm_room_id=$1",
+                            dm_room_id)
+    return SupportThread(**row) if row else None
+
+
+async def thread_for_root(db: Any, root_event_id: str) -> SupportThread | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM support_thread WHERE thread_event_id=$1",
+                            root_event_id)
+    return SupportThread(**row) if row else None
+
+
+async def open_thread(db: Any, dm_room_id: str, slug: str, buyer_id: str) -> None:
+    await db.execute(
+        f"INSERT INTO support_thread ({_COLUMNS}) VALUES ($1, $2, $3, NULL, 0, $4)"
+        " ON CONFLICT (dm_room_id) DO NOTHING", dm_room_id, slug, buyer_id, now_ms())
+
+
+async def set_thread_root(db: Any, dm_room_id: str, root_event_id: str) -> None:
+    await db.execute("UPDATE support_thread SET thread_event_id=$1 WHERE dm_room_id=$2",
+                     root_event_id, dm_room_id)
+
+
+async def set_away_sent(db: Any, dm_room_id: str) -> None:
+    await db.execute("UPDATE support_thread SET last_away_at=$1 WHERE dm_room_id=$2",
+                     now_ms(), dm_room_id)
+
+
+async def relayed(db: Any, source_event_id: str) -> str | None:
+    return await db.fetchval(
+        "SELECT relayed_event_id FROM support_message WHERE source_event_id=$1", source_event_id)
+
+
+async def record_relay(db: Any, source_event_id: str, relayed_event_id: str, dm_room_id: str,
+                       direction: str) -> None:
+    await db.execute(
+        "INSERT INTO support_message (source_event_id, relayed_event_id, dm_room_id, direction,"
+        " at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_event_id) DO NOTHING",
+        source_event_id, relayed_event_id, dm_room_id, direction, now_ms())

@@ -1,0 +1,48 @@
+"""Who may do what in a shop. Pure data and one function; checked by every API call."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    EDITOR = "editor"  # products and campaigns
+    SUPPORT = "support"  # customer service
+    ANALYST = "analyst"  # reads stats
+
+
+class Action(StrEnum):
+    READ_SHOP = "read_shop"
+    EDIT_SHOP = "edit_shop"
+    MANAGE_STAFF = "manage_staff"
+    MANAGE_KEYS = "manage_keys"
+    READ_AUDIT = "read_audit"
+    EDIT_CATALOG = "edit_catalog"
+    RUN_CAMPAIGNS = "run_campaigns"
+    ANSWER_BUYERS = "answer_buyers"
+    READ_STATS = "read_stats"
+
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.OWNER: frozenset(Action),
+    Role.EDITOR: frozenset({Action.READ_SHOP, Action.EDIT_CATALOG, Action.RUN_CAMPAIGNS,
+                            Action.READ_STATS}),
+    Role.SUPPORT: frozenset({Action.READ_SHOP, Action.ANSWER_BUYERS}),
+    Role.ANALYST: frozenset({Action.READ_SHOP, Action.READ_STATS}),
+}
+
+
+def role_can(role: Role | str, action: Action) -> bool:
+    try:
+        return action in PERMISSIONS[Role(role)]
+    except ValueError:
+        return False
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value.strip().lower())
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise ValueError(f"unknown role '{value}'; use one of: {allowed}") from None
