@@ -10,10 +10,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mercato.config import ConfigError, MercatoConfig, load_config
+from mercato.config import ConfigError, MercatoConfig, load_config, reachable_host
 from mercato.logging import setup_logging
 
 console = Console(stderr=True)
+
+
+def output_console() -> Console:
+    """Tables for people on a terminal; never cut short when piped to a script or file."""
+    return Console() if sys.stdout.isatty() else Console(width=250, soft_wrap=True)
 
 
 class Context:
@@ -145,40 +150,93 @@ def status(ctx: Context) -> None:
     table = Table("component", "health", "url")
     for name, state in results.items():
         table.add_row(name, state, checks[name])
-    Console().print(table)
+    output_console().print(table)
     if any(state != "up" for state in results.values()):
         sys.exit(1)
 
 
 @admin.group()
 def merchants() -> None:
-    """Shops on this network."""
+    """Shops on this network: list, show, approve, reject, suspend, reinstate, verify."""
+
+
+def _operator_call(config: MercatoConfig, method: str, path: str,
+                   body: dict[str, object] | None = None) -> dict[str, object]:
+    """Call the commerce API with the operator token; exit with its error sentence."""
+    import aiohttp
+
+    url = f"http://{reachable_host(config.commerce.bind_address)}:{config.commerce.port}/api/v1"
+
+    async def call() -> tuple[int, dict[str, object]]:
+        headers = {"Authorization": f"Bearer {config.commerce.operator_token}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session, \
+                session.request(method, url + path, json=body, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    try:
+        status, data = asyncio.run(call())
+    except aiohttp.ClientError:
+        raise click.ClickException(f"The commerce appservice does not answer at {url}; "
+                                   "start the network with `make run`.") from None
+    if status >= 400:
+        raise click.ClickException(f"{data.get('error')} ({data.get('errcode')})")
+    return data
 
 
 @merchants.command(name="list")
+@click.option("--status", type=click.Choice(["pending", "approved", "rejected", "suspended"]),
+              default="approved", show_default=True)
 @pass_context
-def merchants_list(ctx: Context) -> None:
-    """List shops with their status and followers."""
-    from appservices.commerce.db import store
-    from appservices.commerce.db.upgrade import upgrade_table
-    from mercato.db import open_database
+def merchants_list(ctx: Context, status: str) -> None:
+    """List shops with a given status."""
+    data = _operator_call(ctx.config(), "GET", f"/shops?status={status}")
+    table = Table("slug", "name", "Matrix user", "status", "verified", "flagged")
+    for shop in data["shops"]:  # type: ignore[union-attr]
+        table.add_row(shop["slug"], shop["name"], shop["user_id"], shop["status"],
+                      "✓" if shop["verified"] else "", shop.get("flagged") or "")
+    output_console().print(table)
+
+
+@merchants.command(name="show")
+@click.argument("slug")
+@pass_context
+def merchants_show(ctx: Context, slug: str) -> None:
+    """Everything about one shop, with its latest audit entries."""
+    import json
 
     config = ctx.config()
+    shop = _operator_call(config, "GET", f"/shops/{slug}")
+    audit = _operator_call(config, "GET", f"/shops/{slug}/audit?limit=20")
+    click.echo(json.dumps({"shop": shop, "audit": audit["entries"]}, indent=2,
+                          ensure_ascii=False))
 
-    async def rows() -> list[tuple[store.Merchant, int]]:
-        db = open_database(config.database_url("commerce"), upgrade_table, "commerce")
-        await db.start()
-        try:
-            return [(m, await store.follower_count(db, m.slug))
-                    for m in await store.list_merchants(db)]
-        finally:
-            await db.stop()
 
-    table = Table("slug", "name", "Matrix user", "status", "followers")
-    for merchant, followers in asyncio.run(rows()):
-        table.add_row(merchant.slug, merchant.name, merchant.mxid, merchant.status,
-                      str(followers))
-    Console().print(table)
+def _decision(name: str, needs_reason: bool) -> None:
+    # (click 8.5 ignores `required` when a default is given, even None.)
+    reason_default = {} if needs_reason else {"default": ""}
+
+    @merchants.command(name=name, help=f"{name.capitalize()} a shop.")
+    @click.argument("slug")
+    @click.option("--reason", required=needs_reason, **reason_default,
+                  help="Shown in the audit log (and to the shop).")
+    @pass_context
+    def decide(ctx: Context, slug: str, reason: str) -> None:
+        shop = _operator_call(ctx.config(), "POST", f"/shops/{slug}/{name}", {"reason": reason})
+        click.echo(f"{slug}: {shop['status']}")
+
+
+for _name, _needs_reason in (("approve", False), ("reject", True), ("suspend", True),
+                             ("reinstate", False)):
+    _decision(_name, _needs_reason)
+
+
+@merchants.command(name="verify")
+@click.argument("slug")
+@pass_context
+def merchants_verify(ctx: Context, slug: str) -> None:
+    """Mark an approved shop verified (its profile, channel and the directory show it)."""
+    shop = _operator_call(ctx.config(), "POST", f"/shops/{slug}/verify")
+    click.echo(f"{slug}: verified for {shop['website']}")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from appservices.commerce.api import add_api_routes
 from appservices.commerce.api.routes import ApiContext
 from appservices.commerce.db import access, store
 from appservices.commerce.db.upgrade import upgrade_table
+from appservices.commerce.directory import ShopDirectory
 from appservices.commerce.support import SupportDesk
 from mercato.config import MercatoConfig
 from mercato.logging import get_logger
@@ -48,6 +49,7 @@ class CommerceAppService(MercatoAppService):
         super().__init__(config, config.commerce, upgrade_table)
         self.room_version = ""
         self.support = SupportDesk(self)
+        self.directory = ShopDirectory(self)
         add_api_routes(self.app, ApiContext(db=self.db, config=config.commerce, matrix=self))
 
     def shop_mxid(self, slug: str) -> UserID:
@@ -66,6 +68,7 @@ class CommerceAppService(MercatoAppService):
         self.room_version = capabilities["capabilities"]["m.room_versions"]["default"]
         if self.config.demo.enabled:
             await self._seed_demo()
+        await self.directory.reconcile()
 
     async def _seed_demo(self) -> None:
         demo = self.config.demo
@@ -128,6 +131,7 @@ class CommerceAppService(MercatoAppService):
         if merchant.staff_room_id:
             await intent.send_state_event(merchant.staff_room_id, SHOP_STATE, state,
                                           state_key="")
+        await self.directory.update(merchant)
 
     async def invite_staff(self, merchant: store.Merchant, user_id: str) -> None:
         if merchant.staff_room_id:

@@ -44,16 +44,19 @@ async def test_restart_reuses_everything(tmp_path) -> None:
         assert room_after == room_before
         assert welcomes == 1, "the welcome post was sent again on restart"
         assert "channel.created" not in second.output()
+        # The operator's view of the same data, through the CLI.
+        listing = subprocess.run(
+            [sys.executable, "-m", "mercato", "--config", str(config_path),
+             "admin", "merchants", "list"], capture_output=True, text=True, timeout=60)
+        assert listing.returncode == 0, listing.stderr
+        assert "demo" in listing.stdout and "@shop_demo:localhost" in listing.stdout
     finally:
         assert second.stop() == 0
-
-    # The operator's view of the same data, through the CLI.
-    listing = subprocess.run(
+    assert json.loads((tmp_path / "data" / "demo.json").read_text())["shop"]["slug"] == "demo"
+    down = subprocess.run(
         [sys.executable, "-m", "mercato", "--config", str(config_path),
          "admin", "merchants", "list"], capture_output=True, text=True, timeout=60)
-    assert listing.returncode == 0, listing.stderr
-    assert "demo" in listing.stdout and "@shop_demo:localhost" in listing.stdout
-    assert json.loads((tmp_path / "data" / "demo.json").read_text())["shop"]["slug"] == "demo"
+    assert down.returncode != 0 and "start the network with `make run`" in down.stderr
 
 
 def test_config_errors_name_the_key(tmp_path) -> None:
