@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+from mercato.devnet import free_port  # noqa: F401  (tests import it from here)
+
 POSTGRES_ADMIN_URL = os.environ.get("MERCATO_TEST_POSTGRES",
                                     "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_ADDRESS = ("127.0.0.1", 6379)
@@ -25,12 +27,6 @@ def missing_service(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI but is not reachable", pytrace=False)
     pytest.skip(f"{what} is not reachable")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

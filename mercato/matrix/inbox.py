@@ -111,16 +111,19 @@ class Inbox:
             await conn.execute(
                 "INSERT INTO as_transaction (txn_id, received_at, event_count) VALUES ($1,$2,$3)",
                 txn_id, now, len(events))
+            rows = []
             for event in events:
                 room_id = event.get("room_id")
                 if not isinstance(room_id, str):
                     continue  # not a room event; nothing of ours acts on those yet
-                event_id = event.get("event_id") if isinstance(event.get("event_id"), str) \
-                    else None
-                await conn.execute(
+                event_id = event.get("event_id")
+                rows.append((txn_id, event_id if isinstance(event_id, str) else None, room_id,
+                             json.dumps(event), now))
+            if rows:
+                # One statement for the whole transaction: intake cost stays flat per event.
+                await conn.executemany(
                     "INSERT INTO as_inbox (txn_id, event_id, room_id, event_json, received_at)"
-                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-                    txn_id, event_id, room_id, json.dumps(event), now)
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING", rows)
         TRANSACTIONS.labels(self.component, "stored").inc()
         self._wakeup.set()
         return True

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from tests.integration.client import MatrixClient
-from tests.integration.network import RunningNetwork, start_network, write_test_config
+from mercato.devnet import RunningNetwork, start_network, write_test_config
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import uuid
 
+from mercato.devnet import RunningNetwork
 from tests.integration.client import MatrixClient
-from tests.integration.network import RunningNetwork
 
 
 def mercato(network: RunningNetwork, *args: str) -> subprocess.CompletedProcess[str]:

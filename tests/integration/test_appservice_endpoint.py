@@ -6,7 +6,7 @@ import re
 import sqlite3
 import uuid
 
-from tests.integration.network import RunningNetwork
+from mercato.devnet import RunningNetwork
 
 
 def _txn_rows(network: RunningNetwork, txn_id: str) -> tuple[int, int]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mercato.devnet import RunningNetwork
 from tests.integration.client import MatrixClient
-from tests.integration.network import RunningNetwork
 
 
 def reply_to(event_id: str, sender: str):

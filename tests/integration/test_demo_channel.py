@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
+from mercato.devnet import RunningNetwork
 from tests.integration.client import MatrixClient, MatrixError
-from tests.integration.network import RunningNetwork
 
 
 def is_welcome(event: dict) -> bool:

@@ -9,8 +9,8 @@ import sys
 
 import aiohttp
 
+from mercato.devnet import start_network, write_test_config
 from tests.integration.client import MatrixClient
-from tests.integration.network import start_network, write_test_config
 
 
 async def _channel_and_welcomes(hs_url: str, demo: dict) -> tuple[str, int]:

@@ -1,0 +1,63 @@
+"""`make bench`: run the benchmarks, write bench/results/*.json and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from bench import intake
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = {"intake": intake.run}
+
+
+def write_markdown(results: list[dict], mode: str) -> Path:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Every figure is a ratio against a reference measured in the same run, because the",
+        "machines are shared and noisy; absolute numbers are given for context only.",
+        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode} mode, "
+        f"{platform.machine()}, Python {platform.python_version()}. Re-run with `make bench` "
+        "(`BENCH_ARGS=--full` for the full mode).",
+        "",
+        "| benchmark | Mercato | reference | ratio | goals met |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r["name"] == "appservice intake":
+            goals = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in r["goals"].items())
+            lines.append(f"| appservice intake ({r['events']} events, transactions of 100, "
+                         f"inbox persisted) | {r['commerce_events_per_s']} events/s | bare "
+                         f"aiohttp JSON handler: {r['bare_events_per_s']} events/s | "
+                         f"{r['ratio']} | {goals} |")
+    path = ROOT / "docs" / "benchmarks.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--full", action="store_true", help="larger runs (slower)")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    args = parser.parse_args()
+    mode = "full" if args.full else "quick"
+    results = []
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.only or sorted(BENCHMARKS):
+        with tempfile.TemporaryDirectory(prefix=f"mercato-bench-{name}-") as workdir:
+            result = BENCHMARKS[name](Path(workdir), quick=not args.full)
+        result["mode"] = mode
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        results.append(result)
+    print(f"wrote {write_markdown(results, mode)}")
+
+
+if __name__ == "__main__":
+    main()

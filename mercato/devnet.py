@@ -1,0 +1,108 @@
+"""A throwaway Mercato network on free ports, for tests and benchmarks.
+
+It is started with `mercato up`, exactly as `make run` does: Synapse from PyPI
+(the pinned version), on SQLite unless told otherwise, rate limits raised, with
+Mercato's appservice registrations loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mercato.config import MercatoConfig, load_config, parse_config, write_config
+
+START_TIMEOUT = 240.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningNetwork:
+    base_dir: Path
+    config_path: Path
+    config: MercatoConfig
+    process: subprocess.Popen[bytes]
+    output_path: Path
+
+    @property
+    def demo(self) -> dict[str, Any]:
+        return json.loads((self.config.data_path / "demo.json").read_text())
+
+    @property
+    def hs_url(self) -> str:
+        return self.config.homeserver_url
+
+    @property
+    def commerce_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.commerce.port}"
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+                raise AssertionError("mercato up did not stop within "
+                                     f"{timeout:.0f} s of {signal.Signals(sig).name}") from None
+        return self.process.returncode
+
+
+def write_test_config(base_dir: Path, **overrides: Any) -> Path:
+    raw: dict[str, Any] = {
+        "server_name": "localhost",
+        "synapse": {"port": free_port(), "relaxed_rate_limits": True},
+        "commerce": {"port": free_port()},
+        "contacts": {"port": free_port()},
+        "shopbot": {"port": free_port()},
+        "logging": {"level": "INFO", "format": "json"},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    path = base_dir / "mercato.yaml"
+    write_config(parse_config(raw, base_dir=base_dir), path)
+    return path
+
+
+def start_network(config_path: Path, *, log_name: str = "mercato-up.out") -> RunningNetwork:
+    config = load_config(config_path)
+    demo_file = config.data_path / "demo.json"
+    demo_file.unlink(missing_ok=True)
+    output_path = config_path.parent / log_name
+    with open(output_path, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mercato", "--config", str(config_path), "up"],
+            cwd=config_path.parent, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    network = RunningNetwork(config_path.parent, config_path, config, process, output_path)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not demo_file.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"mercato up exited with {process.returncode}:\n"
+                                 f"{network.output()[-5000:]}")
+        if time.monotonic() > deadline:
+            network.stop(signal.SIGKILL)
+            raise AssertionError(f"mercato up not ready after {START_TIMEOUT:.0f} s:\n"
+                                 f"{network.output()[-5000:]}")
+        time.sleep(0.2)
+    return network
