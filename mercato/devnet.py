@@ -84,7 +84,8 @@ def write_test_config(base_dir: Path, **overrides: Any) -> Path:
     return path
 
 
-def start_network(config_path: Path, *, log_name: str = "mercato-up.out") -> RunningNetwork:
+def start_network(config_path: Path, *, log_name: str = "mercato-up.out",
+                  env: dict[str, str] | None = None, wait: bool = True) -> RunningNetwork:
     config = load_config(config_path)
     demo_file = config.data_path / "demo.json"
     demo_file.unlink(missing_ok=True)
@@ -93,10 +94,10 @@ def start_network(config_path: Path, *, log_name: str = "mercato-up.out") -> Run
         process = subprocess.Popen(
             [sys.executable, "-m", "mercato", "--config", str(config_path), "up"],
             cwd=config_path.parent, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, env={**os.environ, **(env or {})})
     network = RunningNetwork(config_path.parent, config_path, config, process, output_path)
     deadline = time.monotonic() + START_TIMEOUT
-    while not demo_file.exists():
+    while wait and not demo_file.exists():
         if process.poll() is not None:
             raise AssertionError(f"mercato up exited with {process.returncode}:\n"
                                  f"{network.output()[-5000:]}")

@@ -74,6 +74,8 @@ def registration_context(
         "name": name,
         "service": service,
         "service_host": reachable_host(service.bind_address),
+        # The commerce appservice counts post views from read receipts.
+        "receive_ephemeral": name == "commerce",
         "user_regexes": [
             exact_user_regex(service.bot_localpart, config.server_name),
             namespace_regex("@", prefix, config.server_name),

@@ -37,9 +37,28 @@ class ShopMatrix(Protocol):
     async def publish_shop_state(self, merchant: store.Merchant) -> None:
         """Show status and verification in the profile and in every room of the shop."""
 
-    async def invite_staff(self, merchant: store.Merchant, user_id: str) -> None: ...
+    async def invite_staff(self, merchant: store.Merchant, user_id: str) -> str:
+        """Invite to the staff room unless already invited or joined; returns what
+        happened ("sent", "already_member", "after_approval"), raises StaffInviteFailed."""
 
-    async def remove_staff(self, merchant: store.Merchant, user_id: str) -> None: ...
+    async def remove_staff(self, merchant: store.Merchant, user_id: str) -> None:
+        """Take the user out of the staff room (nothing to do if they never got in)."""
+
+
+class StaffInviteFailed(Exception):
+    """The homeserver could not invite a user to a staff room."""
+
+    def __init__(self, reason: str, *, user_unknown: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.user_unknown = user_unknown  # a user of this server that does not exist
+
+
+@dataclass(frozen=True)
+class StaffChange:
+    member: access.StaffMember
+    staff_room_invite: str  # "sent" | "already_member" | "after_approval" | "failed"
+    warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -249,7 +268,7 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
 # -- staff -----------------------------------------------------------------------------
 
 async def add_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug: str,
-                    user_id: Any, role: Any) -> access.StaffMember:
+                    user_id: Any, role: Any) -> StaffChange:
     merchant = await require(db, principal, slug, Action.MANAGE_STAFF)
     user_id = validate_user_id(user_id)
     try:
@@ -260,14 +279,30 @@ async def add_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug
     if current == Role.OWNER and parsed != Role.OWNER and await access.owner_count(db, slug) <= 1:
         raise Conflict("This is the shop's last owner; add another owner first.",
                        errcode="MERCATO_LAST_OWNER")
-    if merchant.staff_room_id and current is None:
-        await matrix.invite_staff(merchant, user_id)
+    # Staff of other servers are staff even while their server cannot be reached: roles
+    # are Mercato's, and the invite is retried whenever the owner adds them again.
+    warning = ""
+    try:
+        invite = await matrix.invite_staff(merchant, user_id)
+    except StaffInviteFailed as e:
+        if e.user_unknown:
+            raise InvalidInput("user_id", f"there is no user {user_id} on this server; check "
+                                          "the spelling") from None
+        invite = "failed"
+        warning = (f"{user_id} is {parsed.value} of '{slug}', but could not be invited to the "
+                   f"staff room ({e.reason}). They can already use the shop bot; add them "
+                   "again later to retry the invite.")
     async with db.acquire() as conn, conn.transaction():
-        await access.put_staff(conn, slug, user_id, parsed, principal.actor)
-        await access.audit(conn, slug, principal.actor,
-                           "staff_added" if current is None else "staff_role_changed",
-                           user_id=user_id, role=parsed.value)
-    return next(s for s in await access.staff_of(db, slug) if s.user_id == user_id)
+        if current != parsed:
+            await access.put_staff(conn, slug, user_id, parsed, principal.actor)
+            await access.audit(conn, slug, principal.actor,
+                               "staff_added" if current is None else "staff_role_changed",
+                               user_id=user_id, role=parsed.value)
+        if invite == "failed":
+            await access.audit(conn, slug, principal.actor, "staff_invite_failed",
+                               user_id=user_id, reason=warning)
+    member = next(s for s in await access.staff_of(db, slug) if s.user_id == user_id)
+    return StaffChange(member, invite, warning)
 
 
 async def remove_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug: str,
@@ -336,12 +371,16 @@ async def check_domain_proof(db: Database, matrix: ShopMatrix, principal: Princi
     try:
         published = await fetch(url)
     except Exception as e:
+        async with db.acquire() as conn, conn.transaction():
+            await access.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
+                               reason="unreachable", error=str(e)[:300])
         raise CommerceError(f"Could not read {url}: {e}. Publish the token there over HTTPS "
                             "and try again.", errcode="MERCATO_DOMAIN_PROOF_UNREACHABLE",
                             status=422) from None
     if merchant.domain_token not in published.split():
         async with db.acquire() as conn, conn.transaction():
-            await access.audit(conn, slug, principal.actor, "domain_proof_failed", url=url)
+            await access.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
+                               reason="mismatch")
         raise CommerceError(f"{url} does not contain the token {merchant.domain_token}.",
                             errcode="MERCATO_DOMAIN_PROOF_MISMATCH", status=422)
     return await verify(db, matrix, principal, slug, method="domain")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mautrix.api import Method
-from mautrix.errors import MNotFound
+from mautrix.api import Path as MatrixPath
+from mautrix.errors import MatrixRequestError, MNotFound
 from mautrix.types import Event as MatrixEvent
 from mautrix.types import (
     EventType,
@@ -17,17 +19,22 @@ from mautrix.types import (
     RoomAlias,
     RoomCreatePreset,
     RoomDirectoryVisibility,
+    RoomID,
     StateEvent,
     TextMessageEventContent,
     UserID,
 )
 
-from appservices.commerce import channels, merchants
+from appservices.commerce import broadcast, campaigns, channels, merchants
 from appservices.commerce.api import add_api_routes
 from appservices.commerce.api.routes import ApiContext
 from appservices.commerce.db import access, store
+from appservices.commerce.db import campaigns as campaign_rows
+from appservices.commerce.db import support as support_rows
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
+from appservices.commerce.errors import CommerceError
+from appservices.commerce.outbox import Outbox
 from appservices.commerce.support import SupportDesk
 from mercato.config import MercatoConfig
 from mercato.logging import get_logger
@@ -50,6 +57,10 @@ class CommerceAppService(MercatoAppService):
         self.room_version = ""
         self.support = SupportDesk(self)
         self.directory = ShopDirectory(self)
+        self.outbox = Outbox(self)
+        host = urlsplit(config.client_baseurl).hostname
+        # Posts may link to Mercato's own pages (product pages) besides a shop's site.
+        self.mercato_hosts: tuple[str, ...] = (host,) if host else ()
         add_api_routes(self.app, ApiContext(db=self.db, config=config.commerce, matrix=self))
 
     def shop_mxid(self, slug: str) -> UserID:
@@ -69,6 +80,17 @@ class CommerceAppService(MercatoAppService):
         if self.config.demo.enabled:
             await self._seed_demo()
         await self.directory.reconcile()
+        self.outbox.start()
+
+    async def stop(self) -> None:
+        await self.outbox.stop()
+        await super().stop()
+
+    def is_own_user(self, user_id: str) -> bool:
+        return user_id == self.bot_mxid or self.is_shop_user(user_id)
+
+    def wake_outbox(self) -> None:
+        self.outbox.wakeup.set()
 
     async def _seed_demo(self) -> None:
         demo = self.config.demo
@@ -133,18 +155,91 @@ class CommerceAppService(MercatoAppService):
                                           state_key="")
         await self.directory.update(merchant)
 
-    async def invite_staff(self, merchant: store.Merchant, user_id: str) -> None:
-        if merchant.staff_room_id:
-            await self.intent_for(merchant.mxid).invite_user(merchant.staff_room_id,
-                                                             UserID(user_id))
+    async def _staff_room_membership(self, room_id: str, shop: UserID,
+                                     user_id: str) -> Membership | None:
+        try:
+            member = await self.intent_for(shop).get_state_event(
+                RoomID(room_id), EventType.ROOM_MEMBER, user_id)
+        except MNotFound:
+            return None
+        return member.membership
+
+    async def invite_staff(self, merchant: store.Merchant, user_id: str) -> str:
+        if user_id.endswith(f":{self.config.server_name}"):
+            # Synapse invites local users that do not exist; a profile tells.
+            try:
+                await self.bot.get_profile(UserID(user_id))
+            except MatrixRequestError as e:
+                if e.http_status != 404:  # Synapse says M_UNKNOWN "No row found"
+                    raise
+                raise merchants.StaffInviteFailed("no such user", user_unknown=True) from None
+        if not merchant.staff_room_id:
+            return "after_approval"
+        if await self._staff_room_membership(merchant.staff_room_id, merchant.mxid,
+                                             user_id) in (Membership.JOIN, Membership.INVITE):
+            return "already_member"
+        try:
+            # No retries: an owner waits for this answer, and Synapse already retried
+            # the user's server before giving up.
+            await self.intent_for(merchant.mxid).api.request(
+                Method.POST, MatrixPath.v3.rooms[merchant.staff_room_id].invite,
+                {"user_id": user_id}, retry_count=0)
+        except MatrixRequestError as e:
+            raise merchants.StaffInviteFailed(e.message or str(e)) from None
+        return "sent"
 
     async def remove_staff(self, merchant: store.Merchant, user_id: str) -> None:
-        if merchant.staff_room_id:
-            try:
-                await self.intent_for(merchant.mxid).kick_user(
-                    merchant.staff_room_id, UserID(user_id), "No longer staff of the shop")
-            except MNotFound:
-                pass
+        # Someone whose invite never reached them has no membership to take back.
+        if merchant.staff_room_id and await self._staff_room_membership(
+                merchant.staff_room_id, merchant.mxid, user_id) in (
+                Membership.JOIN, Membership.INVITE, Membership.KNOCK):
+            await self.intent_for(merchant.mxid).kick_user(
+                RoomID(merchant.staff_room_id), UserID(user_id), "No longer staff of the shop")
+
+    # -- BroadcastMatrix: what campaigns need from Matrix --------------------------------
+
+    async def send_preview(self, merchant: store.Merchant, content: dict[str, Any],
+                           campaign_id: int) -> str:
+        if not merchant.staff_room_id:
+            raise CommerceError("The shop has no staff room yet; it is created on approval.")
+        return await self.intent_for(merchant.mxid).send_message_event(
+            merchant.staff_room_id, EventType.ROOM_MESSAGE, content,
+            txn_id=f"mercato.preview.{campaign_id}.{store.now_ms()}")
+
+    async def retract_post(self, merchant: store.Merchant, room_id: str, event_id: str,
+                           reason: str) -> None:
+        await self.intent_for(merchant.mxid).redact(room_id, event_id, reason=reason)
+
+    async def direct_room(self, merchant: store.Merchant, user_id: str) -> str:
+        """The shop's DM with a buyer: the customer-service one if it exists, else a new one."""
+        existing = await self.db.fetchval(
+            "SELECT dm_room_id FROM support_thread WHERE merchant_slug=$1 AND buyer_id=$2"
+            " ORDER BY created_at DESC LIMIT 1", merchant.slug, user_id)
+        if existing:
+            return existing
+        room_id = await self.intent_for(merchant.mxid).create_room(
+            preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True,
+            invitees=[UserID(user_id)], name=None)
+        # The buyer's answers in this room reach the shop's staff like any conversation.
+        await support_rows.open_thread(self.db, room_id, merchant.slug, user_id)
+        return room_id
+
+    async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
+                          txn_id: str) -> tuple[str, str]:
+        room_id = await self.direct_room(merchant, user_id)
+        event_id = await self.intent_for(merchant.mxid).send_message_event(
+            room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": text},
+            txn_id=txn_id)
+        return room_id, event_id
+
+    async def upload_image(self, merchant: store.Merchant, data: bytes, mimetype: str,
+                           filename: str) -> str:
+        return await self.intent_for(merchant.mxid).upload_media(
+            data, mime_type=mimetype, filename=filename)
+
+    async def send_coupon_code(self, merchant: store.Merchant, user_id: str, text: str,
+                               code: str) -> tuple[str, str]:
+        return await self.send_direct(merchant, user_id, text, txn_id=f"mercato.coupon.{code}")
 
     # -- rooms -----------------------------------------------------------------------------
 
@@ -233,6 +328,8 @@ class CommerceAppService(MercatoAppService):
             return
         if event.type == EventType.ROOM_MEMBER and isinstance(event, StateEvent):
             await self._track_follower(event)
+        elif raw.get("type") == "m.reaction":
+            await self._track_reaction(raw)
 
     async def _track_follower(self, event: StateEvent) -> None:
         channel = await store.get_channel(self.db, event.room_id)
@@ -242,11 +339,54 @@ class CommerceAppService(MercatoAppService):
         if user_id == self.bot_mxid or self.is_shop_user(user_id):
             return
         if event.content.membership == Membership.JOIN:
-            await store.add_follower(self.db, channel.room_id, user_id)
+            await store.add_follower(self.db, channel.room_id, user_id, at=event.timestamp)
             log.info("channel.followed", room_id=channel.room_id, user_id=user_id)
         elif event.content.membership in (Membership.LEAVE, Membership.BAN):
-            await store.remove_follower(self.db, channel.room_id, user_id)
+            await store.remove_follower(self.db, channel.room_id, user_id, at=event.timestamp)
             log.info("channel.unfollowed", room_id=channel.room_id, user_id=user_id)
+
+    async def _track_reaction(self, raw: dict[str, Any]) -> None:
+        relation = raw.get("content", {}).get("m.relates_to", {})
+        post_event_id, key = relation.get("event_id"), relation.get("key")
+        sender = str(raw.get("sender", ""))
+        if relation.get("rel_type") != "m.annotation" or not isinstance(post_event_id, str) \
+                or not isinstance(key, str) or self.is_own_user(sender):
+            return
+        post = await campaign_rows.post_of_event(self.db, post_event_id)
+        if post is None:
+            return
+        await self.db.execute(
+            "INSERT INTO post_reaction (reaction_event_id, post_event_id, user_id, reaction_key,"
+            " at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (reaction_event_id) DO NOTHING",
+            raw["event_id"], post_event_id, sender, key[:64], raw.get("origin_server_ts", 0))
+        campaign = await campaign_rows.get_campaign(self.db, post[0])
+        if campaign and campaign.coupon_id and key.replace("\ufe0f", "") == \
+                campaigns.CLAIM_REACTION.replace("\ufe0f", ""):
+            try:
+                await broadcast.claim_coupon(self.db, self, campaign.coupon_id, sender)
+            except CommerceError as e:
+                # Sold out, expired, shop suspended: tell the follower why, privately.
+                merchant = await store.get_merchant(self.db, MerchantSlug(campaign.merchant_slug))
+                if merchant is not None:
+                    await self.send_direct(merchant, sender, f"Sorry: {e.message}",
+                                           txn_id=f"mercato.coupon.refused.{raw['event_id']}")
+
+    async def handle_ephemeral(self, raw: dict[str, Any]) -> None:
+        if raw.get("type") != "m.receipt" or not isinstance(raw.get("content"), dict):
+            return
+        for event_id, receipts in raw["content"].items():
+            if not isinstance(receipts, dict) or not await campaign_rows.post_of_event(
+                    self.db, event_id):
+                continue
+            for receipt_type in ("m.read", "m.read.private"):
+                for user_id, data in (receipts.get(receipt_type) or {}).items():
+                    if self.is_own_user(user_id):
+                        continue
+                    ts = data.get("ts", 0) if isinstance(data, dict) else 0
+                    await self.db.execute(
+                        "INSERT INTO post_view (post_event_id, user_id, at) VALUES ($1, $2, $3)"
+                        " ON CONFLICT (post_event_id, user_id) DO NOTHING", event_id, user_id,
+                        ts)
 
     async def query_user(self, user_id: UserID) -> bool:
         # Shop users exist only once a shop is approved; nobody can conjure one by lookup.

@@ -72,7 +72,16 @@ def validate_website(value: Any) -> str:
         raise InvalidInput("website", "must be an https:// address such as https://shop.example")
     if parts.username or parts.password:
         raise InvalidInput("website", "must not contain a user name or password")
-    return f"https://{parts.hostname}{parts.path.rstrip('/')}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise InvalidInput("website", "has a port that is not a number from 1 to 65535")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    # The port is part of where the shop lives (and where its domain proof is fetched).
+    netloc = host if port in (None, 443) else f"{host}:{port}"
+    return f"https://{netloc}{parts.path.rstrip('/')}"
 
 
 def validate_avatar(value: Any) -> str:

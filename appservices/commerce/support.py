@@ -86,10 +86,13 @@ class SupportDesk:
         if event.content.membership != Membership.INVITE or not self.service.is_shop_user(target):
             return False
         merchant = await store.get_merchant_by_mxid(self.db, target)
-        intent = self.service.intent_for(UserID(target))
         if merchant is None or merchant.status not in ("approved", "suspended"):
-            await intent.leave_room(event.room_id, "This shop is not open on Mercato.")
+            # Only approval creates a shop user; declining as it would register one, so
+            # anyone could conjure @shop_<anything> with an invite. The invite stays unanswered.
+            log.info("support.invite_ignored", shop=target, room_id=event.room_id,
+                     status=merchant.status if merchant else None)
             return True
+        intent = self.service.intent_for(UserID(target))
         if event.room_id == merchant.staff_room_id or await store.get_channel(
                 self.db, event.room_id):
             return True

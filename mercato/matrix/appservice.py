@@ -37,6 +37,7 @@ from mercato.web import add_health_routes, json_error, serve
 log = get_logger(__name__)
 
 HOMESERVER_WAIT_SECONDS = 120.0
+EPHEMERAL_TYPES = frozenset({"m.receipt", "m.typing", "m.presence"})
 
 
 class MercatoAppService:
@@ -109,6 +110,11 @@ class MercatoAppService:
         events = body.get("events") if isinstance(body, dict) else None
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             return json_error(400, "M_BAD_JSON", "Transaction needs an 'events' list of objects")
+        ephemeral = body.get("ephemeral", body.get("de.sorunome.msc2409.ephemeral")) or []
+        if isinstance(ephemeral, list):
+            # Receipts and typing: approximate by nature (Synapse drops them while we are
+            # down), but they go through the same inbox so their order is kept.
+            events = events + [e for e in ephemeral if isinstance(e, dict)]
         txn_id = request.match_info["txn_id"]
         try:
             await self.inbox.store_transaction(txn_id, events)
@@ -140,6 +146,9 @@ class MercatoAppService:
     # -- event handling ---------------------------------------------------------------
 
     async def _dispatch(self, raw: dict[str, Any]) -> None:
+        if raw.get("type") in EPHEMERAL_TYPES:
+            await self.handle_ephemeral(raw)
+            return
         event = Event.deserialize(raw)
         if isinstance(event, StateEvent):
             event.type = event.type.with_class(EventType.Class.STATE)
@@ -164,6 +173,9 @@ class MercatoAppService:
 
     async def handle_event(self, event: Event, raw: dict[str, Any]) -> None:
         """Handle one room event (typed, and as received); raising makes the inbox retry it."""
+
+    async def handle_ephemeral(self, raw: dict[str, Any]) -> None:
+        """Handle a receipt or typing notification (only if the registration asks for them)."""
 
     async def query_user(self, user_id: UserID) -> bool:
         return False

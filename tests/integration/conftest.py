@@ -5,15 +5,24 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from tests.integration.client import MatrixClient
 from mercato.devnet import RunningNetwork, start_network, write_test_config
+from tests.integration.client import MatrixClient
+from tests.integration.local_https import Certificate, self_signed_certificate
 
 
 @pytest.fixture(scope="session")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
+def shop_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """The certificate of shops' test websites, which the session network trusts."""
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory: pytest.TempPathFactory,
+            shop_certificate: Certificate) -> Iterator[RunningNetwork]:
     """The whole Mercato network, started once for the test session."""
     base = tmp_path_factory.mktemp("network")
-    running = start_network(write_test_config(base))
+    running = start_network(write_test_config(
+        base, commerce={"domain_proof_ca_file": str(shop_certificate.cert)}))
     yield running
     code = running.stop()
     assert code == 0, f"mercato up stopped with {code}:\n{running.output()[-3000:]}"

@@ -107,5 +107,6 @@ async def test_api_refuses_unknown_key(network: RunningNetwork, http) -> None:
 async def test_shop_directory_lists_demo_shop(network: RunningNetwork, http) -> None:
     async with http.get(f"{network.commerce_url}/api/v1/shops") as resp:
         shops = (await resp.json())["shops"]
-    assert [s["slug"] for s in shops] == ["demo"]
-    assert shops[0]["channels"] == ["#shop_demo:localhost"]
+    demo = next(s for s in shops if s["slug"] == "demo")
+    assert demo["channels"] == ["#shop_demo:localhost"]
+    assert demo["user_id"] == "@shop_demo:localhost"

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from appservices.commerce.api import campaigns as _campaign_routes  # noqa: F401 (registers)
 from appservices.commerce.api import routes
 from appservices.commerce.api.openapi import openapi_document
 from appservices.commerce.errors import CommerceError
@@ -22,6 +23,7 @@ log = get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
+MAX_MEDIA_BYTES = 10 * 1024 * 1024
 
 
 @web.middleware
@@ -30,9 +32,10 @@ async def api_errors(request: web.Request,
                      ) -> web.StreamResponse:
     if not request.path.startswith(API_PREFIX):
         return await handler(request)
-    if request.content_length and request.content_length > MAX_BODY_BYTES:
+    limit = MAX_MEDIA_BYTES if request.path.endswith("/media") else MAX_BODY_BYTES
+    if request.content_length and request.content_length > limit:
         return json_error(413, "M_TOO_LARGE",
-                          f"Request body over {MAX_BODY_BYTES // 1024} KiB; send less.")
+                          f"Request body over {limit // 1024} KiB; send less.")
     try:
         return await handler(request)
     except CommerceError as e:

@@ -15,7 +15,7 @@ from appservices.commerce import merchants
 from appservices.commerce.api import views
 from appservices.commerce.api.auth import principal_from_request, require_principal
 from appservices.commerce.db import access, store
-from appservices.commerce.errors import InvalidInput, NotFound
+from appservices.commerce.errors import CommerceError, InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, ShopMatrix
 from appservices.commerce.roles import Action
 from mercato.config import CommerceConfig
@@ -57,10 +57,23 @@ async def _call(request: web.Request) -> tuple[ApiContext, Principal | None]:
     return ctx, await principal_from_request(request, ctx.db, ctx.config)
 
 
+# The middleware refuses a larger Content-Length; this holds for chunked bodies too.
+MAX_JSON_BYTES = 1024 * 1024
+
+
 async def _body(request: web.Request) -> Any:
     if not request.can_read_body:
         return {}
-    return json.loads(await request.text())
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise CommerceError(f"Request body over {MAX_JSON_BYTES // 1024} KiB; send less.",
+                                errcode="M_TOO_LARGE", status=413)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CommerceError("The request body is not valid JSON.", errcode="M_NOT_JSON") from None
 
 
 async def _shop_view(ctx: ApiContext, merchant: store.Merchant, private: bool) -> dict[str, Any]:
@@ -238,10 +251,12 @@ async def add_staff(request: web.Request) -> web.Response:
     body = await _body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"user_id\": …, \"role\": …}")
-    member = await merchants.add_staff(ctx.db, ctx.matrix, require_principal(principal),
+    change = await merchants.add_staff(ctx.db, ctx.matrix, require_principal(principal),
                                        request.match_info["slug"], body.get("user_id"),
                                        body.get("role"))
-    return web.json_response(views.staff_member(member), status=201)
+    return web.json_response({**views.staff_member(change.member),
+                              "staff_room_invite": change.staff_room_invite,
+                              "warning": change.warning or None}, status=201)
 
 
 @route("DELETE", "/shops/{slug}/staff/{user_id}", Spec("Remove a staff member", auth="staff"))
@@ -270,7 +285,8 @@ async def list_keys(request: web.Request) -> web.Response:
 async def create_key(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
     body = await _body(request)
-    body = body if isinstance(body, dict) else {}
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "send {\"label\": …, \"role\": …}")
     key, secret = await merchants.create_api_key(
         ctx.db, require_principal(principal), request.match_info["slug"], body.get("label"),
         body.get("role", "editor"))

@@ -44,6 +44,7 @@ class Merchant:
     opening_hours: str = ""
     keyword_replies: str = "[]"
     updated_at: int = 0
+    daily_post_quota: int = 3
 
     @property
     def verified(self) -> bool:
@@ -68,14 +69,14 @@ _MERCHANT_COLUMNS = (
     "slug, name, description, website, mxid, owner_mxid, status, created_at, avatar_url, "
     "status_reason, flagged_reason, verified_at, verified_by, verified_website, "
     "verification_method, domain_token, staff_room_id, welcome_message, away_message, "
-    "opening_hours, keyword_replies, updated_at"
+    "opening_hours, keyword_replies, updated_at, daily_post_quota"
 )
 # Columns a shop's own data may change through update_merchant.
 UPDATABLE = frozenset({
     "name", "description", "website", "avatar_url", "status", "status_reason",
     "flagged_reason", "verified_at", "verified_by", "verified_website", "verification_method",
     "domain_token", "staff_room_id", "welcome_message", "away_message", "opening_hours",
-    "keyword_replies",
+    "keyword_replies", "daily_post_quota",
 })
 _CHANNEL_COLUMNS = "room_id, merchant_slug, alias, name, is_primary, welcome_event_id"
 
@@ -146,14 +147,30 @@ async def set_welcome_event(db: Database, room_id: str, event_id: str) -> None:
                      event_id, room_id)
 
 
-async def add_follower(db: Database, room_id: str, user_id: str) -> None:
-    await db.execute(
-        "INSERT INTO follower (room_id, user_id, followed_at) VALUES ($1, $2, $3)"
-        " ON CONFLICT (room_id, user_id) DO NOTHING", room_id, user_id, now_ms())
+async def add_follower(db: Database, room_id: str, user_id: str, at: int | None = None) -> None:
+    at = at or now_ms()
+    async with db.acquire() as conn, conn.transaction():
+        existing = await conn.fetchval(
+            "SELECT 1 FROM follower WHERE room_id=$1 AND user_id=$2", room_id, user_id)
+        if existing:
+            return
+        await conn.execute("INSERT INTO follower (room_id, user_id, followed_at)"
+                           " VALUES ($1, $2, $3)", room_id, user_id, at)
+        await conn.execute("INSERT INTO follow_log (room_id, user_id, followed, at)"
+                           " VALUES ($1, $2, true, $3)", room_id, user_id, at)
 
 
-async def remove_follower(db: Database, room_id: str, user_id: str) -> None:
-    await db.execute("DELETE FROM follower WHERE room_id=$1 AND user_id=$2", room_id, user_id)
+async def remove_follower(db: Database, room_id: str, user_id: str,
+                          at: int | None = None) -> None:
+    async with db.acquire() as conn, conn.transaction():
+        existing = await conn.fetchval(
+            "SELECT 1 FROM follower WHERE room_id=$1 AND user_id=$2", room_id, user_id)
+        if not existing:
+            return
+        await conn.execute("DELETE FROM follower WHERE room_id=$1 AND user_id=$2",
+                           room_id, user_id)
+        await conn.execute("INSERT INTO follow_log (room_id, user_id, followed, at)"
+                           " VALUES ($1, $2, false, $3)", room_id, user_id, at or now_ms())
 
 
 async def follower_count(db: Database, slug: MerchantSlug) -> int:

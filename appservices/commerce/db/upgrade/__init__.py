@@ -5,4 +5,8 @@ from mercato.db import UpgradeTable
 upgrade_table = UpgradeTable(version_table_name="commerce_version",
                              database_name="commerce")
 
-from . import v01_initial, v02_merchant_accounts  # noqa: E402,F401  (register themselves)
+from . import (  # noqa: E402,F401  (register themselves)
+    v01_initial,
+    v02_merchant_accounts,
+    v03_campaigns,
+)

@@ -1,0 +1,355 @@
+"""Campaign operations: draft, preview, schedule, cancel, retract; coupons; stats.
+
+Called by the HTTP API (and through it the bot). Matrix effects go through the
+`BroadcastMatrix` port; sending itself is the outbox worker's job (outbox.py).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from appservices.commerce import campaigns
+from appservices.commerce.db import access, store
+from appservices.commerce.db import campaigns as rows
+from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appservices.commerce.merchants import Principal, require
+from appservices.commerce.roles import Action
+from mercato.db import Database
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+MAX_COUPON_STOCK = 1_000_000
+
+
+class BroadcastMatrix(Protocol):
+    mercato_hosts: tuple[str, ...]
+
+    async def send_preview(self, merchant: store.Merchant, content: dict[str, Any],
+                           campaign_id: int) -> str: ...
+
+    async def retract_post(self, merchant: store.Merchant, room_id: str, event_id: str,
+                           reason: str) -> None: ...
+
+    async def send_coupon_code(self, merchant: store.Merchant, user_id: str,
+                               text: str, code: str) -> tuple[str, str]: ...
+
+    def wake_outbox(self) -> None: ...
+
+
+def link_policy(merchant: store.Merchant, mercato_hosts: tuple[str, ...]) -> campaigns.LinkPolicy:
+    hosts = list(mercato_hosts)
+    if merchant.verified and merchant.verified_website:
+        hosts.append(urlsplit(merchant.verified_website).hostname or "")
+    return campaigns.LinkPolicy(allowed_hosts=tuple(h for h in hosts if h),
+                                verified=merchant.verified)
+
+
+def _coupon_view(coupon: dict[str, Any] | None) -> dict[str, Any] | None:
+    if coupon is None:
+        return None
+    expires = datetime.fromtimestamp(coupon["expires_at"] / 1000, UTC)
+    return {"id": coupon["id"], "stock": coupon["stock"], "title": coupon["title"],
+            "expires": f"{expires:%Y-%m-%d %H:%M} UTC"}
+
+
+async def render_campaign(db: Database, merchant: store.Merchant,
+                          campaign: rows.Campaign) -> dict[str, Any]:
+    coupon = await rows.get_coupon(db, campaign.coupon_id) if campaign.coupon_id else None
+    return campaigns.render_post(
+        campaign.kind, campaign.fields, shop_name=merchant.name, shop_mxid=merchant.mxid,
+        verified=merchant.verified, campaign_id=campaign.id, image_mxc=campaign.image_mxc,
+        image_info=campaign.image_info, silent=campaign.silent, coupon=_coupon_view(coupon))
+
+
+def _parse_time(field: str, value: Any) -> int:
+    """An ISO 8601 time with a timezone, or milliseconds since the epoch."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return int(parsed.timestamp() * 1000)
+    raise InvalidInput(field, "must be a time with its timezone, such as "
+                              "2026-12-01T09:00:00+01:00")
+
+
+async def _target_rooms(db: Database, slug: str, channel_ids: Any) -> list[str]:
+    channels = [c.room_id for c in await store.channels_of(db, store.MerchantSlug(slug))]
+    if channel_ids in (None, [], ""):
+        return []
+    if not isinstance(channel_ids, list) or not all(isinstance(c, str) for c in channel_ids):
+        raise InvalidInput("channels", "must be a list of your channels' room IDs or aliases")
+    chosen = []
+    by_alias = {c.alias: c.room_id for c in await store.channels_of(db, store.MerchantSlug(slug))}
+    for item in channel_ids:
+        room_id = by_alias.get(item, item)
+        if room_id not in channels:
+            raise InvalidInput("channels", f"{item} is not a channel of your shop")
+        chosen.append(room_id)
+    return chosen
+
+
+async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Principal,
+                          slug: str, body: Any) -> rows.Campaign:
+    merchant = await require(db, principal, slug, Action.RUN_CAMPAIGNS)
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "send a JSON object with kind and fields")
+    kind = body.get("kind", "")
+    fields = campaigns.validate_fields(kind, body.get("fields"))
+    campaigns.check_links([fields["text"], fields["link"], fields["title"]],
+                          link_policy(merchant, matrix.mercato_hosts))
+    silent = bool(body.get("silent", False))
+    image_mxc = body.get("image_mxc") or ""
+    if image_mxc and not (isinstance(image_mxc, str) and image_mxc.startswith("mxc://")):
+        raise InvalidInput("image_mxc", "must be an mxc:// URI; upload the image first")
+    if silent and image_mxc:
+        raise InvalidInput("silent", "silent posts are text only: m.notice cannot carry an "
+                                     "image")
+    image_info = body.get("image_info") or {}
+    if not isinstance(image_info, dict):
+        raise InvalidInput("image_info", "must be an object")
+    channel_ids = await _target_rooms(db, slug, body.get("channels"))
+    coupon_id = None
+    async with db.acquire() as conn, conn.transaction():
+        if kind == "coupon":
+            coupon = body.get("coupon")
+            if not isinstance(coupon, dict):
+                raise InvalidInput("coupon", "a coupon drop needs {\"stock\": …, "
+                                             "\"expires_at\": …}")
+            stock = coupon.get("stock")
+            if not isinstance(stock, int) or isinstance(stock, bool) or not (
+                    0 < stock <= MAX_COUPON_STOCK):
+                raise InvalidInput("coupon.stock", f"must be a whole number from 1 to "
+                                                   f"{MAX_COUPON_STOCK}")
+            expires_at = _parse_time("coupon.expires_at", coupon.get("expires_at"))
+            if expires_at <= int(time.time() * 1000):
+                raise InvalidInput("coupon.expires_at", "is in the past")
+            coupon_id = await rows.insert_coupon(conn, slug, fields["title"], stock, expires_at,
+                                                 principal.actor)
+        campaign_id = await rows.insert_campaign(
+            conn, slug=slug, kind=kind, fields=fields, image_mxc=image_mxc,
+            image_info=image_info, silent=silent, channel_ids=channel_ids,
+            coupon_id=coupon_id, created_by=principal.actor)
+        await access.audit(conn, slug, principal.actor, "campaign_created",
+                           campaign=campaign_id, kind=kind)
+    campaign = await rows.get_campaign(db, campaign_id)
+    assert campaign is not None
+    return campaign
+
+
+async def get_campaign(db: Database, principal: Principal, slug: str, campaign_id: int,
+                       action: Action = Action.RUN_CAMPAIGNS) -> tuple[store.Merchant,
+                                                                        rows.Campaign]:
+    merchant = await require(db, principal, slug, action)
+    campaign = await rows.get_campaign(db, campaign_id)
+    if campaign is None or campaign.merchant_slug != slug:
+        raise NotFound(f"There is no campaign {campaign_id} in '{slug}'.")
+    return merchant, campaign
+
+
+async def preview(db: Database, matrix: BroadcastMatrix, principal: Principal, slug: str,
+                  campaign_id: int) -> rows.Campaign:
+    merchant, campaign = await get_campaign(db, principal, slug, campaign_id)
+    if campaign.state not in ("draft", "scheduled"):
+        raise Conflict(f"Campaign {campaign_id} is {campaign.state}; only drafts and "
+                       "scheduled campaigns can be previewed.", errcode="MERCATO_WRONG_STATE")
+    content = campaigns.preview_content(await render_campaign(db, merchant, campaign),
+                                        campaign_id)
+    event_id = await matrix.send_preview(merchant, content, campaign_id)
+    await rows.set_campaign(db, campaign_id, preview_event_id=event_id)
+    return await _reload(db, campaign_id)
+
+
+async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, slug: str,
+                   campaign_id: int, at: Any = None) -> rows.Campaign:
+    """Schedule for `at`, or send now when `at` is empty. Quota is checked here."""
+    merchant, campaign = await get_campaign(db, principal, slug, campaign_id)
+    if merchant.status != "approved":
+        raise Forbidden(f"The shop is {merchant.status} and cannot post.",
+                        errcode="MERCATO_SHOP_NOT_ACTIVE")
+    if campaign.state not in ("draft", "scheduled"):
+        raise Conflict(f"Campaign {campaign_id} is {campaign.state}; it cannot be scheduled.",
+                       errcode="MERCATO_WRONG_STATE")
+    now = int(time.time() * 1000)
+    when = now if at in (None, "", "now") else _parse_time("at", at)
+    when = max(when, now)
+    # Links are checked again: the shop's verification may have changed since the draft.
+    campaigns.check_links([campaign.fields.get("text", ""), campaign.fields.get("link", ""),
+                           campaign.fields.get("title", "")],
+                          link_policy(merchant, matrix.mercato_hosts))
+    async with db.acquire() as conn, conn.transaction():
+        used, oldest = await rows.sends_since(conn, slug, when - campaigns.DAY_MS)
+        if campaign.state == "scheduled":
+            used -= 1  # rescheduling does not use a second post
+        campaigns.check_quota(merchant.daily_post_quota, used, oldest, now)
+        await rows.set_campaign(conn, campaign_id, state="scheduled", scheduled_at=when)
+        await access.audit(conn, slug, principal.actor, "campaign_scheduled",
+                           campaign=campaign_id, at=when)
+    matrix.wake_outbox()
+    return await _reload(db, campaign_id)
+
+
+async def cancel(db: Database, principal: Principal, slug: str,
+                 campaign_id: int) -> rows.Campaign:
+    _, campaign = await get_campaign(db, principal, slug, campaign_id)
+    async with db.acquire() as conn, conn.transaction():
+        current = await rows.get_campaign(conn, campaign_id)
+        if current is None or current.state not in ("draft", "scheduled"):
+            raise Conflict(f"Campaign {campaign_id} is {campaign.state}; only drafts and "
+                           "scheduled campaigns can be cancelled.", errcode="MERCATO_WRONG_STATE")
+        await rows.set_campaign(conn, campaign_id, state="cancelled")
+        await access.audit(conn, slug, principal.actor, "campaign_cancelled",
+                           campaign=campaign_id)
+    return await _reload(db, campaign_id)
+
+
+async def retract(db: Database, matrix: BroadcastMatrix, principal: Principal, slug: str,
+                  campaign_id: int) -> rows.Campaign:
+    merchant, campaign = await get_campaign(db, principal, slug, campaign_id)
+    if campaign.state != "sent":
+        raise Conflict(f"Campaign {campaign_id} is {campaign.state}; only sent campaigns can "
+                       "be retracted.", errcode="MERCATO_WRONG_STATE")
+    for post in await rows.outbox_of(db, campaign_id):
+        if post["event_id"]:
+            await matrix.retract_post(merchant, post["room_id"], post["event_id"],
+                                      "Retracted by the shop")
+    async with db.acquire() as conn, conn.transaction():
+        await rows.set_campaign(conn, campaign_id, state="retracted",
+                                retracted_at=int(time.time() * 1000))
+        await access.audit(conn, slug, principal.actor, "campaign_retracted",
+                           campaign=campaign_id)
+    return await _reload(db, campaign_id)
+
+
+async def _reload(db: Database, campaign_id: int) -> rows.Campaign:
+    campaign = await rows.get_campaign(db, campaign_id)
+    assert campaign is not None
+    return campaign
+
+
+# -- coupons ---------------------------------------------------------------------------------
+
+async def claim_coupon(db: Database, matrix: BroadcastMatrix, coupon_id: int,
+                       user_id: str) -> dict[str, Any]:
+    """A follower claims a coupon: one code per follower, while stock lasts and not expired.
+
+    Safe to repeat: a second claim returns the same code (and re-sends the DM only if the
+    first one was not recorded).
+    """
+    coupon = await rows.get_coupon(db, coupon_id)
+    if coupon is None:
+        raise NotFound(f"There is no coupon {coupon_id}.")
+    merchant = await store.get_merchant(db, store.MerchantSlug(coupon["merchant_slug"]))
+    assert merchant is not None
+    if merchant.status != "approved":
+        raise Forbidden(f"{merchant.name} is {merchant.status} and cannot hand out coupons.",
+                        errcode="MERCATO_SHOP_NOT_ACTIVE")
+    now = int(time.time() * 1000)
+    async with db.acquire() as conn, conn.transaction():
+        existing = await rows.code_of(conn, coupon_id, user_id)
+        if existing is None:
+            if coupon["expires_at"] <= now:
+                raise Conflict(f"The coupon '{coupon['title']}' has expired.",
+                               errcode="MERCATO_COUPON_EXPIRED", status=410)
+            if await rows.claimed_count(conn, coupon_id) >= coupon["stock"]:
+                raise Conflict(f"All {coupon['stock']} codes of '{coupon['title']}' are taken.",
+                               errcode="MERCATO_COUPON_SOLD_OUT", status=410)
+            code = rows.new_code()
+            await conn.execute(
+                "INSERT INTO coupon_code (code, coupon_id, merchant_slug, user_id, claimed_at)"
+                " VALUES ($1, $2, $3, $4, $5)", code, coupon_id, merchant.slug, user_id, now)
+            existing = {"code": code, "dm_room_id": None, "dm_event_id": None}
+    code = existing["code"]
+    if not existing["dm_event_id"]:
+        expires = datetime.fromtimestamp(coupon["expires_at"] / 1000, UTC)
+        text = (f"🎟️ Your code for \"{coupon['title']}\": {code}\n"
+                f"Valid until {expires:%Y-%m-%d %H:%M} UTC, once. Show it at checkout or give "
+                f"it to {merchant.name} when you order.")
+        room_id, event_id = await matrix.send_coupon_code(merchant, user_id, text, code)
+        await db.execute("UPDATE coupon_code SET dm_room_id=$1, dm_event_id=$2 WHERE code=$3",
+                         room_id, event_id, code)
+    log.info("coupon.claimed", coupon=coupon_id, shop=merchant.slug, user_id=user_id)
+    return {"coupon": coupon_id, "code": code, "title": coupon["title"]}
+
+
+async def redeem(db: Database, principal: Principal, slug: str, code: Any) -> dict[str, Any]:
+    await require(db, principal, slug, Action.RUN_CAMPAIGNS)
+    if not isinstance(code, str) or not code.strip():
+        raise InvalidInput("code", "send the code the buyer shows you")
+    code = code.strip().upper()
+    found = await rows.get_code(db, code)
+    if found is None or found["merchant_slug"] != slug:
+        raise NotFound(f"{code} is not a code of this shop.", errcode="MERCATO_CODE_UNKNOWN")
+    now = int(time.time() * 1000)
+    if found["expires_at"] <= now:
+        raise Conflict(f"{code} expired; it cannot be redeemed.",
+                       errcode="MERCATO_CODE_EXPIRED", status=410)
+    redeemed = await db.fetchval(
+        "UPDATE coupon_code SET redeemed_at=$1, redeemed_by=$2 WHERE code=$3"
+        " AND redeemed_at IS NULL RETURNING code", now, principal.actor, code)
+    if redeemed is None:
+        when = datetime.fromtimestamp((found["redeemed_at"] or now) / 1000, UTC)
+        raise Conflict(f"{code} was already redeemed on {when:%Y-%m-%d %H:%M} UTC.",
+                       errcode="MERCATO_CODE_USED")
+    await access.audit(db, slug, principal.actor, "coupon_redeemed", code=code,
+                       coupon=found["coupon_id"])
+    return {"code": code, "coupon": found["coupon_id"], "title": found["title"],
+            "user_id": found["user_id"], "redeemed_at": now}
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+async def stats(db: Database, principal: Principal, slug: str, days: int = 30) -> dict[str, Any]:
+    await require(db, principal, slug, Action.READ_STATS)
+    channels = [c.room_id for c in await store.channels_of(db, store.MerchantSlug(slug))]
+    followers = await store.follower_count(db, store.MerchantSlug(slug))
+    history = []
+    if channels:
+        placeholders = ", ".join(f"${i + 1}" for i in range(len(channels)))
+        log_rows = await db.fetch(
+            f"SELECT user_id, followed, at FROM follow_log WHERE room_id IN ({placeholders})"
+            " ORDER BY id", *channels)
+        day_ms = campaigns.DAY_MS
+        today = int(time.time() * 1000) // day_ms
+        members: dict[str, int] = {}
+        index = 0
+        for day in range(today - days + 1, today + 1):
+            while index < len(log_rows) and log_rows[index]["at"] // day_ms <= day:
+                row = log_rows[index]
+                members[row["user_id"]] = members.get(row["user_id"], 0) + (
+                    1 if row["followed"] else -1)
+                index += 1
+            count = sum(1 for v in members.values() if v > 0)
+            history.append({"day": datetime.fromtimestamp(day * day_ms / 1000, UTC)
+                            .date().isoformat(), "followers": count})
+    per_campaign = []
+    for campaign in await rows.campaigns_of(db, slug):
+        posts = await rows.outbox_of(db, campaign.id)
+        event_ids = [p["event_id"] for p in posts if p["event_id"]]
+        views = reactions = 0
+        for event_id in event_ids:
+            views += await db.fetchval("SELECT COUNT(*) FROM post_view WHERE post_event_id=$1",
+                                       event_id)
+            reactions += await db.fetchval(
+                "SELECT COUNT(*) FROM post_reaction WHERE post_event_id=$1", event_id)
+        claims = redemptions = 0
+        if campaign.coupon_id:
+            claims = await rows.claimed_count(db, campaign.coupon_id)
+            redemptions = await db.fetchval(
+                "SELECT COUNT(*) FROM coupon_code WHERE coupon_id=$1 AND redeemed_at IS NOT NULL",
+                campaign.coupon_id)
+        per_campaign.append({
+            "id": campaign.id, "kind": campaign.kind, "title": campaign.fields.get("title"),
+            "state": campaign.state, "sent_at": campaign.sent_at,
+            "reach": sum(p["reach"] or 0 for p in posts), "views": views,
+            "reactions": reactions, "claims": claims, "redemptions": redemptions,
+        })
+    return {"followers": followers, "followers_by_day": history, "campaigns": per_campaign,
+            "note": "views come from read receipts and are approximate"}

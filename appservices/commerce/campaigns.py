@@ -1,0 +1,189 @@
+"""Campaigns, sans I/O: what a valid post is, how it renders, link safety and quotas.
+
+Everything a merchant typed is plain text to us: it is validated here, escaped by
+the autoescaping templates and sanitised again with the spec's allowlist.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from appservices.commerce.errors import CommerceError, InvalidInput
+from appservices.commerce.shops import _plain_text, name_skeleton
+from mercato.matrix.html import sanitize_html
+from mercato.templates import template_environment
+
+TEMPLATES = template_environment(Path(__file__).parent / "templates")
+
+KINDS = ("product", "sale", "coupon", "text")
+STATES = ("draft", "scheduled", "sending", "sent", "retracted", "cancelled")
+CLAIM_REACTION = "🎟️"
+POST_KEY = "org.mercato.post"
+DAY_MS = 24 * 3600 * 1000
+
+# Link shorteners hide where a link leads: the very thing SMS fraud relies on.
+SHORTENERS = frozenset({
+    "bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly",
+    "cutt.ly", "shorturl.at", "rb.gy", "t.ly", "s.id", "tiny.cc", "bl.ink", "lnkd.in",
+    "short.io", "v.gd", "qr.ae", "x.co", "soo.gd", "clck.ru", "shorte.st", "adf.ly",
+})
+URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
+
+
+class PostRefused(CommerceError):
+    status = 422
+    errcode = "MERCATO_POST_REFUSED"
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """Where a shop's posts may link: its verified site and Mercato's own pages."""
+
+    allowed_hosts: tuple[str, ...]
+    verified: bool
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    return (parts.hostname or "").rstrip(".").lower()
+
+
+def _is_within(host: str, allowed: str) -> bool:
+    return host == allowed or host.endswith("." + allowed)
+
+
+def check_links(texts: list[str], policy: LinkPolicy) -> None:
+    """Refuse any link that is not https to an allowed host, with the reason why."""
+    for text in texts:
+        for url in URL.findall(text):
+            url = url.rstrip(".,;:!?)")
+            host = _host(url)
+            if not url.lower().startswith("https://"):
+                raise PostRefused(f"The link {url} is not https://; links in posts must be "
+                                  "secure.")
+            if host in SHORTENERS:
+                raise PostRefused(f"The link {url} uses a link shortener, which hides where "
+                                  "it leads; link to the page itself.")
+            if any(_is_within(host, allowed) for allowed in policy.allowed_hosts):
+                continue
+            if host.startswith("xn--") or ".xn--" in host or any(
+                    name_skeleton(host) == name_skeleton(a) for a in policy.allowed_hosts):
+                raise PostRefused(f"The link {url} looks like one of your addresses but is a "
+                                  "different site; posts cannot carry look-alike links.")
+            where = ", ".join(policy.allowed_hosts) or "Mercato's own pages"
+            if not policy.verified:
+                raise PostRefused(f"The link {url} points outside Mercato and your shop has "
+                                  "no verified website yet; verify it to link to it.")
+            raise PostRefused(f"The link {url} points to {host}; posts may only link to "
+                              f"{where}.")
+
+
+def parse_price(field: str, value: Any) -> str:
+    """A price as a decimal string with at most two decimals: never a float."""
+    text = str(value if value is not None else "").strip()
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInput(field, "must be a price such as 19.90") from None
+    if not price.is_finite() or price < 0 or price.as_tuple().exponent < -2 or price > 10**9:
+        raise InvalidInput(field, "must be a price such as 19.90 (two decimals at most)")
+    return f"{price:.2f}"
+
+
+def parse_currency(value: Any) -> str:
+    text = str(value or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise InvalidInput("currency", "must be an ISO 4217 code such as EUR or USD")
+    return text
+
+
+def validate_fields(kind: str, fields: Any) -> dict[str, str]:
+    """Check a campaign's fields for its kind; returns the cleaned fields."""
+    if kind not in KINDS:
+        raise InvalidInput("kind", f"use one of: {', '.join(KINDS)}")
+    if not isinstance(fields, dict):
+        raise InvalidInput("fields", "must be an object")
+    text = lambda name, limit=500, required=False: _plain_text(  # noqa: E731
+        name, fields.get(name), limit, required=required)
+    cleaned: dict[str, str] = {"title": text("title", 120, required=True),
+                               "text": text("text", 2000), "link": text("link", 300)}
+    if kind == "product":
+        cleaned["price"] = parse_price("price", fields.get("price"))
+        cleaned["currency"] = parse_currency(fields.get("currency"))
+    elif kind == "sale":
+        cleaned["discount"] = text("discount", 60, required=True)
+        cleaned["ends"] = text("ends", 60)
+    elif kind == "text" and not cleaned["text"]:
+        raise InvalidInput("text", "is required for a free-text post")
+    if cleaned["link"] and not URL.fullmatch(cleaned["link"]):
+        raise InvalidInput("link", "must be one https:// address")
+    return cleaned
+
+
+def render_post(kind: str, fields: dict[str, str], *, shop_name: str, shop_mxid: str,
+                verified: bool, campaign_id: int, image_mxc: str = "",
+                image_info: dict[str, Any] | None = None, silent: bool = False,
+                coupon: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The m.room.message content followers receive."""
+    values = {"kind": kind, "f": fields, "shop_name": shop_name, "shop_mxid": shop_mxid,
+              "verified": verified, "coupon": coupon, "claim_reaction": CLAIM_REACTION}
+    body = TEMPLATES.get_template("post.txt.j2").render(values).strip()
+    html = sanitize_html(TEMPLATES.get_template("post.html.j2").render(values).strip())
+    if silent and image_mxc:
+        raise InvalidInput("silent", "silent posts are text only: m.notice cannot carry an "
+                                     "image")
+    content: dict[str, Any] = {
+        "msgtype": "m.notice" if silent else "m.text",
+        "body": body,
+        "format": "org.matrix.custom.html",
+        "formatted_body": html,
+        POST_KEY: {"campaign": campaign_id, "kind": kind, "shop": shop_mxid,
+                   **({"coupon": coupon["id"], "claim_reaction": CLAIM_REACTION}
+                      if coupon else {})},
+    }
+    if kind == "product":
+        content[POST_KEY]["price"] = {"amount": fields["price"], "currency": fields["currency"]}
+    if image_mxc:
+        # A captioned image (Matrix 1.10): `filename` present makes `body` the caption.
+        content.update(msgtype="m.image", url=image_mxc, info=image_info or {},
+                       filename=(image_info or {}).get("filename", "promo"))
+    return content
+
+
+def preview_content(post: dict[str, Any], campaign_id: int) -> dict[str, Any]:
+    """What the staff room sees before anything goes out."""
+    preview = dict(post)
+    preview["body"] = f"Preview of campaign {campaign_id} (not sent yet):\n\n{post['body']}"
+    preview["formatted_body"] = (f"<p><em>Preview of campaign {campaign_id} (not sent yet)"
+                                 f"</em></p>{post['formatted_body']}")
+    preview.pop(POST_KEY, None)
+    preview["msgtype"] = "m.notice" if post["msgtype"] == "m.notice" else post["msgtype"]
+    return preview
+
+
+def quota_left(quota: int, sends_in_last_day: int) -> int:
+    return max(0, quota - sends_in_last_day)
+
+
+def check_quota(quota: int, sends_in_last_day: int, oldest_send_ms: int | None,
+                now_ms: int) -> None:
+    if quota_left(quota, sends_in_last_day) > 0:
+        return
+    when = ""
+    if oldest_send_ms:
+        free_at = datetime.fromtimestamp((oldest_send_ms + DAY_MS) / 1000, UTC)
+        when = f" The next post is possible after {free_at:%Y-%m-%d %H:%M} UTC."
+    raise PostRefused(f"Your shop may post {quota} times a day and has used all of them."
+                      f"{when} The operator can raise the quota.",
+                      errcode="MERCATO_QUOTA_EXCEEDED", status=429)
+
+
+def normalise_text(value: str) -> str:
+    return unicodedata.normalize("NFC", value)

@@ -1,0 +1,196 @@
+"""Campaign, outbox, coupon and stats rows."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from appservices.commerce.db.store import now_ms
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    merchant_slug: str
+    kind: str
+    fields: dict[str, str]
+    image_mxc: str
+    image_info: dict[str, Any]
+    silent: bool
+    channel_ids: list[str]
+    coupon_id: int | None
+    state: str
+    scheduled_at: int | None
+    preview_event_id: str | None
+    created_by: str
+    created_at: int
+    sent_at: int | None
+    retracted_at: int | None
+
+
+_CAMPAIGN_COLUMNS = ("id, merchant_slug, kind, fields, image_mxc, image_info, silent, "
+                     "channel_ids, coupon_id, state, scheduled_at, preview_event_id, created_by,"
+                     " created_at, sent_at, retracted_at")
+
+
+def _campaign(row: Any) -> Campaign:
+    data = {k: row[k] for k in row.keys()}
+    data["fields"] = json.loads(data["fields"])
+    data["image_info"] = json.loads(data["image_info"])
+    data["channel_ids"] = json.loads(data["channel_ids"])
+    data["silent"] = bool(data["silent"])
+    return Campaign(**data)
+
+
+async def insert_campaign(db: Any, *, slug: str, kind: str, fields: dict[str, str],
+                          image_mxc: str, image_info: dict[str, Any], silent: bool,
+                          channel_ids: list[str], coupon_id: int | None,
+                          created_by: str) -> int:
+    return await db.fetchval(
+        "INSERT INTO campaign (merchant_slug, kind, fields, image_mxc, image_info, silent,"
+        " channel_ids, coupon_id, state, created_by, created_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'draft',$9,$10) RETURNING id",
+        slug, kind, json.dumps(fields), image_mxc, json.dumps(image_info), silent,
+        json.dumps(channel_ids), coupon_id, created_by, now_ms())
+
+
+async def get_campaign(db: Any, campaign_id: int) -> Campaign | None:
+    row = await db.fetchrow(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaign WHERE id=$1",
+                            campaign_id)
+    return _campaign(row) if row else None
+
+
+async def campaigns_of(db: Any, slug: str, limit: int = 100) -> list[Campaign]:
+    rows = await db.fetch(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaign WHERE merchant_slug=$1"
+                          " ORDER BY id DESC LIMIT $2", slug, limit)
+    return [_campaign(r) for r in rows]
+
+
+async def set_campaign(db: Any, campaign_id: int, **changes: Any) -> None:
+    allowed = {"state", "scheduled_at", "preview_event_id", "sent_at", "retracted_at",
+               "fields", "image_mxc", "image_info", "silent", "channel_ids"}
+    if set(changes) - allowed:
+        raise ValueError(f"not updatable: {sorted(set(changes) - allowed)}")
+    for key in ("fields", "image_info", "channel_ids"):
+        if key in changes:
+            changes[key] = json.dumps(changes[key])
+    names = list(changes)
+    assignments = ", ".join(f"{name}=${i + 2}" for i, name in enumerate(names))
+    await db.execute(f"UPDATE campaign SET {assignments} WHERE id=$1", campaign_id,
+                     *(changes[n] for n in names))
+
+
+async def due_campaigns(db: Any, now: int) -> list[int]:
+    rows = await db.fetch("SELECT id FROM campaign WHERE state='scheduled' AND scheduled_at<=$1"
+                          " ORDER BY scheduled_at, id", now)
+    return [row["id"] for row in rows]
+
+
+async def sends_since(db: Any, slug: str, since: int) -> tuple[int, int | None]:
+    """Campaigns of the shop sent or due to send since `since`: (count, oldest time)."""
+    row = await db.fetchrow(
+        "SELECT COUNT(*) AS n, MIN(COALESCE(sent_at, scheduled_at)) AS oldest FROM campaign"
+        " WHERE merchant_slug=$1 AND state IN ('scheduled', 'sending', 'sent', 'retracted')"
+        " AND COALESCE(sent_at, scheduled_at) >= $2", slug, since)
+    return row["n"], row["oldest"]
+
+
+# -- outbox --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    campaign_id: int
+    room_id: str
+    state: str
+    attempts: int
+    next_attempt_at: int
+    event_id: str | None
+
+
+async def enqueue(db: Any, campaign_id: int, room_ids: list[str]) -> None:
+    for room_id in room_ids:
+        await db.execute("INSERT INTO outbox (campaign_id, room_id) VALUES ($1, $2)"
+                         " ON CONFLICT (campaign_id, room_id) DO NOTHING", campaign_id, room_id)
+
+
+async def pending_outbox(db: Any, now: int, limit: int = 200) -> list[OutboxRow]:
+    rows = await db.fetch(
+        "SELECT id, campaign_id, room_id, state, attempts, next_attempt_at, event_id FROM outbox"
+        " WHERE state='pending' AND next_attempt_at<=$1 ORDER BY id LIMIT $2", now, limit)
+    return [OutboxRow(**{k: r[k] for k in r.keys()}) for r in rows]
+
+
+async def next_outbox_time(db: Any) -> int | None:
+    return await db.fetchval("SELECT MIN(next_attempt_at) FROM outbox WHERE state='pending'")
+
+
+async def mark_attempt(db: Any, row_id: int, attempts: int) -> None:
+    """Written before the send: a crash after it tells the next try to look first."""
+    await db.execute("UPDATE outbox SET attempts=$1 WHERE id=$2", attempts, row_id)
+
+
+async def mark_sent(db: Any, row_id: int, event_id: str, reach: int) -> None:
+    await db.execute("UPDATE outbox SET state='sent', event_id=$1, reach=$2, sent_at=$3,"
+                     " last_error=NULL WHERE id=$4", event_id, reach, now_ms(), row_id)
+
+
+async def mark_retry(db: Any, row_id: int, error: str, next_attempt_at: int,
+                     give_up: bool) -> None:
+    await db.execute("UPDATE outbox SET last_error=$1, next_attempt_at=$2, state=$3 WHERE id=$4",
+                     error[:2000], next_attempt_at, "failed" if give_up else "pending", row_id)
+
+
+async def outbox_of(db: Any, campaign_id: int) -> list[dict[str, Any]]:
+    rows = await db.fetch("SELECT room_id, state, event_id, reach, attempts, last_error"
+                          " FROM outbox WHERE campaign_id=$1 ORDER BY id", campaign_id)
+    return [{k: r[k] for k in r.keys()} for r in rows]
+
+
+async def post_of_event(db: Any, event_id: str) -> tuple[int, str] | None:
+    row = await db.fetchrow("SELECT campaign_id, room_id FROM outbox WHERE event_id=$1",
+                            event_id)
+    return (row["campaign_id"], row["room_id"]) if row else None
+
+
+# -- coupons -------------------------------------------------------------------------------
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+
+
+async def insert_coupon(db: Any, slug: str, title: str, stock: int, expires_at: int,
+                        created_by: str) -> int:
+    return await db.fetchval(
+        "INSERT INTO coupon (merchant_slug, title, stock, expires_at, created_by, created_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6) RETURNING id", slug, title, stock, expires_at, created_by,
+        now_ms())
+
+
+async def get_coupon(db: Any, coupon_id: int) -> dict[str, Any] | None:
+    row = await db.fetchrow("SELECT id, merchant_slug, title, stock, expires_at, created_at"
+                            " FROM coupon WHERE id=$1", coupon_id)
+    return {k: row[k] for k in row.keys()} if row else None
+
+
+async def code_of(db: Any, coupon_id: int, user_id: str) -> dict[str, Any] | None:
+    row = await db.fetchrow("SELECT code, dm_room_id, dm_event_id, redeemed_at FROM coupon_code"
+                            " WHERE coupon_id=$1 AND user_id=$2", coupon_id, user_id)
+    return {k: row[k] for k in row.keys()} if row else None
+
+
+async def claimed_count(db: Any, coupon_id: int) -> int:
+    return await db.fetchval("SELECT COUNT(*) FROM coupon_code WHERE coupon_id=$1", coupon_id)
+
+
+async def get_code(db: Any, code: str) -> dict[str, Any] | None:
+    row = await db.fetchrow(
+        "SELECT c.code, c.coupon_id, c.merchant_slug, c.user_id, c.claimed_at, c.redeemed_at,"
+        " c.redeemed_by, k.expires_at, k.title FROM coupon_code c JOIN coupon k"
+        " ON k.id=c.coupon_id WHERE c.code=$1", code)
+    return {k: row[k] for k in row.keys()} if row else None

@@ -1,0 +1,172 @@
+"""The outbox: every campaign post is sent exactly once per (campaign, room).
+
+Each (campaign, room) is an outbox row. Before a send, the row's attempt count is
+written; the send uses the txnId `mercato.outbox.<row id>`, unique across the
+appservice, and its content carries the row id under `org.mercato.post`. The
+returned event ID is stored with the row.
+
+Why both: Synapse deduplicates an appservice's txnIds only in memory and for
+about half an hour, so after a Synapse restart (or a long appservice outage) a
+resend could post twice. A row that was attempted but has no event ID is
+therefore first looked for in the room's recent history (by its marker) and
+adopted if found; only otherwise is it sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from mautrix.api import Method
+from mautrix.types import EventType, RoomID
+
+from appservices.commerce import broadcast, campaigns
+from appservices.commerce.db import campaigns as rows
+from appservices.commerce.db import store
+from mercato.faults import fault_point
+from mercato.logging import get_logger
+
+if TYPE_CHECKING:
+    from appservices.commerce.service import CommerceAppService
+
+log = get_logger(__name__)
+
+MAX_ATTEMPTS = 10
+CONCURRENT_ROOMS = 8
+HISTORY_SCAN = 200
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def outbox_txn_id(row_id: int) -> str:
+    return f"mercato.outbox.{row_id}"
+
+
+class Outbox:
+    def __init__(self, service: CommerceAppService) -> None:
+        self.service = service
+        self.db = service.db
+        self.wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def run(self) -> None:
+        while True:
+            self.wakeup.clear()
+            try:
+                await self.start_due_campaigns()
+                await self.send_pending()
+                await self.finish_campaigns()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox.pass_failed")
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), 1.0)
+            except TimeoutError:
+                pass
+
+    async def start_due_campaigns(self) -> None:
+        for campaign_id in await rows.due_campaigns(self.db, _now()):
+            campaign = await rows.get_campaign(self.db, campaign_id)
+            if campaign is None:
+                continue
+            rooms = campaign.channel_ids or [
+                c.room_id for c in await store.channels_of(
+                    self.db, store.MerchantSlug(campaign.merchant_slug))]
+            async with self.db.acquire() as conn, conn.transaction():
+                await rows.enqueue(conn, campaign_id, rooms)
+                await rows.set_campaign(conn, campaign_id, state="sending")
+            log.info("campaign.sending", campaign=campaign_id, rooms=len(rooms))
+
+    async def send_pending(self) -> None:
+        pending = await rows.pending_outbox(self.db, _now())
+        if not pending:
+            return
+        limit = asyncio.Semaphore(CONCURRENT_ROOMS)
+        by_room: dict[str, list[rows.OutboxRow]] = {}
+        for row in pending:
+            by_room.setdefault(row.room_id, []).append(row)
+
+        async def room_worker(room_rows: list[rows.OutboxRow]) -> None:
+            async with limit:
+                for row in room_rows:  # one room's posts keep their order
+                    await self.send_row(row)
+
+        await asyncio.gather(*(room_worker(r) for r in by_room.values()))
+
+    async def send_row(self, row: rows.OutboxRow) -> None:
+        campaign = await rows.get_campaign(self.db, row.campaign_id)
+        if campaign is None or campaign.state not in ("sending",):
+            await rows.mark_retry(self.db, row.id, f"campaign is "
+                                  f"{campaign.state if campaign else 'gone'}", _now(), True)
+            return
+        merchant = await store.get_merchant(self.db, store.MerchantSlug(campaign.merchant_slug))
+        if merchant is None or merchant.status != "approved":
+            # A suspended shop posts nothing; the row waits for reinstatement.
+            await rows.mark_retry(self.db, row.id, "shop is not active", _now() + 60_000, False)
+            return
+        intent = self.service.intent_for(merchant.mxid)
+        try:
+            if row.attempts > 0:
+                found = await self.find_sent(merchant.mxid, row)
+                if found:
+                    await rows.mark_sent(self.db, row.id, found, await self.reach(row.room_id))
+                    log.info("outbox.adopted", row=row.id, event_id=found)
+                    return
+            content = await broadcast.render_campaign(self.db, merchant, campaign)
+            content[campaigns.POST_KEY]["outbox"] = row.id
+            await rows.mark_attempt(self.db, row.id, row.attempts + 1)
+            event_id = await intent.send_message_event(
+                RoomID(row.room_id), EventType.ROOM_MESSAGE, content,
+                txn_id=outbox_txn_id(row.id))
+            fault_point("outbox.after_send")  # sent, but not yet recorded
+            await rows.mark_sent(self.db, row.id, event_id, await self.reach(row.room_id))
+            log.info("outbox.sent", row=row.id, campaign=row.campaign_id, room_id=row.room_id,
+                     event_id=event_id)
+        except Exception as e:
+            attempts = row.attempts + 1
+            give_up = attempts >= MAX_ATTEMPTS
+            delay = min(300_000, 1000 * 2 ** attempts)
+            await rows.mark_retry(self.db, row.id, f"{type(e).__name__}: {e}", _now() + delay,
+                                  give_up)
+            log.warning("outbox.send_failed", row=row.id, attempt=attempts, give_up=give_up,
+                        error=str(e))
+
+    async def find_sent(self, shop_mxid: str, row: rows.OutboxRow) -> str | None:
+        """The event of this row if an earlier attempt reached the room."""
+        intent = self.service.intent_for(shop_mxid)  # type: ignore[arg-type]
+        response = await intent.api.request(
+            Method.GET, f"/_matrix/client/v3/rooms/{row.room_id}/messages",
+            query_params={"dir": "b", "limit": str(HISTORY_SCAN)})
+        for event in response.get("chunk", []):
+            marker = event.get("content", {}).get(campaigns.POST_KEY, {})
+            if event.get("sender") == shop_mxid and isinstance(marker, dict) and \
+                    marker.get("outbox") == row.id:
+                return event["event_id"]
+        return None
+
+    async def reach(self, room_id: str) -> int:
+        """Followers in the room when the post went out."""
+        members: dict[str, Any] = (await self.service.bot.api.request(
+            Method.GET, f"/_matrix/client/v3/rooms/{room_id}/joined_members")).get("joined", {})
+        return sum(1 for user in members if not self.service.is_own_user(user))
+
+    async def finish_campaigns(self) -> None:
+        sending = await self.db.fetch("SELECT id FROM campaign WHERE state='sending'")
+        for row in sending:
+            open_rows = await self.db.fetchval(
+                "SELECT COUNT(*) FROM outbox WHERE campaign_id=$1 AND state='pending'", row["id"])
+            if open_rows == 0:
+                await rows.set_campaign(self.db, row["id"], state="sent", sent_at=_now())
+                log.info("campaign.sent", campaign=row["id"])
