@@ -1,8 +1,9 @@
 """The shop bot: an ordinary Matrix account that answers commands in any room it is in.
 
-This is the foundation: login that survives restarts (one device, not a new one per
-start), a sync loop that resumes where it stopped, invites accepted, and the first
-commands. The merchant and buyer commands build on it.
+Login that survives restarts (one device, not a new one per start), a sync loop that
+resumes where it stopped, invites accepted, and commands: declared in
+`bots.shopbot.commands`, run by `mercato.commands`, answered here as notices that
+reply to the command. The commands call the commerce HTTP API for the sender.
 """
 
 from __future__ import annotations
@@ -11,53 +12,56 @@ import asyncio
 import json
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiohttp import web
-from nio import AsyncClient, AsyncClientConfig, LoginResponse, SyncError, SyncResponse
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    LoginResponse,
+    RoomSendError,
+    SyncError,
+    SyncResponse,
+)
 from prometheus_client import Counter
 
+from bots.shopbot.api import CommerceApi, commerce_api_url
+from bots.shopbot.commands import ShopContext, registry
+from mercato.commands import Reply, strip_reply_fallback
 from mercato.config import MercatoConfig
 from mercato.logging import get_logger
+from mercato.matrix.html import sanitize_html
 from mercato.web import add_health_routes, serve
 
 log = get_logger(__name__)
 
-COMMANDS = Counter("mercato_shopbot_commands_total", "Commands answered", ["command"])
-
-HELP = {
-    "help": "show this list",
-    "ping": "check that the bot is alive",
-}
+COMMANDS = Counter("mercato_shopbot_commands_total", "Commands answered", ["command", "ok"])
+API_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-@dataclass(frozen=True)
-class Command:
-    name: str
-    args: str
+def reply_content(reply: Reply, event_id: str, sender: str) -> dict[str, Any]:
+    """The notice answering a command: a reply to it, with sanitised HTML if any."""
+    content: dict[str, Any] = {
+        "msgtype": "m.notice", "body": reply.text,
+        "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
+        "m.mentions": {"user_ids": [sender]},
+    }
+    if reply.html:
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = sanitize_html(reply.html)
+    return content
 
 
-def parse_command(body: str, prefix: str, *, direct: bool) -> Command | None:
-    """`!ping` anywhere; plain `ping` also works in a one-to-one chat with the bot."""
-    text = body.strip()
-    if text.startswith(prefix):
-        text = text[len(prefix):]
-    elif not direct:
+def command_text(content: dict[str, Any]) -> str | None:
+    """The text of a message that may be a command; None for edits, notices, media."""
+    if content.get("msgtype") != "m.text":
         return None
-    parts = text.split(None, 1)
-    if not parts:
+    if content.get("m.relates_to", {}).get("rel_type") == "m.replace":
         return None
-    return Command(name=parts[0].lower(), args=parts[1].strip() if len(parts) > 1 else "")
-
-
-def answer(command: Command, prefix: str) -> str:
-    if command.name == "ping":
-        return "pong"
-    if command.name == "help":
-        lines = [f"{prefix}{name} — {text}" for name, text in HELP.items()]
-        return "Commands:\n" + "\n".join(lines)
-    return f"Unknown command '{command.name}'. Type {prefix}help for the list."
+    body = content.get("body")
+    return strip_reply_fallback(body) if isinstance(body, str) else None
 
 
 class ShopBot:
@@ -71,6 +75,9 @@ class ShopBot:
             store_path=str(self.state_dir),
             config=AsyncClientConfig(store_sync_tokens=False, encryption_enabled=False),
         )
+        self.commands = registry.with_prefix(config.shopbot.prefix)
+        self.http: aiohttp.ClientSession | None = None
+        self.api: CommerceApi | None = None
         self.ready = False
         self.app = web.Application()
         add_health_routes(self.app, "shopbot", lambda: self.ready)
@@ -121,25 +128,41 @@ class ShopBot:
                 source = event.source
                 if source.get("type") != "m.room.message" or event.sender == self.user_id:
                     continue
-                content = source.get("content", {})
-                if content.get("msgtype") not in ("m.text", None):
+                body = command_text(source.get("content", {}))
+                if body is None:
                     continue
-                command = parse_command(str(content.get("body", "")),
-                                        self.config.shopbot.prefix, direct=count == 2)
-                if command is None:
-                    continue
-                await self._reply(room_id, source["event_id"],
-                                  answer(command, self.config.shopbot.prefix))
-                COMMANDS.labels(command.name if command.name in HELP else "unknown").inc()
+                try:
+                    await self._answer(room_id, source["event_id"], event.sender, body,
+                                       direct=count == 2)
+                except Exception:  # one bad event must not stop the bot for everyone
+                    log.exception("shopbot.command_failed", room_id=room_id,
+                                  event_id=source["event_id"])
 
-    async def _reply(self, room_id: str, event_id: str, text: str) -> None:
-        content = {"msgtype": "m.notice", "body": text,
-                   "m.relates_to": {"m.in_reply_to": {"event_id": event_id}}}
+    async def _answer(self, room_id: str, event_id: str, sender: str, body: str,
+                      *, direct: bool) -> None:
+        ctx = ShopContext(sender=sender, room_id=room_id, event_id=event_id, direct=direct,
+                          api=self.api.as_user(sender) if self.api else None)
+        outcome = await self.commands.dispatch(body, ctx)
+        if outcome is None:
+            return
+        COMMANDS.labels(outcome.command, str(outcome.ok).lower()).inc()
+        log.info("shopbot.command", command=outcome.command, ok=outcome.ok, sender=sender,
+                 room_id=room_id)
+        await self._reply(room_id, event_id, reply_content(outcome.reply, event_id, sender))
+
+    async def _reply(self, room_id: str, event_id: str, content: dict[str, Any]) -> None:
         # The txnId comes from the command's event: a resend after a restart is deduplicated.
-        await self.client.room_send(room_id, "m.room.message", content,
-                                    tx_id=f"reply.{event_id}", ignore_unverified_devices=True)
+        response = await self.client.room_send(room_id, "m.room.message", content,
+                                               tx_id=f"reply.{event_id}",
+                                               ignore_unverified_devices=True)
+        if isinstance(response, RoomSendError):
+            log.warning("shopbot.reply_failed", room_id=room_id, event_id=event_id,
+                        error=response.message)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.http = aiohttp.ClientSession(timeout=API_TIMEOUT)
+        self.api = CommerceApi(self.http, commerce_api_url(self.config),
+                               self.config.commerce.service_token)
         await self.login()
         since = self._load_session().get("since") or None
         if since is None:
@@ -180,5 +203,7 @@ class ShopBot:
             waiter.cancel()
             await asyncio.gather(task, waiter, return_exceptions=True)
             await self.client.close()
+            if self.http is not None:
+                await self.http.close()
             await runner.cleanup()
             log.info("shopbot.stopped")

@@ -1,0 +1,310 @@
+"""The shop bot's commands: merchant and buyer actions over the commerce HTTP API.
+
+Each command is declared once; `!help` and the usage errors come from the
+declarations. The API decides what a user may do; the bot checks the role first
+only to answer sooner and more clearly (`authorize`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bots.shopbot import replies
+from bots.shopbot.api import UserApi
+from mercato.commands import (
+    Command,
+    CommandError,
+    Context,
+    Registry,
+    Reply,
+    argument,
+    https_url,
+    matrix_user_id,
+    one_of,
+    option,
+)
+from mercato.types import MerchantSlug
+
+ROLES = ("owner", "editor", "support", "analyst")
+
+
+class Need(StrEnum):
+    """Who may run a command, in the shop it names (or the user's only shop)."""
+
+    STAFF = "staff"  # any role
+    OWNER = "owner"
+
+
+@dataclass
+class ShopContext(Context):
+    api: UserApi | None = None
+    # Filled by `authorize` for commands that act on a shop.
+    role: str = ""
+    shops: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def commerce(self) -> UserApi:
+        if self.api is None:
+            raise CommandError("The shop service is not configured; tell the operator.")
+        return self.api
+
+
+def _describe(need: Any) -> str:
+    if need == Need.OWNER:
+        return ("For the shop's owners. If you work for several shops, add --shop <slug>; "
+                "with one shop you can leave it out.")
+    return ("For the shop's staff (any role). If you work for several shops, add --shop "
+            "<slug>; with one shop you can leave it out.")
+
+
+async def authorize(ctx: ShopContext, command: Command, values: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """Pick the shop (the only one, or --shop) and refuse early when the role cannot."""
+    p = ctx.prefix
+    ctx.shops = await ctx.commerce.my_shops()
+    roles = {s["slug"]: s["role"] for s in ctx.shops}
+    slug = values.get("shop")
+    if not slug:
+        if not roles:
+            raise CommandError(
+                "You do not work for any shop. Open one with "
+                f"{p}shop apply <slug> <name…>, or ask a shop's owner to add you "
+                f"({p}staff add).")
+        if len(roles) > 1:
+            example = f"{p}{command.path} … --shop {next(iter(roles))}"
+            raise CommandError(f"You work for several shops ({', '.join(roles)}); say which "
+                               f"one with --shop, e.g. {example}")
+        slug = next(iter(roles))
+    role = roles.get(slug)
+    if role is None:
+        raise CommandError(f"You are not staff of the shop '{slug}', so you cannot use "
+                           f"{p}{command.path} there."
+                           + (f" Your shops: {', '.join(roles)}." if roles else ""))
+    if command.permission == Need.OWNER and role != "owner":
+        raise CommandError(f"Only an owner of '{slug}' can use {p}{command.path}; your role "
+                           "there is " + role + ". Ask an owner.")
+    ctx.role = role
+    return {**values, "shop": MerchantSlug(slug)}
+
+
+registry: Registry[ShopContext] = Registry(
+    prefix="!", bot_name="me", authorize=authorize, describe_permission=_describe)
+
+SHOP_OPTION = option("shop", parser=replies.parse_slug, metavar="slug",
+                     help="which of your shops")
+
+
+# -- everyone ---------------------------------------------------------------------------
+
+@registry.command("ping", help="check that the bot is alive")
+def ping(ctx: ShopContext) -> str:
+    return "pong"
+
+
+@registry.command("shops", help="browse or search the shop directory",
+                  examples=("shops", "shops shoes"))
+@argument("search", required=False, rest=True, help="words in a shop's name or description")
+async def shops(ctx: ShopContext, search: str | None) -> Reply:
+    query = (search or "").strip()
+    return replies.directory(await ctx.commerce.directory(query), query, ctx.prefix)
+
+
+# -- your shop --------------------------------------------------------------------------
+
+shop = registry.group("shop", help="open a shop, see its status, change its settings",
+                      default="status")
+
+
+@shop.command(
+    "apply", help="apply for a shop; the operator approves it",
+    details="The short name (slug) becomes the shop's address, e.g. @shop_green-grocer. "
+            "Add the website and a description now, or later with {prefix}shop set.",
+    examples=("shop apply green-grocer Green Grocer --website https://greengrocer.example "
+              "--description Fresh fruit and vegetables, delivered",))
+@argument("slug", parser=replies.parse_slug, help="lowercase letters, digits and '-'")
+@argument("name", rest=True, help="the shop's name as buyers see it")
+@option("website", parser=https_url, metavar="https://…", help="the shop's website")
+@option("description", rest=True, metavar="text",
+        help="what the shop sells (everything up to the next --option)")
+async def apply(ctx: ShopContext, slug: MerchantSlug, name: str, website: str | None,
+                description: str | None) -> str:
+    application = {"slug": slug, "name": name}
+    if website:
+        application["website"] = website
+    if description:
+        application["description"] = description
+    created = await ctx.commerce.apply(application)
+    lines = [f"Your application for the shop “{created['name']}” ({created['slug']}) is "
+             f"received and {replies.STATUS_TEXT['pending']}.",
+             f"Check it with {ctx.prefix}shop status {created['slug']}."]
+    if created.get("flagged"):
+        lines.append(f"Note: {created['flagged']}; the operator will look at this closely.")
+    return "\n".join(lines)
+
+
+@shop.command("status", help="your shops, or one shop's details",
+              examples=("shop status", "shop status green-grocer"))
+@argument("slug", parser=replies.parse_slug, required=False,
+          help="a shop's short name (default: your shop)")
+async def status(ctx: ShopContext, slug: MerchantSlug | None) -> Reply:
+    mine = await ctx.commerce.my_shops()
+    roles = {s["slug"]: s["role"] for s in mine}
+    if slug is None:
+        if not roles:
+            return Reply(f"You do not work for any shop yet. Open one with {ctx.prefix}shop "
+                         f"apply <slug> <name…> (see {ctx.prefix}help shop apply), or browse "
+                         f"shops with {ctx.prefix}shops.")
+        if len(roles) > 1:
+            details = [await ctx.commerce.shop(MerchantSlug(s)) for s in roles]
+            return replies.shop_table(details, roles, ctx.prefix)
+        slug = MerchantSlug(next(iter(roles)))
+    return replies.shop_details(await ctx.commerce.shop(slug), roles.get(slug), ctx.prefix)
+
+
+settings = shop.group("set", help="change the shop's profile and automatic replies")
+
+@dataclass(frozen=True)
+class Setting:
+    api_field: str
+    label: str
+    what: str
+    parser: Any
+    example: str
+    metavar: str = "text"
+    details: str = "Type 'off' to remove it."
+
+
+def _website(value: str) -> str:
+    return "" if value.strip().lower() in replies.CLEAR_WORDS else https_url(value)
+
+
+SETTINGS = {
+    "welcome": Setting(
+        "welcome_message", "Welcome message", "the message a buyer gets on first contact",
+        replies.parse_clearable, "Hello! Ask us anything about our products."),
+    "away": Setting(
+        "away_message", "Away message", "the reply outside opening hours",
+        replies.parse_clearable, "We are closed now and answer tomorrow from 9:00."),
+    "hours": Setting(
+        "opening_hours", "Opening hours", "when the shop answers buyers",
+        replies.parse_opening_hours, "mon-fri 09:00-18:00 sat 10:00-14:00 Europe/Paris",
+        metavar="days hours",
+        details="Days (mon, mon-fri, sat,sun, daily) then one or more spans; days not named "
+                "are closed; the time zone anywhere (default UTC). Type 'off' to be always "
+                "open."),
+    "keywords": Setting(
+        "keyword_replies", "Keyword replies", "automatic replies to words buyers use",
+        replies.parse_keyword_replies, "delivery: We ship in 2 days; returns: 30 days to return",
+        metavar="keyword: reply; …",
+        details="Replaces the whole list. Separate entries with ; or new lines. Type 'off' to "
+                "remove them all."),
+    "name": Setting("name", "Name", "the shop's name", str.strip, "Green Grocer",
+                    metavar="name", details=""),
+    "description": Setting("description", "Description", "what the shop sells",
+                           replies.parse_clearable, "Fresh fruit and vegetables"),
+    "website": Setting(
+        "website", "Website", "the shop's website", _website, "https://greengrocer.example",
+        metavar="https://…",
+        details="A new website must be verified again. Type 'off' to remove it."),
+}
+
+
+def _setting_command(word: str, setting: Setting) -> None:
+    @settings.command(word, help=f"set {setting.what}", permission=Need.OWNER,
+                      examples=(f"shop set {word} {setting.example}",),
+                      details=setting.details)
+    @argument("value", parser=setting.parser, rest=True, metavar=setting.metavar)
+    @SHOP_OPTION
+    async def set_value(ctx: ShopContext, value: Any, shop: MerchantSlug) -> str:
+        updated = await ctx.commerce.update_shop(shop, {setting.api_field: value})
+        label = setting.label
+        if value in ("", [], {}):
+            return f"{label} of {shop} removed."
+        if word == "hours":
+            return f"{label} of {shop}: {replies.format_hours(updated['opening_hours'])}."
+        if word == "keywords":
+            return (f"{len(updated['keyword_replies'])} keyword replies set for {shop}: "
+                    + ", ".join(k["keyword"] for k in updated["keyword_replies"]) + ".")
+        return f"{label} of {shop} set to: {updated.get(setting.api_field, value)}"
+
+
+for _word, _setting in SETTINGS.items():
+    _setting_command(_word, _setting)
+
+
+# -- staff ------------------------------------------------------------------------------
+
+staff = registry.group("staff", help="the people who work for your shop", default="list")
+
+
+@staff.command("list", help="who works for the shop, and their roles",
+               permission=Need.STAFF)
+@SHOP_OPTION
+async def staff_list(ctx: ShopContext, shop: MerchantSlug) -> Reply:
+    return replies.staff_table(shop, await ctx.commerce.staff(shop))
+
+
+@staff.command("add", help="add someone (any homeserver) or change their role",
+               permission=Need.OWNER,
+               details="Roles: owner (everything), editor (products, campaigns), support "
+                       "(answers buyers), analyst (reads stats).",
+               examples=("staff add @alice:example.org editor",))
+@argument("user", parser=matrix_user_id, metavar="@user:server")
+@argument("role", parser=one_of(*ROLES), metavar="|".join(ROLES))
+@SHOP_OPTION
+async def staff_add(ctx: ShopContext, user: str, role: str, shop: MerchantSlug) -> str:
+    member = await ctx.commerce.add_staff(shop, user, role)
+    lines = [f"{member['user_id']} is now {member['role']} of {shop}."]
+    invite = member.get("staff_room_invite")
+    if member.get("warning"):
+        lines.append(member["warning"])
+    elif invite == "sent":
+        lines.append("They are invited to the shop's staff room.")
+    elif invite == "after_approval":
+        lines.append("They will be invited to the shop's staff room once the shop is "
+                     "approved.")
+    return " ".join(lines)
+
+
+@staff.command("remove", help="remove someone from the shop", permission=Need.OWNER,
+               examples=("staff remove @alice:example.org",))
+@argument("user", parser=matrix_user_id, metavar="@user:server")
+@SHOP_OPTION
+async def staff_remove(ctx: ShopContext, user: str, shop: MerchantSlug) -> str:
+    await ctx.commerce.remove_staff(shop, user)
+    return f"{user} no longer works for {shop}."
+
+
+# -- API keys ---------------------------------------------------------------------------
+
+keys = registry.group("keys", help="API keys for your shop's own software", default="list")
+
+
+@keys.command("create", help="create an API key (shown once; direct chat only)",
+              permission=Need.OWNER, direct_only=True,
+              examples=("keys create Web shop sync", "keys create Stats export --role analyst"))
+@argument("label", rest=True, help="what the key is for")
+@option("role", parser=one_of(*ROLES), metavar="|".join(ROLES),
+        help="what the key may do (default: editor)")
+@SHOP_OPTION
+async def keys_create(ctx: ShopContext, label: str, role: str | None, shop: MerchantSlug) -> Reply:
+    created = await ctx.commerce.create_key(shop, label, role or "editor")
+    return replies.new_key(shop, created, ctx.prefix)
+
+
+@keys.command("list", help="the shop's API keys (never the keys themselves)",
+              permission=Need.OWNER)
+@SHOP_OPTION
+async def keys_list(ctx: ShopContext, shop: MerchantSlug) -> Reply:
+    return replies.keys_table(shop, await ctx.commerce.keys(shop), ctx.prefix)
+
+
+@keys.command("revoke", help="revoke an API key; software using it stops working",
+              permission=Need.OWNER, examples=("keys revoke 1a2b3c4d",))
+@argument("key_id", metavar="key-id", help="the ID shown by {prefix}keys list")
+@SHOP_OPTION
+async def keys_revoke(ctx: ShopContext, key_id: str, shop: MerchantSlug) -> str:
+    await ctx.commerce.revoke_key(shop, key_id)
+    return f"API key {key_id} of {shop} is revoked."

@@ -1,0 +1,546 @@
+"""Chat commands, declared with decorators; help and usage errors are generated.
+
+Shared by the shop bot and the contacts bridge, in the maubot style:
+
+    registry = Registry(prefix="!")
+    staff = registry.group("staff", help="The people who work for your shop")
+
+    @staff.command("add", help="Add someone to your shop", permission="owner")
+    @argument("user", parser=matrix_user_id, help="their Matrix ID")
+    @argument("role", parser=one_of("owner", "editor"))
+    async def add(ctx: Context, user: str, role: str) -> str: ...
+
+Sans I/O: `Registry.parse` turns a message into a command and its typed values (or a
+`UsageError` saying what to type instead); `Registry.dispatch` runs the handler and
+returns the reply text. Sending the reply, and whatever the handlers call, is the
+caller's business.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from mercato.commands_text import (
+    ArgumentError,
+    CommandError,
+    CommandText,
+    Parser,
+    Token,
+    UsageError,
+    https_url,
+    integer,
+    matrix_user_id,
+    one_of,
+    parse_command,
+    raw_text,
+    strip_reply_fallback,
+    text,
+    tokenize,
+)
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+__all__ = [
+    "ArgumentError", "Argument", "Command", "CommandError", "CommandText", "Context",
+    "Group", "Invocation", "Option", "Outcome", "Parser", "Registry", "Reply", "Token",
+    "UsageError", "argument", "https_url", "integer", "matrix_user_id", "one_of", "option",
+    "parse_command", "strip_reply_fallback", "text", "tokenize",
+]
+
+DEFAULT_PREFIX = "!"
+
+
+# -- declarations -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Argument:
+    """A positional argument; `rest` takes the rest of the line as typed."""
+
+    name: str
+    parser: Parser = text
+    required: bool = True
+    rest: bool = False
+    help: str = ""
+    metavar: str = ""
+
+    @property
+    def label(self) -> str:
+        word = self.metavar or self.name
+        shown = f"{word}…" if self.rest else word
+        return f"<{shown}>" if self.required else f"[{shown}]"
+
+
+@dataclass(frozen=True)
+class Option:
+    """`--name value` anywhere after the command; `rest` values run to the next option."""
+
+    name: str
+    parser: Parser = text
+    rest: bool = False
+    flag: bool = False
+    help: str = ""
+    metavar: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.flag:
+            return f"[--{self.name}]"
+        word = self.metavar or self.name
+        return f"[--{self.name} {word}{'…' if self.rest else ''}]"
+
+
+def argument(name: str, parser: Parser = text, *, required: bool = True, rest: bool = False,
+             help: str = "", metavar: str = "") -> Callable[[Any], Any]:
+    """Declare a positional argument; write them in order, above or below `.command`."""
+    declared = Argument(name, parser, required, rest, help, metavar)
+    return _declare(declared)
+
+
+def option(name: str, parser: Parser = text, *, rest: bool = False, flag: bool = False,
+           help: str = "", metavar: str = "") -> Callable[[Any], Any]:
+    """Declare an `--option`; its value is None (or False for a flag) when not given."""
+    declared = Option(name.removeprefix("--"), parser, rest, flag, help, metavar)
+    return _declare(declared)
+
+
+def _declare(declared: Argument | Option) -> Callable[[Any], Any]:
+    def attach(target: Any) -> Any:
+        # Decorators apply bottom-up, so each new declaration goes in front.
+        if isinstance(target, Command):
+            target._add(declared, front=True)
+        else:
+            pending = target.__dict__.setdefault("__command_parameters__", [])
+            pending.insert(0, declared)
+        return target
+
+    return attach
+
+
+Handler = Callable[..., Awaitable[Any] | Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to answer: plain text, and HTML where formatting helps (the caller sanitises)."""
+
+    text: str
+    html: str | None = None
+
+
+@dataclass
+class Context:
+    """Who asked, and where. Bots subclass it to carry what their handlers need."""
+
+    sender: str
+    room_id: str = ""
+    event_id: str = ""
+    direct: bool = False
+    prefix: str = DEFAULT_PREFIX
+
+
+class Command:
+    def __init__(self, name: str, handler: Handler, *, help: str, parent: Group,
+                 permission: Any = None, direct_only: bool = False,
+                 examples: Sequence[str] = (), details: str = "") -> None:
+        self.name = name
+        self.handler = handler
+        self.help = help
+        self.parent = parent
+        self.permission = permission
+        self.direct_only = direct_only
+        self.examples = tuple(examples)
+        self.details = details
+        self.arguments: list[Argument] = []
+        self.options: dict[str, Option] = {}
+        for declared in handler.__dict__.get("__command_parameters__", []):
+            self._add(declared)
+
+    def _add(self, declared: Argument | Option, *, front: bool = False) -> None:
+        if isinstance(declared, Option):
+            self.options = ({declared.name: declared, **self.options} if front
+                            else {**self.options, declared.name: declared})
+            return
+        arguments = [declared, *self.arguments] if front else [*self.arguments, declared]
+        rests = [a for a in arguments if a.rest]
+        if len(rests) > 1 or (rests and rests[0] is not arguments[-1]):
+            raise TypeError(f"{self.path}: only the last argument can take the rest of the line")
+        self.arguments = arguments
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent.path} {self.name}".strip()
+
+    def usage(self, prefix: str) -> str:
+        parts = [prefix + self.path]
+        parts += [a.label for a in self.arguments]
+        parts += [o.label for o in self.options.values()]
+        return " ".join(parts)
+
+    def describe(self, prefix: str, permission_text: str = "") -> str:
+        """What `help <command>` shows; `{prefix}` in texts becomes the prefix."""
+        lines = [f"{self.usage(prefix)} — {self.help}"]
+        if self.details:
+            lines.append(self.details)
+        for arg in self.arguments:
+            if arg.help:
+                lines.append(f"  {arg.label}: {arg.help}")
+        for opt in self.options.values():
+            if opt.help:
+                lines.append(f"  --{opt.name}: {opt.help}")
+        lines = [line.replace("{prefix}", prefix) for line in lines]
+        if permission_text:
+            lines.append(permission_text)
+        if self.direct_only:
+            lines.append("Works only in a direct chat with me.")
+        for example in self.examples:
+            lines.append(f"Example: {prefix}{example}")
+        return "\n".join(lines)
+
+    def parse_arguments(self, text: str) -> dict[str, Any]:
+        try:
+            return self._parse_arguments(text)
+        except UsageError as e:
+            e.command = e.command or self
+            raise
+
+    def _parse_arguments(self, text: str) -> dict[str, Any]:
+        tokens = tokenize(text)
+        values: dict[str, Any] = {o.name.replace("-", "_"): (False if o.flag else None)
+                                  for o in self.options.values()}
+        positional: list[Token] = []
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            name = token.text[2:].split("=", 1)[0].lower()
+            if token.quoted or not token.text.startswith("--") or not name:
+                positional.append(token)
+                i += 1
+                continue
+            if name not in self.options:
+                nearest = difflib.get_close_matches(name, self.options, n=1)
+                takes_text = bool(self.arguments) and self.arguments[-1].rest
+                if not self.options or (takes_text and not nearest):
+                    # Free text may hold "--" words; only a near-miss is a typo.
+                    positional.append(token)
+                    i += 1
+                    continue
+                hint = f" Did you mean --{nearest[0]}?" if nearest else ""
+                raise UsageError(f"Unknown option --{name}.{hint}")
+            opt = self.options[name]
+            key = opt.name.replace("-", "_")
+            inline = token.text.split("=", 1)[1] if "=" in token.text else None
+            i += 1
+            if opt.flag:
+                values[key] = True
+                continue
+            if inline is not None:
+                given: list[Token] = [Token(inline, token.start + len(name) + 3, token.end)]
+            elif opt.rest:
+                given = []
+                while i < len(tokens) and not self._is_option(tokens[i]):
+                    given.append(tokens[i])
+                    i += 1
+            else:
+                given = tokens[i:i + 1]
+                i += len(given)
+            if not given or not given[0].text:
+                raise UsageError(f"--{opt.name} needs a value: --{opt.name} "
+                                 f"{opt.metavar or opt.name}")
+            raw = given[0].text if inline is not None else raw_text(text, given, tokens)
+            values[key] = _convert(opt.parser, raw, f"--{opt.name}")
+        values.update(self._assign(text, positional, tokens))
+        return values
+
+    def _is_option(self, token: Token) -> bool:
+        return (not token.quoted and token.text.startswith("--")
+                and token.text[2:].split("=", 1)[0].lower() in self.options)
+
+    def _assign(self, text: str, words: list[Token], all_tokens: list[Token]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        fixed = [a for a in self.arguments if not a.rest]
+        # Optional arguments are filled only when there are words to spare for them.
+        spare = len(words) - sum(1 for a in fixed if a.required)
+        position = 0
+        for arg in self.arguments:
+            key = arg.name.replace("-", "_")
+            if arg.rest:
+                taken = words[position:]
+                position = len(words)
+                if not taken:
+                    if arg.required:
+                        raise UsageError(f"Missing {arg.label}.")
+                    values[key] = None
+                    continue
+                values[key] = _convert(arg.parser, raw_text(text, taken, all_tokens), arg.label)
+                continue
+            if not arg.required:
+                if spare <= 0:
+                    values[key] = None
+                    continue
+                spare -= 1
+            if position >= len(words):
+                raise UsageError(f"Missing {arg.label}.")
+            values[key] = _convert(arg.parser, words[position].text, arg.label)
+            position += 1
+        if position < len(words):
+            extra = " ".join(w.text for w in words[position:])
+            raise UsageError(f"I did not expect '{extra}' there.")
+        return values
+
+
+def _convert(parser: Parser, raw: str, label: str) -> Any:
+    try:
+        return parser(raw)
+    except ArgumentError as e:
+        raise UsageError(f"{label}: {e}") from None
+    except ValueError as e:
+        raise UsageError(f"{label}: {e}") from None
+
+
+class Group:
+    """A command with subcommands: `staff add`, `staff remove`, … ."""
+
+    def __init__(self, name: str, *, help: str, parent: Group | None = None,
+                 default: str = "") -> None:
+        self.name = name
+        self.help = help
+        self.parent = parent
+        self.default = default
+        self.children: dict[str, Command | Group] = {}
+        self.aliases: dict[str, str] = {}
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent.path} {self.name}".strip() if self.parent else ""
+
+    def command(self, name: str, *, help: str, permission: Any = None,
+                direct_only: bool = False, examples: Sequence[str] = (), details: str = "",
+                aliases: Sequence[str] = ()) -> Callable[[Handler], Command]:
+        def register(handler: Handler) -> Command:
+            command = Command(name, handler, help=help, parent=self, permission=permission,
+                              direct_only=direct_only, examples=examples, details=details)
+            self._add(name, command, aliases)
+            return command
+
+        return register
+
+    def group(self, name: str, *, help: str, default: str = "",
+              aliases: Sequence[str] = ()) -> Group:
+        group = Group(name, help=help, parent=self, default=default)
+        self._add(name, group, aliases)
+        return group
+
+    def _add(self, name: str, entry: Command | Group, aliases: Sequence[str]) -> None:
+        for word in (name, *aliases):
+            if word != word.lower() or not word or any(c.isspace() for c in word):
+                raise ValueError(f"command names are single lowercase words: {word!r}")
+            if word in self.children or word in self.aliases:
+                raise ValueError(f"'{(self.path + ' ' + word).strip()}' is declared twice")
+        self.children[name] = entry
+        for alias in aliases:
+            self.aliases[alias] = name
+
+    def lookup(self, word: str) -> Command | Group | None:
+        word = word.lower()
+        return self.children.get(self.aliases.get(word, word))
+
+    def commands(self) -> Iterator[Command]:
+        """Every command under this group, depth first, in declaration order."""
+        for entry in self.children.values():
+            if isinstance(entry, Command):
+                yield entry
+            else:
+                yield from entry.commands()
+
+    def summary(self, prefix: str) -> str:
+        names = "|".join(self.children)
+        return f"{prefix}{self.path} {names} … — {self.help}"
+
+    def describe(self, prefix: str) -> str:
+        lines = [f"{prefix}{self.path} — {self.help}"]
+        lines += [f"{c.usage(prefix)} — {c.help}" for c in self.commands()]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A command ready to run: what was typed, resolved and typed."""
+
+    command: Command
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `dispatch` did: the reply, and which command (for metrics and logs)."""
+
+    reply: Reply
+    command: str
+    ok: bool
+
+
+C = TypeVar("C", bound=Context)
+Authorize = Callable[[Any, Command, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+class Registry(Group, Generic[C]):
+    """The commands of one bot, with its prefix and how it checks permissions.
+
+    `authorize(ctx, command, values)` is awaited before every command that declares a
+    `permission`; it raises CommandError to refuse, and may return changed values
+    (for example a shop filled in because the user works for only one).
+    `describe_permission(permission)` is the sentence `help <command>` shows for it.
+    """
+
+    def __init__(self, *, prefix: str = DEFAULT_PREFIX, bot_name: str = "me",
+                 authorize: Authorize | None = None,
+                 describe_permission: Callable[[Any], str] | None = None) -> None:
+        super().__init__("", help="")
+        self.prefix = prefix
+        self.bot_name = bot_name
+        self.authorize = authorize
+        self.describe_permission = describe_permission or (lambda permission: "")
+        self._add_help()
+
+    def with_prefix(self, prefix: str) -> Registry[C]:
+        """The same commands under another prefix (each bot configures its own)."""
+        other = copy.copy(self)
+        other.prefix = prefix
+        return other
+
+    # -- parsing (pure) -----------------------------------------------------------------
+
+    def parse(self, body: str, *, direct: bool) -> Invocation | None:
+        """The command in a message, or None if the message is not one; UsageError if wrong."""
+        typed = parse_command(body, self.prefix, direct=direct)
+        if typed is None:
+            return None
+        entry = self.lookup(typed.name)
+        if entry is None:
+            raise UsageError(self._unknown(typed.name))
+        rest = typed.args
+        while not isinstance(entry, Command):
+            words = rest.split(None, 1)
+            if not words or (entry.default and words[0].startswith("--")):
+                if entry.default:
+                    entry = entry.children[entry.default]
+                    continue
+                raise UsageError(f"{self.prefix}{entry.path} needs one of: "
+                                 f"{', '.join(entry.children)}.\n{entry.describe(self.prefix)}")
+            child = entry.lookup(words[0])
+            if child is None:
+                raise UsageError(self._unknown_subcommand(entry, words[0]))
+            entry = child
+            rest = words[1] if len(words) > 1 else ""
+        return Invocation(entry, entry.parse_arguments(rest))
+
+    def _unknown(self, word: str) -> str:
+        suggestion = self.suggest(word)
+        hint = f" Did you mean {self.prefix}{suggestion}?" if suggestion else ""
+        return (f"Unknown command '{word}'.{hint} Type {self.prefix}help for the list.")
+
+    def _unknown_subcommand(self, group: Group, word: str) -> str:
+        nearest = difflib.get_close_matches(word.lower(), list(group.children), n=1)
+        hint = f" Did you mean {self.prefix}{group.path} {nearest[0]}?" if nearest else ""
+        return (f"{self.prefix}{group.path} has no '{word}'.{hint}\n"
+                f"{group.describe(self.prefix)}")
+
+    def suggest(self, word: str) -> str | None:
+        """The nearest command: by spelling, or a subcommand typed on its own (`apply`)."""
+        word = word.lower()
+        by_last_word: dict[str, list[str]] = {}
+        for command in self.commands():
+            by_last_word.setdefault(command.name, []).append(command.path)
+        if len(by_last_word.get(word, [])) == 1:
+            return by_last_word[word][0]
+        nearest = difflib.get_close_matches(word, [*self.children, *self.aliases], n=1)
+        if nearest:
+            return self.aliases.get(nearest[0], nearest[0])
+        nearest = difflib.get_close_matches(word, list(by_last_word), n=1)
+        if nearest and len(by_last_word[nearest[0]]) == 1:
+            return by_last_word[nearest[0]][0]
+        return None
+
+    # -- running ------------------------------------------------------------------------
+
+    async def dispatch(self, body: str, ctx: C) -> Outcome | None:
+        """Run the command in `body` for `ctx`; None when the message is not a command."""
+        ctx.prefix = self.prefix
+        try:
+            invocation = self.parse(body, direct=ctx.direct)
+        except UsageError as e:
+            return Outcome(Reply(self._usage_reply(e)), "usage_error", ok=False)
+        if invocation is None:
+            return None
+        command = invocation.command
+        try:
+            if command.direct_only and not ctx.direct:
+                raise CommandError(f"{self.prefix}{command.path} works only in a direct chat "
+                                   f"with {self.bot_name}, so no one else sees the answer. "
+                                   "Open one and type it there.")
+            values = invocation.values
+            if command.permission is not None and self.authorize is not None:
+                values = await self.authorize(ctx, command, dict(values)) or values
+            result = command.handler(ctx, **values)
+            if inspect.isawaitable(result):
+                result = await result
+        except UsageError as e:
+            e.command = e.command or command
+            return Outcome(Reply(self._usage_reply(e)), command.path, ok=False)
+        except CommandError as e:
+            return Outcome(Reply(e.message), command.path, ok=False)
+        except Exception:
+            log.exception("command.failed", command=command.path, sender=ctx.sender)
+            return Outcome(Reply(f"{self.prefix}{command.path} failed on my side. Try again in "
+                                 "a moment; if it keeps failing, tell the operator."),
+                           command.path, ok=False)
+        reply = result if isinstance(result, Reply) else Reply(str(result or "Done."))
+        return Outcome(reply, command.path, ok=True)
+
+    def _usage_reply(self, error: UsageError) -> str:
+        if error.command is None:
+            return error.message
+        return (f"{error.message}\nUsage: {error.command.usage(self.prefix)}\n"
+                f"(type {self.prefix}help {error.command.path} for details)")
+
+    # -- help ---------------------------------------------------------------------------
+
+    def _add_help(self) -> None:
+        @self.command("help", help="show the commands, or how to use one",
+                      examples=("help", "help shop apply"))
+        @argument("command", required=False, rest=True, help="a command, e.g. 'shop apply'")
+        def show_help(ctx: Context, command: str | None) -> str:
+            # ctx.prefix: this registry may be a copy under another prefix.
+            return self.help_text(command, prefix=ctx.prefix)
+
+    def help_text(self, topic: str | None = None, *, prefix: str | None = None) -> str:
+        p = self.prefix if prefix is None else prefix
+        if not topic:
+            lines = ["Commands:"]
+            for entry in self.children.values():
+                lines.append(f"{entry.usage(p)} — {entry.help}" if isinstance(entry, Command)
+                             else entry.summary(p))
+            lines.append(f"Type {p}help <command> for details. In a direct chat with "
+                         f"{self.bot_name}, the {p} is optional.")
+            return "\n".join(lines)
+        target: Command | Group = self
+        for word in topic.split():
+            word = word.removeprefix(p)
+            found = target.lookup(word) if isinstance(target, Group) else None
+            if found is None:
+                suggestion = self.suggest(word)
+                hint = f" Did you mean {p}help {suggestion}?" if suggestion else ""
+                return f"There is no command '{topic}'.{hint} Type {p}help for the list."
+            target = found
+        if isinstance(target, Group):
+            return target.describe(p)
+        permission = (self.describe_permission(target.permission)
+                      if target.permission is not None else "")
+        return target.describe(p, permission)
+
