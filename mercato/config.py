@@ -104,6 +104,9 @@ class CommerceConfig(AppServiceConfig):
     operator_token: Secret = Field(default_factory=_secret)
     # Extra CA certificates trusted when checking a shop's domain proof (PEM file).
     domain_proof_ca_file: str = ""
+    # Where people (and Synapse's URL previews) reach product pages; empty means
+    # http://localhost:<port>. In production: the https:// address of a reverse proxy.
+    public_url: str = ""
 
     @field_validator("user_prefix")
     @classmethod
@@ -206,6 +209,10 @@ class MercatoConfig(_Section):
         if self.public_baseurl:
             return self.public_baseurl.rstrip("/")
         return f"http://localhost:{self.synapse.port}"
+
+    @property
+    def commerce_public_url(self) -> str:
+        return (self.commerce.public_url or f"http://localhost:{self.commerce.port}").rstrip("/")
 
     def database_url(self, component: Literal["commerce", "contacts"]) -> str:
         configured = getattr(self, component).database

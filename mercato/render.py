@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 from signedjson.key import generate_signing_key, write_signing_keys
@@ -84,6 +85,13 @@ def registration_context(
     }
 
 
+def _preview_context(config: MercatoConfig) -> dict[str, object]:
+    """Product pages on loopback (the embedded profile) need a narrow preview exception."""
+    parts = urlsplit(config.commerce_public_url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1")
+    return {"preview_loopback": loopback, "preview_netloc": re.escape(parts.netloc)}
+
+
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -103,7 +111,8 @@ def render_all(config: MercatoConfig) -> RenderedPaths:
     log_format = config.logging.format
     _write_private(
         paths.homeserver_config,
-        env.get_template("homeserver.yaml.j2").render(config=config, paths=paths),
+        env.get_template("homeserver.yaml.j2").render(
+            config=config, paths=paths, **_preview_context(config)),
     )
     _write_private(
         paths.log_config,

@@ -25,11 +25,12 @@ from mautrix.types import (
     UserID,
 )
 
-from appservices.commerce import broadcast, campaigns, channels, merchants
+from appservices.commerce import broadcast, campaigns, catalog, channels, merchants, products
 from appservices.commerce.api import add_api_routes
 from appservices.commerce.api.routes import ApiContext
 from appservices.commerce.db import access, store
 from appservices.commerce.db import campaigns as campaign_rows
+from appservices.commerce.db import products as product_rows
 from appservices.commerce.db import support as support_rows
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
@@ -58,7 +59,8 @@ class CommerceAppService(MercatoAppService):
         self.support = SupportDesk(self)
         self.directory = ShopDirectory(self)
         self.outbox = Outbox(self)
-        host = urlsplit(config.client_baseurl).hostname
+        self.public_url = config.commerce_public_url
+        host = urlsplit(self.public_url).hostname
         # Posts may link to Mercato's own pages (product pages) besides a shop's site.
         self.mercato_hosts: tuple[str, ...] = (host,) if host else ()
         add_api_routes(self.app, ApiContext(db=self.db, config=config.commerce, matrix=self))
@@ -143,14 +145,19 @@ class CommerceAppService(MercatoAppService):
                              "method": merchant.verification_method}
             if merchant.verified else None,
         }
-        rooms = [c.room_id for c in await store.channels_of(self.db, merchant.slug)]
-        for room_id in rooms:
+        for channel in await store.channels_of(self.db, merchant.slug):
+            room_id = channel.room_id
+            if channel.is_primary and channel.name != merchant.name:  # the shop was renamed
+                await intent.set_room_name(room_id, merchant.name)
+                await store.rename_channel(self.db, room_id, merchant.name)
             await intent.set_room_topic(room_id, channels.channel_topic(
                 merchant.name, merchant.description, status=merchant.status,
                 verified_by=verifier, verified_on=verified_on,
                 website=merchant.verified_website))
             await intent.send_state_event(room_id, SHOP_STATE, state, state_key="")
         if merchant.staff_room_id:
+            # Synapse keeps an unchanged name as it is, without a new event.
+            await intent.set_room_name(merchant.staff_room_id, f"{merchant.name} — staff")
             await intent.send_state_event(merchant.staff_room_id, SHOP_STATE, state,
                                           state_key="")
         await self.directory.update(merchant)
@@ -178,15 +185,18 @@ class CommerceAppService(MercatoAppService):
         if await self._staff_room_membership(merchant.staff_room_id, merchant.mxid,
                                              user_id) in (Membership.JOIN, Membership.INVITE):
             return "already_member"
+        await self._invite_to_staff_room(merchant.staff_room_id, merchant.mxid, user_id)
+        return "sent"
+
+    async def _invite_to_staff_room(self, room_id: str, shop: UserID, user_id: str) -> None:
         try:
             # No retries: an owner waits for this answer, and Synapse already retried
             # the user's server before giving up.
-            await self.intent_for(merchant.mxid).api.request(
-                Method.POST, MatrixPath.v3.rooms[merchant.staff_room_id].invite,
-                {"user_id": user_id}, retry_count=0)
+            await self.intent_for(shop).api.request(
+                Method.POST, MatrixPath.v3.rooms[room_id].invite, {"user_id": user_id},
+                retry_count=0)
         except MatrixRequestError as e:
             raise merchants.StaffInviteFailed(e.message or str(e)) from None
-        return "sent"
 
     async def remove_staff(self, merchant: store.Merchant, user_id: str) -> None:
         # Someone whose invite never reached them has no membership to take back.
@@ -232,6 +242,24 @@ class CommerceAppService(MercatoAppService):
             txn_id=txn_id)
         return room_id, event_id
 
+    # -- CatalogMatrix: cards ---------------------------------------------------------------
+
+    async def post_card(self, merchant: store.Merchant, room_id: str, content: dict[str, Any],
+                        txn_id: str) -> str:
+        intent = self.intent_for(merchant.mxid)
+        if room_id.startswith("#"):
+            room_id = (await intent.resolve_room_alias(RoomAlias(room_id))).room_id
+        return await intent.send_message_event(room_id, EventType.ROOM_MESSAGE, content,
+                                               txn_id=txn_id)
+
+    async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
+                        content: dict[str, Any], txn_id: str) -> None:
+        await self.intent_for(merchant.mxid).send_message_event(
+            room_id, EventType.ROOM_MESSAGE, content, txn_id=txn_id)
+
+    async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes:
+        return await self.intent_for(merchant.mxid).download_media(mxc)
+
     async def upload_image(self, merchant: store.Merchant, data: bytes, mimetype: str,
                            filename: str) -> str:
         return await self.intent_for(merchant.mxid).upload_media(
@@ -258,11 +286,18 @@ class CommerceAppService(MercatoAppService):
             preset=RoomCreatePreset.PRIVATE,
             name=f"{merchant.name} — staff",
             topic=channels.staff_room_topic(merchant.name),
-            invitees=[self.bot_mxid, *staff],
+            invitees=[self.bot_mxid],
             power_level_override={"users": users, "users_default": 0, "events_default": 0,
                                   "invite": 100, "kick": 100, "ban": 100, "state_default": 100},
         )
         await self.bot.ensure_joined(room_id)
+        # Invited one by one: in createRoom, one unreachable server fails the whole call.
+        for user_id in staff:
+            try:
+                await self._invite_to_staff_room(room_id, merchant.mxid, user_id)
+            except merchants.StaffInviteFailed as e:
+                log.warning("staff_room.invite_failed", slug=merchant.slug, user_id=user_id,
+                            error=e.reason)
         log.info("staff_room.created", slug=merchant.slug, room_id=room_id, staff=len(staff))
         return room_id
 
@@ -351,6 +386,11 @@ class CommerceAppService(MercatoAppService):
         sender = str(raw.get("sender", ""))
         if relation.get("rel_type") != "m.annotation" or not isinstance(post_event_id, str) \
                 or not isinstance(key, str) or self.is_own_user(sender):
+            return
+        card = await product_rows.card_of_event(self.db, post_event_id)
+        if card is not None and key.replace("\ufe0f", "") == products.ALERT_REACTION:
+            await catalog.subscribe_alert(self.db, card[0], card[1], sender)
+            log.info("alert.subscribed", shop=card[0], sku=card[1], user_id=sender)
             return
         post = await campaign_rows.post_of_event(self.db, post_event_id)
         if post is None:

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from appservices.commerce.api import campaigns as _campaign_routes  # noqa: F401 (registers)
+from appservices.commerce.api import products as _product_routes
 from appservices.commerce.api import routes
 from appservices.commerce.api.openapi import openapi_document
 from appservices.commerce.errors import CommerceError
@@ -61,6 +62,7 @@ def add_api_routes(app: web.Application, context: routes.ApiContext) -> None:
         return web.json_response(document)
 
     app.router.add_get(API_PREFIX + "/openapi.json", openapi)
+    _product_routes.add_page_routes(app)
 
 
 __all__ = ["API_PREFIX", "add_api_routes", "Any"]

@@ -9,4 +9,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v01_initial,
     v02_merchant_accounts,
     v03_campaigns,
+    v04_catalog,
 )

@@ -1,0 +1,184 @@
+"""API routes for the product catalog, cards and price-drop alerts; the product page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from appservices.commerce import catalog, products
+from appservices.commerce.api.auth import require_principal
+from appservices.commerce.api.routes import CONTEXT, STRING, Spec, _body, _call, route
+from appservices.commerce.db import products as product_rows
+from appservices.commerce.errors import InvalidInput, NotFound
+from mercato.templates import template_environment
+
+PRODUCT_BODY = {"sku": STRING, "title": STRING, "description": STRING, "price": STRING,
+                "currency": STRING, "original_price": STRING, "image_mxc": STRING,
+                "image_info": {"type": "object"}, "url": STRING, "stock": STRING,
+                "tags": {"type": "array"}}
+
+
+def _page(ctx, slug: str, sku: str) -> str:  # type: ignore[no-untyped-def]
+    return products.product_page_url(ctx.matrix.public_url, slug, sku)
+
+
+@route("GET", "/shops/{slug}/products", Spec(
+    "The shop's catalog (public for approved shops); ?q= searches, ?after=<sku> pages",
+    auth="none"))
+async def list_products(request: web.Request) -> web.Response:
+    ctx, _ = await _call(request)
+    slug = request.match_info["slug"]
+    await catalog.get_shop(ctx.db, slug)
+    try:
+        limit = min(500, int(request.query.get("limit", "100")))
+    except ValueError:
+        raise InvalidInput("limit", "must be a whole number") from None
+    found = await product_rows.list_products(ctx.db, slug, query=request.query.get("q", ""),
+                                             limit=limit, after_sku=request.query.get("after", ""))
+    return web.json_response({"products": [catalog.product_view(p, _page(ctx, slug, p.sku))
+                                           for p in found],
+                              "total": await product_rows.count_products(ctx.db, slug)})
+
+
+@route("POST", "/shops/{slug}/products", Spec("Add a product", auth="staff", success=201,
+                                              body=PRODUCT_BODY))
+async def create_product(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    slug = request.match_info["slug"]
+    product = await catalog.create_product(ctx.db, ctx.matrix, require_principal(principal),
+                                           slug, await _body(request))
+    return web.json_response(catalog.product_view(product, _page(ctx, slug, product.sku)),
+                             status=201)
+
+
+@route("GET", "/shops/{slug}/products/{sku}", Spec("One product", auth="none"))
+async def get_product(request: web.Request) -> web.Response:
+    ctx, _ = await _call(request)
+    slug, sku = request.match_info["slug"], request.match_info["sku"]
+    _, product = await catalog.public_product(ctx.db, slug, sku)
+    return web.json_response(catalog.product_view(product, _page(ctx, slug, sku)))
+
+
+@route("PATCH", "/shops/{slug}/products/{sku}", Spec(
+    "Change a product; a new price or stock state edits the cards already posted",
+    auth="staff", body=PRODUCT_BODY))
+async def update_product(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    slug, sku = request.match_info["slug"], request.match_info["sku"]
+    product = await catalog.update_product(ctx.db, ctx.matrix, require_principal(principal),
+                                           slug, sku, await _body(request))
+    return web.json_response(catalog.product_view(product, _page(ctx, slug, sku)))
+
+
+@route("DELETE", "/shops/{slug}/products/{sku}", Spec("Remove a product", auth="staff"))
+async def delete_product(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    await catalog.delete_product(ctx.db, require_principal(principal),
+                                 request.match_info["slug"], request.match_info["sku"])
+    return web.json_response({})
+
+
+@route("GET", "/shops/{slug}/products/{sku}/card", Spec(
+    "The product card as m.room.message content, for a bot or client to send", auth="none"))
+async def product_card(request: web.Request) -> web.Response:
+    ctx, _ = await _call(request)
+    slug, sku = request.match_info["slug"], request.match_info["sku"]
+    merchant, product = await catalog.public_product(ctx.db, slug, sku)
+    return web.json_response(catalog.card_for(ctx.matrix, merchant, product))
+
+
+@route("POST", "/shops/{slug}/products/{sku}/share", Spec(
+    "The shop posts the card into a room it is in; the card stays live", auth="staff",
+    body={"room_id": STRING}))
+async def share_product(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    body = await _body(request)
+    result = await catalog.share_card(ctx.db, ctx.matrix, require_principal(principal),
+                                      request.match_info["slug"], request.match_info["sku"],
+                                      body.get("room_id") if isinstance(body, dict) else None)
+    return web.json_response(result)
+
+
+@route("POST", "/shops/{slug}/products/{sku}/alert", Spec(
+    "Subscribe the acting user to a price-drop alert (the shop bot's `alert` command)",
+    auth="any"))
+async def subscribe_alert(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    principal = require_principal(principal)
+    if principal.kind != "user":
+        raise InvalidInput("Authorization", "alerts are for a Matrix user (service token)")
+    product = await catalog.subscribe_alert(ctx.db, request.match_info["slug"],
+                                            request.match_info["sku"], principal.user_id)
+    return web.json_response({"sku": product.sku, "price": product.price,
+                              "currency": product.currency})
+
+
+@route("DELETE", "/shops/{slug}/products/{sku}/alert", Spec("Cancel a price-drop alert",
+                                                            auth="any"))
+async def cancel_alert(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    principal = require_principal(principal)
+    if principal.kind != "user":
+        raise InvalidInput("Authorization", "alerts are for a Matrix user (service token)")
+    if not await product_rows.remove_alert(ctx.db, request.match_info["slug"],
+                                           request.match_info["sku"], principal.user_id):
+        raise NotFound("You had no alert on this product.")
+    return web.json_response({})
+
+
+@route("GET", "/me/alerts", Spec("The acting user's price-drop alerts", auth="any"))
+async def my_alerts(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    principal = require_principal(principal)
+    if principal.kind != "user":
+        raise InvalidInput("Authorization", "alerts are for a Matrix user (service token)")
+    return web.json_response({"alerts": await product_rows.alerts_of_user(ctx.db,
+                                                                          principal.user_id)})
+
+
+# -- the product page (outside /api/v1: what URL previews and browsers fetch) -------------
+
+PAGES = template_environment(Path(__file__).parent.parent / "templates")
+
+
+async def product_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    slug, sku = request.match_info["slug"], request.match_info["sku"]
+    try:
+        merchant, product = await catalog.public_product(ctx.db, slug, sku)
+    except NotFound as e:
+        return web.Response(status=404, text=f"{e.message}\n", content_type="text/plain")
+    page_url = products.product_page_url(ctx.matrix.public_url, slug, sku)
+    alias = f"#{ctx.config.user_prefix}{slug}:{ctx.matrix.config.server_name}"
+    html = PAGES.get_template("product_page.html.j2").render(
+        p=product, shop_name=merchant.name, verified=merchant.verified, page_url=page_url,
+        stock_text=products.STOCK_TEXT[product.stock],
+        image_url=f"{page_url}/image" if product.image_mxc else "",
+        channel_link=f"https://matrix.to/#/{alias}", server_name=ctx.matrix.config.server_name)
+    return web.Response(text=html, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "max-age=60",
+                                 "Content-Security-Policy": "default-src 'none'; img-src "
+                                 "'self'; style-src 'unsafe-inline'"})
+
+
+async def product_image(request: web.Request) -> web.StreamResponse:
+    """The product's image from the media repository (which needs authentication)."""
+    ctx = request.app[CONTEXT]
+    slug, sku = request.match_info["slug"], request.match_info["sku"]
+    try:
+        merchant, product = await catalog.public_product(ctx.db, slug, sku)
+    except NotFound:
+        raise web.HTTPNotFound() from None
+    if not product.image_mxc:
+        raise web.HTTPNotFound()
+    data = await ctx.matrix.download_media(merchant, product.image_mxc)
+    return web.Response(body=data, content_type=product.image_info.get("mimetype",
+                                                                       "image/jpeg"),
+                        headers={"Cache-Control": "max-age=3600"})
+
+
+def add_page_routes(app: web.Application) -> None:
+    app.router.add_get("/p/{slug}/{sku}", product_page)
+    app.router.add_get("/p/{slug}/{sku}/image", product_image)
+

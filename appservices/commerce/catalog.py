@@ -1,0 +1,173 @@
+"""The product catalog: create, edit, delete, share cards, live edits and price-drop alerts.
+
+Called by the HTTP API; Matrix effects go through the `CatalogMatrix` port.
+A price or stock change edits every card the shop posted (`m.replace`) and tells
+each price-drop subscriber once, by DM from the shop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from appservices.commerce import products
+from appservices.commerce.db import access, store
+from appservices.commerce.db import products as rows
+from appservices.commerce.errors import Conflict, InvalidInput, NotFound
+from appservices.commerce.merchants import Principal, get_shop, require
+from appservices.commerce.products import Product
+from appservices.commerce.roles import Action
+from mercato.db import Database
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class CatalogMatrix(Protocol):
+    public_url: str
+
+    async def post_card(self, merchant: store.Merchant, room_id: str,
+                        content: dict[str, Any], txn_id: str) -> str: ...
+
+    async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
+                        content: dict[str, Any], txn_id: str) -> None: ...
+
+    async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
+                          txn_id: str) -> tuple[str, str]: ...
+
+
+def card_for(matrix: CatalogMatrix, merchant: store.Merchant, product: Product) -> dict[str, Any]:
+    return products.render_card(
+        product, shop_name=merchant.name, shop_mxid=merchant.mxid, verified=merchant.verified,
+        page_url=products.product_page_url(matrix.public_url, merchant.slug, product.sku))
+
+
+async def get_product(db: Database, slug: str, sku: str) -> Product:
+    product = await rows.get_product(db, slug, sku)
+    if product is None:
+        raise NotFound(f"There is no product '{sku}' in '{slug}'.")
+    return product
+
+
+async def public_product(db: Database, slug: str, sku: str) -> tuple[store.Merchant, Product]:
+    """A product anyone may see: of an approved shop."""
+    merchant = await get_shop(db, slug)
+    if merchant.status != "approved":
+        raise NotFound(f"There is no shop '{slug}'.")
+    return merchant, await get_product(db, slug, sku)
+
+
+async def create_product(db: Database, matrix: CatalogMatrix, principal: Principal, slug: str,
+                         body: Any) -> Product:
+    await require(db, principal, slug, Action.EDIT_CATALOG)
+    fields = products.validate_product(body)
+    async with db.acquire() as conn, conn.transaction():
+        if await rows.get_product(conn, slug, fields["sku"]):
+            raise Conflict(f"The SKU '{fields['sku']}' already exists in your catalog; edit "
+                           "it instead.", errcode="MERCATO_SKU_TAKEN")
+        await rows.upsert_product(conn, slug, fields)
+        await access.audit(conn, slug, principal.actor, "product_created", sku=fields["sku"])
+    return await get_product(db, slug, fields["sku"])
+
+
+async def update_product(db: Database, matrix: CatalogMatrix, principal: Principal, slug: str,
+                         sku: str, body: Any) -> Product:
+    merchant = await require(db, principal, slug, Action.EDIT_CATALOG)
+    before = await get_product(db, slug, sku)
+    changes = products.validate_product(body, partial=True)
+    if changes.get("sku", sku) != sku:
+        raise InvalidInput("sku", "cannot be changed; create a new product instead")
+    merged = {**before.__dict__, **changes}
+    # Check the combination (a sale price against the original price).
+    products.validate_product({k: merged[k] for k in (
+        "sku", "title", "description", "price", "currency", "original_price", "image_mxc",
+        "image_info", "url", "stock", "tags")})
+    async with db.acquire() as conn, conn.transaction():
+        await rows.upsert_product(conn, slug, merged)
+        await access.audit(conn, slug, principal.actor, "product_updated", sku=sku,
+                           fields=sorted(changes))
+    after = await get_product(db, slug, sku)
+    if (before.price, before.currency, before.stock, before.original_price) != (
+            after.price, after.currency, after.stock, after.original_price) or (
+            before.title, before.image_mxc) != (after.title, after.image_mxc):
+        await refresh_cards(db, matrix, merchant, after)
+    if products.price_dropped(before, after):
+        await notify_alerts(db, matrix, merchant, before, after)
+    return after
+
+
+async def delete_product(db: Database, principal: Principal, slug: str, sku: str) -> None:
+    await require(db, principal, slug, Action.EDIT_CATALOG)
+    async with db.acquire() as conn, conn.transaction():
+        if not await rows.delete_product(conn, slug, sku):
+            raise NotFound(f"There is no product '{sku}' in '{slug}'.")
+        await access.audit(conn, slug, principal.actor, "product_deleted", sku=sku)
+
+
+async def share_card(db: Database, matrix: CatalogMatrix, principal: Principal, slug: str,
+                     sku: str, room_id: Any) -> dict[str, Any]:
+    """The shop posts the card into a room it is in (its channel, a DM, a group)."""
+    merchant = await require(db, principal, slug, Action.EDIT_CATALOG)
+    if merchant.status != "approved":
+        raise Conflict(f"The shop is {merchant.status} and cannot post.",
+                       errcode="MERCATO_SHOP_NOT_ACTIVE")
+    if not isinstance(room_id, str) or not room_id.startswith(("!", "#")):
+        raise InvalidInput("room_id", "must be a room ID (!…) or alias (#…) the shop is in")
+    product = await get_product(db, slug, sku)
+    content = card_for(matrix, merchant, product)
+    event_id = await matrix.post_card(merchant, room_id, content,
+                                      txn_id=f"mercato.card.{slug}.{sku}.{store.now_ms()}")
+    await rows.record_card(db, event_id, room_id, product)
+    return {"event_id": event_id, "room_id": room_id}
+
+
+async def refresh_cards(db: Database, matrix: CatalogMatrix, merchant: store.Merchant,
+                        product: Product) -> int:
+    """Edit every card of this product the shop posted, so it shows what is true now."""
+    edited = 0
+    content = card_for(matrix, merchant, product)
+    for card in await rows.cards_of(db, merchant.slug, product.sku):
+        if (card["price"], card["stock"]) == (product.price, product.stock):
+            continue
+        try:
+            await matrix.edit_card(
+                merchant, card["room_id"], card["event_id"],
+                products.edit_content(content, card["event_id"]),
+                txn_id=f"mercato.cardedit.{card['event_id']}.{product.price}.{product.stock}")
+        except Exception as e:
+            log.warning("card.edit_failed", event_id=card["event_id"], error=str(e))
+            continue
+        await rows.set_card_state(db, card["event_id"], product.price, product.stock)
+        edited += 1
+    log.info("cards.refreshed", shop=merchant.slug, sku=product.sku, edited=edited)
+    return edited
+
+
+async def notify_alerts(db: Database, matrix: CatalogMatrix, merchant: store.Merchant,
+                        before: Product, after: Product) -> int:
+    told = 0
+    why = (f"is now {after.price} {after.currency} (was {before.price} {before.currency})"
+           if after.price != before.price else "is back in stock")
+    page = products.product_page_url(matrix.public_url, merchant.slug, after.sku)
+    for user_id in await rows.open_alerts(db, merchant.slug, after.sku):
+        if not await rows.mark_alert_sent(db, merchant.slug, after.sku, user_id):
+            continue
+        text = f"🔔 {after.title} {why}.\n{page}"
+        await matrix.send_direct(merchant, user_id, text,
+                                 txn_id=f"mercato.alert.{merchant.slug}.{after.sku}."
+                                        f"{user_id}.{after.updated_at}")
+        told += 1
+    return told
+
+
+async def subscribe_alert(db: Database, slug: str, sku: str, user_id: str) -> Product:
+    merchant, product = await public_product(db, slug, sku)
+    await rows.add_alert(db, merchant.slug, product.sku, user_id, product.price)
+    return product
+
+
+def product_view(product: Product, page_url: str) -> dict[str, Any]:
+    view = {k: v for k, v in product.__dict__.items() if k != "merchant_slug"}
+    view["shop"] = product.merchant_slug
+    view["page"] = page_url
+    return view
+
