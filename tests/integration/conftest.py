@@ -8,6 +8,7 @@ import pytest
 from mercato.devnet import RunningNetwork, start_network, write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import Certificate, self_signed_certificate
+from tests.integration.shop_helpers import Api
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +47,9 @@ async def merchant(network: RunningNetwork, http: aiohttp.ClientSession) -> Matr
     demo = network.demo
     return await MatrixClient(http, network.hs_url).login(
         demo["merchant"]["user_id"], demo["merchant"]["password"])
+
+
+@pytest.fixture
+async def api(network: RunningNetwork, http: aiohttp.ClientSession) -> Api:
+    """The commerce API, as the operator and shops' back-ends call it."""
+    return Api(network, http)

@@ -2,76 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import aiohttp
-import pytest
-from PIL import Image
 
 from mercato.devnet import RunningNetwork
-from mercato.matrix.admin import register_user
 from tests.integration.client import MatrixClient
-
-
-class Api:
-    def __init__(self, network: RunningNetwork, http: aiohttp.ClientSession) -> None:
-        self.base = f"{network.commerce_url}/api/v1"
-        self.http = http
-        self.operator = network.config.commerce.operator_token
-
-    async def call(self, method: str, path: str, token: str, body: Any = None,
-                   data: bytes | None = None) -> tuple[int, Any]:
-        async with self.http.request(method, self.base + path, json=body, data=data,
-                                     headers={"Authorization": f"Bearer {token}"}) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-
-async def new_user(network: RunningNetwork, http: aiohttp.ClientSession,
-                   name: str) -> MatrixClient:
-    localpart = f"{name}{uuid.uuid4().hex[:8]}"
-    await register_user(http, network.hs_url, network.config.synapse.registration_shared_secret,
-                        localpart, "correct horse battery")
-    return await MatrixClient(http, network.hs_url).login(f"@{localpart}:localhost",
-                                                          "correct horse battery")
-
-
-async def open_shop(api: Api, owner: str, *, verified: bool = True,
-                    quota: int = 10) -> tuple[str, str]:
-    """An approved (and verified) shop with an owner API key: (slug, key)."""
-    slug = f"c{uuid.uuid4().hex[:10]}"
-    status, body = await api.call("POST", "/shops", api.operator, {
-        "slug": slug, "name": f"Shop {slug}", "website": f"https://{slug}.example",
-        "owner": owner})
-    assert status == 201, body
-    assert (await api.call("POST", f"/shops/{slug}/approve", api.operator))[0] == 200
-    if verified:
-        assert (await api.call("POST", f"/shops/{slug}/verify", api.operator))[0] == 200
-    assert (await api.call("PUT", f"/shops/{slug}/quota", api.operator,
-                           {"posts_per_day": quota}))[0] == 200
-    status, key = await api.call("POST", f"/shops/{slug}/keys", api.operator,
-                                 {"label": "back-end", "role": "owner"})
-    assert status == 201, key
-    return slug, key["key"]
-
-
-def png(width: int = 64, height: int = 48) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 30, 30)).save(out, format="PNG")
-    return out.getvalue()
+from tests.integration.shop_helpers import Api, new_user, open_shop, png
 
 
 def posts_in(events: list[dict], shop: str) -> list[dict]:
     return [e for e in events if e["type"] == "m.room.message" and e["sender"] == shop
             and "org.mercato.post" in e.get("content", {})]
-
-
-@pytest.fixture
-async def api(network: RunningNetwork, http: aiohttp.ClientSession) -> Api:
-    return Api(network, http)
 
 
 async def test_follower_receives_a_scheduled_post_with_image(

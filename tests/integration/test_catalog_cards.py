@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from mercato.devnet import RunningNetwork
 from mercato.matrix.html import MATRIX_ATTRIBUTES, MATRIX_TAGS
 from tests.integration.client import MatrixClient
-from tests.integration.test_campaigns import Api, api, new_user, open_shop, png  # noqa: F401
+from tests.integration.shop_helpers import Api, new_user, open_shop, png
 
 
 class AllowlistChecker(HTMLParser):
