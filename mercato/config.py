@@ -49,6 +49,14 @@ class SynapseConfig(_Section):
     enable_registration: bool = False
     # Raises every client rate limit: for test and benchmark networks only.
     relaxed_rate_limits: bool = False
+    # A separate TLS listener for federation (the standard is 8448); unset, federation
+    # is served on the client listener, for a reverse proxy to terminate TLS.
+    federation_port: Port | None = None
+    tls_certificate: str = ""
+    tls_private_key: str = ""
+    # Tests on loopback only: trust self-signed certificates and allow private
+    # addresses for federation. Refused unless the server name is a loopback address.
+    loopback_federation_for_tests: bool = False
 
     @field_validator("database")
     @classmethod
@@ -270,6 +278,18 @@ def _check_consistency(config: MercatoConfig) -> None:
             raise ConfigError(f"invalid configuration: {key}: port {port} is already "
                               f"used by {seen[port]}")
         seen[port] = key
+    synapse = config.synapse
+    if synapse.federation_port and not (synapse.tls_certificate and synapse.tls_private_key):
+        raise ConfigError("invalid configuration: synapse.federation_port needs "
+                          "synapse.tls_certificate and synapse.tls_private_key")
+    if synapse.loopback_federation_for_tests and config.server_name.rsplit(":", 1)[0] not in (
+            "127.0.0.1", "localhost", "[::1]"):
+        raise ConfigError("invalid configuration: synapse.loopback_federation_for_tests is only "
+                          "for test servers on 127.0.0.1; never turn it on for real users")
+    if synapse.federation_port:
+        ports["synapse.federation_port"] = synapse.federation_port
+        if len(set(ports.values())) != len(ports):
+            raise ConfigError("invalid configuration: synapse.federation_port is already used")
     if config.commerce.hs_token == config.contacts.hs_token or (
         config.commerce.as_token == config.contacts.as_token
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mautrix.types import (
     EventType,
     Format,
     Membership,
+    MemberStateEventContent,
     MessageType,
     RoomAlias,
     RoomCreatePreset,
@@ -169,7 +171,7 @@ class CommerceAppService(MercatoAppService):
                 RoomID(room_id), EventType.ROOM_MEMBER, user_id)
         except MNotFound:
             return None
-        return member.membership
+        return member.membership if isinstance(member, MemberStateEventContent) else None
 
     async def invite_staff(self, merchant: store.Merchant, user_id: str) -> str:
         if user_id.endswith(f":{self.config.server_name}"):
@@ -236,11 +238,43 @@ class CommerceAppService(MercatoAppService):
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
                           txn_id: str) -> tuple[str, str]:
+        """Send to the buyer's DM; if they have not joined it yet, send when they do.
+
+        Returns (room ID, event ID), the event ID empty while the message waits.
+        """
         room_id = await self.direct_room(merchant, user_id)
-        event_id = await self.intent_for(merchant.mxid).send_message_event(
-            room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": text},
-            txn_id=txn_id)
+        content = {"msgtype": "m.text", "body": text}
+        intent = self.intent_for(merchant.mxid)
+        try:
+            member = await intent.api.request(
+                Method.GET, f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user_id}")
+            joined = member.get("membership") == "join"
+        except MNotFound:
+            joined = False
+        if not joined:
+            await self.db.execute(
+                "INSERT INTO pending_direct (txn_id, room_id, user_id, shop_mxid, content,"
+                " created_at) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (txn_id) DO NOTHING",
+                txn_id, room_id, user_id, merchant.mxid, json.dumps(content), store.now_ms())
+            return room_id, ""
+        event_id = await intent.send_message_event(room_id, EventType.ROOM_MESSAGE, content,
+                                                   txn_id=txn_id)
         return room_id, event_id
+
+    async def _flush_pending_direct(self, room_id: str, user_id: str) -> None:
+        waiting = await self.db.fetch(
+            "SELECT txn_id, shop_mxid, content FROM pending_direct WHERE room_id=$1 AND"
+            " user_id=$2 ORDER BY created_at, txn_id", room_id, user_id)
+        for row in waiting:
+            event_id = await self.intent_for(UserID(row["shop_mxid"])).send_message_event(
+                room_id, EventType.ROOM_MESSAGE, json.loads(row["content"]),
+                txn_id=row["txn_id"])
+            if row["txn_id"].startswith("mercato.coupon.") and \
+                    not row["txn_id"].startswith("mercato.coupon.refused."):
+                await self.db.execute(
+                    "UPDATE coupon_code SET dm_room_id=$1, dm_event_id=$2 WHERE code=$3",
+                    room_id, event_id, row["txn_id"].removeprefix("mercato.coupon."))
+            await self.db.execute("DELETE FROM pending_direct WHERE txn_id=$1", row["txn_id"])
 
     # -- CatalogMatrix: cards ---------------------------------------------------------------
 
@@ -362,6 +396,8 @@ class CommerceAppService(MercatoAppService):
         if await self.support.handle_event(event, raw):
             return
         if event.type == EventType.ROOM_MEMBER and isinstance(event, StateEvent):
+            if event.content.membership == Membership.JOIN:
+                await self._flush_pending_direct(event.room_id, str(event.state_key))
             await self._track_follower(event)
         elif raw.get("type") == "m.reaction":
             await self._track_reaction(raw)

@@ -10,4 +10,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v02_merchant_accounts,
     v03_campaigns,
     v04_catalog,
+    v05_pending_direct,
 )

@@ -1,0 +1,118 @@
+"""Two homeservers on loopback: Mercato's (with everything) and a plain remote Synapse.
+
+Each has a TLS federation listener with its own self-signed certificate; the test
+configs (only they) turn off certificate checks and allow loopback addresses.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from mercato.config import MercatoConfig, parse_config, write_config
+from mercato.devnet import RunningNetwork, free_port, start_network, write_test_config
+from mercato.matrix.admin import register_user
+from mercato.render import render_all
+from tests.integration.client import MatrixClient
+from tests.integration.local_https import self_signed_certificate
+from tests.integration.shop_helpers import Api
+
+PASSWORD = "remote password 1"
+
+
+@dataclass
+class RemoteHomeserver:
+    config: MercatoConfig
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return self.config.homeserver_url
+
+    @property
+    def server_name(self) -> str:
+        return self.config.server_name
+
+
+def _tls_settings(directory: Path, port: int) -> dict[str, object]:
+    cert = self_signed_certificate(directory, name="homeserver")
+    return {"federation_port": port, "tls_certificate": str(cert.cert),
+            "tls_private_key": str(cert.key), "loopback_federation_for_tests": True,
+            "relaxed_rate_limits": True}
+
+
+def _start_remote(base: Path) -> RemoteHomeserver:
+    fed_port = free_port()
+    raw = {"server_name": f"127.0.0.1:{fed_port}", "demo": {"enabled": False},
+           "synapse": {"port": free_port(), **_tls_settings(base, fed_port)},
+           "commerce": {"port": free_port()}, "contacts": {"port": free_port()},
+           "shopbot": {"port": free_port()}, "logging": {"format": "json"}}
+    config = parse_config(raw, base_dir=base)
+    write_config(config, base / "mercato.yaml")
+    paths = render_all(config)
+    # A plain homeserver: none of Mercato's appservices run there.
+    settings = yaml.safe_load(paths.homeserver_config.read_text())
+    settings.pop("app_service_config_files")
+    paths.homeserver_config.write_text(yaml.safe_dump(settings))
+    log = open(base / "synapse.out", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "synapse.app.homeserver", "-c",
+                                str(paths.homeserver_config)], stdout=log,
+                               stderr=subprocess.STDOUT, cwd=base)
+    deadline = time.monotonic() + 120
+    import urllib.request
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError((base / "synapse.out").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"{config.homeserver_url}/health", timeout=2):
+                return RemoteHomeserver(config, process)
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise AssertionError("the remote homeserver did not start")
+
+
+@pytest.fixture(scope="session")
+def mercato_hs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
+    base = tmp_path_factory.mktemp("mercato-hs")
+    fed_port = free_port()
+    running = start_network(write_test_config(
+        base, server_name=f"127.0.0.1:{fed_port}",
+        synapse=_tls_settings(base, fed_port)))
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def remote_hs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteHomeserver]:
+    remote = _start_remote(tmp_path_factory.mktemp("remote-hs"))
+    yield remote
+    remote.process.terminate()
+    remote.process.wait(30)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=90)) as session:
+        yield session
+
+
+@pytest.fixture
+async def api(mercato_hs: RunningNetwork, http: aiohttp.ClientSession) -> Api:
+    return Api(mercato_hs, http)
+
+
+async def remote_user(remote: RemoteHomeserver, http: aiohttp.ClientSession,
+                      localpart: str) -> MatrixClient:
+    await register_user(http, remote.url, remote.config.synapse.registration_shared_secret,
+                        localpart, PASSWORD)
+    return await MatrixClient(http, remote.url).login(
+        f"@{localpart}:{remote.server_name}", PASSWORD)

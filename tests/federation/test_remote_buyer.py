@@ -1,0 +1,168 @@
+"""A buyer and a staff member on another homeserver use a Mercato shop over federation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from mercato.devnet import RunningNetwork
+from mercato.matrix.admin import register_user
+from tests.federation.conftest import RemoteHomeserver, remote_user
+from tests.integration.client import MatrixClient
+from tests.integration.shop_helpers import Api, png
+
+
+async def wait_for_invite(client: MatrixClient, inviter: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sync = await client.sync(timeout_ms=1000)
+        for room_id, room in sync.get("rooms", {}).get("invite", {}).items():
+            if any(e.get("sender") == inviter for e in room.get("invite_state", {}).get(
+                    "events", [])):
+                return room_id
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no invite from {inviter}")
+
+
+async def join_with_retry(client: MatrixClient, room: str, via: str) -> str:
+    """Joins over federation can race the remote server's key fetch: retry briefly."""
+    last: Exception | None = None
+    for _ in range(20):
+        try:
+            data = await client.request("POST", f"/_matrix/client/v3/join/{quote(room)}", {},
+                                        params={"server_name": via})
+            return data["room_id"]
+        except Exception as e:  # noqa: BLE001 - reported below if it never works
+            last = e
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"could not join {room}: {last}")
+
+
+async def test_remote_buyer_follows_receives_claims_and_talks(
+        mercato_hs: RunningNetwork, remote_hs: RemoteHomeserver, http, api: Api) -> None:
+    server = mercato_hs.config.server_name
+    demo = mercato_hs.demo
+    shop = demo["shop"]["user_id"]
+    key = demo["shop"]["api_key"]
+    alias = demo["channel_alias"]
+    assert alias == f"#shop_demo:{server}"
+    buyer = await remote_user(remote_hs, http, "farbuyer")
+
+    # The shop is found in Mercato's room directory, asked for from the other server.
+    listing = await buyer.request("GET", "/_matrix/client/v3/publicRooms",
+                                  params={"server": server})
+    assert any(r.get("canonical_alias") == alias for r in listing["chunk"]), listing
+
+    room_id = await join_with_retry(buyer, alias, server)
+    for _ in range(100):
+        status, me = await api.call("GET", "/merchant", key)
+        if me["followers"] >= 1:
+            break
+        await asyncio.sleep(0.3)
+    assert me["followers"] >= 1, "the remote follower was not counted"
+
+    # A campaign post with an image and a product card arrive intact over federation.
+    status, media = await api.call("POST", "/shops/demo/media", key, data=png())
+    assert status == 201, media
+    status, product = await api.call("POST", "/shops/demo/products", key, {
+        "sku": "far-1", "title": "Wool scarf", "price": "35", "currency": "EUR",
+        "image_mxc": media["image_mxc"], "image_info": media["image_info"]})
+    assert status == 201, product
+    status, shared = await api.call("POST", "/shops/demo/products/far-1/share", key,
+                                    {"room_id": room_id})
+    assert status == 200, shared
+    card = await buyer.wait_for_message(room_id, lambda e: e["event_id"] == shared["event_id"],
+                                        timeout=60)
+    assert card["content"]["org.mercato.product"]["price"] == "35.00"
+    assert card["content"]["url"] == media["image_mxc"]
+
+    expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    status, campaign = await api.call("POST", "/shops/demo/campaigns", key, {
+        "kind": "coupon", "fields": {"title": "Free shipping"},
+        "coupon": {"stock": 3, "expires_at": expires}})
+    assert status == 201, campaign
+    assert (await api.call("POST", f"/shops/demo/campaigns/{campaign['id']}/schedule",
+                           key))[0] == 200
+    post = await buyer.wait_for_message(
+        room_id, lambda e: e.get("content", {}).get("org.mercato.post", {}).get("campaign")
+        == campaign["id"], timeout=60)
+    assert post["sender"] == shop
+
+    # Claiming by reaction: the code comes by DM from the shop, over federation.
+    await buyer.send(room_id, {"m.relates_to": {"rel_type": "m.annotation",
+                                                "event_id": post["event_id"], "key": "🎟️"}},
+                     event_type="m.reaction")
+    dm_id = await wait_for_invite(buyer, shop)
+    await join_with_retry(buyer, dm_id, server)
+    code = await buyer.wait_for_message(dm_id, lambda e: "Your code" in e.get(
+        "content", {}).get("body", ""), timeout=60)
+    assert code["sender"] == shop
+
+    # Customer service: the buyer writes in that DM; staff answer from the staff room.
+    staff = await MatrixClient(http, mercato_hs.hs_url).login(
+        demo["merchant"]["user_id"], demo["merchant"]["password"])
+    status, shop_info = await api.call("GET", "/shops/demo", key)
+    staff_room = shop_info["staff_room_id"]
+    await staff.join(staff_room)
+    question = await buyer.send_text(dm_id, "Do you ship to Norway?")
+    relayed = await staff.wait_for_message(
+        staff_room, lambda e: "Do you ship to Norway?" in e.get("content", {}).get("body", ""),
+        timeout=60)
+    root = relayed["content"]["m.relates_to"]["event_id"]
+    await staff.send(staff_room, {"msgtype": "m.text", "body": "Yes, in 5 days.",
+                                  "m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    answer = await buyer.wait_for_message(dm_id, lambda e: e.get("content", {}).get("body")
+                                          == "Yes, in 5 days.", timeout=60)
+    assert answer["sender"] == shop, "the buyer must hear the shop, not the staff member"
+    assert question
+
+
+async def test_remote_staff_and_shop_bot(
+        mercato_hs: RunningNetwork, remote_hs: RemoteHomeserver, http, api: Api) -> None:
+    server = mercato_hs.config.server_name
+    demo = mercato_hs.demo
+    key = demo["shop"]["api_key"]
+    shop = demo["shop"]["user_id"]
+
+    # A staff member on the other homeserver is added and invited to the staff room.
+    alice = await remote_user(remote_hs, http, "alice")
+    status, added = await api.call("POST", "/shops/demo/staff", key,
+                                   {"user_id": alice.user_id, "role": "support"})
+    assert status == 201, added
+    staff_room = await wait_for_invite(alice, shop)
+    await join_with_retry(alice, staff_room, server)
+
+    # A local buyer asks; the remote staff member answers in the thread.
+    await register_user(http, mercato_hs.hs_url,
+                        mercato_hs.config.synapse.registration_shared_secret, "nearbuyer",
+                        "near password 1")
+    buyer = await MatrixClient(http, mercato_hs.hs_url).login(f"@nearbuyer:{server}",
+                                                             "near password 1")
+    dm_id = await buyer.create_dm(shop)
+    await buyer.wait_for_message(dm_id, lambda e: e["type"] == "m.room.member"
+                                 and e["state_key"] == shop
+                                 and e["content"]["membership"] == "join")
+    await buyer.send_text(dm_id, "Is the scarf warm?")
+    relayed = await alice.wait_for_message(
+        staff_room, lambda e: "Is the scarf warm?" in e.get("content", {}).get("body", ""),
+        timeout=60)
+    root = relayed["content"]["m.relates_to"]["event_id"]
+    await alice.send(staff_room, {"msgtype": "m.text", "body": "Very warm.",
+                                  "m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    answer = await buyer.wait_for_message(dm_id, lambda e: e.get("content", {}).get("body")
+                                          == "Very warm.", timeout=60)
+    assert answer["sender"] == shop
+
+    # The shop bot answers a user of the other homeserver.
+    bot = demo["shopbot"]
+    bob = await remote_user(remote_hs, http, "bob")
+    room_id = await bob.create_dm(bot)
+    await bob.wait_for_message(room_id, lambda e: e["type"] == "m.room.member"
+                               and e["state_key"] == bot
+                               and e["content"]["membership"] == "join", timeout=60)
+    await bob.send_text(room_id, "ping")
+    pong = await bob.wait_for_message(room_id, lambda e: e.get("sender") == bot
+                                      and e.get("content", {}).get("body") == "pong", timeout=60)
+    assert pong
