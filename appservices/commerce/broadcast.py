@@ -105,7 +105,9 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
     fields = campaigns.validate_fields(kind, body.get("fields"))
     campaigns.check_links([fields["text"], fields["link"], fields["title"]],
                           link_policy(merchant, matrix.mercato_hosts))
-    silent = bool(body.get("silent", False))
+    silent = body.get("silent", False)
+    if not isinstance(silent, bool):
+        raise InvalidInput("silent", "must be true or false")
     image_mxc = body.get("image_mxc") or ""
     if image_mxc and not (isinstance(image_mxc, str) and image_mxc.startswith("mxc://")):
         raise InvalidInput("image_mxc", "must be an mxc:// URI; upload the image first")
@@ -185,9 +187,10 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
                            campaign.fields.get("title", "")],
                           link_policy(merchant, matrix.mercato_hosts))
     async with db.acquire() as conn, conn.transaction():
-        used, oldest = await rows.sends_since(conn, slug, when - campaigns.DAY_MS)
-        if campaign.state == "scheduled":
-            used -= 1  # rescheduling does not use a second post
+        # Posts within a day before or after this one: no 24-hour span may hold more
+        # than the quota, and rescheduling a campaign does not count it twice.
+        used, oldest = await rows.sends_around(conn, slug, when, campaigns.DAY_MS,
+                                               exclude=campaign_id)
         campaigns.check_quota(merchant.daily_post_quota, used, oldest, now)
         await rows.set_campaign(conn, campaign_id, state="scheduled", scheduled_at=when)
         await access.audit(conn, slug, principal.actor, "campaign_scheduled",
@@ -251,6 +254,10 @@ async def claim_coupon(db: Database, matrix: BroadcastMatrix, coupon_id: int,
     if merchant.status != "approved":
         raise Forbidden(f"{merchant.name} is {merchant.status} and cannot hand out coupons.",
                         errcode="MERCATO_SHOP_NOT_ACTIVE")
+    state = await db.fetchval("SELECT state FROM campaign WHERE coupon_id=$1", coupon_id)
+    if state not in ("sending", "sent"):
+        # Drafts, cancelled and retracted drops hand out nothing (IDs are guessable).
+        raise NotFound(f"There is no coupon {coupon_id} to claim.")
     now = int(time.time() * 1000)
     async with db.acquire() as conn, conn.transaction():
         existing = await rows.code_of(conn, coupon_id, user_id)

@@ -23,7 +23,7 @@ from mercato.templates import template_environment
 TEMPLATES = template_environment(Path(__file__).parent / "templates")
 
 KINDS = ("product", "sale", "coupon", "text")
-STATES = ("draft", "scheduled", "sending", "sent", "retracted", "cancelled")
+STATES = ("draft", "scheduled", "sending", "sent", "failed", "retracted", "cancelled")
 CLAIM_REACTION = "🎟️"
 POST_KEY = "org.mercato.post"
 DAY_MS = 24 * 3600 * 1000

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from appservices.commerce import products
 from appservices.commerce.db import access, store
 from appservices.commerce.db import products as rows
-from appservices.commerce.errors import Conflict, InvalidInput, NotFound
+from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, get_shop, require
 from appservices.commerce.products import Product
 from appservices.commerce.roles import Action
@@ -108,8 +108,8 @@ async def share_card(db: Database, matrix: CatalogMatrix, principal: Principal, 
     """The shop posts the card into a room it is in (its channel, a DM, a group)."""
     merchant = await require(db, principal, slug, Action.EDIT_CATALOG)
     if merchant.status != "approved":
-        raise Conflict(f"The shop is {merchant.status} and cannot post.",
-                       errcode="MERCATO_SHOP_NOT_ACTIVE")
+        raise Forbidden(f"The shop is {merchant.status} and cannot post.",
+                        errcode="MERCATO_SHOP_NOT_ACTIVE")
     if not isinstance(room_id, str) or not room_id.startswith(("!", "#")):
         raise InvalidInput("room_id", "must be a room ID (!…) or alias (#…) the shop is in")
     product = await get_product(db, slug, sku)

@@ -64,7 +64,7 @@ def channel_topic(shop_name: str, description: str, *, status: str = "approved",
         parts.append(f"✓ Verified shop — {website}, verified by {verified_by} on {verified_on}.")
     parts.append(f"Official channel of {shop_name} on Mercato.")
     if description:
-        parts.append(description)
+        parts.append(description if description.endswith((".", "!", "?")) else description + ".")
     parts.append("Follow by joining; only the shop posts here.")
     return " ".join(parts)
 

@@ -168,5 +168,10 @@ class Outbox:
             open_rows = await self.db.fetchval(
                 "SELECT COUNT(*) FROM outbox WHERE campaign_id=$1 AND state='pending'", row["id"])
             if open_rows == 0:
-                await rows.set_campaign(self.db, row["id"], state="sent", sent_at=_now())
-                log.info("campaign.sent", campaign=row["id"])
+                delivered = await self.db.fetchval(
+                    "SELECT COUNT(*) FROM outbox WHERE campaign_id=$1 AND state='sent'",
+                    row["id"])
+                state = "sent" if delivered else "failed"
+                await rows.set_campaign(self.db, row["id"], state=state, sent_at=_now())
+                log.info("campaign.finished", campaign=row["id"], state=state,
+                         delivered=delivered)

@@ -12,6 +12,7 @@ twice (after a crash) never shows the buyer or the staff a message twice.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from mautrix.types import EventType, Membership, MessageEvent, StateEvent, UserI
 from appservices.commerce import shops
 from appservices.commerce.db import access, store, support
 from appservices.commerce.roles import Action, role_can
+from mercato.commands_text import strip_reply_fallback
 from mercato.logging import get_logger
 from mercato.matrix.html import sanitize_html
 
@@ -42,7 +44,12 @@ def relayable_content(content: dict[str, Any], prefix: str = "") -> dict[str, An
     HTML re-sanitised, and an optional prefix naming who wrote it."""
     copy = {k: v for k, v in content.items()
             if k not in ("m.relates_to", "m.new_content", "m.mentions")}
-    body = str(copy.get("body", ""))
+    # A reply's fallback quotes the replied-to sender: a staff member's own ID must
+    # never reach the buyer, so quoted lines and <mx-reply> blocks are dropped.
+    body = strip_reply_fallback(str(copy.get("body", "")))
+    if isinstance(copy.get("formatted_body"), str):
+        copy["formatted_body"] = re.sub(r"(?is)<mx-reply>.*?</mx-reply>", "",
+                                        copy["formatted_body"])
     copy["body"] = f"{prefix}{body}" if prefix else body
     if copy.get("format") == "org.matrix.custom.html" and isinstance(
             copy.get("formatted_body"), str):

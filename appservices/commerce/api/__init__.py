@@ -43,6 +43,12 @@ async def api_errors(request: web.Request,
         return json_error(e.status, e.errcode, e.message)
     except json.JSONDecodeError:
         return json_error(400, "M_NOT_JSON", "The request body is not valid JSON.")
+    except web.HTTPNotFound:
+        return json_error(404, "M_UNRECOGNIZED", f"There is no {request.path} in the API; "
+                                                 f"see {API_PREFIX}/openapi.json")
+    except web.HTTPMethodNotAllowed as e:
+        return json_error(405, "M_UNRECOGNIZED", f"{request.method} is not allowed here; "
+                                                 f"use {', '.join(sorted(e.allowed_methods))}")
     except web.HTTPException:
         raise
     except Exception:

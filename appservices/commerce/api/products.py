@@ -11,6 +11,7 @@ from appservices.commerce.api.auth import require_principal
 from appservices.commerce.api.routes import CONTEXT, STRING, Spec, _body, _call, route
 from appservices.commerce.db import products as product_rows
 from appservices.commerce.errors import InvalidInput, NotFound
+from appservices.commerce.merchants import role_of
 from mercato.templates import template_environment
 
 PRODUCT_BODY = {"sku": STRING, "title": STRING, "description": STRING, "price": STRING,
@@ -27,13 +28,18 @@ def _page(ctx, slug: str, sku: str) -> str:  # type: ignore[no-untyped-def]
     "The shop's catalog (public for approved shops); ?q= searches, ?after=<sku> pages",
     auth="none"))
 async def list_products(request: web.Request) -> web.Response:
-    ctx, _ = await _call(request)
+    ctx, principal = await _call(request)
     slug = request.match_info["slug"]
-    await catalog.get_shop(ctx.db, slug)
+    merchant = await catalog.get_shop(ctx.db, slug)
+    if merchant.status != "approved" and not (principal is not None and (
+            principal.is_operator or await role_of(ctx.db, principal, slug))):
+        raise NotFound(f"There is no shop '{slug}'.")
     try:
-        limit = min(500, int(request.query.get("limit", "100")))
+        limit = int(request.query.get("limit", "100"))
     except ValueError:
         raise InvalidInput("limit", "must be a whole number") from None
+    if not 1 <= limit <= 500:
+        raise InvalidInput("limit", "must be from 1 to 500")
     found = await product_rows.list_products(ctx.db, slug, query=request.query.get("q", ""),
                                              limit=limit, after_sku=request.query.get("after", ""))
     return web.json_response({"products": [catalog.product_view(p, _page(ctx, slug, p.sku))

@@ -88,12 +88,15 @@ async def due_campaigns(db: Any, now: int) -> list[int]:
     return [row["id"] for row in rows]
 
 
-async def sends_since(db: Any, slug: str, since: int) -> tuple[int, int | None]:
-    """Campaigns of the shop sent or due to send since `since`: (count, oldest time)."""
+async def sends_around(db: Any, slug: str, when: int, window: int,
+                       exclude: int) -> tuple[int, int | None]:
+    """Other campaigns of the shop sent or due within `window` of `when`: (count, oldest)."""
     row = await db.fetchrow(
         "SELECT COUNT(*) AS n, MIN(COALESCE(sent_at, scheduled_at)) AS oldest FROM campaign"
-        " WHERE merchant_slug=$1 AND state IN ('scheduled', 'sending', 'sent', 'retracted')"
-        " AND COALESCE(sent_at, scheduled_at) >= $2", slug, since)
+        " WHERE merchant_slug=$1 AND state IN ('scheduled', 'sending', 'sent', 'retracted',"
+        " 'failed') AND COALESCE(sent_at, scheduled_at) > $2"
+        " AND COALESCE(sent_at, scheduled_at) < $3 AND id <> $4",
+        slug, when - window, when + window, exclude)
     return row["n"], row["oldest"]
 
 
