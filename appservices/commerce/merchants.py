@@ -237,7 +237,7 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
     if not isinstance(body, dict) or not body:
         raise InvalidInput("body", "send a JSON object with the fields to change")
     validators = {
-        "name": lambda v: shops._plain_text("name", v, shops.MAX_NAME, required=True),
+        "name": shops.validate_name,
         "description": lambda v: shops._plain_text("description", v, shops.MAX_DESCRIPTION),
         "website": shops.validate_website,
         "avatar_url": shops.validate_avatar,
@@ -251,6 +251,18 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
         raise InvalidInput(sorted(unknown)[0], f"cannot be changed; changeable: "
                                                f"{', '.join(validators)}")
     changes = {key: validators[key](value) for key, value in body.items()}
+    flag = ""
+    if "name" in changes and changes["name"] != merchant.name:
+        verified = {m.slug: m.name for m in await store.list_merchants(db)
+                    if m.verified and m.slug != slug}
+        imitated = shops.impersonation_of(changes["name"], verified)
+        if imitated and merchant.status != "pending" and not principal.is_operator:
+            # An open shop's name goes live at once, with no operator to review it.
+            raise Conflict(f"The name '{changes['name']}' looks like the verified shop "
+                           f"'{imitated}'; choose a name buyers cannot mistake.",
+                           errcode="MERCATO_NAME_IMITATES")
+        flag = f"name looks like the verified shop '{imitated}'" if imitated else ""
+        changes["flagged_reason"] = flag  # the flag is about the current name
     if "website" in changes and changes["website"] != merchant.website:
         # A new website is not the one that was verified.
         changes.update(verified_at=None, verified_by=None, verified_website=None,
@@ -262,6 +274,8 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
     async with db.acquire() as conn, conn.transaction():
         await store.update_merchant(conn, slug, **changes)
         await access.audit(conn, slug, principal.actor, "updated", fields=sorted(changes))
+        if flag:
+            await access.audit(conn, slug, "mercato", "flagged", reason=flag)
     return await get_shop(db, slug)
 
 

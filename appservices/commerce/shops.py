@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from appservices.commerce.errors import InvalidInput
 from mercato.types import MerchantSlug
 
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")  # 2-32 characters, as the error says
 # Names that would read as Mercato itself or collide with its own rooms.
 RESERVED_SLUGS = frozenset({
     "admin", "administrator", "api", "bot", "directory", "help", "mercato", "moderator",
@@ -52,6 +52,18 @@ def _plain_text(field: str, value: Any, limit: int, *, required: bool = False) -
     if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
         raise InvalidInput(field, "contains invisible control characters")
     return text
+
+
+# Only verification puts a check mark next to a shop's name.
+CHECK_MARKS = re.compile("[\u2713\u2714\u2611\u2705\u221a\U0001f5f8\U0001f5f9\u237b]")
+
+
+def validate_name(value: Any) -> str:
+    name = _plain_text("name", value, MAX_NAME, required=True)
+    if CHECK_MARKS.search(name):
+        raise InvalidInput("name", "must not contain check marks; Mercato adds ✓ to verified "
+                                   "shops")
+    return name
 
 
 def validate_slug(value: Any) -> MerchantSlug:
@@ -98,7 +110,7 @@ def validate_application(body: Any) -> ShopApplication:
         raise InvalidInput("body", "must be a JSON object")
     return ShopApplication(
         slug=validate_slug(body.get("slug")),
-        name=_plain_text("name", body.get("name"), MAX_NAME, required=True),
+        name=validate_name(body.get("name")),
         description=_plain_text("description", body.get("description"), MAX_DESCRIPTION),
         website=validate_website(body.get("website")),
         avatar_url=validate_avatar(body.get("avatar_url")),

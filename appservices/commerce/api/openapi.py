@@ -27,6 +27,9 @@ def openapi_document(prefix: str, routes: list[tuple[str, str, Any, Any]]) -> di
         parameters = [{"name": name, "in": "path", "required": True,
                        "schema": {"type": "string"}}
                       for name in re.findall(r"{(\w+)}", path)]
+        parameters += [{"name": name, "in": "query", "required": False,
+                        "description": description, "schema": {"type": "string"}}
+                       for name, description in (spec.query or {}).items()]
         operation: dict[str, Any] = {
             "operationId": handler.__name__,
             "summary": spec.summary,

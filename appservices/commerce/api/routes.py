@@ -40,6 +40,7 @@ class Spec:
     auth: str  # "none" | "any" | "operator" | "staff"
     body: dict[str, Any] | None = None
     success: int = 200
+    query: dict[str, str] | None = None  # query parameter → what it does
 
 
 ROUTES: list[tuple[str, str, Handler, Spec]] = []
@@ -76,6 +77,20 @@ async def _body(request: web.Request) -> Any:
         raise CommerceError("The request body is not valid JSON.", errcode="M_NOT_JSON") from None
 
 
+def _whole_number(request: web.Request, name: str, *, default: int | None, low: int,
+                  high: int | None = None) -> int | None:
+    if name not in request.query:
+        return default
+    try:
+        value = int(request.query[name])
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        limits = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise InvalidInput(name, f"must be a whole number {limits}")
+    return value
+
+
 async def _shop_view(ctx: ApiContext, merchant: store.Merchant, private: bool) -> dict[str, Any]:
     channels = await store.channels_of(ctx.db, merchant.slug)
     return (views.shop_private if private else views.shop_public)(merchant, channels)
@@ -88,7 +103,9 @@ SHOP_FIELDS = {"name": STRING, "description": STRING, "website": STRING, "avatar
 # -- directory and shops ----------------------------------------------------------------
 
 @route("GET", "/shops", Spec("The shop directory: approved shops, verified first; ?q= searches",
-                             auth="none"))
+                             auth="none", query={
+                                 "q": "words to find in the slug, name or description",
+                                 "status": "pending, rejected or suspended (operator only)"}))
 async def list_shops(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
     status = request.query.get("status", "approved")
@@ -304,15 +321,14 @@ async def revoke_key(request: web.Request) -> web.Response:
 # -- audit log --------------------------------------------------------------------------
 
 @route("GET", "/shops/{slug}/audit", Spec("The shop's audit log, newest first; ?before=<id>",
-                                          auth="staff"))
+                                          auth="staff", query={
+                                              "before": "only entries older than this id",
+                                              "limit": "how many entries, 1 to 500 (100)"}))
 async def audit_log(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
     slug = request.match_info["slug"]
     await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_AUDIT)
-    try:
-        before = int(request.query["before"]) if "before" in request.query else None
-        limit = min(500, int(request.query.get("limit", "100")))
-    except ValueError:
-        raise InvalidInput("before", "must be a whole number") from None
+    before = _whole_number(request, "before", default=None, low=1)
+    limit = _whole_number(request, "limit", default=100, low=1, high=500)
     entries = await access.audit_log(ctx.db, slug, limit=limit, before=before)
     return web.json_response({"entries": [views.audit_entry(e) for e in entries]})

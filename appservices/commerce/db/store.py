@@ -142,6 +142,10 @@ async def insert_channel(db: Database, channel: Channel) -> None:
         channel.is_primary, channel.welcome_event_id, now_ms())
 
 
+async def rename_channel(db: Database, room_id: str, name: str) -> None:
+    await db.execute("UPDATE channel SET name=$1 WHERE room_id=$2", name, room_id)
+
+
 async def set_welcome_event(db: Database, room_id: str, event_id: str) -> None:
     await db.execute("UPDATE channel SET welcome_event_id=$1 WHERE room_id=$2",
                      event_id, room_id)
