@@ -15,7 +15,7 @@ import aiohttp
 from mercato.commands import CommandError
 from mercato.config import MercatoConfig, reachable_host
 from mercato.logging import get_logger
-from mercato.types import MerchantSlug
+from mercato.types import CampaignID, MerchantSlug, Sku
 
 log = get_logger(__name__)
 
@@ -61,15 +61,19 @@ class CommerceApi:
         return UserApi(self, user_id)
 
     async def request(self, method: str, path: str, user_id: str, *,
-                      body: Any = None, params: dict[str, str] | None = None) -> Any:
+                      body: Any = None, params: dict[str, str] | None = None,
+                      data: bytes | None = None, content_type: str = "") -> Any:
+        """Call the API for `user_id`: a JSON `body`, or raw `data` of `content_type`."""
         headers = {"Authorization": f"Bearer {self.service_token}",
                    ACTING_USER_HEADER: user_id}
+        if data is not None:
+            headers["Content-Type"] = content_type or "application/octet-stream"
         url = self.base_url + path
         attempt = 0
         while True:
             try:
-                async with self.session.request(method, url, json=body, params=params,
-                                                headers=headers) as resp:
+                async with self.session.request(method, url, json=body, data=data,
+                                                params=params, headers=headers) as resp:
                     return await self._answer(resp, method, path)
             except (aiohttp.ClientConnectionError, TimeoutError) as e:
                 # A refused connection sent nothing; a dropped one may have been acted on.
@@ -112,8 +116,10 @@ class UserApi:
         self.user_id = user_id
 
     async def _call(self, method: str, path: str, body: Any = None,
-                    params: dict[str, str] | None = None) -> Any:
-        return await self.api.request(method, path, self.user_id, body=body, params=params)
+                    params: dict[str, str] | None = None, *, data: bytes | None = None,
+                    content_type: str = "") -> Any:
+        return await self.api.request(method, path, self.user_id, body=body, params=params,
+                                      data=data, content_type=content_type)
 
     async def my_shops(self) -> list[dict[str, str]]:
         """[{slug, role}] of the shops this user works for."""
@@ -151,3 +157,93 @@ class UserApi:
 
     async def revoke_key(self, slug: MerchantSlug, key_id: str) -> None:
         await self._call("DELETE", f"/shops/{_segment(slug)}/keys/{_segment(key_id)}")
+
+    # -- catalog -----------------------------------------------------------------------
+
+    def _product_path(self, slug: MerchantSlug, sku: Sku | None = None) -> str:
+        path = f"/shops/{_segment(slug)}/products"
+        return path if sku is None else f"{path}/{_segment(sku)}"
+
+    async def products(self, slug: MerchantSlug, query: str = "",
+                       limit: int = 100) -> dict[str, Any]:
+        """{products: [...], total} — the catalog, by SKU, `query` searching it."""
+        params = {"limit": str(limit), **({"q": query} if query else {})}
+        return dict(await self._call("GET", self._product_path(slug), params=params))
+
+    async def product(self, slug: MerchantSlug, sku: Sku) -> dict[str, Any]:
+        return dict(await self._call("GET", self._product_path(slug, sku)))
+
+    async def create_product(self, slug: MerchantSlug, fields: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._call("POST", self._product_path(slug), fields))
+
+    async def update_product(self, slug: MerchantSlug, sku: Sku,
+                             changes: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._call("PATCH", self._product_path(slug, sku), changes))
+
+    async def delete_product(self, slug: MerchantSlug, sku: Sku) -> None:
+        await self._call("DELETE", self._product_path(slug, sku))
+
+    async def import_products(self, slug: MerchantSlug, csv_data: bytes,
+                              currency: str | None = None) -> dict[str, Any]:
+        """The import report: {rows, imported, updated, refused: [{row, sku, reason}], warnings}."""
+        params = {"currency": currency} if currency else None
+        return dict(await self._call("POST", self._product_path(slug) + "/import",
+                                     params=params, data=csv_data,
+                                     content_type="text/csv; charset=utf-8"))
+
+    async def card(self, slug: MerchantSlug, sku: Sku) -> dict[str, Any]:
+        """The product card as m.room.message content."""
+        return dict(await self._call("GET", self._product_path(slug, sku) + "/card"))
+
+    async def add_alert(self, slug: MerchantSlug, sku: Sku) -> dict[str, Any]:
+        return dict(await self._call("POST", self._product_path(slug, sku) + "/alert"))
+
+    async def cancel_alert(self, slug: MerchantSlug, sku: Sku) -> None:
+        await self._call("DELETE", self._product_path(slug, sku) + "/alert")
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """[{merchant_slug, sku, price, created_at, notified_at}] of the acting user."""
+        return list((await self._call("GET", "/me/alerts"))["alerts"])
+
+    # -- campaigns, coupons, stats -----------------------------------------------------
+
+    def _campaign_path(self, slug: MerchantSlug, campaign: CampaignID | None = None) -> str:
+        path = f"/shops/{_segment(slug)}/campaigns"
+        return path if campaign is None else f"{path}/{int(campaign)}"
+
+    async def upload_image(self, slug: MerchantSlug, image: bytes,
+                           mimetype: str) -> dict[str, Any]:
+        """{image_mxc, image_info} of an image uploaded for the shop's posts."""
+        return dict(await self._call("POST", f"/shops/{_segment(slug)}/media", data=image,
+                                     content_type=mimetype or "application/octet-stream"))
+
+    async def create_campaign(self, slug: MerchantSlug, draft: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._call("POST", self._campaign_path(slug), draft))
+
+    async def campaigns(self, slug: MerchantSlug) -> list[dict[str, Any]]:
+        return list((await self._call("GET", self._campaign_path(slug)))["campaigns"])
+
+    async def campaign(self, slug: MerchantSlug, campaign: CampaignID) -> dict[str, Any]:
+        return dict(await self._call("GET", self._campaign_path(slug, campaign)))
+
+    async def preview_campaign(self, slug: MerchantSlug, campaign: CampaignID) -> dict[str, Any]:
+        return dict(await self._call("POST", self._campaign_path(slug, campaign) + "/preview"))
+
+    async def schedule_campaign(self, slug: MerchantSlug, campaign: CampaignID,
+                                at: str | None = None) -> dict[str, Any]:
+        """Schedule for `at` (ISO 8601 with its timezone), or send now."""
+        return dict(await self._call("POST", self._campaign_path(slug, campaign) + "/schedule",
+                                     {"at": at} if at else {}))
+
+    async def cancel_campaign(self, slug: MerchantSlug, campaign: CampaignID) -> dict[str, Any]:
+        return dict(await self._call("POST", self._campaign_path(slug, campaign) + "/cancel"))
+
+    async def stats(self, slug: MerchantSlug) -> dict[str, Any]:
+        return dict(await self._call("GET", f"/shops/{_segment(slug)}/stats"))
+
+    async def redeem(self, slug: MerchantSlug, code: str) -> dict[str, Any]:
+        return dict(await self._call("POST", f"/shops/{_segment(slug)}/coupons/redeem",
+                                     {"code": code}))
+
+    async def claim(self, coupon: int) -> dict[str, Any]:
+        return dict(await self._call("POST", f"/coupons/{int(coupon)}/claim"))

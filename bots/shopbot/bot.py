@@ -4,6 +4,10 @@ Login that survives restarts (one device, not a new one per start), a sync loop 
 resumes where it stopped, invites accepted, and commands: declared in
 `bots.shopbot.commands`, run by `mercato.commands`, answered here as notices that
 reply to the command. The commands call the commerce HTTP API for the sender.
+
+Besides commands: a pasted product link is answered with the product's card; a
+question the bot asks (`buttons`) is answered by a reaction or a typed yes/no; a
+file the bot asked for completes the command that asked for it.
 """
 
 from __future__ import annotations
@@ -13,55 +17,52 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    DownloadError,
     LoginResponse,
+    RoomGetEventError,
     RoomSendError,
     SyncError,
     SyncResponse,
 )
+from nio.crypto.attachments import decrypt_attachment
 from prometheus_client import Counter
 
+from bots.shopbot import buttons
 from bots.shopbot.api import CommerceApi, commerce_api_url
+from bots.shopbot.buttons import WaitingCommands, now_ms
 from bots.shopbot.commands import ShopContext, registry
-from mercato.commands import Reply, strip_reply_fallback
+from bots.shopbot.context import Attachment, AwaitFile, CardReply, Question
+from bots.shopbot.events import (
+    caption_of,
+    command_text,
+    links_to_answer,
+    reaction_content,
+    reaction_of,
+    replied_to,
+    reply_content,
+)
+from mercato.commands import CommandError, Outcome, Reply, parse_command
 from mercato.config import MercatoConfig
 from mercato.logging import get_logger
-from mercato.matrix.html import sanitize_html
+from mercato.types import MerchantSlug, Sku
 from mercato.web import add_health_routes, serve
 
 log = get_logger(__name__)
 
+__all__ = ["ShopBot", "command_text", "reply_content"]
+
 COMMANDS = Counter("mercato_shopbot_commands_total", "Commands answered", ["command", "ok"])
+CARDS = Counter("mercato_shopbot_link_cards_total", "Product links answered with a card")
 API_TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-
-def reply_content(reply: Reply, event_id: str, sender: str) -> dict[str, Any]:
-    """The notice answering a command: a reply to it, with sanitised HTML if any."""
-    content: dict[str, Any] = {
-        "msgtype": "m.notice", "body": reply.text,
-        "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
-        "m.mentions": {"user_ids": [sender]},
-    }
-    if reply.html:
-        content["format"] = "org.matrix.custom.html"
-        content["formatted_body"] = sanitize_html(reply.html)
-    return content
-
-
-def command_text(content: dict[str, Any]) -> str | None:
-    """The text of a message that may be a command; None for edits, notices, media."""
-    if content.get("msgtype") != "m.text":
-        return None
-    if content.get("m.relates_to", {}).get("rel_type") == "m.replace":
-        return None
-    body = content.get("body")
-    return strip_reply_fallback(body) if isinstance(body, str) else None
+NOTHING_WAITING = ("Nothing is waiting for a yes or no from you here (questions expire after "
+                   "15 minutes). Type the command again.")
 
 
 class ShopBot:
@@ -76,6 +77,9 @@ class ShopBot:
             config=AsyncClientConfig(store_sync_tokens=False, encryption_enabled=False),
         )
         self.commands = registry.with_prefix(config.shopbot.prefix)
+        self.public_url = config.commerce_public_url
+        self.waiting = WaitingCommands()
+        self.waiting.load(self._read_json(self._waiting_file), now_ms())
         self.http: aiohttp.ClientSession | None = None
         self.api: CommerceApi | None = None
         self.ready = False
@@ -86,19 +90,34 @@ class ShopBot:
     def _session_file(self) -> Path:
         return self.state_dir / "session.json"
 
-    def _load_session(self) -> dict[str, str]:
-        try:
-            return json.loads(self._session_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+    @property
+    def _waiting_file(self) -> Path:
+        return self.state_dir / "waiting.json"
 
-    def _save_session(self, **values: str) -> None:
-        session = {**self._load_session(), **values}
-        tmp = self._session_file.with_suffix(".tmp")
+    @staticmethod
+    def _read_json(path: Path) -> Any:
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    @staticmethod
+    def _write_json(path: Path, value: Any) -> None:
+        tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump(session, out)
-        os.replace(tmp, self._session_file)
+            json.dump(value, out)
+        os.replace(tmp, path)
+
+    def _load_session(self) -> dict[str, str]:
+        session = self._read_json(self._session_file)
+        return session if isinstance(session, dict) else {}
+
+    def _save_session(self, **values: str) -> None:
+        self._write_json(self._session_file, {**self._load_session(), **values})
+
+    def _save_waiting(self) -> None:
+        self._write_json(self._waiting_file, self.waiting.dump())
 
     async def login(self) -> None:
         session = self._load_session()
@@ -126,38 +145,200 @@ class ShopBot:
             count = members or (matrix_room.member_count if matrix_room else 0)
             for event in room.timeline.events:
                 source = event.source
-                if source.get("type") != "m.room.message" or event.sender == self.user_id:
-                    continue
-                body = command_text(source.get("content", {}))
-                if body is None:
+                if event.sender == self.user_id or "event_id" not in source:
                     continue
                 try:
-                    await self._answer(room_id, source["event_id"], event.sender, body,
-                                       direct=count == 2)
+                    await self._on_event(room_id, source, direct=count == 2)
                 except Exception:  # one bad event must not stop the bot for everyone
-                    log.exception("shopbot.command_failed", room_id=room_id,
+                    log.exception("shopbot.event_failed", room_id=room_id,
                                   event_id=source["event_id"])
 
-    async def _answer(self, room_id: str, event_id: str, sender: str, body: str,
-                      *, direct: bool) -> None:
+    async def _on_event(self, room_id: str, source: dict[str, Any], *, direct: bool) -> None:
+        kind, sender, event_id = source.get("type"), source["sender"], source["event_id"]
+        content = source.get("content")
+        if not isinstance(content, dict):
+            return
+        now = now_ms()
+        if kind == "m.reaction":
+            reaction = reaction_of(content)
+            answer = buttons.reaction_answer(reaction[1]) if reaction else None
+            if reaction and answer is not None:
+                waiting = self.waiting.answer(room_id, sender, now,
+                                              question_event_id=reaction[0])
+                if waiting is not None:
+                    await self._resolve(waiting, answer, event_id)
+            return
+        if kind != "m.room.message":
+            return
+        attachment = Attachment.of(content)
+        if attachment is not None:
+            await self._on_file(room_id, event_id, sender, content, attachment, direct=direct)
+            return
+        body = command_text(content)
+        if body is None:
+            return
+        answer = buttons.typed_answer(body)
+        if answer is not None:
+            waiting = self.waiting.answer(room_id, sender, now)
+            if waiting is not None:
+                await self._resolve(waiting, answer, event_id)
+                return
+            if not answer and (waiting := self.waiting.take_file(room_id, sender, now)):
+                self._save_waiting()
+                await self._notice(room_id, event_id, sender, Reply(
+                    f"OK, I no longer wait for a file for “{waiting.command}”."))
+                return
+            if direct and not self._is_command(body, direct=True):
+                await self._notice(room_id, event_id, sender, Reply(NOTHING_WAITING))
+                return
+        links = links_to_answer(content, self.public_url)
+        if links and not self._is_command(body, direct=direct):
+            await self._answer_links(room_id, event_id, sender, links, direct=direct)
+            return
+        await self._run(room_id, event_id, sender, body, direct=direct,
+                        replied_to=replied_to(content))
+
+    def _is_command(self, body: str, *, direct: bool) -> bool:
+        typed = parse_command(body, self.commands.prefix, direct=direct)
+        if typed is None:
+            return False
+        explicit = bool(self.commands.prefix) and body.strip().startswith(self.commands.prefix)
+        return explicit or self.commands.lookup(typed.name) is not None
+
+    async def _on_file(self, room_id: str, event_id: str, sender: str,
+                       content: dict[str, Any], attachment: Attachment, *,
+                       direct: bool) -> None:
+        caption = caption_of(content)
+        if caption is not None and self._is_command(caption, direct=direct):
+            await self._run(room_id, event_id, sender, caption, direct=direct,
+                            attachment=attachment)
+            return
+        waiting = self.waiting.take_file(room_id, sender, now_ms())
+        if waiting is not None:
+            self._save_waiting()
+            await self._run(room_id, event_id, sender, waiting.command,
+                            direct=waiting.direct, attachment=attachment)
+            return
+        if direct and attachment.filename.lower().endswith(".csv"):
+            p = self.commands.prefix
+            await self._notice(room_id, event_id, sender, Reply(
+                f"To import this file into your catalog, reply to it with {p}products import "
+                "(add --currency EUR if it has no currency column)."))
+
+    async def _run(self, room_id: str, event_id: str, sender: str, body: str, *,
+                   direct: bool, attachment: Attachment | None = None,
+                   replied_to: str | None = None, confirmed: bool = False,
+                   reply_to: str | None = None) -> None:
+        """Run the command in `body`; the answer replies to `reply_to` (default: the event).
+
+        `event_id` is the event that triggered this run: the answer's transaction ID comes
+        from it, so a resend after a restart is deduplicated.
+        """
         ctx = ShopContext(sender=sender, room_id=room_id, event_id=event_id, direct=direct,
-                          api=self.api.as_user(sender) if self.api else None)
+                          api=self.api.as_user(sender) if self.api else None, matrix=self,
+                          public_url=self.public_url, attachment=attachment,
+                          replied_to=replied_to, confirmed=confirmed)
         outcome = await self.commands.dispatch(body, ctx)
         if outcome is None:
             return
         COMMANDS.labels(outcome.command, str(outcome.ok).lower()).inc()
         log.info("shopbot.command", command=outcome.command, ok=outcome.ok, sender=sender,
                  room_id=room_id)
-        await self._reply(room_id, event_id, reply_content(outcome.reply, event_id, sender))
+        await self._deliver(outcome, room_id, event_id, sender, body, direct=direct,
+                            reply_to=reply_to or event_id)
 
-    async def _reply(self, room_id: str, event_id: str, content: dict[str, Any]) -> None:
-        # The txnId comes from the command's event: a resend after a restart is deduplicated.
-        response = await self.client.room_send(room_id, "m.room.message", content,
-                                               tx_id=f"reply.{event_id}",
+    async def _deliver(self, outcome: Outcome, room_id: str, event_id: str, sender: str,
+                       body: str, *, direct: bool, reply_to: str) -> None:
+        reply = outcome.reply
+        if isinstance(reply, CardReply):
+            await self._send(room_id, reply.content, f"reply.{event_id}")
+            return
+        question_id = await self._notice(room_id, event_id, sender, reply, reply_to=reply_to)
+        if question_id is None or not isinstance(reply, Question | AwaitFile):
+            return
+        kind: Literal["confirm", "file"] = "confirm" if isinstance(reply, Question) else "file"
+        self.waiting.ask(room_id, sender, kind, body, direct=direct, command_event_id=reply_to,
+                         now=now_ms(), question_event_id=question_id,
+                         declined=reply.declined if isinstance(reply, Question) else "")
+        self._save_waiting()
+        if kind == "confirm":
+            for k, key in enumerate(buttons.CHOICES):
+                await self._send(room_id, reaction_content(question_id, key),
+                                 f"seed.{question_id}.{k}", event_type="m.reaction")
+
+    async def _resolve(self, waiting: buttons.Waiting, yes: bool, answer_event_id: str) -> None:
+        """The user answered the bot's question: run the command, or say it was not done."""
+        self._save_waiting()
+        log.info("shopbot.answered", room_id=waiting.room_id, yes=yes,
+                 question=waiting.question_event_id)
+        if not yes:
+            await self._notice(waiting.room_id, answer_event_id, waiting.user_id,
+                               Reply(waiting.declined or "OK, nothing was done."),
+                               reply_to=waiting.command_event_id)
+            return
+        await self._run(waiting.room_id, answer_event_id, waiting.user_id, waiting.command,
+                        direct=waiting.direct, confirmed=True,
+                        reply_to=waiting.command_event_id)
+
+    async def _answer_links(self, room_id: str, event_id: str, sender: str,
+                            links: list[tuple[MerchantSlug, Sku]], *, direct: bool) -> None:
+        """Answer pasted product links with their cards; in a group, bad links stay quiet."""
+        if self.api is None:
+            return
+        api = self.api.as_user(sender)
+        for k, (slug, sku) in enumerate(links):
+            try:
+                card = await api.card(slug, sku)
+            except CommandError as e:
+                log.info("shopbot.link_unknown", room_id=room_id, shop=slug, sku=sku)
+                if direct:
+                    await self._notice(room_id, f"{event_id}.{k}", sender, Reply(e.message),
+                                       reply_to=event_id)
+                continue
+            card["m.relates_to"] = {"m.in_reply_to": {"event_id": event_id}}
+            await self._send(room_id, card, f"card.{event_id}.{k}")
+            CARDS.inc()
+
+    async def _notice(self, room_id: str, event_id: str, sender: str, reply: Reply, *,
+                      reply_to: str | None = None) -> str | None:
+        return await self._send(room_id, reply_content(reply, reply_to or event_id, sender),
+                                f"reply.{event_id}")
+
+    async def _send(self, room_id: str, content: dict[str, Any], txn_id: str, *,
+                    event_type: str = "m.room.message") -> str | None:
+        # The txnId comes from the triggering event: a resend after a restart is deduplicated.
+        response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id,
                                                ignore_unverified_devices=True)
         if isinstance(response, RoomSendError):
-            log.warning("shopbot.reply_failed", room_id=room_id, event_id=event_id,
+            log.warning("shopbot.send_failed", room_id=room_id, txn_id=txn_id,
                         error=response.message)
+            return None
+        return str(response.event_id)
+
+    # -- what commands may ask of the Matrix side (BotMatrix) ----------------------------
+
+    async def download(self, attachment: Attachment) -> bytes:
+        response = await self.client.download(mxc=attachment.mxc)
+        if isinstance(response, DownloadError):
+            log.warning("shopbot.download_failed", mxc=attachment.mxc, error=response.message)
+            raise CommandError(f"I could not fetch {attachment.filename} from the homeserver "
+                               f"({response.message}); send it again.")
+        data = bytes(response.body)  # type: ignore[union-attr]
+        secret = attachment.encryption
+        if secret:
+            try:
+                data = decrypt_attachment(data, secret["key"]["k"], secret["hashes"]["sha256"],
+                                          secret["iv"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CommandError(f"{attachment.filename} could not be decrypted ({e}); send "
+                                   "it again.") from None
+        return data
+
+    async def attachment_of(self, room_id: str, event_id: str) -> Attachment | None:
+        response = await self.client.room_get_event(room_id, event_id)
+        if isinstance(response, RoomGetEventError):
+            return None
+        return Attachment.of(response.event.source.get("content") or {})
 
     async def run(self, stop: asyncio.Event) -> None:
         self.http = aiohttp.ClientSession(timeout=API_TIMEOUT)

@@ -2,22 +2,21 @@
 
 Each command is declared once; `!help` and the usage errors come from the
 declarations. The API decides what a user may do; the bot checks the role first
-only to answer sooner and more clearly (`authorize`).
+only to answer sooner and more clearly (`authorize`, in `context`).
+
+This module holds the shop, staff and keys commands and imports the others, so
+importing it gives the whole registry: catalog (`catalog_commands`), campaigns,
+coupons and stats (`campaign_commands`), and what buyers do (`buyer_commands`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 from bots.shopbot import replies
-from bots.shopbot.api import UserApi
+from bots.shopbot.context import ROLES, SHOP_OPTION, Need, ShopContext, registry
 from mercato.commands import (
-    Command,
-    CommandError,
-    Context,
-    Registry,
     Reply,
     argument,
     https_url,
@@ -27,73 +26,7 @@ from mercato.commands import (
 )
 from mercato.types import MerchantSlug
 
-ROLES = ("owner", "editor", "support", "analyst")
-
-
-class Need(StrEnum):
-    """Who may run a command, in the shop it names (or the user's only shop)."""
-
-    STAFF = "staff"  # any role
-    OWNER = "owner"
-
-
-@dataclass
-class ShopContext(Context):
-    api: UserApi | None = None
-    # Filled by `authorize` for commands that act on a shop.
-    role: str = ""
-    shops: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def commerce(self) -> UserApi:
-        if self.api is None:
-            raise CommandError("The shop service is not configured; tell the operator.")
-        return self.api
-
-
-def _describe(need: Any) -> str:
-    if need == Need.OWNER:
-        return ("For the shop's owners. If you work for several shops, add --shop <slug>; "
-                "with one shop you can leave it out.")
-    return ("For the shop's staff (any role). If you work for several shops, add --shop "
-            "<slug>; with one shop you can leave it out.")
-
-
-async def authorize(ctx: ShopContext, command: Command, values: dict[str, Any]
-                    ) -> dict[str, Any]:
-    """Pick the shop (the only one, or --shop) and refuse early when the role cannot."""
-    p = ctx.prefix
-    ctx.shops = await ctx.commerce.my_shops()
-    roles = {s["slug"]: s["role"] for s in ctx.shops}
-    slug = values.get("shop")
-    if not slug:
-        if not roles:
-            raise CommandError(
-                "You do not work for any shop. Open one with "
-                f"{p}shop apply <slug> <name…>, or ask a shop's owner to add you "
-                f"({p}staff add).")
-        if len(roles) > 1:
-            example = f"{p}{command.path} … --shop {next(iter(roles))}"
-            raise CommandError(f"You work for several shops ({', '.join(roles)}); say which "
-                               f"one with --shop, e.g. {example}")
-        slug = next(iter(roles))
-    role = roles.get(slug)
-    if role is None:
-        raise CommandError(f"You are not staff of the shop '{slug}', so you cannot use "
-                           f"{p}{command.path} there."
-                           + (f" Your shops: {', '.join(roles)}." if roles else ""))
-    if command.permission == Need.OWNER and role != "owner":
-        raise CommandError(f"Only an owner of '{slug}' can use {p}{command.path}; your role "
-                           "there is " + role + ". Ask an owner.")
-    ctx.role = role
-    return {**values, "shop": MerchantSlug(slug)}
-
-
-registry: Registry[ShopContext] = Registry(
-    prefix="!", bot_name="me", authorize=authorize, describe_permission=_describe)
-
-SHOP_OPTION = option("shop", parser=replies.parse_slug, metavar="slug",
-                     help="which of your shops")
+__all__ = ["ShopContext", "registry"]
 
 
 # -- everyone ---------------------------------------------------------------------------
@@ -308,3 +241,7 @@ async def keys_list(ctx: ShopContext, shop: MerchantSlug) -> Reply:
 async def keys_revoke(ctx: ShopContext, key_id: str, shop: MerchantSlug) -> str:
     await ctx.commerce.revoke_key(shop, key_id)
     return f"API key {key_id} of {shop} is revoked."
+
+
+# The other command modules declare on the same registry when imported.
+from bots.shopbot import buyer_commands, campaign_commands, catalog_commands  # noqa: E402,F401
