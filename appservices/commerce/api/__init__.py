@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from appservices.commerce.api import campaigns as _campaign_routes  # noqa: F401 (registers)
+from appservices.commerce.api import catalog_import as _import_routes  # noqa: F401 (registers)
 from appservices.commerce.api import products as _product_routes
 from appservices.commerce.api import routes
 from appservices.commerce.api.openapi import openapi_document
@@ -25,6 +26,7 @@ log = get_logger(__name__)
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
 @web.middleware
@@ -33,7 +35,12 @@ async def api_errors(request: web.Request,
                      ) -> web.StreamResponse:
     if not request.path.startswith(API_PREFIX):
         return await handler(request)
-    limit = MAX_MEDIA_BYTES if request.path.endswith("/media") else MAX_BODY_BYTES
+    if request.path.endswith("/media"):
+        limit = MAX_MEDIA_BYTES
+    elif request.path.endswith("/products/import"):
+        limit = MAX_IMPORT_BYTES
+    else:
+        limit = MAX_BODY_BYTES
     if request.content_length and request.content_length > limit:
         return json_error(413, "M_TOO_LARGE",
                           f"Request body over {limit // 1024} KiB; send less.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -161,7 +162,9 @@ async def product_page(request: web.Request) -> web.Response:
         p=product, shop_name=merchant.name, verified=merchant.verified, page_url=page_url,
         stock_text=products.STOCK_TEXT[product.stock],
         image_url=f"{page_url}/image" if product.image_mxc else "",
-        channel_link=f"https://matrix.to/#/{alias}", server_name=ctx.matrix.config.server_name)
+        channel_link=f"https://matrix.to/#/{alias}", server_name=ctx.matrix.config.server_name,
+        # Relative, so the image loads whichever address the page was opened at.
+        sku_path=quote(sku))
     return web.Response(text=html, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "max-age=60",
                                  "Content-Security-Policy": "default-src 'none'; img-src "
