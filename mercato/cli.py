@@ -10,7 +10,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mercato.config import ConfigError, MercatoConfig, load_config, reachable_host
+from mercato.config import (
+    ConfigError,
+    MercatoConfig,
+    load_config,
+    reachable_host,
+    scale_profile,
+)
 from mercato.logging import setup_logging
 
 console = Console(stderr=True)
@@ -22,14 +28,16 @@ def output_console() -> Console:
 
 
 class Context:
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, profile: str) -> None:
         self.config_path = config_path
+        self.profile = profile
 
     def config(self, *, create: bool = False) -> MercatoConfig:
         try:
-            return load_config(self.config_path, create=create)
+            config = load_config(self.config_path, create=create)
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
+        return scale_profile(config) if self.profile == "scale" else config
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -39,30 +47,37 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default="mercato.yaml", envvar="MERCATO_CONFIG", show_default=True,
               help="The one configuration file of the network.")
+@click.option("--profile", type=click.Choice(["single", "scale"]), default="single",
+              envvar="MERCATO_PROFILE", show_default=True,
+              help="single: one Synapse process on SQLite (the embedded default). scale: "
+                   "Synapse workers on PostgreSQL with Redis, components on PostgreSQL.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path) -> None:
+def cli(ctx: click.Context, config_path: Path, profile: str) -> None:
     """Mercato: a federated chat network for commerce, built on Matrix."""
-    ctx.obj = Context(config_path)
+    ctx.obj = Context(config_path, profile)
 
 
 @cli.command()
-@click.option("--profile", type=click.Choice(["single"]), default="single", show_default=True,
-              help="single: one Synapse process on SQLite (the embedded default).")
+@click.option("--profile", type=click.Choice(["single", "scale"]), default=None,
+              help="Same as the global --profile (given here for `mercato up --profile scale`).")
 @pass_context
-def up(ctx: Context, profile: str) -> None:
+def up(ctx: Context, profile: str | None) -> None:
     """Start Synapse, the commerce appservice, the contacts bridge and the shop bot."""
     from mercato.runner import run_network
+
+    if profile:
+        ctx.profile = profile
 
     created = not ctx.config_path.exists()
     config = ctx.config(create=True)
     setup_logging(config.logging.level, config.logging.format, component="runner")
     if created:
         console.print(f"Wrote {ctx.config_path} with fresh secrets (kept on later runs).")
-    sys.exit(asyncio.run(run_network(config, ctx.config_path)))
+    sys.exit(asyncio.run(run_network(config, ctx.config_path, ctx.profile)))
 
 
 @cli.command()
-@click.argument("component", type=click.Choice(["commerce", "contacts", "shopbot"]))
+@click.argument("component", type=click.Choice(["commerce", "contacts", "shopbot", "router"]))
 @pass_context
 def run(ctx: Context, component: str) -> None:
     """Run one component in the foreground (`mercato up` does this for you)."""
@@ -74,6 +89,14 @@ def run(ctx: Context, component: str) -> None:
     elif component == "contacts":
         from bridges.contacts.service import ContactsBridge
         asyncio.run(ContactsBridge(config).run_until_stopped())
+    elif component == "router":
+        from mercato.render import ScaleLayout
+        from mercato.router import Router
+
+        layout = ScaleLayout.for_config(config)
+        router = Router(f"http://127.0.0.1:{layout.main_port}",
+                        f"http://127.0.0.1:{layout.reader.port}")
+        asyncio.run(router.run(config.synapse.bind_address, config.synapse.port))
     else:
         from bots.shopbot.bot import ShopBot
         asyncio.run(ShopBot(config).run_until_stopped())
@@ -240,4 +263,7 @@ def merchants_verify(ctx: Context, slug: str) -> None:
 
 
 def main() -> None:
+    from mercato.cli_catalog import catalog
+
+    cli.add_command(catalog)
     cli()

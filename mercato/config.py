@@ -126,6 +126,23 @@ class ContactsConfig(AppServiceConfig):
     port: Port = 8091
     bot_localpart: str = "contacts"
     user_prefix: str = "contacts_"
+    # Key of the HMACs that are all the bridge keeps of opted-in phone numbers and emails.
+    # Changing it makes every opt-in unfindable until its user opts in again.
+    hmac_secret: Secret = Field(default_factory=_secret)
+    # The identity-service lookup pepper. Fixed per install: what is stored derives from
+    # it, and the plain identifiers needed to recompute it are never kept.
+    lookup_pepper: str = Field(default_factory=lambda: secrets.token_hex(16),
+                               pattern=r"^[A-Za-z0-9]{8,64}$")
+    # Country (ISO 3166 code such as NO) for numbers written without +country code;
+    # each user can set their own with the bot's `region` command.
+    default_region: str = Field(default="", pattern=r"^([A-Z]{2})?$")
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_contacts_per_import: int = Field(default=10_000, ge=1)
+    # More phone numbers and emails than this in one upload or lookup is enumeration.
+    max_identifiers_per_import: int = Field(default=10_000, ge=1)
+    # Identifiers looked up per day: a real address book passes, enumeration does not.
+    lookups_per_user_per_day: int = Field(default=25_000, ge=1)
+    lookups_per_ip_per_day: int = Field(default=25_000, ge=1)
 
     @field_validator("user_prefix")
     @classmethod
@@ -163,6 +180,33 @@ class DemoConfig(_Section):
         return value
 
 
+class ScaleConfig(_Section):
+    """The scale-out profile (`mercato up --profile scale`): Synapse workers on PostgreSQL
+    with Redis, and Mercato's components on PostgreSQL."""
+
+    # A PostgreSQL server; the databases below are created on it when missing.
+    postgres: str = "postgres://postgres@127.0.0.1:5432"
+    database_prefix: str = "mercato_"
+    redis_host: str = "127.0.0.1"
+    redis_port: Port = 6379
+    # Main process and workers listen on ports from here up (internal, loopback).
+    worker_port_base: Port = 18100
+
+    @field_validator("postgres")
+    @classmethod
+    def _postgres(cls, value: str) -> str:
+        if not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgres://user@host:port URL of the server")
+        return value.rstrip("/")
+
+    @field_validator("database_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):
+            raise ValueError("must be lowercase letters, digits and _ (a PostgreSQL name)")
+        return value
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "auto": readable on a terminal, JSON lines otherwise.
@@ -181,6 +225,7 @@ class MercatoConfig(_Section):
     shopbot: ShopbotConfig = Field(default_factory=ShopbotConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
 
     # Set by load_config, not by the file.
     base_dir: str = Field(default=".", exclude=True)
@@ -237,6 +282,16 @@ def reachable_host(bind_address: str) -> str:
     if bind_address in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{bind_address}]" if ":" in bind_address else bind_address
+
+
+def scale_profile(config: MercatoConfig) -> MercatoConfig:
+    """The same network, with every database on the scale profile's PostgreSQL server."""
+    server, prefix = config.scale.postgres, config.scale.database_prefix
+    return config.model_copy(update={
+        "synapse": config.synapse.model_copy(update={"database": f"{server}/{prefix}synapse"}),
+        "commerce": config.commerce.model_copy(update={"database": f"{server}/{prefix}commerce"}),
+        "contacts": config.contacts.model_copy(update={"database": f"{server}/{prefix}contacts"}),
+    })
 
 
 def _describe(error: ValidationError) -> str:
@@ -311,30 +366,35 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH, *, create: bool = False)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
     config = parse_config(raw, base_dir=path.parent.resolve())
-    if _missing_generated_values(raw or {}, config):
-        # Secrets generated now must be the same in every process: write them down.
+    missing = _missing_generated_values(raw or {}, config)
+    if missing:
+        if not create:
+            # A secret invented now would differ in every process that reads the file.
+            raise ConfigError(f"{path} leaves out {', '.join(missing)}: write each into it "
+                              "(or run `mercato up`, which completes mercato.yaml)")
         try:
             write_config(config, path)
         except OSError as e:
-            raise ConfigError(f"{path} leaves out a secret and cannot be completed ({e}); "
-                              "write every token and password into it") from None
+            raise ConfigError(f"{path} leaves out {', '.join(missing)} and cannot be "
+                              f"completed ({e}); write them into it") from None
     return config
 
 
-def _missing_generated_values(raw: dict[str, Any], config: MercatoConfig) -> bool:
-    """True when the file leaves out a value that is random by default (a secret)."""
-    def walk(model: type[BaseModel], given: Any, path: tuple[str, ...]) -> bool:
+def _missing_generated_values(raw: dict[str, Any], config: MercatoConfig) -> list[str]:
+    """The keys the file leaves out whose default is random (the secrets)."""
+    missing: list[str] = []
+
+    def walk(model: type[BaseModel], given: Any, path: tuple[str, ...]) -> None:
         given = given if isinstance(given, dict) else {}
         for name, field in model.model_fields.items():
             annotation = field.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                if walk(annotation, given.get(name), (*path, name)):
-                    return True
+                walk(annotation, given.get(name), (*path, name))
             elif field.default_factory is not None and name not in given:
-                return True
-        return False
+                missing.append(".".join((*path, name)))
 
-    return walk(MercatoConfig, raw, ())
+    walk(MercatoConfig, raw, ())
+    return missing
 
 
 def write_config(config: MercatoConfig, path: Path | str) -> None:

@@ -7,18 +7,21 @@ Mercato's appservice registrations loaded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mercato.config import MercatoConfig, load_config, parse_config, write_config
+from mercato.config import MercatoConfig, load_config, parse_config, scale_profile, write_config
 
 START_TIMEOUT = 240.0
 
@@ -29,6 +32,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(size: int) -> int:
+    """The first of `size` consecutive free ports (for the scale profile's workers)."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - size)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + size):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no block of free ports found")
+
+
 @dataclass
 class RunningNetwork:
     base_dir: Path
@@ -36,6 +54,7 @@ class RunningNetwork:
     config: MercatoConfig
     process: subprocess.Popen[bytes]
     output_path: Path
+    profile: str = "single"
 
     @property
     def demo(self) -> dict[str, Any]:
@@ -51,6 +70,40 @@ class RunningNetwork:
 
     def output(self) -> str:
         return self.output_path.read_text(errors="replace")
+
+    def rows(self, component: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Read a component's database as it is now (`?` placeholders), either engine."""
+        url = self.config.database_url(component)  # type: ignore[arg-type]
+        if url.startswith("sqlite:"):
+            import sqlite3
+
+            with sqlite3.connect(url.removeprefix("sqlite:")) as conn:
+                return conn.execute(sql, args).fetchall()
+        import psycopg2
+
+        with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), args)
+            return [tuple(row) for row in cursor.fetchall()]
+
+    def drop_databases(self) -> None:
+        """Scale profile: remove this network's databases from the PostgreSQL server."""
+        if self.profile != "scale":
+            return
+        import asyncio
+
+        import asyncpg
+
+        async def drop() -> None:
+            admin = await asyncpg.connect(f"{self.config.scale.postgres}/postgres")
+            try:
+                prefix = self.config.scale.database_prefix
+                for row in await admin.fetch("SELECT datname FROM pg_database"):
+                    if row["datname"].startswith(prefix):
+                        await admin.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+        asyncio.run(drop())
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
         if self.process.poll() is None:
@@ -73,6 +126,9 @@ def write_test_config(base_dir: Path, **overrides: Any) -> Path:
         "contacts": {"port": free_port()},
         "shopbot": {"port": free_port()},
         "logging": {"level": "INFO", "format": "json"},
+        # Used only when the network starts with the scale profile: its own databases.
+        "scale": {"database_prefix": f"mt{uuid.uuid4().hex[:10]}_",
+                  "worker_port_base": free_port_block(8)},
     }
     for key, value in overrides.items():
         if isinstance(value, dict):
@@ -85,17 +141,24 @@ def write_test_config(base_dir: Path, **overrides: Any) -> Path:
 
 
 def start_network(config_path: Path, *, log_name: str = "mercato-up.out",
-                  env: dict[str, str] | None = None, wait: bool = True) -> RunningNetwork:
+                  env: dict[str, str] | None = None, wait: bool = True,
+                  profile: str | None = None) -> RunningNetwork:
+    """Start `mercato up`; the profile defaults to $MERCATO_TEST_PROFILE, else single."""
+    profile = profile or os.environ.get("MERCATO_TEST_PROFILE", "single")
     config = load_config(config_path)
+    if profile == "scale":
+        config = scale_profile(config)
     demo_file = config.data_path / "demo.json"
     demo_file.unlink(missing_ok=True)
     output_path = config_path.parent / log_name
     with open(output_path, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mercato", "--config", str(config_path), "up"],
+            [sys.executable, "-m", "mercato", "--config", str(config_path),
+             "--profile", profile, "up"],
             cwd=config_path.parent, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env={**os.environ, **(env or {})})
-    network = RunningNetwork(config_path.parent, config_path, config, process, output_path)
+    network = RunningNetwork(config_path.parent, config_path, config, process, output_path,
+                             profile)
     deadline = time.monotonic() + START_TIMEOUT
     while wait and not demo_file.exists():
         if process.poll() is not None:

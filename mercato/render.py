@@ -22,6 +22,48 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "homeserver-config"
 
 
 @dataclass(frozen=True)
+class Worker:
+    name: str
+    role: str
+    port: int
+    resources: tuple[str, ...]
+    replication: bool = False
+
+    def config_path(self, synapse_dir: Path) -> Path:
+        return synapse_dir / "workers" / f"{self.name}.yaml"
+
+
+@dataclass(frozen=True)
+class ScaleLayout:
+    """Where the main process and each worker listen in the scale profile."""
+
+    main_port: int
+    main_replication_port: int
+    workers: tuple[Worker, ...]
+
+    @property
+    def reader(self) -> Worker:
+        return self.workers[0]
+
+    @property
+    def event_persister(self) -> str:
+        return next((w.name for w in self.workers if w.role == "event persister"), "")
+
+    @classmethod
+    def for_config(cls, config: MercatoConfig) -> ScaleLayout:
+        base = config.scale.worker_port_base
+        return cls(main_port=base, main_replication_port=base + 1, workers=(
+            Worker("generic1", "client and federation reads", base + 2,
+                   ("client", "federation")),
+            Worker("event_persister1", "event persister", base + 3, ("replication",),
+                   replication=True),
+            Worker("federation_sender1", "federation sender", base + 4, ("health",)),
+            Worker("pusher1", "pusher", base + 5, ("health",)),
+            Worker("appservice1", "appservice sender", base + 6, ("health",)),
+        ))
+
+
+@dataclass(frozen=True)
 class RenderedPaths:
     data_dir: Path
     synapse_dir: Path
@@ -101,9 +143,11 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def render_all(config: MercatoConfig) -> RenderedPaths:
-    """Write Synapse's config, log config and both appservice registrations."""
+def render_all(config: MercatoConfig, profile: str = "single") -> RenderedPaths:
+    """Write Synapse's config, log config, both appservice registrations (and, in the
+    scale profile, one config per worker)."""
     paths = RenderedPaths.for_config(config)
+    scale = ScaleLayout.for_config(config) if profile == "scale" else None
     env = _environment()
     for directory in (paths.synapse_dir / "media_store", paths.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -112,7 +156,7 @@ def render_all(config: MercatoConfig) -> RenderedPaths:
     _write_private(
         paths.homeserver_config,
         env.get_template("homeserver.yaml.j2").render(
-            config=config, paths=paths, **_preview_context(config)),
+            config=config, paths=paths, scale=scale, **_preview_context(config)),
     )
     _write_private(
         paths.log_config,
@@ -131,6 +175,11 @@ def render_all(config: MercatoConfig) -> RenderedPaths:
         registration.render(**registration_context(
             config, "contacts", config.contacts, config.contacts.user_prefix)),
     )
+    if scale is not None:
+        worker_template = env.get_template("worker.yaml.j2")
+        for worker in scale.workers:
+            _write_private(worker.config_path(paths.synapse_dir),
+                           worker_template.render(worker=worker, paths=paths))
     if not paths.signing_key.exists():
         key = io.StringIO()
         write_signing_keys(key, [generate_signing_key("a_mrc0")])

@@ -22,7 +22,7 @@ import aiohttp
 from mercato.config import MercatoConfig, reachable_host
 from mercato.logging import get_logger
 from mercato.matrix.admin import register_user
-from mercato.render import RenderedPaths, render_all
+from mercato.render import RenderedPaths, ScaleLayout, render_all
 
 log = get_logger(__name__)
 
@@ -44,15 +44,30 @@ class Child:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def _children(config: MercatoConfig, config_path: Path, paths: RenderedPaths) -> list[Child]:
+def _children(config: MercatoConfig, config_path: Path, paths: RenderedPaths,
+              profile: str) -> list[Child]:
     py = sys.executable
-    run = [py, "-m", "mercato", "--config", str(config_path), "run"]
+    run = [py, "-m", "mercato", "--config", str(config_path), "--profile", profile, "run"]
 
     local = reachable_host
+    public_health = f"http://{local(config.synapse.bind_address)}:{config.synapse.port}/health"
+    if profile == "scale":
+        layout = ScaleLayout.for_config(config)
+        synapse = [
+            Child("synapse", [py, "-m", "synapse.app.homeserver", "-c",
+                              str(paths.homeserver_config)],
+                  f"http://127.0.0.1:{layout.main_port}/health"),
+            *(Child(f"synapse-{w.name}", [py, "-m", "synapse.app.generic_worker", "-c",
+                                          str(paths.homeserver_config), "-c",
+                                          str(w.config_path(paths.synapse_dir))],
+                    f"http://127.0.0.1:{w.port}/health") for w in layout.workers),
+            Child("router", [*run, "router"], public_health),
+        ]
+    else:
+        synapse = [Child("synapse", [py, "-m", "synapse.app.homeserver", "-c",
+                                     str(paths.homeserver_config)], public_health)]
     return [
-        Child("synapse", [py, "-m", "synapse.app.homeserver", "-c",
-                          str(paths.homeserver_config)],
-              f"http://{local(config.synapse.bind_address)}:{config.synapse.port}/health"),
+        *synapse,
         Child("commerce", [*run, "commerce"],
               f"http://{local(config.commerce.bind_address)}:{config.commerce.port}/health"),
         Child("contacts", [*run, "contacts"],
@@ -107,11 +122,12 @@ def login_instructions(summary: dict[str, object]) -> str:
 
 
 class Network:
-    def __init__(self, config: MercatoConfig, config_path: Path) -> None:
+    def __init__(self, config: MercatoConfig, config_path: Path, profile: str = "single") -> None:
         self.config = config
+        self.profile = profile
         self.config_path = config_path.resolve()
-        self.paths = render_all(config)
-        self.children = _children(config, self.config_path, self.paths)
+        self.paths = render_all(config, profile)
+        self.children = _children(config, self.config_path, self.paths, profile)
         self._stopping = False
 
     def _spawn(self, child: Child) -> None:
@@ -169,12 +185,14 @@ class Network:
         return path
 
     async def start(self) -> None:
+        if self.profile == "scale":
+            await ensure_databases(self.config)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             for child in self.children:
                 self._spawn(child)
                 await self._wait_healthy(session, child)
                 log.info("network.healthy", component=child.name)
-                if child.name == "synapse":
+                if child.name == ("router" if self.profile == "scale" else "synapse"):
                     await self._create_accounts(session)
 
     def stop(self) -> None:
@@ -200,8 +218,32 @@ class Network:
         return None
 
 
-async def run_network(config: MercatoConfig, config_path: Path) -> int:
-    network = Network(config, config_path)
+async def ensure_databases(config: MercatoConfig) -> None:
+    """Create the scale profile's databases on its PostgreSQL server when missing."""
+    import asyncpg
+
+    server, prefix = config.scale.postgres, config.scale.database_prefix
+    try:
+        admin = await asyncpg.connect(f"{server}/postgres", timeout=10)
+    except (OSError, asyncpg.PostgresError) as e:
+        raise StartupError(f"PostgreSQL at {server} is not reachable ({e}); the scale "
+                           "profile needs it (scale.postgres in mercato.yaml).") from None
+    try:
+        existing = {r["datname"] for r in await admin.fetch("SELECT datname FROM pg_database")}
+        for name in ("synapse", "commerce", "contacts"):
+            database = f"{prefix}{name}"
+            if database in existing:
+                continue
+            # Synapse requires the C collation; Mercato's components do not mind it.
+            await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE template0 '
+                                "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+            log.info("network.database_created", database=database)
+    finally:
+        await admin.close()
+
+
+async def run_network(config: MercatoConfig, config_path: Path, profile: str = "single") -> int:
+    network = Network(config, config_path, profile)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -221,6 +263,13 @@ async def run_network(config: MercatoConfig, config_path: Path) -> int:
         log.info("network.ready", demo_file=str(demo_file))
         while not stop.is_set():
             dead = network.dead_child()
+            if dead is not None and dead.name.startswith("synapse-"):
+                # A Synapse worker holds no state of its own: start it again, as
+                # docker-compose's `restart:` does, while the rest keeps running.
+                log.warning("network.worker_restarted", component=dead.name,
+                            code=dead.process.returncode if dead.process else None)
+                network._spawn(dead)
+                continue
             if dead is not None:
                 log.error("network.component_died", component=dead.name,
                           code=dead.process.returncode if dead.process else None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -167,9 +166,8 @@ async def accept_invite(client: MatrixClient, room_id: str) -> None:
 
 
 def commerce_rows(network: RunningNetwork, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    """Read the commerce database directly (the session network runs on SQLite)."""
-    with sqlite3.connect(network.config.data_path / "commerce.db") as conn:
-        return conn.execute(sql, args).fetchall()
+    """Read the commerce database directly (SQLite, or PostgreSQL in the scale profile)."""
+    return network.rows("commerce", sql, *args)
 
 
 def is_threaded_in(root: str):

@@ -26,6 +26,7 @@ def network(tmp_path_factory: pytest.TempPathFactory,
         base, commerce={"domain_proof_ca_file": str(shop_certificate.cert)}))
     yield running
     code = running.stop()
+    running.drop_databases()
     assert code == 0, f"mercato up stopped with {code}:\n{running.output()[-3000:]}"
 
 

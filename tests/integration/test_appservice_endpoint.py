@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 
 from mercato.devnet import RunningNetwork
 
 
 def _txn_rows(network: RunningNetwork, txn_id: str) -> tuple[int, int]:
-    with sqlite3.connect(network.config.data_path / "commerce.db") as conn:
-        txns = conn.execute("SELECT COUNT(*) FROM as_transaction WHERE txn_id=?",
-                            (txn_id,)).fetchone()[0]
-        events = conn.execute("SELECT COUNT(*) FROM as_inbox WHERE txn_id=?",
-                              (txn_id,)).fetchone()[0]
+    txns = network.rows("commerce", "SELECT COUNT(*) FROM as_transaction WHERE txn_id=?",
+                        txn_id)[0][0]
+    events = network.rows("commerce", "SELECT COUNT(*) FROM as_inbox WHERE txn_id=?",
+                          txn_id)[0][0]
     return txns, events
 
 

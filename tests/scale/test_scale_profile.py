@@ -1,0 +1,105 @@
+"""The scale profile: Synapse workers on PostgreSQL with Redis, Mercato on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+
+from mercato.devnet import RunningNetwork, start_network, write_test_config
+from mercato.render import ScaleLayout
+from mercato.router import upstream_for
+from tests.conftest import missing_service
+from tests.integration.client import MatrixClient
+from tests.integration.shop_helpers import Api
+
+
+def test_reads_go_to_the_generic_worker_and_writes_to_main() -> None:
+    main, reader = "http://main", "http://reader"
+    assert upstream_for("/_matrix/client/v3/sync", "GET", main, reader) == reader
+    assert upstream_for("/_matrix/client/v3/rooms/!r:x/messages", "GET", main, reader) == reader
+    assert upstream_for("/_matrix/client/v3/publicRooms", "GET", main, reader) == reader
+    assert upstream_for("/_matrix/federation/v1/send/123", "PUT", main, reader) == reader
+    assert upstream_for("/_matrix/client/v3/rooms/!r:x/send/m.room.message/1", "PUT", main,
+                        reader) == main
+    assert upstream_for("/_matrix/client/v3/login", "POST", main, reader) == main
+    assert upstream_for("/_synapse/admin/v1/register", "GET", main, reader) == main
+    assert upstream_for("/health", "GET", main, reader) == main
+
+
+@pytest.fixture(scope="module")
+def scale_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
+    try:
+        import socket
+        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
+        socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+    except OSError as e:
+        missing_service(f"Redis and PostgreSQL for the scale profile ({e})")
+    base = tmp_path_factory.mktemp("scale")
+    running = start_network(write_test_config(base), profile="scale")
+    yield running
+    code = running.stop()
+    running.drop_databases()
+    assert code == 0, running.output()[-3000:]
+
+
+def _pid(network: RunningNetwork, component: str) -> int:
+    found = re.findall(rf'"component": "{component}", "pid": (\d+), "event": "network.started"',
+                       network.output())
+    assert found, f"{component} was never started"
+    return int(found[-1])
+
+
+async def test_every_worker_answers_and_data_is_on_postgres(scale_network: RunningNetwork,
+                                                            http) -> None:
+    layout = ScaleLayout.for_config(scale_network.config)
+    for worker in layout.workers:
+        async with http.get(f"http://127.0.0.1:{worker.port}/health") as resp:
+            assert resp.status == 200, worker.name
+    assert scale_network.config.database_url("commerce").startswith("postgres://")
+    merchants = scale_network.rows("commerce", "SELECT slug, status FROM merchant")
+    assert ("demo", "approved") in merchants
+
+
+async def test_campaign_delivered_while_a_worker_restarts(scale_network: RunningNetwork,
+                                                          http) -> None:
+    api = Api(scale_network, http)
+    demo = scale_network.demo
+    key = demo["shop"]["api_key"]
+    buyer = await MatrixClient(http, scale_network.hs_url).login(
+        demo["buyer"]["user_id"], demo["buyer"]["password"])
+    room_id = await buyer.join(demo["channel_alias"])
+
+    # The event persister writes every event: take it down, post, let it come back.
+    persister = _pid(scale_network, "synapse-event_persister1")
+    os.kill(persister, signal.SIGKILL)
+    status, campaign = await api.call("POST", "/shops/demo/campaigns", key, {
+        "kind": "text", "fields": {"title": "Worker restart", "text": "Sent through it all"}})
+    assert status == 201, campaign
+    assert (await api.call("POST", f"/shops/demo/campaigns/{campaign['id']}/schedule",
+                           key))[0] == 200
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if _pid(scale_network, "synapse-event_persister1") != persister:
+            break
+        await asyncio.sleep(0.5)
+    assert _pid(scale_network, "synapse-event_persister1") != persister, "not restarted"
+    await buyer.wait_for_message(room_id, lambda e: "Sent through it all" in e.get(
+        "content", {}).get("body", ""), timeout=120)
+    posts = [e for e in await buyer.messages(room_id) if e.get("content", {}).get(
+        "org.mercato.post", {}).get("campaign") == campaign["id"]]
+    assert len(posts) == 1, "the post must arrive exactly once"
+    assert "network.worker_restarted" in scale_network.output()
+
+
+@pytest.fixture
+async def http() -> aiohttp.ClientSession:  # type: ignore[misc]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield session
