@@ -253,6 +253,18 @@ for _name, _needs_reason in (("approve", False), ("reject", True), ("suspend", T
     _decision(_name, _needs_reason)
 
 
+@admin.command()
+@pass_context
+def reports(ctx: Context) -> None:
+    """Posts followers reported, newest first."""
+    data = _operator_call(ctx.config(), "GET", "/reports")
+    table = Table("id", "shop", "post", "reporter", "reason")
+    for report in data["reports"]:  # type: ignore[union-attr]
+        table.add_row(str(report["id"]), report["merchant_slug"], report["event_id"],
+                      report["reporter"], report["reason"])
+    output_console().print(table)
+
+
 @merchants.command(name="verify")
 @click.argument("slug")
 @pass_context

@@ -348,9 +348,22 @@ class CommerceAppService(MercatoAppService):
             channel = await store.get_channel(self.db, channel.room_id) or channel
         return channel
 
-    async def _create_channel(self, merchant: store.Merchant) -> store.Channel:
+    async def open_channel(self, merchant: store.Merchant, suffix: str,
+                           name: str) -> store.Channel:
+        """Another channel of the shop (a region, a product line): #<prefix><slug>-<suffix>."""
+        channel = await self._create_channel(merchant, suffix=suffix, name=name)
+        await self.intent_for(merchant.mxid).set_room_directory_visibility(
+            channel.room_id, RoomDirectoryVisibility.PUBLIC)
+        event_id = await self._post_welcome(merchant, channel)
+        await store.set_welcome_event(self.db, channel.room_id, event_id)
+        await self.publish_shop_state(merchant)
+        return await store.get_channel(self.db, channel.room_id) or channel
+
+    async def _create_channel(self, merchant: store.Merchant, *, suffix: str = "",
+                              name: str = "") -> store.Channel:
         intent = self.intent_for(merchant.mxid)
-        alias = self.channel_alias(merchant.slug)
+        alias = self.channel_alias(f"{merchant.slug}-{suffix}" if suffix else merchant.slug)
+        name = name or merchant.name
         try:
             room_id = (await intent.resolve_room_alias(alias)).room_id
             log.info("channel.adopted", slug=merchant.slug, room_id=room_id)
@@ -359,7 +372,7 @@ class CommerceAppService(MercatoAppService):
                 alias_localpart=alias[1:].split(":", 1)[0],
                 visibility=RoomDirectoryVisibility.PUBLIC,
                 preset=RoomCreatePreset.PUBLIC,
-                name=merchant.name,
+                name=name,
                 topic=channels.channel_topic(merchant.name, merchant.description),
                 power_level_override=self._power_levels(merchant.mxid),
                 initial_state=[{"type": "m.room.history_visibility", "state_key": "",
@@ -368,7 +381,7 @@ class CommerceAppService(MercatoAppService):
             log.info("channel.created", slug=merchant.slug, room_id=room_id, alias=alias)
         await self.bot.ensure_joined(room_id)
         channel = store.Channel(room_id=room_id, merchant_slug=merchant.slug, alias=alias,
-                                name=merchant.name, is_primary=True, welcome_event_id=None)
+                                name=name, is_primary=not suffix, welcome_event_id=None)
         await store.insert_channel(self.db, channel)
         return channel
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from appservices.commerce.api import campaigns as _campaign_routes  # noqa: F401 (registers)
 from appservices.commerce.api import catalog_import as _import_routes  # noqa: F401 (registers)
+from appservices.commerce.api import channels as _channel_routes  # noqa: F401 (registers)
 from appservices.commerce.api import products as _product_routes
 from appservices.commerce.api import routes
 from appservices.commerce.api.openapi import openapi_document
