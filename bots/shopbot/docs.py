@@ -1,0 +1,28 @@
+"""Writes docs/shopbot.md from the commands' own declarations: `python -m bots.shopbot.docs`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bots.shopbot.commands import registry  # importing it loads every command module
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "shopbot.md"
+
+
+def render() -> str:
+    lines = ["# The shop bot's commands", "",
+             "Talk to `@shopbot:<your server>` from any Matrix client. In a direct chat plain",
+             "words work (`help`); in a group room start with the prefix (`!help`). Every",
+             "command also answers `help <command>` with its usage and examples, and a",
+             "mistyped command is answered with the nearest one.", "",
+             "This page is generated from the commands' own declarations",
+             "(`python -m bots.shopbot.docs`); a test fails when it is out of date.", ""]
+    for command in sorted(registry.commands(), key=lambda c: c.path):
+        lines += [f"## `{command.usage('!')}`", "", "```", command.describe("!"), "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    DOC.write_text(render())
+    sys.stdout.write(f"wrote {DOC}\n")
