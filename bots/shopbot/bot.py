@@ -25,6 +25,7 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     DownloadError,
+    JoinResponse,
     LoginResponse,
     RoomGetEventError,
     RoomSendError,
@@ -135,10 +136,21 @@ class ShopBot:
         self._save_session(access_token=response.access_token, device_id=response.device_id,
                            since="")
 
+    async def _join(self, room_id: str) -> None:
+        """Accept an invite. Over federation the inviting server may not have stored its
+        invite yet when the bot answers (the join is then refused): try again briefly."""
+        for attempt in range(6):
+            response = await self.client.join(room_id)
+            if isinstance(response, JoinResponse):
+                log.info("shopbot.joined", room_id=room_id)
+                return
+            log.warning("shopbot.join_failed", room_id=room_id, attempt=attempt,
+                        error=str(response))
+            await asyncio.sleep(0.5 * 2 ** attempt)
+
     async def _handle_sync(self, response: SyncResponse) -> None:
         for room_id in response.rooms.invite:
-            await self.client.join(room_id)
-            log.info("shopbot.joined", room_id=room_id)
+            await self._join(room_id)
         for room_id, room in response.rooms.join.items():
             members = room.summary.joined_member_count if room.summary else None
             matrix_room = self.client.rooms.get(room_id)
@@ -352,7 +364,7 @@ class ShopBot:
             if isinstance(first, SyncError):
                 raise RuntimeError(f"first sync failed: {first.message}")
             for room_id in first.rooms.invite:
-                await self.client.join(room_id)
+                await self._join(room_id)
             since = first.next_batch
             self._save_session(since=since)
         self.ready = True
