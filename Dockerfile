@@ -1,5 +1,6 @@
-# One image for Synapse and every Mercato component, so production runs the same
-# pinned versions `make test` runs. Built by docker-compose.yml; see docs/operator-guide.md.
+# One image for Synapse (main process and workers), the router and every Mercato
+# component, so production runs the same pinned versions `make test` runs. Built by
+# docker-compose.yml; see docs/operator-guide.md.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
@@ -18,10 +19,9 @@ COPY bots/ bots/
 COPY bridges/ bridges/
 COPY homeserver-config/ homeserver-config/
 # Editable, because mercato/render.py reads homeserver-config/ next to the package.
-# Synapse's postgres extra at exactly the Synapse version pyproject.toml pins.
-RUN pip install -e . \
-    && pip install "matrix-synapse[postgres]==$(python -c \
-        'import importlib.metadata as m; print(m.version("matrix-synapse"))')"
+# pyproject.toml pins Synapse with the extras the scale profile needs: postgres
+# (psycopg2) and redis (replication between the main process and the workers).
+RUN pip install -e .
 
 FROM ${PYTHON_IMAGE}
 RUN apt-get update \
@@ -36,6 +36,7 @@ COPY --from=build /app /app
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 MERCATO_CONFIG=/config/mercato.yaml
 USER mercato
 WORKDIR /data
-# synapse, commerce, contacts, shopbot (the defaults in mercato/config.py)
+# synapse.port (the router's in the scale profile), commerce, contacts, shopbot
+# (the defaults in mercato/config.py); Synapse's own processes listen on loopback only.
 EXPOSE 8008 8090 8091 8092
 CMD ["mercato", "--help"]

@@ -133,7 +133,7 @@ def config_render(ctx: Context) -> None:
     """Render Synapse's config and the appservice registrations into the data directory."""
     from mercato.render import render_all
 
-    paths = render_all(ctx.config(create=True))
+    paths = render_all(ctx.config(create=True), ctx.profile)
     for path in (paths.homeserver_config, paths.log_config, paths.commerce_registration,
                  paths.contacts_registration):
         click.echo(f"wrote {path}")

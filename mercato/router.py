@@ -68,7 +68,10 @@ class Router:
         assert self.session is not None
         target = upstream_for(request.path, request.method, self.main_url, self.reader_url)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers["X-Forwarded-For"] = request.remote or "127.0.0.1"
+        # Keep the chain a TLS proxy in front of us started: Synapse rate-limits by it.
+        forwarded = request.headers.get("X-Forwarded-For")
+        remote = request.remote or "127.0.0.1"
+        headers["X-Forwarded-For"] = f"{forwarded}, {remote}" if forwarded else remote
         headers["X-Forwarded-Proto"] = request.scheme
         body = await request.read() if request.can_read_body else None
         try:
@@ -93,7 +96,7 @@ class Router:
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             auto_decompress=False)
-        runner = await serve(self.app, host, port)
+        runner = await serve(self.app, host, port, shutdown_timeout=2.0)
         log.info("router.listening", port=port, main=self.main_url, reader=self.reader_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

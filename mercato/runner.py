@@ -128,6 +128,7 @@ class Network:
         self.config_path = config_path.resolve()
         self.paths = render_all(config, profile)
         self.children = _children(config, self.config_path, self.paths, profile)
+        self.restarts: dict[str, int] = {}
         self._stopping = False
 
     def _spawn(self, child: Child) -> None:
@@ -268,6 +269,9 @@ async def run_network(config: MercatoConfig, config_path: Path, profile: str = "
                 # docker-compose's `restart:` does, while the rest keeps running.
                 log.warning("network.worker_restarted", component=dead.name,
                             code=dead.process.returncode if dead.process else None)
+                # A worker that keeps failing is retried at most every few seconds.
+                await asyncio.sleep(min(30.0, 2.0 * network.restarts.get(dead.name, 0)))
+                network.restarts[dead.name] = network.restarts.get(dead.name, 0) + 1
                 network._spawn(dead)
                 continue
             if dead is not None:

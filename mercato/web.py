@@ -29,8 +29,10 @@ def add_health_routes(app: web.Application, component: str, is_ready: Callable[[
     app.router.add_get("/metrics", metrics)
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+async def serve(app: web.Application, host: str, port: int,
+                shutdown_timeout: float = 10.0) -> web.AppRunner:
+    # Long-polling clients (/sync) would otherwise hold a shutdown for a minute.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
