@@ -248,9 +248,13 @@ class CommerceAppService(MercatoAppService):
         try:
             member = await intent.api.request(
                 Method.GET, f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user_id}")
-            joined = member.get("membership") == "join"
+            membership = member.get("membership")
         except MNotFound:
-            joined = False
+            membership = None
+        joined = membership == "join"
+        if membership == "leave":
+            # The buyer left this DM earlier: invite them back, or the message waits forever.
+            await intent.invite_user(room_id, UserID(user_id))
         if not joined:
             await self.db.execute(
                 "INSERT INTO pending_direct (txn_id, room_id, user_id, shop_mxid, content,"
