@@ -1,7 +1,8 @@
 """The shop bot: an ordinary Matrix account that answers commands in any room it is in.
 
-Login that survives restarts (one device, not a new one per start), a sync loop that
-resumes where it stopped, invites accepted, and commands: declared in
+Login that survives restarts (one device and its encryption keys, not a new one per
+start), a sync loop that resumes where it stopped, encrypted rooms read and answered
+like the others (`encryption`), invites accepted, and commands: declared in
 `bots.shopbot.commands`, run by `mercato.commands`, answered here as notices that
 reply to the command. The commands call the commerce HTTP API for the sender.
 
@@ -23,14 +24,15 @@ import aiohttp
 from aiohttp import web
 from nio import (
     AsyncClient,
-    AsyncClientConfig,
     DownloadError,
     JoinResponse,
     LoginResponse,
+    MegolmEvent,
     RoomGetEventError,
     RoomSendError,
     SyncError,
     SyncResponse,
+    WhoamiResponse,
 )
 from nio.crypto.attachments import decrypt_attachment
 from prometheus_client import Counter
@@ -40,6 +42,15 @@ from bots.shopbot.api import CommerceApi, commerce_api_url
 from bots.shopbot.buttons import WaitingCommands, now_ms
 from bots.shopbot.commands import ShopContext, registry
 from bots.shopbot.context import Attachment, AwaitFile, CardReply, Question
+from bots.shopbot.encryption import (
+    DEVICE_NAME,
+    UNREADABLE,
+    ask_for_room_key,
+    client_config,
+    exchange_keys,
+    retire_old_devices,
+    store_file,
+)
 from bots.shopbot.events import (
     caption_of,
     command_text,
@@ -72,11 +83,9 @@ class ShopBot:
         self.user_id = config.user_id(config.shopbot.localpart)
         self.state_dir = config.data_path / "shopbot"
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.client = AsyncClient(
-            config.homeserver_url, self.user_id,
-            store_path=str(self.state_dir),
-            config=AsyncClientConfig(store_sync_tokens=False, encryption_enabled=False),
-        )
+        self.state_dir.chmod(0o700)  # the session token and the encryption keys
+        self.client = AsyncClient(config.homeserver_url, self.user_id,
+                                  store_path=str(self.state_dir), config=client_config())
         self.commands = registry.with_prefix(config.shopbot.prefix)
         self.public_url = config.commerce_public_url
         self.waiting = WaitingCommands()
@@ -121,20 +130,46 @@ class ShopBot:
         self._write_json(self._waiting_file, self.waiting.dump())
 
     async def login(self) -> None:
+        """Resume the saved device with its keys, or log in as a new device."""
         session = self._load_session()
-        if session.get("access_token"):
-            self.client.restore_login(self.user_id, session["device_id"],
-                                      session["access_token"])
-            whoami = await self.client.whoami()
-            if getattr(whoami, "user_id", None) == self.user_id:
-                return
-            log.warning("shopbot.session_expired")
+        token, device_id = session.get("access_token"), session.get("device_id")
+        if token and device_id and await self._still_our_device(token, device_id):
+            self.client.restore_login(self.user_id, device_id, token)  # loads the key store
+            return
+        # Not the old device ID: the server would reuse it, with keys the store lacks.
+        self.client.access_token, self.client.device_id = "", None
         response = await self.client.login(self.config.shopbot.password,
-                                           device_name="Mercato shop bot")
+                                           device_name=DEVICE_NAME)
         if not isinstance(response, LoginResponse):
             raise RuntimeError(f"shop bot could not log in as {self.user_id}: {response}")
         self._save_session(access_token=response.access_token, device_id=response.device_id,
                            since="")
+        log.info("shopbot.new_device", device_id=response.device_id)
+        await retire_old_devices(self.client, self.config.shopbot.password, self.state_dir)
+
+    async def _still_our_device(self, token: str, device_id: str) -> bool:
+        """True if the saved login still works and its key store is here.
+
+        Without its keys the old device is worse than a new one: buyers' clients would
+        see its identity change, and their room keys for it would be unreadable.
+        """
+        if not store_file(self.state_dir, self.user_id, device_id).exists():
+            log.warning("shopbot.key_store_missing", device_id=device_id)
+            return False
+        self.client.access_token = token
+        for attempt in range(5):
+            whoami = await self.client.whoami()
+            if isinstance(whoami, WhoamiResponse):
+                if whoami.user_id == self.user_id and whoami.device_id in (None, device_id):
+                    return True
+                log.warning("shopbot.session_mismatch", device_id=whoami.device_id)
+                return False
+            if whoami.status_code in ("M_UNKNOWN_TOKEN", "M_FORBIDDEN"):
+                log.warning("shopbot.session_expired", device_id=device_id)
+                return False
+            log.warning("shopbot.whoami_failed", error=str(whoami), attempt=attempt)
+            await asyncio.sleep(2 ** attempt)
+        raise RuntimeError(f"the homeserver keeps failing to check the bot's login: {whoami}")
 
     async def _join(self, room_id: str) -> None:
         """Accept an invite. Over federation the inviting server may not have stored its
@@ -152,18 +187,37 @@ class ShopBot:
         for room_id in response.rooms.invite:
             await self._join(room_id)
         for room_id, room in response.rooms.join.items():
+            matrix_room = self.client.rooms.get(room_id)
+            if room.timeline.events and matrix_room and not matrix_room.members_synced:
+                # After a restart an incremental sync does not list the room's members: they
+                # tell a DM from a group, and whose devices a reply is encrypted for.
+                await self.client.joined_members(room_id)
+        # Before answering: replies are encrypted for the devices known by then.
+        await exchange_keys(self.client)
+        for room_id, room in response.rooms.join.items():
             members = room.summary.joined_member_count if room.summary else None
             matrix_room = self.client.rooms.get(room_id)
             count = members or (matrix_room.member_count if matrix_room else 0)
             for event in room.timeline.events:
+                # nio has replaced what it could decrypt: `source` is then the plaintext event.
                 source = event.source
                 if event.sender == self.user_id or "event_id" not in source:
                     continue
                 try:
+                    if isinstance(event, MegolmEvent):
+                        await self._on_unreadable(room_id, event)
+                        continue
                     await self._on_event(room_id, source, direct=count == 2)
                 except Exception:  # one bad event must not stop the bot for everyone
                     log.exception("shopbot.event_failed", room_id=room_id,
                                   event_id=source["event_id"])
+
+    async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
+        """An encrypted message the bot has no key for: say so, once per session."""
+        log.warning("shopbot.undecryptable", room_id=room_id, event_id=event.event_id,
+                    sender=event.sender, session_id=event.session_id)
+        if await ask_for_room_key(self.client, event):
+            await self._notice(room_id, event.event_id, event.sender, Reply(UNREADABLE))
 
     async def _on_event(self, room_id: str, source: dict[str, Any], *, direct: bool) -> None:
         kind, sender, event_id = source.get("type"), source["sender"], source["event_id"]
@@ -367,6 +421,7 @@ class ShopBot:
                 await self._join(room_id)
             since = first.next_batch
             self._save_session(since=since)
+        await exchange_keys(self.client)  # keys on the server before anyone may DM the bot
         self.ready = True
         log.info("shopbot.ready", user_id=self.user_id)
         while not stop.is_set():
