@@ -276,6 +276,8 @@ def merchants_verify(ctx: Context, slug: str) -> None:
 
 def main() -> None:
     from mercato.cli_catalog import catalog
+    from mercato.cli_contacts import contacts
 
     cli.add_command(catalog)
+    cli.add_command(contacts)
     cli()

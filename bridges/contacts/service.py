@@ -1,25 +1,42 @@
-"""The contacts bridge process: its bot answers people who open a DM with it."""
+"""The contacts bridge process: its bot, its identity-service API, and what it keeps.
+
+It keeps keyed hashes of opted-in identifiers and nothing of anyone's contacts. The
+one place plain text could linger is the transaction inbox, which stores every event
+before it is handled: so once a message is handled, its stored copy is replaced by a
+stub (on SQLite with secure_delete, and the write-ahead log truncated), whether it was
+a user's `findable phone …` or the bot's own summary echoed back by the homeserver.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import aiohttp
 from mautrix.types import Event as MatrixEvent
-from mautrix.types import EventType, MessageEvent, TextMessageEventContent, UserID
+from mautrix.types import EventType, MessageType, RoomID, TextMessageEventContent, UserID
 
+from bridges.contacts.api.routes import ApiContext, add_api_routes
 from bridges.contacts.db.upgrade import upgrade_table
+from bridges.contacts.discovery import Discovery
+from bridges.contacts.handlers import ContactsHandlers
+from bridges.contacts.hashing import IdentifierHasher
+from bridges.contacts.policy import Limits
 from mercato.config import MercatoConfig
+from mercato.db import is_postgres
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService
 
 log = get_logger(__name__)
 
 GREETING = (
-    "Hi, I am Mercato's contacts bridge. I will help you find which of your contacts "
-    "are already on this network, without anyone's address book leaving your hands "
-    "in clear text. Contact import is not switched on on this server yet."
-)
+    "Hi, I am Mercato's contacts bridge. Send me your contacts as a file (.vcf from your "
+    "phone, or .csv from Google Contacts or Outlook) and I will tell you who of them is "
+    "already here — only people who chose to be found — and keep nothing of your address "
+    "book. To let people who have your number or email find you, type "
+    "`findable phone +47…` or `findable email you@example.org`. Type `help` for the rest.")
+SCRUBBED_TYPE = "org.mercato.scrubbed"
 
 
 class ContactsBridge(MercatoAppService):
@@ -27,17 +44,100 @@ class ContactsBridge(MercatoAppService):
 
     def __init__(self, config: MercatoConfig) -> None:
         super().__init__(config, config.contacts, upgrade_table)
+        settings = config.contacts
+        self.hasher = IdentifierHasher(settings.hmac_secret, settings.lookup_pepper)
+        self.discovery = Discovery(self.db, self.hasher, Limits.of(settings))
+        self.handlers = ContactsHandlers(self, self.discovery)
+        self._http: aiohttp.ClientSession | None = None
+        self._last_prune = 0.0
+        add_api_routes(self.app, ApiContext(self.db, self.discovery, config, self.http_session))
+
+    def http_session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    async def on_start(self) -> None:
+        try:
+            await self.bot.set_displayname("Mercato contacts")
+        except Exception as e:  # cosmetic; never a reason not to start
+            log.warning("contacts.displayname_failed", error=str(e))
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._http is not None:
+            await self._http.close()
+
+    async def is_direct(self, room_id: RoomID) -> bool:
+        members = await self.state_store.get_members(room_id)
+        if not members:
+            members = list(await self.bot.get_joined_members(room_id))
+        return len(members) <= 2
+
+    # -- events -----------------------------------------------------------------------
 
     async def handle_event(self, event: MatrixEvent, raw: dict[str, Any]) -> None:
+        if raw.get("type") == SCRUBBED_TYPE:
+            return
         if await self.accept_invite_if_for_bot(event):
             await self._greet(UserID(event.sender), event.room_id)
             return
-        if (event.type == EventType.ROOM_MESSAGE and isinstance(event, MessageEvent)
-                and event.sender != self.bot_mxid):
-            await self.bot.send_message(event.room_id, TextMessageEventContent(
-                msgtype="m.notice", body=GREETING))
+        kind = raw.get("type")
+        if kind not in (EventType.ROOM_MESSAGE.t, EventType.REACTION.t,
+                        EventType.ROOM_ENCRYPTED.t):
+            return
+        if raw.get("sender") != self.bot_mxid:
+            try:
+                if kind == EventType.ROOM_MESSAGE.t:
+                    await self.handlers.message(raw)
+                elif kind == EventType.REACTION.t:
+                    await self.handlers.reaction(raw)
+                elif await self.is_direct(RoomID(raw["room_id"])):
+                    await self.handlers.encrypted(raw)
+            except Exception:
+                # Not retried: the stored event is scrubbed below and the sender is told.
+                log.exception("contacts.event_failed", event_id=raw.get("event_id"),
+                              event_type=kind, sender=raw.get("sender"))
+                await self._tell_failure(raw)
+        if kind == EventType.ROOM_MESSAGE.t:
+            await self.scrub(raw)
+        await self._maybe_prune()
 
-    async def _greet(self, user_id: UserID, room_id: str) -> None:
+    async def _tell_failure(self, raw: dict[str, Any]) -> None:
+        if raw.get("type") != EventType.ROOM_MESSAGE.t:
+            return
+        notice: dict[str, Any] = {
+            "msgtype": "m.notice",
+            "body": "Something went wrong on my side with that message; nothing was kept. "
+                    "Send it again in a moment.",
+            "m.relates_to": {"m.in_reply_to": {"event_id": raw["event_id"]}},
+        }
+        # If even this fails, the exception makes the inbox retry the whole event.
+        await self.bot.send_message_event(
+            RoomID(raw["room_id"]), EventType.ROOM_MESSAGE, notice,  # type: ignore[arg-type]
+            txn_id=f"mercato.contacts.failed.{raw['event_id']}")
+
+    async def scrub(self, raw: dict[str, Any]) -> None:
+        """Replace a handled message's stored copy with a stub that holds no text."""
+        stub: dict[str, Any] = {key: raw[key] for key in
+                                ("room_id", "sender", "event_id", "origin_server_ts")
+                                if key in raw}
+        stub.update(type=SCRUBBED_TYPE, content={})
+        if not is_postgres(self.db):
+            await self.db.execute("PRAGMA secure_delete = ON")
+        await self.db.execute("UPDATE as_inbox SET event_json=$1, handled_at=$2"
+                              " WHERE event_id=$3", json.dumps(stub), int(time.time() * 1000),
+                              raw.get("event_id"))
+        if not is_postgres(self.db):
+            # Old page images stay in the write-ahead log until it is checkpointed.
+            await self.db.fetch("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune > 3600:
+            self._last_prune = time.monotonic()
+            await self.handlers.prune()
+
+    async def _greet(self, user_id: UserID, room_id: RoomID) -> None:
         greeted = await self.db.fetchval(
             "SELECT greeted_at FROM bridge_user WHERE user_id=$1 AND dm_room_id=$2",
             user_id, room_id)
@@ -45,7 +145,7 @@ class ContactsBridge(MercatoAppService):
             return
         await self.bot.send_message_event(
             room_id, EventType.ROOM_MESSAGE,
-            TextMessageEventContent(msgtype="m.notice", body=GREETING),
+            TextMessageEventContent(msgtype=MessageType.NOTICE, body=GREETING),
             txn_id=f"mercato.contacts.greet.{room_id}")
         await self.db.execute(
             "INSERT INTO bridge_user (user_id, dm_room_id, greeted_at) VALUES ($1, $2, $3)"

@@ -1,0 +1,151 @@
+"""The Matrix Identity Service v2 lookup API, for clients that look people up by 3PID.
+
+Served: the status check, terms (none), account registration with an OpenID token
+(checked with the homeserver), account/logout, hash_details and the hashed lookup.
+Not served: 3PID binding and validation (`/validate/*`, `/3pid/*`), invitations and
+signing keys — opt-in happens with the bridge bot instead (docs/contacts.md).
+
+Only accounts of this server can register: the OpenID token is checked against our
+own homeserver; resolving and trusting other homeservers is future work.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from bridges.contacts.api.routes import (
+    CONTEXT,
+    IDENTITY_PREFIX,
+    ApiError,
+    Spec,
+    _bearer,
+    identity_user,
+    json_body,
+    route,
+    token_hash,
+)
+from bridges.contacts.db import store
+from bridges.contacts.discovery import QuotaExceeded, Refused
+from bridges.contacts.hashing import LookupHash
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+ALGORITHM = "sha256"
+MAX_ADDRESS_CHARS = 128
+
+
+@route("GET", IDENTITY_PREFIX, Spec("Status check: the identity service is here", auth="none"))
+async def status(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+@route("GET", f"{IDENTITY_PREFIX}/terms", Spec("Terms of service: none to accept", auth="none"))
+async def terms(request: web.Request) -> web.Response:
+    return web.json_response({"policies": {}})
+
+
+@route("POST", f"{IDENTITY_PREFIX}/terms", Spec("Accept terms (there are none)",
+                                                 auth="identity"))
+async def accept_terms(request: web.Request) -> web.Response:
+    await identity_user(request)
+    await json_body(request)
+    return web.json_response({})
+
+
+@route("POST", f"{IDENTITY_PREFIX}/account/register",
+       Spec("Exchange an OpenID token from the homeserver for an access token", auth="none"))
+async def register(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    body = await json_body(request, limit=16 * 1024)
+    openid = body.get("access_token")
+    server = body.get("matrix_server_name")
+    if not isinstance(openid, str) or not openid or not isinstance(server, str):
+        raise ApiError(400, "M_BAD_JSON", "Send the OpenID token object the homeserver gave "
+                                          "you: access_token, token_type, matrix_server_name, "
+                                          "expires_in.")
+    if server != ctx.config.server_name:
+        raise ApiError(403, "M_FORBIDDEN", f"This identity service serves accounts of "
+                                           f"{ctx.config.server_name} only.")
+    url = (f"{ctx.config.homeserver_url}/_matrix/federation/v1/openid/userinfo"
+           f"?access_token={quote(openid, safe='')}")
+    try:
+        async with ctx.http().get(url, timeout=aiohttp.ClientTimeout(total=15)) as resp:
+            info = await resp.json(content_type=None) if resp.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        raise ApiError(502, "M_UNKNOWN", "The homeserver did not answer; try again.") from None
+    user_id = info.get("sub") if isinstance(info, dict) else None
+    if not isinstance(user_id, str) or not user_id.endswith(f":{ctx.config.server_name}"):
+        raise ApiError(401, "M_UNKNOWN_TOKEN", "The homeserver did not accept this OpenID "
+                                               "token; request a new one.")
+    token = secrets.token_urlsafe(32)
+    await store.add_token(ctx.db, token_hash(token), user_id)
+    log.info("identity.registered", user_id=user_id)
+    return web.json_response({"token": token, "access_token": token})
+
+
+@route("GET", f"{IDENTITY_PREFIX}/account", Spec("Who this token belongs to", auth="identity"))
+async def account(request: web.Request) -> web.Response:
+    return web.json_response({"user_id": await identity_user(request)})
+
+
+@route("POST", f"{IDENTITY_PREFIX}/account/logout", Spec("Forget this token", auth="identity"))
+async def logout(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    await identity_user(request)
+    await store.remove_token(ctx.db, token_hash(_bearer(request)))
+    return web.json_response({})
+
+
+@route("GET", f"{IDENTITY_PREFIX}/hash_details",
+       Spec("The algorithm and pepper to hash addresses with", auth="identity"))
+async def hash_details(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    await identity_user(request)
+    return web.json_response({"algorithms": [ALGORITHM],
+                              "lookup_pepper": ctx.config.contacts.lookup_pepper})
+
+
+def lookup_addresses(body: dict[str, object], pepper: str) -> list[LookupHash]:
+    """The hashed addresses of a lookup request, checked as the spec says."""
+    algorithm = body.get("algorithm")
+    if algorithm != ALGORITHM:
+        raise ApiError(400, "M_INVALID_PARAM", f"Unsupported algorithm {algorithm!r}; "
+                                               f"use {ALGORITHM!r} (see hash_details).")
+    if body.get("pepper") != pepper:
+        raise ApiError(400, "M_INVALID_PEPPER", "The pepper is not this server's; get it from "
+                                                "hash_details.", algorithm=ALGORITHM,
+                       lookup_pepper=pepper)
+    addresses = body.get("addresses")
+    if not isinstance(addresses, list) or not all(
+            isinstance(a, str) and 0 < len(a) <= MAX_ADDRESS_CHARS for a in addresses):
+        raise ApiError(400, "M_INVALID_PARAM", "'addresses' must be a list of hashed addresses.")
+    return [LookupHash(a) for a in addresses]
+
+
+async def run_lookup(request: web.Request, user_id: str, hashes: list[LookupHash], *,
+                     ip: str | None, source: str) -> web.Response:
+    ctx = request.app[CONTEXT]
+    try:
+        mappings = await ctx.discovery.lookup(user_id, hashes, ip=ip, source=source)
+    except Refused as e:
+        raise ApiError(413, "M_TOO_LARGE", f"Refused: {e.reason}. Look up fewer at a time."
+                       ) from None
+    except QuotaExceeded as e:
+        raise ApiError(429, "M_LIMIT_EXCEEDED", f"Lookup quota reached ({e.limit:,} a day per "
+                                                f"{e.subject_kind}).",
+                       retry_after_ms=e.retry_after_s * 1000) from None
+    return web.json_response({"mappings": mappings})
+
+
+@route("POST", f"{IDENTITY_PREFIX}/lookup",
+       Spec("Matrix IDs of opted-in users for hashed phone numbers and emails", auth="identity"))
+async def lookup(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = await identity_user(request)
+    hashes = lookup_addresses(await json_body(request), ctx.config.contacts.lookup_pepper)
+    return await run_lookup(request, user_id, hashes, ip=request.remote, source="identity")

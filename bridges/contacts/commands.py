@@ -1,0 +1,206 @@
+"""The contacts bot's commands, declared once; `help` and usage errors are generated.
+
+Replies never repeat a phone number or an address: the bot's own messages come back
+to it through the homeserver, and the bridge keeps no identifier in clear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridges.contacts import summary
+from bridges.contacts.db import store
+from bridges.contacts.discovery import Discovery
+from bridges.contacts.importers import Medium
+from bridges.contacts.importers.model import mask_email, mask_phone
+from bridges.contacts.normalise import (
+    InvalidIdentifier,
+    normalise_email,
+    normalise_phone,
+    parse_region,
+)
+from mercato.commands import (
+    ArgumentError,
+    CommandError,
+    Context,
+    Registry,
+    Reply,
+    argument,
+    matrix_user_id,
+    one_of,
+)
+from mercato.db import Database
+
+UNVERIFIED = ("It is your own claim: I cannot check numbers or addresses yet (no code is "
+              "sent), so people who find you this way see that it is not verified.")
+
+
+@dataclass
+class ContactsContext(Context):
+    """Who asked, and what the commands work with."""
+
+    db: Database | None = None
+    discovery: Discovery | None = None
+    default_region: str = ""
+    # Set by a command whose text held a phone number or address, so it can be scrubbed.
+    held_identifier: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("no database in the command context")
+        return self.db
+
+    @property
+    def finder(self) -> Discovery:
+        if self.discovery is None:
+            raise RuntimeError("no discovery in the command context")
+        return self.discovery
+
+
+registry: Registry[ContactsContext] = Registry(prefix="!", bot_name="the contacts bot")
+
+
+async def user_region(db: Database, user_id: str) -> str | None:
+    return await db.fetchval("SELECT default_region FROM bridge_user WHERE user_id=$1", user_id)
+
+
+async def set_user_region(db: Database, user_id: str, region: str | None) -> None:
+    await db.execute(
+        "INSERT INTO bridge_user (user_id, default_region) VALUES ($1, $2)"
+        " ON CONFLICT (user_id) DO UPDATE SET default_region=excluded.default_region",
+        user_id, region)
+
+
+async def region_for(ctx: ContactsContext) -> str | None:
+    return await user_region(ctx.database, ctx.sender) or ctx.default_region or None
+
+
+# -- being found --------------------------------------------------------------------------
+
+findable = registry.group("findable", default="status",
+                          help="let people who have your phone number or email find you here")
+
+
+def _claim_reply(outcome: str, what: str) -> str:
+    if outcome == "taken":
+        raise CommandError(f"Another account already says {what} is theirs, so I did not add "
+                           "it. If it is yours, ask the operator of this server.")
+    if outcome == "already":
+        return f"You could already be found by {what}."
+    return (f"Done: people who have {what} in their contacts can now find you here. "
+            f"{UNVERIFIED} Type `findable off` to stop.")
+
+
+@findable.command("phone", help="be found by your phone number", direct_only=True,
+                  examples=("findable phone +4741234567",))
+@argument("number", rest=True, help="your number, best written with +country code")
+async def findable_phone(ctx: ContactsContext, number: str) -> str:
+    ctx.held_identifier = True
+    try:
+        e164 = normalise_phone(number, await region_for(ctx))
+    except InvalidIdentifier as e:
+        raise CommandError(f"I cannot use that number: {e}.") from None
+    outcome = await ctx.finder.opt_in(ctx.sender, Medium.PHONE, e164)
+    return _claim_reply(outcome, f"your number ({mask_phone(e164)})")
+
+
+@findable.command("email", help="be found by your email address", direct_only=True,
+                  examples=("findable email me@example.org",))
+@argument("address", help="your email address")
+async def findable_email(ctx: ContactsContext, address: str) -> str:
+    ctx.held_identifier = True
+    try:
+        email = normalise_email(address)
+    except InvalidIdentifier as e:
+        raise CommandError(f"I cannot use that address: {e}.") from None
+    outcome = await ctx.finder.opt_in(ctx.sender, Medium.EMAIL, email)
+    return _claim_reply(outcome, f"your address ({mask_email(email)})")
+
+
+@findable.command("off", help="stop being findable (by everything, or by phone or email)",
+                  examples=("findable off", "findable off phone"))
+@argument("what", parser=one_of("all", "phone", "email"), required=False)
+async def findable_off(ctx: ContactsContext, what: str | None) -> str:
+    medium = {"phone": Medium.PHONE, "email": Medium.EMAIL}.get(what or "all")
+    removed = await ctx.finder.opt_out(ctx.sender, medium)
+    if not removed:
+        return "You were not findable by " + ("anything" if medium is None else what or "") + "."
+    return f"Done: I forgot {removed} of your keyed identifiers. No one can find you by them."
+
+
+@findable.command("status", help="what people can find you by")
+async def findable_status(ctx: ContactsContext) -> str:
+    counts = await ctx.finder.status(ctx.sender)
+    if not counts:
+        return ("No one can find you by a phone number or email. To change that, type "
+                "`findable phone +4741234567` or `findable email me@example.org`.")
+    parts = []
+    if counts.get(Medium.PHONE.value):
+        parts.append(f"{counts[Medium.PHONE.value]} phone number(s)")
+    if counts.get(Medium.EMAIL.value):
+        parts.append(f"{counts[Medium.EMAIL.value]} email address(es)")
+    return (f"People who have them in their contacts can find you by {' and '.join(parts)} "
+            "(I keep only keyed hashes, so I cannot show them). Type `findable off` to stop.")
+
+
+# -- region -------------------------------------------------------------------------------
+
+def _region(value: str) -> str:
+    if value.strip().lower() in ("none", "off", "-"):
+        return ""
+    try:
+        return parse_region(value)
+    except InvalidIdentifier as e:
+        raise ArgumentError(str(e)) from None
+
+
+@registry.command("region", help="the country of numbers written without +country code",
+                  examples=("region NO", "region off"))
+@argument("code", parser=_region, required=False, help="two letters such as NO, DE or US")
+async def region(ctx: ContactsContext, code: str | None) -> str:
+    if code is None:
+        current = await region_for(ctx)
+        return (f"Numbers without +country code are read as {current} numbers."
+                if current else "You have not set a region: numbers need their +country code. "
+                "Type `region NO` (your country's code) to set one.")
+    await set_user_region(ctx.database, ctx.sender, code or None)
+    return (f"Numbers without +country code are now read as {code} numbers." if code
+            else "Region cleared: numbers need their +country code.")
+
+
+# -- results ------------------------------------------------------------------------------
+
+def _who(value: str) -> str:
+    return "all" if value.strip().lower() == "all" else matrix_user_id(value)
+
+
+@registry.command("dm", help="links to start chats with the people your last import found",
+                  examples=("dm all", "dm @ola:example.org"))
+@argument("who", parser=_who, help="all, or a Matrix ID from the list")
+async def dm(ctx: ContactsContext, who: str) -> Reply:
+    found = await store.latest_summary(ctx.database, ctx.sender, ctx.room_id)
+    if found is None:
+        raise CommandError("Send me a contacts file (.vcf or .csv) first; then I can tell you "
+                           "who of them is here.")
+    if who == "all":
+        return summary.chat_links(found.matches)
+    if who not in found.matches:
+        raise CommandError(f"{who} was not among the people your last import found.")
+    return summary.chat_links([who])
+
+
+@registry.command("import", help="how to find your contacts here")
+def import_help(ctx: ContactsContext) -> str:
+    return IMPORT_HELP
+
+
+IMPORT_HELP = (
+    "Send me your contacts as a file in this chat: a vCard (.vcf, from your phone or mail "
+    "app) or a CSV (Google Contacts, Outlook, or one with the columns name,phone,email). "
+    "I tell you who of them is on Mercato — only people who chose to be found — and what I "
+    "could not read. I keep nothing of the file: not the numbers, not the names. Numbers "
+    "without +country code are read with your region (type `region NO`).")
+

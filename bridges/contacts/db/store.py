@@ -1,0 +1,193 @@
+"""The bridge's rows: keyed hashes of opt-ins, quota counters, tokens, summaries, counts.
+
+Every function takes the database it works on. The same SQL runs on SQLite and
+PostgreSQL. Nothing written here is a phone number, an email or an uploaded contact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mercato.db import Database
+
+BATCH = 500
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, subject_kind: str, limit: int, retry_after_s: int) -> None:
+        super().__init__(f"{subject_kind} quota of {limit} exceeded")
+        self.subject_kind = subject_kind
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+# -- opt-ins ------------------------------------------------------------------------------
+
+async def findable_owner(db: Database, digest: str) -> str | None:
+    return await db.fetchval("SELECT user_id FROM findable WHERE digest=$1", digest)
+
+
+async def add_findable(db: Database, digest: str, user_id: str, medium: str) -> str:
+    """Record an opt-in: 'added', 'already' (this user's), or 'taken' (another user's)."""
+    async with db.acquire() as conn, conn.transaction():
+        owner = await conn.fetchval("SELECT user_id FROM findable WHERE digest=$1", digest)
+        if owner == user_id:
+            return "already"
+        if owner is not None:
+            return "taken"
+        await conn.execute(
+            "INSERT INTO findable (digest, user_id, medium, verified, created_at)"
+            " VALUES ($1, $2, $3, false, $4)", digest, user_id, medium, now_ms())
+    return "added"
+
+
+async def remove_findable(db: Database, user_id: str, medium: str | None = None,
+                          digest: str | None = None) -> int:
+    query, args = "DELETE FROM findable WHERE user_id=$1", [user_id]
+    if medium:
+        query += f" AND medium=${len(args) + 1}"
+        args.append(medium)
+    if digest:
+        query += f" AND digest=${len(args) + 1}"
+        args.append(digest)
+    async with db.acquire() as conn, conn.transaction():
+        count = await conn.fetchval(query.replace("DELETE", "SELECT COUNT(*)", 1), *args)
+        await conn.execute(query, *args)
+    return int(count or 0)
+
+
+async def findable_counts(db: Database, user_id: str) -> dict[str, int]:
+    rows = await db.fetch("SELECT medium, COUNT(*) AS n FROM findable WHERE user_id=$1"
+                          " GROUP BY medium", user_id)
+    return {row["medium"]: int(row["n"]) for row in rows}
+
+
+async def owners_of(db: Database, digests: Sequence[str]) -> dict[str, str]:
+    """digest → Matrix ID, for the digests that belong to an opted-in user."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(digests))
+    for start in range(0, len(unique), BATCH):
+        batch = unique[start:start + BATCH]
+        marks = ", ".join(f"${i + 1}" for i in range(len(batch)))
+        rows = await db.fetch(f"SELECT digest, user_id FROM findable WHERE digest IN ({marks})",
+                              *batch)
+        found.update({row["digest"]: row["user_id"] for row in rows})
+    return found
+
+
+# -- quotas -------------------------------------------------------------------------------
+
+async def charge(db: Database, charges: Sequence[tuple[str, str, int]], window_start: int,
+                 amount: int, retry_after_s: int) -> None:
+    """Count `amount` against each (kind, subject, limit); all or nothing.
+
+    Raises QuotaExceeded (and counts nothing) when any subject would pass its limit.
+    """
+    if amount <= 0:
+        return
+    async with db.acquire() as conn, conn.transaction():
+        for kind, subject, limit in charges:
+            used = await conn.fetchval(
+                "INSERT INTO quota_use (subject, window_start, used) VALUES ($1, $2, $3)"
+                " ON CONFLICT (subject, window_start)"
+                " DO UPDATE SET used = quota_use.used + excluded.used RETURNING used",
+                subject, window_start, amount)
+            if int(used) > limit:
+                raise QuotaExceeded(kind, limit, retry_after_s)  # rolls the transaction back
+
+
+async def used(db: Database, subject: str, window_start: int) -> int:
+    value = await db.fetchval("SELECT used FROM quota_use WHERE subject=$1 AND window_start=$2",
+                              subject, window_start)
+    return int(value or 0)
+
+
+async def prune_quotas(db: Database, before_window: int) -> None:
+    await db.execute("DELETE FROM quota_use WHERE window_start < $1", before_window)
+
+
+# -- identity-service tokens --------------------------------------------------------------
+
+async def add_token(db: Database, token_hash: str, user_id: str) -> None:
+    await db.execute("INSERT INTO identity_token (token_hash, user_id, created_at)"
+                     " VALUES ($1, $2, $3)", token_hash, user_id, now_ms())
+
+
+async def token_owner(db: Database, token_hash: str) -> str | None:
+    return await db.fetchval("SELECT user_id FROM identity_token WHERE token_hash=$1",
+                             token_hash)
+
+
+async def remove_token(db: Database, token_hash: str) -> None:
+    await db.execute("DELETE FROM identity_token WHERE token_hash=$1", token_hash)
+
+
+# -- summaries and counts -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Summary:
+    event_id: str
+    user_id: str
+    room_id: str
+    matches: list[str]
+
+
+async def save_summary(db: Database, event_id: str, user_id: str, room_id: str,
+                       matches: Sequence[str]) -> None:
+    await db.execute(
+        "INSERT INTO import_summary (event_id, user_id, room_id, matches, created_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        event_id, user_id, room_id, json.dumps(list(matches)), now_ms())
+
+
+async def summary(db: Database, event_id: str) -> Summary | None:
+    row = await db.fetchrow("SELECT event_id, user_id, room_id, matches FROM import_summary"
+                            " WHERE event_id=$1", event_id)
+    if row is None:
+        return None
+    return Summary(row["event_id"], row["user_id"], row["room_id"], json.loads(row["matches"]))
+
+
+async def latest_summary(db: Database, user_id: str, room_id: str) -> Summary | None:
+    row = await db.fetchrow("SELECT event_id FROM import_summary WHERE user_id=$1 AND room_id=$2"
+                            " ORDER BY created_at DESC LIMIT 1", user_id, room_id)
+    return await summary(db, row["event_id"]) if row else None
+
+
+async def prune_summaries(db: Database, before_ms: int) -> None:
+    await db.execute("DELETE FROM import_summary WHERE created_at < $1", before_ms)
+
+
+async def record_run(db: Database, user_id: str, source: str, contacts: int, identifiers: int,
+                     matched: int, refused: str | None = None) -> None:
+    await db.execute(
+        "INSERT INTO import_run (user_id, source, contacts, identifiers, matched, refused,"
+        " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        user_id, source, contacts, identifiers, matched, refused, now_ms())
+
+
+async def stats(db: Database) -> dict[str, Any]:
+    findable = await db.fetch("SELECT medium, COUNT(*) AS n, COUNT(DISTINCT user_id) AS users"
+                              " FROM findable GROUP BY medium")
+    users = await db.fetchval("SELECT COUNT(DISTINCT user_id) FROM findable")
+    runs = await db.fetch(
+        "SELECT source, COUNT(*) AS runs, COALESCE(SUM(contacts), 0) AS contacts,"
+        " COALESCE(SUM(identifiers), 0) AS identifiers, COALESCE(SUM(matched), 0) AS matched,"
+        " SUM(CASE WHEN refused IS NULL THEN 0 ELSE 1 END) AS refused"
+        " FROM import_run GROUP BY source")
+    return {
+        "findable_users": int(users or 0),
+        "findable": {row["medium"]: int(row["n"]) for row in findable},
+        "imports": {row["source"]: {"runs": int(row["runs"]), "contacts": int(row["contacts"]),
+                                    "identifiers": int(row["identifiers"]),
+                                    "matched": int(row["matched"]),
+                                    "refused": int(row["refused"] or 0)} for row in runs},
+    }

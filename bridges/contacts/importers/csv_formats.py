@@ -1,0 +1,197 @@
+"""Streaming CSV contacts: Google Contacts, Outlook, and Mercato's plain `name,phone,email`.
+
+Lines are joined into records until their quotes balance (a quoted cell may hold line
+breaks), and each record is parsed on its own, so only one record is in memory. The
+header row says which export it is; columns are recognised by name, in any order.
+Cells are only ever read as text: a cell such as `=cmd|' /C calc'!A0` is a name or
+an unreadable number, never something to evaluate, and it is echoed back defused.
+
+The plain format (documented in docs/contacts.md): a header row naming the columns
+`name`, `phone` and `email` (any order, `phone` and `email` may repeat); a cell may
+hold several numbers or addresses separated by `;` or ` ::: `.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from bridges.contacts.importers.model import ImportFailed
+from bridges.contacts.importers.text import LineDecoder
+from bridges.contacts.importers.vcard import RawContact
+
+MAX_RECORD_CHARS = 64 * 1024
+MAX_RECORD_LINES = 500  # a notes cell may hold line breaks, but not a whole file
+GOOGLE_SEPARATOR = " ::: "
+_GOOGLE_COLUMN = re.compile(r"^(e-mail|phone) \d+ - (value|type|label)$")
+
+
+class Column(Enum):
+    FULL_NAME = "full name"
+    FIRST = "first name"
+    MIDDLE = "middle name"
+    LAST = "last name"
+    NICKNAME = "nickname"
+    ORGANIZATION = "organization"
+    PHONE = "phone"
+    EMAIL = "email"
+    OTHER = "other"
+
+
+_NAMES = {
+    "name": Column.FULL_NAME, "full name": Column.FULL_NAME, "display name": Column.FULL_NAME,
+    "file as": Column.FULL_NAME,
+    "first name": Column.FIRST, "given name": Column.FIRST,
+    "middle name": Column.MIDDLE, "additional name": Column.MIDDLE,
+    "last name": Column.LAST, "family name": Column.LAST, "surname": Column.LAST,
+    "nickname": Column.NICKNAME,
+    "company": Column.ORGANIZATION, "organization 1 - name": Column.ORGANIZATION,
+    "organization name": Column.ORGANIZATION,
+}
+_NOT_A_PHONE = ("fax", "telex", "tty", "pager", "type", "label")
+_PHONE_WORD = re.compile(r"\b(phone|telephone|tel|mobile|cell|cellphone|callback|msisdn)\b")
+
+
+def classify(header: str) -> Column:
+    """What a column holds, from its header (Google, Outlook and plain spellings)."""
+    name = " ".join(header.strip().strip("\ufeff").lower().split())
+    if name in _NAMES:
+        return _NAMES[name]
+    if ("e-mail" in name or "email" in name):
+        if any(word in name for word in ("type", "label", "display")):
+            return Column.OTHER
+        if name in ("email", "e-mail", "mail") or "value" in name or "address" in name \
+                or re.fullmatch(r"e-?mail ?\d*", name):
+            return Column.EMAIL
+        return Column.OTHER
+    if _PHONE_WORD.search(name):
+        if any(word in name for word in _NOT_A_PHONE) and "value" not in name:
+            return Column.OTHER
+        return Column.PHONE
+    return Column.OTHER
+
+
+def export_format(headers: list[str]) -> str:
+    lowered = [" ".join(h.strip().strip("\ufeff").lower().split()) for h in headers]
+    if any(_GOOGLE_COLUMN.match(h) for h in lowered):
+        return "Google Contacts CSV"
+    if "e-mail address" in lowered or "mobile phone" in lowered:
+        return "Outlook CSV"
+    return "CSV"
+
+
+def _delimiter(header_line: str) -> str:
+    outside = re.sub(r'"[^"]*"', "", header_line)
+    counts = {d: outside.count(d) for d in (",", ";", "\t")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+@dataclass(frozen=True)
+class Layout:
+    columns: tuple[Column, ...]
+    delimiter: str
+    format: str
+
+
+class CsvParser:
+    """Feed it lines (bytes); it returns each contact row as a RawContact."""
+
+    def __init__(self, decoder: LineDecoder | None = None) -> None:
+        self.decoder = decoder or LineDecoder("utf-8")
+        self.layout: Layout | None = None
+        self.rows = 0
+        self.skipped_records = 0
+        self._record: list[str] = []
+        self._record_chars = 0
+        self._quotes = 0
+        self._repaired = False
+
+    def feed_line(self, line: bytes) -> RawContact | None:
+        text, repaired = self.decoder.decode(line)
+        self._repaired = self._repaired or repaired
+        self._record.append(text)
+        self._record_chars += len(text)
+        self._quotes += text.count('"')
+        if self._quotes % 2:
+            if self._record_chars > MAX_RECORD_CHARS or len(self._record) > MAX_RECORD_LINES:
+                # An unclosed quote: drop what was gathered rather than hold the file.
+                self.skipped_records += 1
+                self._reset()
+            return None
+        record = "\n".join(self._record)
+        repaired_record = self._repaired
+        self._reset()
+        return self._record_done(record, repaired_record)
+
+    def close(self) -> RawContact | None:
+        if not self._record:
+            return None
+        record = "\n".join(self._record) + '"'  # close the quote the file left open
+        repaired = self._repaired
+        self._reset()
+        contact = self._record_done(record, repaired)
+        if contact is not None:
+            contact.problem("the file ends inside this row (it may have been cut short)")
+        return contact
+
+    def _reset(self) -> None:
+        self._record, self._record_chars, self._quotes, self._repaired = [], 0, 0, False
+
+    def _record_done(self, record: str, repaired: bool) -> RawContact | None:
+        if not record.strip():
+            return None
+        if self.layout is None:
+            self._read_header(record)
+            return None
+        try:
+            cells = next(csv.reader([record], delimiter=self.layout.delimiter, strict=False))
+        except (csv.Error, StopIteration):
+            self.skipped_records += 1
+            return None
+        if not any(cell.strip() for cell in cells):
+            return None
+        self.rows += 1
+        contact = RawContact(position=self.rows)
+        self._fill(contact, cells)
+        if repaired:
+            contact.problem("some characters were not in the file's encoding and may show "
+                            "wrongly")
+        return contact
+
+    def _read_header(self, record: str) -> None:
+        delimiter = _delimiter(record.split("\n", 1)[0])
+        headers = next(csv.reader([record], delimiter=delimiter, strict=False), [])
+        columns = tuple(classify(h) for h in headers)
+        if Column.PHONE not in columns and Column.EMAIL not in columns:
+            raise ImportFailed(
+                "I do not recognise this CSV file: its first row names no phone or email "
+                "column. Export from Google Contacts or Outlook, or write a first row "
+                "'name,phone,email' (see `help`).")
+        self.layout = Layout(columns, delimiter, export_format(headers))
+
+    def _fill(self, contact: RawContact, cells: list[str]) -> None:
+        assert self.layout is not None
+        names: dict[Column, str] = {}
+        plain = self.layout.format == "CSV"
+        for column, cell in zip(self.layout.columns, cells, strict=False):
+            value = cell.strip()
+            if not value or column is Column.OTHER:
+                continue
+            contact.fields += 1
+            if column in (Column.PHONE, Column.EMAIL):
+                target = contact.phones if column is Column.PHONE else contact.emails
+                for part in value.split(GOOGLE_SEPARATOR):
+                    target.extend(p.strip() for p in (part.split(";") if plain else [part])
+                                  if p.strip())
+            else:
+                names.setdefault(column, value)
+        if len(cells) > len(self.layout.columns) and any(c.strip() for c in
+                                                         cells[len(self.layout.columns):]):
+            contact.problem("the row has more cells than the header; the extra ones were "
+                            "skipped")
+        personal = " ".join(names[c] for c in (Column.FIRST, Column.MIDDLE, Column.LAST)
+                            if c in names)
+        contact.name = (names.get(Column.FULL_NAME) or personal or names.get(Column.NICKNAME)
+                        or names.get(Column.ORGANIZATION) or "")

@@ -1,0 +1,149 @@
+"""The contacts bot's commands and its import summary (on a real SQLite database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bridges.contacts.commands import ContactsContext, registry
+from bridges.contacts.db import store
+from bridges.contacts.db.upgrade import upgrade_table
+from bridges.contacts.discovery import ContactImport, Discovery, ImportOutcome, Match
+from bridges.contacts.hashing import IdentifierHasher
+from bridges.contacts.importers import ImportReport, Medium
+from bridges.contacts.policy import Limits
+from bridges.contacts.summary import chat_links, import_summary
+from mercato.db import Database, open_database
+
+ME, OLA = "@me:localhost", "@ola:localhost"
+ROOM = "!dm:localhost"
+LIMITS = Limits(max_contacts=1_000, max_identifiers=1_000, per_user_per_day=5_000,
+                per_ip_per_day=5_000, max_upload_bytes=2**20)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = open_database(f"sqlite:{tmp_path / 'contacts.db'}", upgrade_table, "contacts")
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.stop()
+
+
+@pytest.fixture
+def discovery(db: Database) -> Discovery:
+    return Discovery(db, IdentifierHasher("test-secret-that-is-long-enough", "pepper42"),
+                     LIMITS)
+
+
+async def say(text: str, db: Database, discovery: Discovery, *, sender: str = ME,
+              direct: bool = True) -> tuple[str, ContactsContext]:
+    ctx = ContactsContext(sender=sender, room_id=ROOM, direct=direct, db=db,
+                          discovery=discovery)
+    outcome = await registry.dispatch(text, ctx)
+    assert outcome is not None
+    return outcome.reply.text, ctx
+
+
+async def test_findable_phone_and_email(db: Database, discovery: Discovery) -> None:
+    reply, ctx = await say("findable phone +47 412 34 567", db, discovery)
+    assert "can now find you" in reply and "not verified" in reply
+    assert "412" not in reply and "4741234567" not in reply  # only "ending …67"
+    assert ctx.held_identifier
+    reply, _ = await say("findable email Ola@Example.NO", db, discovery)
+    assert "can now find you" in reply and "ola@" not in reply.lower()
+    reply, _ = await say("findable", db, discovery)
+    assert "1 phone number(s) and 1 email address(es)" in reply
+    reply, _ = await say("findable phone +47 412 34 567", db, discovery, sender=OLA)
+    assert "Another account" in reply
+    reply, _ = await say("findable off phone", db, discovery)
+    assert "forgot 1" in reply
+    reply, _ = await say("findable off", db, discovery)
+    assert "forgot 1" in reply
+    assert await discovery.status(ME) == {}
+
+
+async def test_findable_needs_a_direct_chat(db: Database, discovery: Discovery) -> None:
+    reply, _ = await say("!findable phone +4741234567", db, discovery, direct=False)
+    assert "works only in a direct chat" in reply
+    assert await discovery.status(ME) == {}
+
+
+async def test_bad_numbers_and_regions_say_what_to_type(db: Database,
+                                                        discovery: Discovery) -> None:
+    reply, _ = await say("findable phone 41234567", db, discovery)
+    assert "no country code" in reply and "region NO" in reply
+    reply, _ = await say("region Norway", db, discovery)
+    assert "two letters such as NO" in reply
+    reply, _ = await say("region no", db, discovery)
+    assert "read as NO numbers" in reply
+    reply, _ = await say("findable phone 41234567", db, discovery)
+    assert "can now find you" in reply
+    reply, _ = await say("region", db, discovery)
+    assert "NO" in reply
+    reply, _ = await say("region off", db, discovery)
+    assert "cleared" in reply
+
+
+async def test_dm_gives_links_from_the_last_summary(db: Database,
+                                                    discovery: Discovery) -> None:
+    reply, _ = await say("dm all", db, discovery)
+    assert "Send me a contacts file" in reply
+    await store.save_summary(db, "$summary", ME, ROOM, [OLA])
+    reply, _ = await say("dm all", db, discovery)
+    assert "https://matrix.to/#/@ola:localhost" in reply and "I am not in it" in reply
+    reply, _ = await say("dm @ola:localhost", db, discovery)
+    assert "https://matrix.to/#/@ola:localhost" in reply
+    reply, _ = await say("dm @kari:localhost", db, discovery)
+    assert "was not among" in reply
+    reply, _ = await say("dm everyone", db, discovery)
+    assert "Matrix ID" in reply
+
+
+async def test_help_lists_the_commands(db: Database, discovery: Discovery) -> None:
+    reply, _ = await say("help", db, discovery)
+    for word in ("findable", "region", "dm", "import"):
+        assert f"!{word}" in reply
+    reply, _ = await say("import", db, discovery)
+    assert ".vcf" in reply and "name,phone,email" in reply
+
+
+def test_summary_lists_matches_and_problems_without_numbers() -> None:
+    contact_import = ContactImport(lambda medium, value: f"{medium}:{value}", LIMITS,
+                                   region="NO")
+    contact_import.feed((Path(__file__).parent / "fixtures" / "contacts" / "formula.csv")
+                        .read_bytes())
+    contact_import.close()
+    outcome = ImportOutcome(contact_import.report,
+                            matches=[Match(OLA, "'=cmd|' /C calc'!A0")])
+    reply = import_summary(outcome, "contacts.csv")
+    assert "I read 3 contacts from contacts.csv (CSV, UTF-8)" in reply.text
+    assert "1 of them is on Mercato" in reply.text and OLA in reply.text
+    assert "✅" in reply.text and "dm all" in reply.text
+    assert "could not read (2)" in reply.text
+    assert 'href="https://matrix.to/#/@ola:localhost"' in (reply.html or "")
+    for line in reply.text.splitlines():
+        assert not line.startswith(("=", "+", "-", "@"))
+    assert "4741234567" not in reply.text and "HYPERLINK" not in reply.text
+
+
+def test_summary_of_a_refused_import() -> None:
+    report = ImportReport(format="vCard", encoding="UTF-8", contacts=20_000,
+                          with_identifiers=20_000)
+    reply = import_summary(ImportOutcome(report, refused="it looks like enumeration"),
+                           "all.vcf")
+    assert "did not look any of them up: it looks like enumeration" in reply.text
+    assert "on Mercato:" not in reply.text
+
+
+def test_chat_links() -> None:
+    reply = chat_links([OLA, "@kari:example.org"])
+    assert reply.text.count("https://matrix.to/#/") == 2
+    assert chat_links([]).text.startswith("There is no one")
+
+
+def test_medium_values_are_the_spec_names() -> None:
+    assert (Medium.PHONE.value, Medium.EMAIL.value) == ("msisdn", "email")
