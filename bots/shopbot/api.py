@@ -247,3 +247,7 @@ class UserApi:
 
     async def claim(self, coupon: int) -> dict[str, Any]:
         return dict(await self._call("POST", f"/coupons/{int(coupon)}/claim"))
+
+    async def coupons(self) -> list[dict[str, Any]]:
+        """[{code, coupon, shop, title, expires_at, claimed_at, redeemed_at}] of the user."""
+        return list((await self._call("GET", "/me/coupons"))["coupons"])

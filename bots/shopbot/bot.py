@@ -29,6 +29,8 @@ from nio import (
     LoginResponse,
     MegolmEvent,
     RoomGetEventError,
+    RoomGetStateError,
+    RoomLeaveError,
     RoomSendError,
     SyncError,
     SyncResponse,
@@ -41,7 +43,7 @@ from bots.shopbot import buttons
 from bots.shopbot.api import CommerceApi, commerce_api_url
 from bots.shopbot.buttons import WaitingCommands, now_ms
 from bots.shopbot.commands import ShopContext, registry
-from bots.shopbot.context import Attachment, AwaitFile, CardReply, Question
+from bots.shopbot.context import Attachment, AwaitFile, CardReply, LeaveRoom, Question
 from bots.shopbot.encryption import (
     DEVICE_NAME,
     UNREADABLE,
@@ -55,6 +57,7 @@ from bots.shopbot.events import (
     caption_of,
     command_text,
     links_to_answer,
+    power_levels_of,
     reaction_content,
     reaction_of,
     replied_to,
@@ -320,6 +323,9 @@ class ShopBot:
             await self._send(room_id, reply.content, f"reply.{event_id}")
             return
         question_id = await self._notice(room_id, event_id, sender, reply, reply_to=reply_to)
+        if isinstance(reply, LeaveRoom):
+            await self._leave(room_id, sender)
+            return
         if question_id is None or not isinstance(reply, Question | AwaitFile):
             return
         kind: Literal["confirm", "file"] = "confirm" if isinstance(reply, Question) else "file"
@@ -365,6 +371,15 @@ class ShopBot:
             await self._send(room_id, card, f"card.{event_id}.{k}")
             CARDS.inc()
 
+    async def _leave(self, room_id: str, asked_by: str) -> None:
+        """Leave (and forget) a room after saying goodbye; a question waiting there lapses."""
+        response = await self.client.room_leave(room_id)
+        if isinstance(response, RoomLeaveError):
+            log.warning("shopbot.leave_failed", room_id=room_id, error=response.message)
+            return
+        log.info("shopbot.left", room_id=room_id, asked_by=asked_by)
+        await self.client.room_forget(room_id)
+
     async def _notice(self, room_id: str, event_id: str, sender: str, reply: Reply, *,
                       reply_to: str | None = None) -> str | None:
         return await self._send(room_id, reply_content(reply, reply_to or event_id, sender),
@@ -405,6 +420,14 @@ class ShopBot:
         if isinstance(response, RoomGetEventError):
             return None
         return Attachment.of(response.event.source.get("content") or {})
+
+    async def power_levels(self, room_id: str) -> dict[str, Any]:
+        response = await self.client.room_get_state(room_id)
+        if isinstance(response, RoomGetStateError):
+            log.warning("shopbot.power_levels_failed", room_id=room_id, error=response.message)
+            raise CommandError("I could not read this room's power levels from the homeserver "
+                               f"({response.message}); try again in a moment.")
+        return power_levels_of(response.events)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.http = aiohttp.ClientSession(timeout=API_TIMEOUT)

@@ -13,7 +13,8 @@ from typing import Any
 
 from bots.shopbot import catalog_text
 from bots.shopbot.api import ApiError
-from bots.shopbot.campaign_text import parse_coupon_id
+from bots.shopbot.buttons import now_ms
+from bots.shopbot.campaign_text import coupon_list, parse_coupon_id
 from bots.shopbot.catalog_text import channel_link, parse_sku
 from bots.shopbot.context import CardReply, ShopContext, registry
 from bots.shopbot.replies import parse_slug
@@ -132,3 +133,28 @@ async def claim(ctx: ShopContext, coupon_id: int) -> str:
     return (f"🎟️ Coupon {coupon_id} “{claimed.get('title', '')}” is yours. The shop sends your "
             "personal code by direct message: accept its chat invitation if your client asks. "
             "Claiming again gives the same code.")
+
+
+COUPONS_HELP = "your coupons: codes, shops, expiry, whether used"
+COUPONS_DETAILS = ("The codes are shown in a direct chat with me; in a group room only the "
+                   "coupons and their state.")
+
+
+async def _my_coupons(ctx: ShopContext) -> Reply:
+    return coupon_list(await ctx.commerce.coupons(), ctx.prefix, show_codes=ctx.direct,
+                       now=now_ms())
+
+
+@registry.command("coupons", help=COUPONS_HELP, details=COUPONS_DETAILS,
+                  examples=("coupons",))
+async def coupons(ctx: ShopContext) -> Reply:
+    return await _my_coupons(ctx)
+
+
+# Command names are single words: "my coupons" is the group "my" whose default is "coupons".
+my = registry.group("my", help="what is yours: your coupons", default="coupons")
+
+
+@my.command("coupons", help=COUPONS_HELP, details=COUPONS_DETAILS, examples=("my coupons",))
+async def my_coupons(ctx: ShopContext) -> Reply:
+    return await _my_coupons(ctx)

@@ -157,8 +157,9 @@ async def campaign_cancel(ctx: ShopContext, campaign_id: int, shop: MerchantSlug
 
 # -- coupons, redeeming, stats ----------------------------------------------------------
 
+# "coupons" (plural) is the buyer's list of their own codes, in buyer_commands.
 coupon = registry.group("coupon", help="coupon drops: personal codes for followers",
-                        default="status", aliases=("coupons",))
+                        default="status")
 
 
 @coupon.command(

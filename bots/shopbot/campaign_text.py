@@ -238,3 +238,30 @@ def scheduled_text(campaign: dict[str, Any]) -> str:
     at = campaign.get("scheduled_at")
     stamp = datetime.fromtimestamp(at / 1000, UTC) if at else None
     return f"{stamp:%Y-%m-%d %H:%M} UTC" if stamp else "now"
+
+
+def coupon_list(coupons: Sequence[dict[str, Any]], prefix: str, *, show_codes: bool,
+                now: int) -> Reply:
+    """A buyer's claimed coupons; the codes themselves only where nobody else reads them."""
+    if not coupons:
+        return Reply("You have no coupons yet. When a shop posts one, claim it with "
+                     f"{prefix}claim <id> (the number is in the post), or react 🎟️ to it.")
+
+    def state(coupon: dict[str, Any]) -> str:
+        if coupon.get("redeemed_at"):
+            return f"used {when(coupon['redeemed_at'])}"
+        expires = coupon.get("expires_at")
+        if expires and expires <= now:
+            return f"expired {when(expires)}"
+        return f"valid until {when(expires)}" if expires else "valid"
+
+    headers = ["shop", "coupon", *(["code"] if show_codes else []), "state"]
+    rows = [[str(c["shop"]), f"{c['coupon']} “{c.get('title') or ''}”",
+             *([str(c["code"])] if show_codes else []), state(c)] for c in coupons]
+    lines = ["Your coupons:"]
+    lines += [" — ".join(row) for row in rows]
+    if not show_codes:
+        lines.append("The codes are shown only in a direct chat with me (and in the shops' "
+                     f"messages to you): type {prefix}coupons there.")
+    return Reply("\n".join(lines), f"<p>Your coupons:</p>{table(headers, rows)}"
+                 + (f"<p>{escape(lines[-1])}</p>" if not show_codes else ""))

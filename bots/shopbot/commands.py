@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.shopbot import replies
-from bots.shopbot.context import ROLES, SHOP_OPTION, Need, ShopContext, registry
+from bots.shopbot.context import ROLES, SHOP_OPTION, LeaveRoom, Need, ShopContext, registry
 from mercato.commands import (
+    CommandError,
     Reply,
     argument,
     https_url,
@@ -34,6 +35,43 @@ __all__ = ["ShopContext", "registry"]
 @registry.command("ping", help="check that the bot is alive")
 def ping(ctx: ShopContext) -> str:
     return "pong"
+
+
+MODERATOR = 50
+
+
+def may_dismiss(power_levels: dict[str, Any], user_id: str) -> tuple[bool, int]:
+    """(May `user_id` make the bot leave, their power level): room moderators (50 or more)
+    and whoever may kick, since they could remove the bot anyway."""
+    def level(value: Any, default: int) -> int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return default
+
+    users = power_levels.get("users")
+    users = users if isinstance(users, dict) else {}
+    mine = level(users.get(user_id), level(power_levels.get("users_default"), 0))
+    kick = level(power_levels.get("kick"), MODERATOR)
+    return mine >= MODERATOR or mine >= kick, mine
+
+
+@registry.command(
+    "leave", help="make me leave this room",
+    details="In a direct chat anyone may; in a group room only its moderators (power "
+            "level 50 or more, or whoever may kick). Invite me again to bring me back.",
+    examples=("leave",))
+async def leave(ctx: ShopContext) -> LeaveRoom:
+    if not ctx.direct:
+        allowed, level = may_dismiss(await ctx.bot_matrix.power_levels(ctx.room_id),
+                                     ctx.sender)
+        if not allowed:
+            raise CommandError(
+                f"Only this room's moderators (power level {MODERATOR} or more, or whoever "
+                f"may kick) can make me leave; your power level here is {level}. Ask a "
+                f"moderator to type {ctx.prefix}leave.")
+    return LeaveRoom("Goodbye! I am leaving this room. Invite me again any time to use "
+                     "the shop commands here.")
 
 
 @registry.command("shops", help="browse or search the shop directory",

@@ -74,6 +74,11 @@ class BotMatrix(Protocol):
 
     async def attachment_of(self, room_id: str, event_id: str) -> Attachment | None: ...
 
+    async def power_levels(self, room_id: str) -> dict[str, Any]:
+        """The room's m.room.power_levels content ({} when it has none), its creators
+        listed at the top level where the room version makes them all-powerful."""
+        ...
+
 
 @dataclass(frozen=True)
 class CardReply(Reply):
@@ -90,6 +95,11 @@ class Question(Reply):
     """
 
     declined: str = "OK, nothing was done."
+
+
+@dataclass(frozen=True)
+class LeaveRoom(Reply):
+    """Say this, then leave the room (`leave`)."""
 
 
 @dataclass(frozen=True)

@@ -81,3 +81,24 @@ def links_to_answer(content: dict[str, Any],
 
 def reaction_content(event_id: str, key: str) -> dict[str, Any]:
     return {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+
+
+# Room versions before 12 give a room's creators no power beyond the power levels.
+CLASSIC_ROOM_VERSIONS = frozenset(str(v) for v in range(1, 12))
+CREATOR_LEVEL = 2 ** 53 - 1  # "infinite": above any level the power levels can name
+
+
+def power_levels_of(state: list[dict[str, Any]]) -> dict[str, Any]:
+    """The m.room.power_levels content of a room's state, with its creators at the top
+    level where the room version makes them all-powerful (12 and later: they are not
+    listed in `users` then)."""
+    by_type = {(e.get("type"), e.get("state_key")): e for e in state if isinstance(e, dict)}
+    levels = dict((by_type.get(("m.room.power_levels", "")) or {}).get("content") or {})
+    create = by_type.get(("m.room.create", "")) or {}
+    content = create.get("content") or {}
+    if str(content.get("room_version", "1")) in CLASSIC_ROOM_VERSIONS:
+        return levels
+    creators = [create.get("sender"), *(content.get("additional_creators") or [])]
+    users = dict(levels.get("users") or {})
+    users.update({c: CREATOR_LEVEL for c in creators if isinstance(c, str)})
+    return {**levels, "users": users}

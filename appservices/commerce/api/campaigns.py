@@ -165,6 +165,21 @@ async def claim_coupon(request: web.Request) -> web.Response:
                               "sent_by_dm": True})
 
 
+@route("GET", "/me/coupons", Spec(
+    "The acting user's coupon codes with their shop, title, expiry and redemption",
+    auth="any"))
+async def my_coupons(request: web.Request) -> web.Response:
+    ctx, principal = await _call(request)
+    principal = require_principal(principal)
+    if principal.kind != "user":
+        raise InvalidInput("Authorization", "coupons are for a Matrix user (service token)")
+    codes = await rows.codes_of_user(ctx.db, principal.user_id)
+    return web.json_response({"coupons": [
+        {"code": c["code"], "coupon": c["coupon_id"], "shop": c["merchant_slug"],
+         "title": c["title"], "expires_at": c["expires_at"], "claimed_at": c["claimed_at"],
+         "redeemed_at": c["redeemed_at"]} for c in codes]})
+
+
 @route("POST", "/shops/{slug}/coupons/redeem", Spec(
     "Redeem a buyer's code once; a used, expired or other shop's code is refused",
     auth="staff", body={"code": STRING}))

@@ -197,3 +197,13 @@ async def get_code(db: Any, code: str) -> dict[str, Any] | None:
         " c.redeemed_by, k.expires_at, k.title FROM coupon_code c JOIN coupon k"
         " ON k.id=c.coupon_id WHERE c.code=$1", code)
     return {k: row[k] for k in row.keys()} if row else None
+
+
+async def codes_of_user(db: Any, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """A buyer's coupon codes, newest claim first, with the coupon's title and expiry."""
+    rows = await db.fetch(
+        "SELECT c.code, c.coupon_id, c.merchant_slug, k.title, k.expires_at, c.claimed_at,"
+        " c.redeemed_at FROM coupon_code c JOIN coupon k ON k.id=c.coupon_id"
+        " WHERE c.user_id=$1 ORDER BY c.claimed_at DESC, c.coupon_id DESC LIMIT $2",
+        user_id, limit)
+    return [{k: r[k] for k in r.keys()} for r in rows]
