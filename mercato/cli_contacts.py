@@ -260,3 +260,7 @@ def stats(obj: Any, bridge_url: str | None, as_json: bool) -> None:
         table.add_row(source, *(f"{row[k]:,}" for k in ("runs", "contacts", "identifiers",
                                                         "matched", "refused")))
     out.print(table)
+    invites = data.get("invites", {})
+    out.print(f"Invites: {invites.get('created', 0):,} created "
+              f"({invites.get('named', 0):,} naming someone), {invites.get('opened', 0):,} "
+              f"opened, {invites.get('converted', 0):,} converted")

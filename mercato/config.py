@@ -136,6 +136,9 @@ class ContactsConfig(AppServiceConfig):
     # Country (ISO 3166 code such as NO) for numbers written without +country code;
     # each user can set their own with the bot's `region` command.
     default_region: str = Field(default="", pattern=r"^([A-Z]{2})?$")
+    # Where people open invite links and the import page; empty means
+    # http://localhost:<port>. In production: the https:// address of a reverse proxy.
+    public_url: str = ""
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_contacts_per_import: int = Field(default=10_000, ge=1)
     # More phone numbers and emails than this in one upload or lookup is enumeration.

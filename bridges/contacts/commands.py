@@ -6,14 +6,17 @@ to it through the homeserver, and the bridge keeps no identifier in clear.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridges.contacts import summary
 from bridges.contacts.db import store
-from bridges.contacts.discovery import Discovery
+from bridges.contacts.discovery import Discovery, QuotaExceeded
 from bridges.contacts.importers import Medium
 from bridges.contacts.importers.model import mask_email, mask_phone
+from bridges.contacts.links import import_url, invite_url, matrix_to
 from bridges.contacts.normalise import (
     InvalidIdentifier,
     normalise_email,
@@ -43,6 +46,10 @@ class ContactsContext(Context):
     db: Database | None = None
     discovery: Discovery | None = None
     default_region: str = ""
+    # Where browsers reach the bridge's pages (links.bridge_public_url).
+    public_url: str = "http://localhost:8091"
+    # Invites the sender's opt-in converted: the handler tells their inviters.
+    converted: list[store.Invite] = field(default_factory=list)
     # Set by a command whose text held a phone number or address, so it can be scrubbed.
     held_identifier: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -104,7 +111,8 @@ async def findable_phone(ctx: ContactsContext, number: str) -> str:
     except InvalidIdentifier as e:
         raise CommandError(f"I cannot use that number: {e}.") from None
     outcome = await ctx.finder.opt_in(ctx.sender, Medium.PHONE, e164)
-    return _claim_reply(outcome, f"your number ({mask_phone(e164)})")
+    answer = _claim_reply(outcome, f"your number ({mask_phone(e164)})")
+    return answer + await _converted(ctx, outcome, Medium.PHONE, e164)
 
 
 @findable.command("email", help="be found by your email address", direct_only=True,
@@ -117,7 +125,21 @@ async def findable_email(ctx: ContactsContext, address: str) -> str:
     except InvalidIdentifier as e:
         raise CommandError(f"I cannot use that address: {e}.") from None
     outcome = await ctx.finder.opt_in(ctx.sender, Medium.EMAIL, email)
-    return _claim_reply(outcome, f"your address ({mask_email(email)})")
+    answer = _claim_reply(outcome, f"your address ({mask_email(email)})")
+    return answer + await _converted(ctx, outcome, Medium.EMAIL, email)
+
+
+async def _converted(ctx: ContactsContext, outcome: str, medium: Medium, value: str) -> str:
+    """Convert the invites of an identifier the sender is now findable by."""
+    if outcome not in ("added", "already"):
+        return ""
+    ctx.converted = await ctx.finder.convert_invites(ctx.sender, medium, value)
+    inviters = list(dict.fromkeys(invite.inviter for invite in ctx.converted))
+    if not inviters:
+        return ""
+    links = "\n".join(f"• {who} — {matrix_to(who)}" for who in inviters)
+    return (f"\n\nYou were invited here by:\n{links}\nI told them you joined. Tap a link "
+            "and choose “Message” to start a chat with them (I am not in it).")
 
 
 @findable.command("off", help="stop being findable (by everything, or by phone or email)",
@@ -192,9 +214,80 @@ async def dm(ctx: ContactsContext, who: str) -> Reply:
     return summary.chat_links([who])
 
 
-@registry.command("import", help="how to find your contacts here")
-def import_help(ctx: ContactsContext) -> str:
-    return IMPORT_HELP
+IMPORT_TOKEN_TTL_MS = 3600 * 1000
+
+
+@registry.command("import", help="how to find your contacts here, and a private import page")
+async def import_help(ctx: ContactsContext) -> str:
+    if not ctx.direct or ctx.db is None:
+        return IMPORT_HELP
+    # A short-lived identity-service token for the in-browser page, stored as its SHA-256.
+    token = secrets.token_urlsafe(32)
+    await store.add_token(ctx.database, hashlib.sha256(token.encode()).hexdigest(),
+                          ctx.sender, expires_at=store.now_ms() + IMPORT_TOKEN_TTL_MS)
+    return (f"{IMPORT_HELP}\n\nOr, so that your contacts never leave your device, open "
+            f"{import_url(ctx.public_url, token)} (valid for an hour, for you alone: do not "
+            "share it). The page reads the file in your browser and sends me only hashes.")
+
+
+# -- invites ------------------------------------------------------------------------------
+
+INVITES_PER_DAY = 50
+
+
+def _invitee(value: str, region: str | None) -> tuple[Medium, str]:
+    value = value.strip()
+    try:
+        if "@" in value:
+            return Medium.EMAIL, normalise_email(value)
+        return Medium.PHONE, normalise_phone(value, region)
+    except InvalidIdentifier as e:
+        raise CommandError(f"I cannot use that: {e}. Type `invite` alone for a link that "
+                           "names no one.") from None
+
+
+@registry.command("invite", help="a personal invite link for someone who is not here yet",
+                  direct_only=True,
+                  examples=("invite", "invite +4712345678", "invite kari@example.org"))
+@argument("who", rest=True, required=False,
+          help="their phone number or email: I tell you when they join and opt in with it")
+async def invite(ctx: ContactsContext, who: str | None) -> str:
+    db = ctx.database
+    since = store.now_ms() - 24 * 3600 * 1000
+    if await store.invites_since(db, ctx.sender, since) >= INVITES_PER_DAY:
+        raise CommandError(f"You have made {INVITES_PER_DAY} invite links today, the most a "
+                           "day allows. Links you made still work.")
+    medium: Medium | None = None
+    digest: str | None = None
+    if who and who.strip():
+        ctx.held_identifier = True
+        medium, value = _invitee(who, await region_for(ctx))
+        digest = ctx.finder.hasher.digest(medium, value)
+        owner = await store.findable_owner(db, digest)
+        if owner is not None:
+            try:
+                await ctx.finder.charge(ctx.sender, 1)  # it answers like a lookup
+            except QuotaExceeded:
+                raise CommandError("You have looked up as many numbers and addresses today "
+                                   "as a day allows; try again tomorrow.") from None
+            if owner == ctx.sender:
+                raise CommandError("That is yours: people can already find you by it.")
+            return (f"They are already here: {owner} — {matrix_to(owner)}. Tap the link and "
+                    "choose “Message” to start a chat.")
+    code = secrets.token_urlsafe(9)
+    await store.add_invite(db, code, ctx.sender, ctx.room_id, digest,
+                           medium.value if medium else None)
+    link = invite_url(ctx.public_url, code)
+    if medium is None:
+        after = ("This link names no one, so I cannot tell you who joined with it; type "
+                 "`invite +47…` or `invite name@example.org` for one that can.")
+    else:
+        word, what = ("phone", "number") if medium is Medium.PHONE else ("email", "address")
+        after = (f"When they join and type `findable {word}` with that {what}, I "
+                 "tell you and give you both a link to start a chat. I keep only a keyed "
+                 f"hash of the {what}.")
+    return (f"Your invite link: {link}\nSend it to them however you like (it shows a QR "
+            f"code too). It says you invited them and how to join. {after}")
 
 
 IMPORT_HELP = (

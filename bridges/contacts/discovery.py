@@ -125,6 +125,16 @@ class Discovery:
         log.info("findable.opt_out", user_id=user_id, removed=removed)
         return removed
 
+    async def convert_invites(self, user_id: str, medium: Medium,
+                              normalised: str) -> list[store.Invite]:
+        """Invites of this identifier that `user_id`, now findable by it, converts."""
+        converted = await store.convert_invites(self.db, self.hasher.digest(medium, normalised),
+                                                user_id)
+        for invite in converted:
+            log.info("invite.converted", inviter=invite.inviter, user_id=user_id,
+                     medium=medium.value)
+        return converted
+
     async def status(self, user_id: str) -> dict[str, int]:
         return await store.findable_counts(self.db, user_id)
 

@@ -14,6 +14,7 @@ levels, clients showing it as a chat with the bot), not a DM between the two.
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from bridges.contacts.db import store
 from bridges.contacts.discovery import ContactImport, Discovery
 from bridges.contacts.importers import ImportFailed
 from bridges.contacts.importers.model import safe_label
+from bridges.contacts.links import bridge_public_url, matrix_to
 from bridges.contacts.media import MediaError, TooLarge, stream_media
 from mercato.commands import Reply, strip_reply_fallback
 from mercato.config import MercatoConfig
@@ -125,14 +127,37 @@ class ContactsHandlers:
         ctx = ContactsContext(sender=sender, room_id=room_id, event_id=event_id,
                               direct=await self.bridge.is_direct(RoomID(room_id)),
                               db=self.bridge.db, discovery=self.discovery,
-                              default_region=self.config.contacts.default_region)
+                              default_region=self.config.contacts.default_region,
+                              public_url=bridge_public_url(self.config))
         outcome = await registry.dispatch(strip_reply_fallback(content["body"]), ctx)
         if outcome is None:
             return
         log.info("command.done", command=outcome.command, ok=outcome.ok, sender=sender)
         await self.reply(room_id, outcome.reply, to=event_id, txn=f"reply.{event_id}")
+        for invite in ctx.converted:
+            await self.tell_inviter(invite, sender)
         if ctx.held_identifier:
             await self._redact_quietly(room_id, event_id)
+
+    async def tell_inviter(self, invite: store.Invite, joined: str) -> None:
+        """The inviter learns who joined, with a link to start the chat.
+
+        Links rather than a room the bot creates: a room the bridge made would be the
+        bot's (module docstring); the newcomer got the inviter's link in their reply.
+        """
+        when = time.strftime("%d %b %Y", time.gmtime(invite.created_at / 1000))
+        text = (f"Someone you invited on {when} has joined: {joined} — {matrix_to(joined)}. "
+                "Tap the link and choose “Message” to start a chat; I gave them a link to "
+                "you too.")
+        html_text = (f"Someone you invited on {when} has joined: "
+                     f'<a href="{html.escape(matrix_to(joined))}">{html.escape(joined)}</a>. '
+                     "Tap the link and choose “Message” to start a chat; I gave them a link "
+                     "to you too.")
+        try:
+            await self.reply(invite.room_id, Reply(text, html_text), to=None,
+                             txn=f"invite.converted.{invite.code}")
+        except MatrixRequestError as e:  # the inviter left that chat: nothing to tell
+            log.info("invite.inviter_unreachable", inviter=invite.inviter, errcode=e.errcode)
 
     async def _redact_quietly(self, room_id: str, event_id: str) -> None:
         """Take a message holding a phone number or email out of the chat, if allowed."""
@@ -219,5 +244,6 @@ class ContactsHandlers:
 
     async def prune(self) -> None:
         await store.prune_summaries(self.bridge.db, store.now_ms() - SUMMARY_RETENTION_MS)
+        await store.prune_tokens(self.bridge.db)
         await store.prune_quotas(self.bridge.db,
                                  policy.window_start(time.time()) - policy.DAY_SECONDS)

@@ -157,7 +157,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 def add_api_routes(app: web.Application, context: ApiContext) -> None:
-    from bridges.contacts.api import identity, service  # noqa: F401 (they register)
+    from bridges.contacts.api import identity, pages, service  # noqa: F401 (they register)
 
     app.middlewares.append(api_errors)
     app[CONTEXT] = context

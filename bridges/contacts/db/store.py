@@ -116,14 +116,89 @@ async def prune_quotas(db: Database, before_window: int) -> None:
 
 # -- identity-service tokens --------------------------------------------------------------
 
-async def add_token(db: Database, token_hash: str, user_id: str) -> None:
-    await db.execute("INSERT INTO identity_token (token_hash, user_id, created_at)"
-                     " VALUES ($1, $2, $3)", token_hash, user_id, now_ms())
+async def add_token(db: Database, token_hash: str, user_id: str,
+                    expires_at: int | None = None) -> None:
+    """A token; `expires_at` (ms) for the short-lived ones the bot hands out."""
+    await db.execute("INSERT INTO identity_token (token_hash, user_id, created_at, expires_at)"
+                     " VALUES ($1, $2, $3, $4)", token_hash, user_id, now_ms(), expires_at)
 
 
 async def token_owner(db: Database, token_hash: str) -> str | None:
-    return await db.fetchval("SELECT user_id FROM identity_token WHERE token_hash=$1",
-                             token_hash)
+    return await db.fetchval("SELECT user_id FROM identity_token WHERE token_hash=$1"
+                             " AND (expires_at IS NULL OR expires_at > $2)",
+                             token_hash, now_ms())
+
+
+async def prune_tokens(db: Database) -> None:
+    await db.execute("DELETE FROM identity_token WHERE expires_at IS NOT NULL"
+                     " AND expires_at <= $1", now_ms())
+
+
+# -- invites ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Invite:
+    code: str
+    inviter: str
+    room_id: str
+    medium: str | None
+    created_at: int
+    converted_user: str | None
+
+
+_INVITE_COLUMNS = "code, inviter, room_id, medium, created_at, converted_user"
+
+
+def _invite(row: Any) -> Invite:
+    return Invite(row["code"], row["inviter"], row["room_id"], row["medium"],
+                  int(row["created_at"]), row["converted_user"])
+
+
+async def add_invite(db: Database, code: str, inviter: str, room_id: str,
+                     digest: str | None, medium: str | None) -> None:
+    await db.execute("INSERT INTO invite (code, inviter, room_id, digest, medium, created_at)"
+                     " VALUES ($1, $2, $3, $4, $5, $6)",
+                     code, inviter, room_id, digest, medium, now_ms())
+
+
+async def invites_since(db: Database, inviter: str, since_ms: int) -> int:
+    value = await db.fetchval("SELECT COUNT(*) FROM invite WHERE inviter=$1 AND created_at >= $2",
+                              inviter, since_ms)
+    return int(value or 0)
+
+
+async def invite(db: Database, code: str) -> Invite | None:
+    row = await db.fetchrow(f"SELECT {_INVITE_COLUMNS} FROM invite WHERE code=$1", code)
+    return _invite(row) if row else None
+
+
+async def mark_invite_opened(db: Database, code: str) -> None:
+    await db.execute("UPDATE invite SET opened_at=$1 WHERE code=$2 AND opened_at IS NULL",
+                     now_ms(), code)
+
+
+async def convert_invites(db: Database, digest: str, user_id: str) -> list[Invite]:
+    """Invites of this identifier not yet converted, now marked as converted by `user_id`.
+
+    A user's own invites are left alone (inviting yourself converts nothing).
+    """
+    async with db.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(f"SELECT {_INVITE_COLUMNS} FROM invite WHERE digest=$1"
+                                " AND converted_user IS NULL AND inviter <> $2"
+                                " ORDER BY created_at", digest, user_id)
+        if rows:
+            await conn.execute("UPDATE invite SET converted_user=$1, converted_at=$2"
+                               " WHERE digest=$3 AND converted_user IS NULL AND inviter <> $1",
+                               user_id, now_ms(), digest)
+    return [_invite(row) for row in rows]
+
+
+async def invite_stats(db: Database) -> dict[str, int]:
+    row = await db.fetchrow(
+        "SELECT COUNT(*) AS created, COUNT(digest) AS named, COUNT(opened_at) AS opened,"
+        " COUNT(converted_at) AS converted FROM invite")
+    keys = ("created", "named", "opened", "converted")
+    return {key: int(row[key] or 0) if row else 0 for key in keys}
 
 
 async def remove_token(db: Database, token_hash: str) -> None:
@@ -190,4 +265,5 @@ async def stats(db: Database) -> dict[str, Any]:
                                     "identifiers": int(row["identifiers"]),
                                     "matched": int(row["matched"]),
                                     "refused": int(row["refused"] or 0)} for row in runs},
+        "invites": await invite_stats(db),
     }

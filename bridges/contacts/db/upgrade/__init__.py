@@ -5,4 +5,4 @@ from mercato.db import UpgradeTable
 upgrade_table = UpgradeTable(version_table_name="contacts_version",
                              database_name="contacts bridge")
 
-from . import v01_initial, v02_discovery  # noqa: E402,F401  (register themselves)
+from . import v01_initial, v02_discovery, v03_invites  # noqa: E402,F401  (register themselves)

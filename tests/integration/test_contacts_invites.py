@@ -1,0 +1,59 @@
+"""Invite links against a real Synapse: a user asks the bot for an invite naming a number,
+the invite page serves, and when the invited person joins and opts in with that number
+the inviter is told and both get a link to start their chat; the stats count it."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+
+from mercato.devnet import RunningNetwork
+from tests.integration.shop_helpers import new_user
+from tests.integration.test_contacts_bridge import (
+    _phone_forms,
+    assert_nowhere,
+    command,
+    open_bridge_dm,
+    unique_number,
+)
+
+
+async def test_an_invite_link_leads_to_a_chat_when_the_invited_person_joins(
+        network: RunningNetwork, http: aiohttp.ClientSession) -> None:
+    bot = network.config.user_id(network.config.contacts.bot_localpart)
+    inviter = await new_user(network, http, "inviter")
+    e164, raw = unique_number("9")
+    room_id = await open_bridge_dm(inviter, network)
+    reply = await command(inviter, network, room_id, f"invite {raw}")
+    body = reply["content"]["body"]
+    found = re.search(r"(https?://\S+/invite/([A-Za-z0-9_-]+))", body)
+    assert found, body
+    assert e164[-6:] not in body
+    code = found.group(2)
+
+    base = f"http://127.0.0.1:{network.config.contacts.port}"
+    async with http.get(f"{base}/invite/{code}", headers={"User-Agent": "Mozilla/5.0"}) as resp:
+        page = await resp.text()
+        assert resp.status == 200, page
+    assert f"{inviter.user_id} invites you" in page and "<svg" in page
+    assert f"https://matrix.to/#/{inviter.user_id}" in page
+
+    # The invited person joins and opts in with the number they were invited at.
+    newcomer = await new_user(network, http, "newcomer")
+    new_room = await open_bridge_dm(newcomer, network)
+    answer = await command(newcomer, network, new_room, f"findable phone {raw}")
+    assert "You were invited here by" in answer["content"]["body"]
+    assert f"https://matrix.to/#/{inviter.user_id}" in answer["content"]["body"]
+    told = await inviter.wait_for_message(
+        room_id, lambda e: e.get("sender") == bot and "has joined" in
+        e.get("content", {}).get("body", ""), timeout=60)
+    assert f"https://matrix.to/#/{newcomer.user_id}" in told["content"]["body"]
+
+    token = network.config.contacts.as_token
+    async with http.get(f"{base}/_mercato/contacts/v1/stats",
+                        headers={"Authorization": f"Bearer {token}"}) as resp:
+        stats = await resp.json()
+    assert stats["invites"]["created"] >= 1 and stats["invites"]["converted"] >= 1
+    assert stats["invites"]["opened"] >= 1
+    await assert_nowhere(network, _phone_forms(e164, raw))
