@@ -74,3 +74,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the scale profile, leave out tests of what only the single profile has.
+
+    Deselected, not skipped: they are not meant to run there (see the marker's text).
+    """
+    if os.environ.get("MERCATO_TEST_PROFILE") != "scale":
+        return
+    kept = [item for item in items if item.get_closest_marker("single_profile") is None]
+    deselected = [item for item in items if item.get_closest_marker("single_profile")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept

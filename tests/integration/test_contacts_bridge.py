@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import phonenumbers
+import pytest
 
 from mercato.devnet import RunningNetwork
 from tests.integration.client import MatrixClient
@@ -121,6 +122,7 @@ def vcard(cards: list[tuple[str, str, str | None]]) -> bytes:
     return ("\r\n".join(out) + "\r\n").encode()
 
 
+@pytest.mark.single_profile  # searches the SQLite files for the numbers
 async def test_a_vcard_finds_only_opted_in_people_and_keeps_no_numbers(
         network: RunningNetwork, http: aiohttp.ClientSession) -> None:
     bot = network.config.user_id(network.config.contacts.bot_localpart)
