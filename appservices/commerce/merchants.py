@@ -131,14 +131,16 @@ def validate_user_id(value: Any, field: str = "user_id") -> str:
 async def apply(db: Database, matrix: ShopMatrix, principal: Principal,
                 body: Any) -> store.Merchant:
     """A Matrix user applies for a shop; it waits for the operator as 'pending'."""
-    application = shops.validate_application(body)
+    # Who may apply is checked before what they sent: a shop key learns nothing more.
     if principal.kind == "user":
         owner = principal.user_id
-    elif principal.is_operator and isinstance(body, dict) and body.get("owner"):
-        owner = validate_user_id(body.get("owner"), "owner")
+    elif principal.is_operator:
+        owner = validate_user_id(body.get("owner") if isinstance(body, dict) else None,
+                                 "owner")
     else:
         raise Forbidden("Apply as a Matrix user (through the shop bot), or as the operator "
                         "naming an 'owner'.")
+    application = shops.validate_application(body)
     verified = {m.slug: m.name for m in await store.list_merchants(db) if m.verified}
     imitated = shops.impersonation_of(application.name, verified)
     flag = (f"name looks like the verified shop '{imitated}'" if imitated else "")
