@@ -71,6 +71,10 @@ from mercato.web import add_health_routes, serve
 
 log = get_logger(__name__)
 
+# Synapse returns 10 events per room by default and marks the rest "limited": commands
+# sent in a burst would be lost. 500 covers any realistic burst between two syncs.
+SYNC_FILTER = {"room": {"timeline": {"limit": 500}}}
+
 __all__ = ["ShopBot", "command_text", "reply_content"]
 
 COMMANDS = Counter("mercato_shopbot_commands_total", "Commands answered", ["command", "ok"])
@@ -190,6 +194,9 @@ class ShopBot:
         for room_id in response.rooms.invite:
             await self._join(room_id)
         for room_id, room in response.rooms.join.items():
+            if room.timeline.limited:
+                log.warning("shopbot.timeline_limited", room_id=room_id,
+                            note="more events arrived than one sync returns; some were skipped")
             matrix_room = self.client.rooms.get(room_id)
             if room.timeline.events and matrix_room and not matrix_room.members_synced:
                 # After a restart an incremental sync does not list the room's members: they
@@ -448,7 +455,8 @@ class ShopBot:
         self.ready = True
         log.info("shopbot.ready", user_id=self.user_id)
         while not stop.is_set():
-            response = await self.client.sync(timeout=30000, since=since)
+            response = await self.client.sync(timeout=30000, since=since,
+                                              sync_filter=SYNC_FILTER)
             if isinstance(response, SyncError):
                 log.warning("shopbot.sync_failed", error=response.message)
                 await asyncio.sleep(2)
