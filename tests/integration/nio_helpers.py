@@ -91,14 +91,15 @@ class EncryptedUser:
             initial_state=[{"type": "m.room.encryption", "state_key": "",
                             "content": {"algorithm": MEGOLM}}]))
         assert isinstance(created, RoomCreateResponse)
-        deadline = time.monotonic() + 30
+        # Generous: on the scale profile under a loaded CI machine the join can be slow.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             await self.sync(timeout_ms=1000)
             room = self.client.rooms.get(created.room_id)
             if room and bot in room.users and bot not in room.invited_users:
                 assert room.encrypted
                 return created.room_id
-        raise AssertionError(f"{bot} did not join {created.room_id} within 30 s")
+        raise AssertionError(f"{bot} did not join {created.room_id} within 90 s")
 
     async def send(self, room_id: str, text: str) -> str:
         """Send an encrypted message (the room key goes to every device: trust on first use)."""
