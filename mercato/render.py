@@ -102,8 +102,13 @@ def _environment() -> jinja2.Environment:
 
 
 def namespace_regex(sigil: str, prefix: str, server_name: str) -> str:
-    """An anchored namespace regex: only `<sigil><prefix>…:<server_name>` matches."""
-    return f"^{re.escape(sigil + prefix)}[a-z0-9._=/+-]+:{re.escape(server_name)}$"
+    """An anchored namespace regex: only `<sigil><prefix>…:<server_name>` matches.
+
+    User IDs are lower case by the spec; room aliases may hold any character but ':',
+    so the alias namespace claims all of them (no look-alike #shop_Demo for anyone).
+    """
+    body = "[a-z0-9._=/+-]+" if sigil == "@" else "[^:]+"
+    return f"^{re.escape(sigil + prefix)}{body}:{re.escape(server_name)}$"
 
 
 def exact_user_regex(localpart: str, server_name: str) -> str:

@@ -35,6 +35,7 @@ log = get_logger(__name__)
 MAX_ATTEMPTS = 10
 CONCURRENT_ROOMS = 8
 HISTORY_SCAN = 200
+WAITING_TOO = 2**62  # a "now" after every retry time
 
 
 def _now() -> int:
@@ -90,7 +91,8 @@ class Outbox:
             log.info("campaign.sending", campaign=campaign_id, rooms=len(rooms))
 
     async def send_pending(self) -> None:
-        pending = await rows.pending_outbox(self.db, _now())
+        # Rows waiting for a retry are read too: a room's later posts wait behind them.
+        pending = await rows.pending_outbox(self.db, WAITING_TOO)
         if not pending:
             return
         limit = asyncio.Semaphore(CONCURRENT_ROOMS)
@@ -101,21 +103,23 @@ class Outbox:
         async def room_worker(room_rows: list[rows.OutboxRow]) -> None:
             async with limit:
                 for row in room_rows:  # one room's posts keep their order
-                    await self.send_row(row)
+                    if row.next_attempt_at > _now() or not await self.send_row(row):
+                        break
 
         await asyncio.gather(*(room_worker(r) for r in by_room.values()))
 
-    async def send_row(self, row: rows.OutboxRow) -> None:
+    async def send_row(self, row: rows.OutboxRow) -> bool:
+        """Send one row; False when it is still pending (the room's next rows wait)."""
         campaign = await rows.get_campaign(self.db, row.campaign_id)
         if campaign is None or campaign.state not in ("sending",):
             await rows.mark_retry(self.db, row.id, f"campaign is "
                                   f"{campaign.state if campaign else 'gone'}", _now(), True)
-            return
+            return True
         merchant = await store.get_merchant(self.db, store.MerchantSlug(campaign.merchant_slug))
         if merchant is None or merchant.status != "approved":
             # A suspended shop posts nothing; the row waits for reinstatement.
             await rows.mark_retry(self.db, row.id, "shop is not active", _now() + 60_000, False)
-            return
+            return False
         intent = self.service.intent_for(merchant.mxid)
         try:
             if row.attempts > 0:
@@ -123,17 +127,21 @@ class Outbox:
                 if found:
                     await rows.mark_sent(self.db, row.id, found, await self.reach(row.room_id))
                     log.info("outbox.adopted", row=row.id, event_id=found)
-                    return
+                    return True
             content = await broadcast.render_campaign(self.db, merchant, campaign)
             content[campaigns.POST_KEY]["outbox"] = row.id
             await rows.mark_attempt(self.db, row.id, row.attempts + 1)
+            # No retry inside mautrix: a resend after a Synapse restart (its txnId cache
+            # gone) would post twice. A failed send is retried by the outbox, which
+            # first looks for the post in the room.
             event_id = await intent.send_message_event(
                 RoomID(row.room_id), EventType.ROOM_MESSAGE, content,
-                txn_id=outbox_txn_id(row.id))
+                txn_id=outbox_txn_id(row.id), retry_count=0)
             fault_point("outbox.after_send")  # sent, but not yet recorded
             await rows.mark_sent(self.db, row.id, event_id, await self.reach(row.room_id))
             log.info("outbox.sent", row=row.id, campaign=row.campaign_id, room_id=row.room_id,
                      event_id=event_id)
+            return True
         except Exception as e:
             attempts = row.attempts + 1
             give_up = attempts >= MAX_ATTEMPTS
@@ -142,6 +150,7 @@ class Outbox:
                                   give_up)
             log.warning("outbox.send_failed", row=row.id, attempt=attempts, give_up=give_up,
                         error=str(e))
+            return give_up
 
     async def find_sent(self, shop_mxid: str, row: rows.OutboxRow) -> str | None:
         """The event of this row if an earlier attempt reached the room."""

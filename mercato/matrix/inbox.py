@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from mercato.db import Database, Scheme, UpgradeTable
+from mercato.faults import fault_point
 from mercato.logging import get_logger
 
 log = get_logger(__name__)
@@ -103,14 +104,14 @@ class Inbox:
         """
         now = _now_ms()
         async with self.db.acquire() as conn, conn.transaction():
-            seen = await conn.fetchval(
-                "SELECT 1 FROM as_transaction WHERE txn_id=$1", txn_id)
-            if seen:
+            # Write first: SQLite waits out another writer's lock (busy_timeout) only for
+            # a transaction that has not read yet; a read-then-write one fails at once.
+            new = await conn.fetchval(
+                "INSERT INTO as_transaction (txn_id, received_at, event_count) VALUES ($1,$2,$3)"
+                " ON CONFLICT (txn_id) DO NOTHING RETURNING txn_id", txn_id, now, len(events))
+            if new is None:
                 TRANSACTIONS.labels(self.component, "duplicate").inc()
                 return False
-            await conn.execute(
-                "INSERT INTO as_transaction (txn_id, received_at, event_count) VALUES ($1,$2,$3)",
-                txn_id, now, len(events))
             rows = []
             for event in events:
                 room_id = event.get("room_id")
@@ -124,6 +125,7 @@ class Inbox:
                 await conn.executemany(
                     "INSERT INTO as_inbox (txn_id, event_id, room_id, event_json, received_at)"
                     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING", rows)
+        fault_point("inbox.after_store")  # stored, not yet answered nor handled
         TRANSACTIONS.labels(self.component, "stored").inc()
         self._wakeup.set()
         return True
@@ -159,6 +161,7 @@ class Inbox:
         for item in items:
             if item.next_attempt_at > _now_ms():
                 break
+            fault_point("inbox.before_handle")  # stored and acknowledged, not handled yet
             try:
                 await handler(item.event)
             except Exception as e:
@@ -171,6 +174,7 @@ class Inbox:
                     break  # keep the room's order: later events wait for this one
                 progressed = True
                 continue
+            fault_point("inbox.after_handle")  # handled, not yet marked handled
             await self._mark_handled(item.seq)
             EVENTS.labels(self.component, "handled").inc()
             progressed = True

@@ -1,0 +1,252 @@
+"""Markup typed into any field a shop controls never becomes markup for a buyer.
+
+An OWASP-style corpus goes through the real API into every user-controlled field
+that reaches a `formatted_body` (campaign title, text, discount, ends and link;
+product title, description, tags and URL; the shop's name and description), then
+a follower's client reads the posts and cards back. Each payload is either refused
+with a 4xx that names the field, or it arrives as text: the HTML holds only the
+Matrix spec's allowlist, no event handler, no `javascript:`/`data:` link, the
+payload reads back exactly (escaped, not interpreted), and the event stays under
+Matrix's 64 KiB. The product page is checked the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from html.parser import HTMLParser
+from typing import Any
+
+from mercato.devnet import RunningNetwork
+from mercato.matrix.html import MATRIX_ATTRIBUTES, MATRIX_TAGS
+from tests.integration.client import MatrixClient
+from tests.integration.shop_helpers import Api, new_user, open_shop
+
+CORPUS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '"><svg onload=alert(1)>',
+    "'><iframe src=javascript:alert(1)>",
+    '<a href="javascript:alert(1)">click</a>',
+    "<mx-reply><blockquote>forged quote</blockquote></mx-reply>",
+    "<!-- hidden -->",
+    "< script>alert(1)</ script>",
+    "<<script>script>alert(1)<</script>/script>",
+    "<style>body{display:none}</style>",
+    '<div data-mx-color="#ff0000">red</div>',
+    "<details open ontoggle=alert(1)>",
+    "<b>" * 101 + "deep",
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+    "&#60;script&#62;alert(1)",
+    '" onmouseover="alert(1)',
+    "' onfocus='alert(1)' autofocus='",
+    "javascript:alert(1)",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "{{ 7*7 }} {% raw %} ${7*7} #{7*7}",
+    "\uff1cscript\uff1ealert(1)\uff1c/script\uff1e",
+    "%3Cscript%3Ealert(1)%3C/script%3E",
+    "[click](javascript:alert(1))",
+    "a < b > c & d",
+    "\u202eevil\u202c",
+    "zero\u200bwidth",
+    "x" * 70_000,
+]
+SAFE_SCHEMES = ("https://", "http://", "mxc://", "mailto:")
+MAX_EVENT_BYTES = 65_536
+
+
+class HtmlAudit(HTMLParser):
+    """What a client would render: tags, attributes, and the text a reader sees."""
+
+    def __init__(self, tags: frozenset[str], attributes: dict[str, set[str]]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.allowed_tags, self.allowed_attributes = tags, attributes
+        self.problems: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in self.allowed_tags:
+            self.problems.append(f"tag <{tag}>")
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.problems.append(f"event handler {name} on <{tag}>")
+            elif name not in self.allowed_attributes.get(tag, set()) | {"rel"}:
+                self.problems.append(f"attribute {name} on <{tag}>")
+            if name in ("href", "src") and value and not value.startswith(
+                    (*SAFE_SCHEMES, "/", "#")):
+                self.problems.append(f"{name}={value}")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self.problems.append(f"comment <!--{data}-->")
+
+
+def audit_html(html: str, tags: frozenset[str] = MATRIX_TAGS,
+               attributes: dict[str, set[str]] | None = None) -> tuple[list[str], str]:
+    audit = HtmlAudit(tags, attributes if attributes is not None else MATRIX_ATTRIBUTES)
+    audit.feed(html)
+    audit.close()
+    return audit.problems, "".join(audit.text)
+
+
+class Outcomes:
+    def __init__(self) -> None:
+        self.refused = self.escaped = 0
+
+    def refusal(self, where: str, status: int, answer: dict[str, Any], fields: list[str]) -> None:
+        assert 400 <= status < 500, (where, status, answer)
+        assert any(answer.get("error", "").startswith(f"{f}:") for f in fields) or \
+            answer.get("errcode") == "M_TOO_LARGE", (where, answer)
+        self.refused += 1
+
+
+def check_event(event: dict[str, Any], payload: str, where: str, shown: bool = True) -> None:
+    assert len(json.dumps(event).encode()) < MAX_EVENT_BYTES, where
+    content = event["content"]
+    problems, text = audit_html(content["formatted_body"])
+    assert problems == [], (where, payload, problems, content["formatted_body"])
+    if shown:
+        assert payload in text, (where, payload, content["formatted_body"])
+        assert payload in content["body"], (where, payload, content["body"])
+
+
+async def _wait_post(client: MatrixClient, room_id: str, key: str, value: Any) -> dict[str, Any]:
+    return await client.wait_for_message(
+        room_id, lambda e: e.get("content", {}).get(key, {}).get(
+            "campaign" if key == "org.mercato.post" else "sku") == value, timeout=60)
+
+
+async def test_campaign_fields(open_network: RunningNetwork, http, api: Api) -> None:
+    owner = await new_user(open_network, http, "owner")
+    follower = await new_user(open_network, http, "reader")
+    slug, key = await open_shop(api, owner.user_id, quota=1000)
+    room_id = await follower.join(f"#shop_{slug}:localhost")
+    outcomes, posted = Outcomes(), []
+    for payload in CORPUS:
+        fields = {"title": payload, "text": payload, "discount": payload, "ends": payload}
+        status, answer = await api.call("POST", f"/shops/{slug}/campaigns", key,
+                                        {"kind": "sale", "fields": fields})
+        if status != 201:
+            outcomes.refusal(f"campaign {payload[:40]!r}", status, answer, list(fields))
+            continue
+        status, answer = await api.call(
+            "POST", f"/shops/{slug}/campaigns/{answer['id']}/schedule", key)
+        assert status == 200, answer
+        posted.append((payload, answer["id"]))
+    # The link field: only an https:// address of the shop's verified site gets in.
+    site = f"https://{slug}.example"
+    links = ["javascript:alert(1)", "data:text/html,<script>alert(1)</script>",
+             f'{site}/"onmouseover="alert(1)', f"{site}/<script>", f"{site}/#\"><svg>",
+             f"{site}/?q=javascript:alert(1)&x=<b>", f"{site}/a?b=c&d=e",
+             f"{site}/?q=%22%3E%3Cscript%3E", "https://evil.example/"]
+    for link in links:
+        status, answer = await api.call("POST", f"/shops/{slug}/campaigns", key, {
+            "kind": "text", "fields": {"title": "Link", "text": "see", "link": link}})
+        if status != 201:
+            assert 400 <= status < 500 and (answer["error"].startswith("link:")
+                                             or "The link" in answer["error"]), answer
+            outcomes.refused += 1
+            continue
+        status, answer = await api.call(
+            "POST", f"/shops/{slug}/campaigns/{answer['id']}/schedule", key)
+        assert status == 200, answer
+        posted.append((link, answer["id"]))
+    for payload, campaign_id in posted:
+        event = await _wait_post(follower, room_id, "org.mercato.post", campaign_id)
+        check_event(event, payload, f"campaign {campaign_id}")
+        outcomes.escaped += 1
+    assert outcomes.escaped, "some payloads should have gone through as text"
+    print(f"\nRESULT xss campaign refused={outcomes.refused} escaped={outcomes.escaped}")
+
+
+async def test_product_fields_and_page(open_network: RunningNetwork, http, api: Api) -> None:
+    owner = await new_user(open_network, http, "owner")
+    follower = await new_user(open_network, http, "reader")
+    slug, key = await open_shop(api, owner.user_id)
+    room_id = await follower.join(f"#shop_{slug}:localhost")
+    outcomes, shared = Outcomes(), []
+    for n, payload in enumerate(CORPUS):
+        sku = f"p{n}"
+        body = {"sku": sku, "title": payload, "description": payload, "tags": [payload],
+                "price": "9.99", "currency": "EUR"}
+        status, answer = await api.call("POST", f"/shops/{slug}/products", key, body)
+        if status != 201:
+            outcomes.refusal(f"product {payload[:40]!r}", status, answer,
+                             ["title", "description", "tags"])
+            assert (await api.call("GET", f"/shops/{slug}/products/{sku}", key))[0] == 404
+            continue
+        shared.append((payload, sku))
+    for n, url in enumerate(['https://x.example/"onmouseover="alert(1)',
+                             "https://x.example/?a=<b>&c='d'", "javascript:alert(1)",
+                             "data:text/html,hi", "https://x.example/\u202e"]):
+        sku = f"u{n}"
+        status, answer = await api.call("POST", f"/shops/{slug}/products", key, {
+            "sku": sku, "title": "Linked", "price": "1.00", "currency": "EUR", "url": url})
+        if status != 201:
+            outcomes.refusal(f"url {url!r}", status, answer, ["url"])
+            continue
+        shared.append((url, sku))
+    for payload, sku in shared:
+        status, answer = await api.call("POST", f"/shops/{slug}/products/{sku}/share", key,
+                                        {"room_id": room_id})
+        assert status == 200, answer
+        card = await follower.wait_for_message(room_id,
+                                               lambda e, i=answer["event_id"]: e["event_id"] == i)
+        check_event(card, payload, f"card {sku}", shown=sku.startswith("p"))
+        await _check_page(http, open_network, slug, sku, payload)
+        outcomes.escaped += 1
+    assert outcomes.escaped
+    print(f"\nRESULT xss product refused={outcomes.refused} escaped={outcomes.escaped}")
+
+
+async def _check_page(http, network: RunningNetwork, slug: str, sku: str, payload: str) -> None:
+    async with http.get(f"{network.commerce_url}/p/{slug}/{sku}") as resp:
+        assert resp.status == 200
+        # No script may run on the page at all, whatever got into it.
+        csp = resp.headers.get("Content-Security-Policy", "")
+        assert csp.startswith("default-src 'none'") and "script-src" not in csp, csp
+        page = await resp.text()
+    page_tags = frozenset(MATRIX_TAGS | {"html", "head", "body", "meta", "title", "link",
+                                         "main", "header", "footer", "section", "img",
+                                         "span", "h1", "p", "a", "style"})
+    problems, text = audit_html(page, page_tags, {
+        "meta": {"name", "content", "property", "charset"}, "html": {"lang"},
+        "link": {"rel", "href", "type"}, "a": {"href", "class", "rel"},
+        "img": {"class", "src", "alt"}, "span": {"class", "id", "title"},
+        "p": {"class"}, "body": {"class"}, "main": {"class"}, "div": {"class"}})
+    assert [p for p in problems if not p.startswith("tag <style>")] == [], (sku, problems)
+    if sku.startswith("p"):
+        assert payload in text, (sku, payload)
+
+
+async def test_shop_name_and_description(open_network: RunningNetwork, http, api: Api) -> None:
+    owner = await new_user(open_network, http, "owner")
+    follower = await new_user(open_network, http, "reader")
+    slug, key = await open_shop(api, owner.user_id)
+    room_id = await follower.join(f"#shop_{slug}:localhost")
+    status, _ = await api.call("POST", f"/shops/{slug}/products", key, {
+        "sku": "named", "title": "Plain mug", "price": "5.00", "currency": "EUR"})
+    assert status == 201
+    outcomes = Outcomes()
+    for payload in CORPUS:
+        # A name must be unlike other shops' names, so each carries a unique tail.
+        name = f"{payload[:50]} {uuid.uuid4().hex[:6]}" if len(payload) < 60 else payload
+        status, answer = await api.call("PATCH", f"/shops/{slug}", key,
+                                        {"name": name, "description": payload})
+        if status != 200:
+            outcomes.refusal(f"shop {payload[:40]!r}", status, answer, ["name", "description"])
+            continue
+        status, answer = await api.call("POST", f"/shops/{slug}/products/named/share", key,
+                                        {"room_id": room_id})
+        assert status == 200, answer
+        card = await follower.wait_for_message(room_id,
+                                               lambda e, i=answer["event_id"]: e["event_id"] == i)
+        check_event(card, name, f"card by {name[:40]!r}")
+        # The channel's topic (plain text state) carries the description as typed.
+        topic = await follower.state(room_id, "m.room.topic")
+        assert payload in topic.get("topic", ""), (payload, topic)
+        outcomes.escaped += 1
+    assert outcomes.escaped
+    print(f"\nRESULT xss shop refused={outcomes.refused} escaped={outcomes.escaped}")
