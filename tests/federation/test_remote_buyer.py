@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -12,18 +11,6 @@ from mercato.matrix.admin import register_user
 from tests.federation.conftest import RemoteHomeserver, remote_user
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, png
-
-
-async def wait_for_invite(client: MatrixClient, inviter: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sync = await client.sync(timeout_ms=1000)
-        for room_id, room in sync.get("rooms", {}).get("invite", {}).items():
-            if any(e.get("sender") == inviter for e in room.get("invite_state", {}).get(
-                    "events", [])):
-                return room_id
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no invite from {inviter}")
 
 
 async def join_with_retry(client: MatrixClient, room: str, via: str) -> str:
@@ -94,7 +81,7 @@ async def test_remote_buyer_follows_receives_claims_and_talks(
     await buyer.send(room_id, {"m.relates_to": {"rel_type": "m.annotation",
                                                 "event_id": post["event_id"], "key": "🎟️"}},
                      event_type="m.reaction")
-    dm_id = await wait_for_invite(buyer, shop)
+    dm_id = await buyer.wait_for_invite(shop, timeout=60)
     await join_with_retry(buyer, dm_id, server)
     code = await buyer.wait_for_message(dm_id, lambda e: "Your code" in e.get(
         "content", {}).get("body", ""), timeout=60)
@@ -131,7 +118,7 @@ async def test_remote_staff_and_shop_bot(
     status, added = await api.call("POST", "/shops/demo/staff", key,
                                    {"user_id": alice.user_id, "role": "support"})
     assert status == 201, added
-    staff_room = await wait_for_invite(alice, shop)
+    staff_room = await alice.wait_for_invite(shop, timeout=60)
     await join_with_retry(alice, staff_room, server)
 
     # A local buyer asks; the remote staff member answers in the thread.

@@ -103,6 +103,18 @@ class MatrixClient:
                    for e in seen]
         raise AssertionError(f"no matching event in {room_id} after {timeout} s; saw {summary}")
 
+    async def wait_for_invite(self, inviter: str, timeout: float = 30.0) -> str:
+        """The room a user invites this client to, as its /sync shows the invite."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sync = await self.sync(timeout_ms=1000)
+            for room_id, room in sync.get("rooms", {}).get("invite", {}).items():
+                events = room.get("invite_state", {}).get("events", [])
+                if any(e.get("sender") == inviter for e in events):
+                    return room_id
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no invite from {inviter} within {timeout} s")
+
     async def sync(self, timeout_ms: int = 0) -> dict[str, Any]:
         params = {"timeout": str(timeout_ms)}
         if self.next_batch:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from mercato.devnet import RunningNetwork
-from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, new_user, open_shop, png
 
 
@@ -78,7 +76,7 @@ async def test_coupon_claimed_by_reaction_and_redeemed_once(
     await buyer.send(room_id, {"m.relates_to": {"rel_type": "m.annotation",
                                                 "event_id": post["event_id"], "key": "🎟️"}},
                      event_type="m.reaction")
-    dm_id = await _wait_for_invite(buyer, shop)
+    dm_id = await buyer.wait_for_invite(shop)
     await buyer.join(dm_id)
     message = await buyer.wait_for_message(
         dm_id, lambda e: e["sender"] == shop and "Your code" in e["content"].get("body", ""))
@@ -116,19 +114,6 @@ async def test_coupon_claimed_by_reaction_and_redeemed_once(
     assert row["reactions"] == 1
     assert stats["followers"] == 1
 
-
-async def _wait_for_invite(client: MatrixClient, inviter: str, timeout: float = 30) -> str:
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sync = await client.sync(timeout_ms=1000)
-        for room_id, room in sync.get("rooms", {}).get("invite", {}).items():
-            events = room.get("invite_state", {}).get("events", [])
-            if any(e.get("sender") == inviter for e in events):
-                return room_id
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no invite from {inviter}")
 
 
 async def test_quota_and_link_safety_refuse_with_reasons(

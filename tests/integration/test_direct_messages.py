@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 from mercato.devnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, new_user, open_shop
-
-
-async def _invite_from(client: MatrixClient, inviter: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sync = await client.sync(timeout_ms=1000)
-        for room_id, room in sync.get("rooms", {}).get("invite", {}).items():
-            if any(e.get("sender") == inviter for e in room.get("invite_state", {}).get(
-                    "events", [])):
-                return room_id
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no invite from {inviter}")
 
 
 async def _coupon_post(api: Api, slug: str, key: str, buyer: MatrixClient, room_id: str,
@@ -48,7 +34,7 @@ async def test_code_reaches_a_buyer_who_left_the_dm(network: RunningNetwork, htt
     await buyer.send(room_id, {"m.relates_to": {"rel_type": "m.annotation",
                                                 "event_id": first["event_id"], "key": "🎟️"}},
                      event_type="m.reaction")
-    dm_id = await _invite_from(buyer, shop)
+    dm_id = await buyer.wait_for_invite(shop)
     await buyer.join(dm_id)
     await buyer.wait_for_message(dm_id, lambda e: "First drop" in e.get("content", {}).get(
         "body", ""))
@@ -58,7 +44,7 @@ async def test_code_reaches_a_buyer_who_left_the_dm(network: RunningNetwork, htt
     await buyer.send(room_id, {"m.relates_to": {"rel_type": "m.annotation",
                                                 "event_id": second["event_id"], "key": "🎟️"}},
                      event_type="m.reaction")
-    again = await _invite_from(buyer, shop)
+    again = await buyer.wait_for_invite(shop)
     assert again == dm_id, "the shop should invite the buyer back into the same DM"
     await buyer.join(dm_id)
     await buyer.wait_for_message(dm_id, lambda e: "Second drop" in e.get("content", {}).get(

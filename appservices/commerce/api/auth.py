@@ -7,7 +7,7 @@ import hmac
 from aiohttp import web
 
 from appservices.commerce.db import access
-from appservices.commerce.errors import CommerceError
+from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.merchants import Principal, validate_user_id
 from mercato.config import CommerceConfig
 from mercato.db import Database
@@ -56,6 +56,14 @@ async def principal_from_request(request: web.Request, db: Database,
     merchant, key = found
     return Principal(kind="api_key", key_slug=merchant.slug, key_role=key.role,
                      key_id=key.key_id)
+
+
+def require_user(principal: Principal | None, why: str) -> Principal:
+    """A Matrix user acting through the service token; `why` says who the route is for."""
+    principal = require_principal(principal)
+    if principal.kind != "user":
+        raise InvalidInput("Authorization", f"{why} (service token)")
+    return principal
 
 
 def require_principal(principal: Principal | None) -> Principal:

@@ -9,7 +9,7 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from appservices.commerce import broadcast, merchants
-from appservices.commerce.api.auth import require_principal
+from appservices.commerce.api.auth import require_principal, require_user
 from appservices.commerce.api.routes import STRING, Spec, _body, _call, route
 from appservices.commerce.db import access
 from appservices.commerce.db import campaigns as rows
@@ -152,9 +152,7 @@ async def retract_campaign(request: web.Request) -> web.Response:
     auth="any"))
 async def claim_coupon(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    principal = require_principal(principal)
-    if principal.kind != "user":
-        raise InvalidInput("Authorization", "claims are made for a Matrix user (service token)")
+    principal = require_user(principal, "claims are made for a Matrix user")
     try:
         coupon_id = int(request.match_info["coupon_id"])
     except ValueError:
@@ -170,9 +168,7 @@ async def claim_coupon(request: web.Request) -> web.Response:
     auth="any"))
 async def my_coupons(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    principal = require_principal(principal)
-    if principal.kind != "user":
-        raise InvalidInput("Authorization", "coupons are for a Matrix user (service token)")
+    principal = require_user(principal, "coupons are for a Matrix user")
     codes = await rows.codes_of_user(ctx.db, principal.user_id)
     return web.json_response({"coupons": [
         {"code": c["code"], "coupon": c["coupon_id"], "shop": c["merchant_slug"],

@@ -7,7 +7,7 @@ import re
 from aiohttp import web
 
 from appservices.commerce import merchants, shops
-from appservices.commerce.api.auth import require_principal
+from appservices.commerce.api.auth import require_principal, require_user
 from appservices.commerce.api.routes import STRING, Spec, _body, _call, route
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import Conflict, InvalidInput, NotFound
@@ -72,9 +72,7 @@ async def open_channel(request: web.Request) -> web.Response:
     auth="any", success=201, body={"room_id": STRING, "event_id": STRING, "reason": STRING}))
 async def report_post(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    principal = require_principal(principal)
-    if principal.kind != "user":
-        raise InvalidInput("Authorization", "reports are made by a Matrix user (service token)")
+    principal = require_user(principal, "reports are made by a Matrix user")
     body = await _body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"room_id\": …, \"event_id\": …, \"reason\": …}")

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from appservices.commerce import catalog, products
-from appservices.commerce.api.auth import require_principal
+from appservices.commerce.api.auth import require_principal, require_user
 from appservices.commerce.api.routes import CONTEXT, STRING, Spec, _body, _call, route
 from appservices.commerce.db import products as product_rows
 from appservices.commerce.errors import InvalidInput, NotFound
@@ -112,9 +112,7 @@ async def share_product(request: web.Request) -> web.Response:
     auth="any"))
 async def subscribe_alert(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    principal = require_principal(principal)
-    if principal.kind != "user":
-        raise InvalidInput("Authorization", "alerts are for a Matrix user (service token)")
+    principal = require_user(principal, "alerts are for a Matrix user")
     product = await catalog.subscribe_alert(ctx.db, request.match_info["slug"],
                                             request.match_info["sku"], principal.user_id)
     return web.json_response({"sku": product.sku, "price": product.price,
@@ -125,9 +123,7 @@ async def subscribe_alert(request: web.Request) -> web.Response:
                                                             auth="any"))
 async def cancel_alert(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    principal = require_principal(principal)
-    if principal.kind != "user":
-        raise InvalidInput("Authorization", "alerts are for a Matrix user (service token)")
+    principal = require_user(principal, "alerts are for a Matrix user")
     if not await product_rows.remove_alert(ctx.db, request.match_info["slug"],
                                            request.match_info["sku"], principal.user_id):
         raise NotFound("You had no alert on this product.")
@@ -137,9 +133,7 @@ async def cancel_alert(request: web.Request) -> web.Response:
 @route("GET", "/me/alerts", Spec("The acting user's price-drop alerts", auth="any"))
 async def my_alerts(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    principal = require_principal(principal)
-    if principal.kind != "user":
-        raise InvalidInput("Authorization", "alerts are for a Matrix user (service token)")
+    principal = require_user(principal, "alerts are for a Matrix user")
     return web.json_response({"alerts": await product_rows.alerts_of_user(ctx.db,
                                                                           principal.user_id)})
 

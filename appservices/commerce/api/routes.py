@@ -13,7 +13,11 @@ from aiohttp import web
 
 from appservices.commerce import merchants
 from appservices.commerce.api import views
-from appservices.commerce.api.auth import principal_from_request, require_principal
+from appservices.commerce.api.auth import (
+    principal_from_request,
+    require_principal,
+    require_user,
+)
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import CommerceError, InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, ShopMatrix
@@ -178,9 +182,7 @@ async def own_shop(request: web.Request) -> web.Response:
 @route("GET", "/me/shops", Spec("The shops the acting Matrix user works for", auth="any"))
 async def my_shops(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    principal = require_principal(principal)
-    if principal.kind != "user":
-        raise InvalidInput("Authorization", "this endpoint is for a Matrix user (service token)")
+    principal = require_user(principal, "this endpoint is for a Matrix user")
     return web.json_response({"shops": [
         {"slug": slug, "role": role}
         for slug, role in await access.shops_of_user(ctx.db, principal.user_id)]})
