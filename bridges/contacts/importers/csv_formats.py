@@ -162,7 +162,11 @@ class CsvParser:
 
     def _read_header(self, record: str) -> None:
         delimiter = _delimiter(record.split("\n", 1)[0])
-        headers = next(csv.reader([record], delimiter=delimiter, strict=False), [])
+        try:
+            headers = next(csv.reader([record], delimiter=delimiter, strict=False), [])
+        except csv.Error:
+            # A stray carriage return or the like in the first row: not a CSV we can read.
+            headers = []
         columns = tuple(classify(h) for h in headers)
         if Column.PHONE not in columns and Column.EMAIL not in columns:
             raise ImportFailed(
