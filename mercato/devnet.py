@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,19 @@ def write_test_config(base_dir: Path, **overrides: Any) -> Path:
     path = base_dir / "mercato.yaml"
     write_config(parse_config(raw, base_dir=base_dir), path)
     return path
+
+
+@contextlib.contextmanager
+def network_running(config_path: Path, **start: Any) -> Iterator[RunningNetwork]:
+    """A started network, stopped (and its scale databases dropped) afterwards; the
+    network must stop cleanly."""
+    running = start_network(config_path, **start)
+    try:
+        yield running
+    finally:
+        code = running.stop()
+        running.drop_databases()
+    assert code == 0, f"mercato up stopped with {code}:\n{running.output()[-3000:]}"
 
 
 def start_network(config_path: Path, *, log_name: str = "mercato-up.out",

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from mercato.devnet import RunningNetwork, start_network, write_test_config
+from mercato.devnet import RunningNetwork, network_running, write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import Certificate, self_signed_certificate
 from tests.integration.shop_helpers import Api
@@ -22,12 +22,9 @@ def network(tmp_path_factory: pytest.TempPathFactory,
             shop_certificate: Certificate) -> Iterator[RunningNetwork]:
     """The whole Mercato network, started once for the test session."""
     base = tmp_path_factory.mktemp("network")
-    running = start_network(write_test_config(
-        base, commerce={"domain_proof_ca_file": str(shop_certificate.cert)}))
-    yield running
-    code = running.stop()
-    running.drop_databases()
-    assert code == 0, f"mercato up stopped with {code}:\n{running.output()[-3000:]}"
+    with network_running(write_test_config(
+            base, commerce={"domain_proof_ca_file": str(shop_certificate.cert)})) as running:
+        yield running
 
 
 @pytest.fixture

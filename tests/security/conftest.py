@@ -11,18 +11,16 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from mercato.devnet import RunningNetwork, start_network, write_test_config
+from mercato.devnet import RunningNetwork, network_running, write_test_config
 from tests.integration.shop_helpers import Api
 
 
 @pytest.fixture(scope="session")
 def open_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
     base = tmp_path_factory.mktemp("security-network")
-    running = start_network(write_test_config(base, synapse={"enable_registration": True}))
-    yield running
-    code = running.stop()
-    running.drop_databases()
-    assert code == 0, f"mercato up stopped with {code}:\n{running.output()[-3000:]}"
+    with network_running(write_test_config(
+            base, synapse={"enable_registration": True})) as running:
+        yield running
 
 
 @pytest.fixture
