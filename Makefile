@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Deletes every account, room and message; mercato.yaml (and its secrets) is kept.
