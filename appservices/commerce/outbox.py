@@ -8,8 +8,8 @@ returned event ID is stored with the row.
 Why both: Synapse deduplicates an appservice's txnIds only in memory and for
 about half an hour, so after a Synapse restart (or a long appservice outage) a
 resend could post twice. A row that was attempted but has no event ID is
-therefore first looked for in the room's recent history (by its marker) and
-adopted if found; only otherwise is it sent again.
+therefore first looked for in the room's recent history (by its `org.mercato.txn`
+marker, mercato/matrix/sending.py) and adopted if found; only otherwise is it sent again.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mautrix.api import Method
-from mautrix.types import EventType, RoomID
+from mautrix.types import RoomID
 
 from appservices.commerce import broadcast, campaigns
 from appservices.commerce.db import campaigns as rows
 from appservices.commerce.db import store
 from mercato.faults import fault_point
 from mercato.logging import get_logger
+from mercato.matrix.sending import send_once
 
 if TYPE_CHECKING:
     from appservices.commerce.service import CommerceAppService
@@ -34,7 +35,6 @@ log = get_logger(__name__)
 
 MAX_ATTEMPTS = 10
 CONCURRENT_ROOMS = 8
-HISTORY_SCAN = 200
 WAITING_TOO = 2**62  # a "now" after every retry time
 
 
@@ -122,21 +122,14 @@ class Outbox:
             return False
         intent = self.service.intent_for(merchant.mxid)
         try:
-            if row.attempts > 0:
-                found = await self.find_sent(merchant.mxid, row)
-                if found:
-                    await rows.mark_sent(self.db, row.id, found, await self.reach(row.room_id))
-                    log.info("outbox.adopted", row=row.id, event_id=found)
-                    return True
             content = await broadcast.render_campaign(self.db, merchant, campaign)
             content[campaigns.POST_KEY]["outbox"] = row.id
             await rows.mark_attempt(self.db, row.id, row.attempts + 1)
-            # No retry inside mautrix: a resend after a Synapse restart (its txnId cache
-            # gone) would post twice. A failed send is retried by the outbox, which
-            # first looks for the post in the room.
-            event_id = await intent.send_message_event(
-                RoomID(row.room_id), EventType.ROOM_MESSAGE, content,
-                txn_id=outbox_txn_id(row.id), retry_count=0)
+            # One try here: a failed send is retried by the outbox, which (attempt
+            # recorded first) then looks for the post in the room before sending again.
+            event_id = await send_once(intent, RoomID(row.room_id), content,
+                                       txn_id=outbox_txn_id(row.id), attempts=1,
+                                       look_first=row.attempts > 0)
             fault_point("outbox.after_send")  # sent, but not yet recorded
             await rows.mark_sent(self.db, row.id, event_id, await self.reach(row.room_id))
             log.info("outbox.sent", row=row.id, campaign=row.campaign_id, room_id=row.room_id,
@@ -151,19 +144,6 @@ class Outbox:
             log.warning("outbox.send_failed", row=row.id, attempt=attempts, give_up=give_up,
                         error=str(e))
             return give_up
-
-    async def find_sent(self, shop_mxid: str, row: rows.OutboxRow) -> str | None:
-        """The event of this row if an earlier attempt reached the room."""
-        intent = self.service.intent_for(shop_mxid)  # type: ignore[arg-type]
-        response = await intent.api.request(
-            Method.GET, f"/_matrix/client/v3/rooms/{row.room_id}/messages",
-            query_params={"dir": "b", "limit": str(HISTORY_SCAN)})
-        for event in response.get("chunk", []):
-            marker = event.get("content", {}).get(campaigns.POST_KEY, {})
-            if event.get("sender") == shop_mxid and isinstance(marker, dict) and \
-                    marker.get("outbox") == row.id:
-                return event["event_id"]
-        return None
 
     async def reach(self, room_id: str) -> int:
         """Followers in the room when the post went out."""

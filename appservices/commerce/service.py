@@ -43,6 +43,7 @@ from mercato.config import MercatoConfig
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService
 from mercato.matrix.html import sanitize_html
+from mercato.matrix.sending import send_once
 from mercato.templates import template_environment
 from mercato.types import MerchantSlug
 
@@ -214,9 +215,8 @@ class CommerceAppService(MercatoAppService):
                            campaign_id: int) -> str:
         if not merchant.staff_room_id:
             raise CommerceError("The shop has no staff room yet; it is created on approval.")
-        return await self.intent_for(merchant.mxid).send_message_event(
-            merchant.staff_room_id, EventType.ROOM_MESSAGE, content,
-            txn_id=f"mercato.preview.{campaign_id}.{store.now_ms()}")
+        return await send_once(self.intent_for(merchant.mxid), merchant.staff_room_id, content,
+                               txn_id=f"mercato.preview.{campaign_id}.{store.now_ms()}")
 
     async def retract_post(self, merchant: store.Merchant, room_id: str, event_id: str,
                            reason: str) -> None:
@@ -261,8 +261,7 @@ class CommerceAppService(MercatoAppService):
                 " created_at) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (txn_id) DO NOTHING",
                 txn_id, room_id, user_id, merchant.mxid, json.dumps(content), store.now_ms())
             return room_id, ""
-        event_id = await intent.send_message_event(room_id, EventType.ROOM_MESSAGE, content,
-                                                   txn_id=txn_id)
+        event_id = await send_once(intent, room_id, content, txn_id=txn_id)
         return room_id, event_id
 
     async def _flush_pending_direct(self, room_id: str, user_id: str) -> None:
@@ -270,9 +269,8 @@ class CommerceAppService(MercatoAppService):
             "SELECT txn_id, shop_mxid, content FROM pending_direct WHERE room_id=$1 AND"
             " user_id=$2 ORDER BY created_at, txn_id", room_id, user_id)
         for row in waiting:
-            event_id = await self.intent_for(UserID(row["shop_mxid"])).send_message_event(
-                room_id, EventType.ROOM_MESSAGE, json.loads(row["content"]),
-                txn_id=row["txn_id"])
+            event_id = await send_once(self.intent_for(UserID(row["shop_mxid"])), room_id,
+                                       json.loads(row["content"]), txn_id=row["txn_id"])
             if row["txn_id"].startswith("mercato.coupon.") and \
                     not row["txn_id"].startswith("mercato.coupon.refused."):
                 await self.db.execute(
@@ -287,13 +285,11 @@ class CommerceAppService(MercatoAppService):
         intent = self.intent_for(merchant.mxid)
         if room_id.startswith("#"):
             room_id = (await intent.resolve_room_alias(RoomAlias(room_id))).room_id
-        return await intent.send_message_event(room_id, EventType.ROOM_MESSAGE, content,
-                                               txn_id=txn_id)
+        return await send_once(intent, room_id, content, txn_id=txn_id)
 
     async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
                         content: dict[str, Any], txn_id: str) -> None:
-        await self.intent_for(merchant.mxid).send_message_event(
-            room_id, EventType.ROOM_MESSAGE, content, txn_id=txn_id)
+        await send_once(self.intent_for(merchant.mxid), room_id, content, txn_id=txn_id)
 
     async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes:
         return await self.intent_for(merchant.mxid).download_media(mxc)
@@ -398,10 +394,10 @@ class CommerceAppService(MercatoAppService):
             formatted_body=sanitize_html(
                 TEMPLATES.get_template("welcome.html.j2").render(values)),
         )
-        # A txnId derived from the room: a retry after a crash is deduplicated by Synapse.
-        event_id = await self.intent_for(merchant.mxid).send_message_event(
-            channel.room_id, EventType.ROOM_MESSAGE, content,
-            txn_id=f"mercato.welcome.{channel.room_id}")
+        # A txnId derived from the room: a retry after a crash does not post it twice.
+        event_id = await send_once(self.intent_for(merchant.mxid), channel.room_id,
+                                   content.serialize(),
+                                   txn_id=f"mercato.welcome.{channel.room_id}")
         log.info("channel.welcome_posted", slug=merchant.slug, event_id=event_id)
         return event_id
 

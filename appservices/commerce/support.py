@@ -25,6 +25,7 @@ from appservices.commerce.roles import Action, role_can
 from mercato.commands_text import strip_reply_fallback
 from mercato.logging import get_logger
 from mercato.matrix.html import sanitize_html
+from mercato.matrix.sending import send_once
 
 if TYPE_CHECKING:
     from appservices.commerce.service import CommerceAppService
@@ -117,11 +118,10 @@ class SupportDesk:
             return
         shop = self.service.intent_for(merchant.mxid)
         if merchant.status == "suspended":
-            await shop.send_message_event(
-                event.room_id, EventType.ROOM_MESSAGE,
-                {"msgtype": "m.notice", "body": f"{merchant.name} is suspended on Mercato and "
-                                                "cannot answer messages right now."},
-                txn_id=f"mercato.cs.suspended.{event.event_id}")
+            notice = {"msgtype": "m.notice", "body": f"{merchant.name} is suspended on "
+                      "Mercato and cannot answer messages right now."}
+            await send_once(shop, event.room_id, notice,
+                            txn_id=f"mercato.cs.suspended.{event.event_id}")
             return
         first_contact = thread.thread_event_id is None
         root = thread.thread_event_id or await self._open_staff_thread(merchant, thread)
@@ -130,9 +130,8 @@ class SupportDesk:
             content["m.relates_to"] = {"rel_type": "m.thread", "event_id": root,
                                        "is_falling_back": True,
                                        "m.in_reply_to": {"event_id": root}}
-            relayed_id = await shop.send_message_event(
-                merchant.staff_room_id, EventType.ROOM_MESSAGE, content,
-                txn_id=f"mercato.cs.in.{event.event_id}")
+            relayed_id = await send_once(shop, merchant.staff_room_id, content,
+                                         txn_id=f"mercato.cs.in.{event.event_id}")
             await support.record_relay(self.db, event.event_id, relayed_id, event.room_id, "in")
         for reply in await self._auto_replies(merchant, thread, raw, first_contact):
             await self._send_auto_reply(merchant, thread, root, event.event_id, reply)
@@ -141,12 +140,11 @@ class SupportDesk:
                                  thread: support.SupportThread) -> str:
         if not merchant.staff_room_id:
             raise RuntimeError(f"shop {merchant.slug} has no staff room")
-        root = await self.service.intent_for(merchant.mxid).send_message_event(
-            merchant.staff_room_id, EventType.ROOM_MESSAGE,
-            {"msgtype": "m.text",
-             "body": f"💬 New conversation with {thread.buyer_id}. Reply in this thread to "
-                     "answer as the shop."},
-            txn_id=f"mercato.cs.thread.{thread.dm_room_id}")
+        opening = {"msgtype": "m.text",
+                   "body": f"💬 New conversation with {thread.buyer_id}. Reply in this thread "
+                           "to answer as the shop."}
+        root = await send_once(self.service.intent_for(merchant.mxid), merchant.staff_room_id,
+                               opening, txn_id=f"mercato.cs.thread.{thread.dm_room_id}")
         await support.set_thread_root(self.db, thread.dm_room_id, root)
         return root
 
@@ -169,16 +167,15 @@ class SupportDesk:
                                root: str, cause_event_id: str, reply: tuple[str, str]) -> None:
         kind, text = reply
         shop = self.service.intent_for(merchant.mxid)
-        await shop.send_message_event(
-            thread.dm_room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": text},
-            txn_id=f"mercato.cs.auto.{kind}.{cause_event_id}")
+        await send_once(shop, thread.dm_room_id, {"msgtype": "m.text", "body": text},
+                        txn_id=f"mercato.cs.auto.{kind}.{cause_event_id}")
         if merchant.staff_room_id:
-            await shop.send_message_event(
-                merchant.staff_room_id, EventType.ROOM_MESSAGE,
-                {"msgtype": "m.notice", "body": f"↪ {kind} auto-reply sent: {text}",
-                 "m.relates_to": {"rel_type": "m.thread", "event_id": root,
-                                  "is_falling_back": True, "m.in_reply_to": {"event_id": root}}},
-                txn_id=f"mercato.cs.automirror.{kind}.{cause_event_id}")
+            mirror = {"msgtype": "m.notice", "body": f"↪ {kind} auto-reply sent: {text}",
+                      "m.relates_to": {"rel_type": "m.thread", "event_id": root,
+                                       "is_falling_back": True,
+                                       "m.in_reply_to": {"event_id": root}}}
+            await send_once(shop, merchant.staff_room_id, mirror,
+                            txn_id=f"mercato.cs.automirror.{kind}.{cause_event_id}")
 
     # -- staff → buyer --------------------------------------------------------------------
 
@@ -194,13 +191,12 @@ class SupportDesk:
         role = await access.staff_role(self.db, merchant.slug, str(event.sender))
 
         async def tell_staff(text: str) -> None:
-            await shop.send_message_event(
-                event.room_id, EventType.ROOM_MESSAGE,
-                {"msgtype": "m.notice", "body": text,
-                 "m.relates_to": {"rel_type": "m.thread", "event_id": relation["event_id"],
-                                  "is_falling_back": False,
-                                  "m.in_reply_to": {"event_id": event.event_id}}},
-                txn_id=f"mercato.cs.refused.{event.event_id}")
+            notice = {"msgtype": "m.notice", "body": text,
+                      "m.relates_to": {"rel_type": "m.thread", "event_id": relation["event_id"],
+                                       "is_falling_back": False,
+                                       "m.in_reply_to": {"event_id": event.event_id}}}
+            await send_once(shop, event.room_id, notice,
+                            txn_id=f"mercato.cs.refused.{event.event_id}")
 
         if role is None or not role_can(role, Action.ANSWER_BUYERS):
             await tell_staff(f"Not sent: {event.sender} is "
@@ -211,9 +207,8 @@ class SupportDesk:
             return
         if await support.relayed(self.db, event.event_id):
             return
-        relayed_id = await shop.send_message_event(
-            thread.dm_room_id, EventType.ROOM_MESSAGE, relayable_content(raw),
-            txn_id=f"mercato.cs.out.{event.event_id}")
+        relayed_id = await send_once(shop, thread.dm_room_id, relayable_content(raw),
+                                     txn_id=f"mercato.cs.out.{event.event_id}")
         await support.record_relay(self.db, event.event_id, relayed_id, thread.dm_room_id, "out")
         log.info("support.answered", slug=merchant.slug, buyer=thread.buyer_id,
                  staff=event.sender)

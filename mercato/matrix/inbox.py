@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 from mercato.db import Database, Scheme, UpgradeTable
 from mercato.faults import fault_point
 from mercato.logging import get_logger
+from mercato.matrix import sending
 
 log = get_logger(__name__)
 
@@ -162,6 +163,8 @@ class Inbox:
             if item.next_attempt_at > _now_ms():
                 break
             fault_point("inbox.before_handle")  # stored and acknowledged, not handled yet
+            # A retried event may have sent part of its messages: sends look before posting.
+            replay = sending.replaying.set(item.attempts > 0)
             try:
                 await handler(item.event)
             except Exception as e:
@@ -174,6 +177,8 @@ class Inbox:
                     break  # keep the room's order: later events wait for this one
                 progressed = True
                 continue
+            finally:
+                sending.replaying.reset(replay)
             fault_point("inbox.after_handle")  # handled, not yet marked handled
             await self._mark_handled(item.seq)
             EVENTS.labels(self.component, "handled").inc()

@@ -165,13 +165,13 @@ async def _campaign_through_a_crash(harness: Harness, http: Any, proxy: FaultyPr
         event_ids = [e["event_id"] for e in await timeline(follower, room_id)]
         assert len(event_ids) == len(set(event_ids))
     # The post whose answer was lost was found in its room, not sent again.
-    assert harness.logged("outbox.adopted"), "the post Synapse persisted should be adopted"
+    assert harness.logged("send.adopted"), "the post Synapse persisted should be adopted"
     outbox = harness.rows("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM outbox "
                           "WHERE state='sent'")[0]
     assert outbox == (SHOPS * CAMPAIGNS_PER_SHOP,) * 2
     print(f"\nRESULT synapse_kill={signal.Signals(proxy.sig).name} "
           f"posts={SHOPS * CAMPAIGNS_PER_SHOP} killed_at_send={KILL_ON_SEND} "
-          f"lost={lost} doubled={doubled} adopted={len(harness.logged('outbox.adopted'))}")
+          f"lost={lost} doubled={doubled} adopted={len(harness.logged('send.adopted'))}")
 
 
 async def test_a_failed_send_keeps_the_room_order(harness: Harness, http) -> None:
