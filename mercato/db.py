@@ -8,15 +8,26 @@ upgrades step by step. Each component owns one database.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 from mautrix.util.async_db import Database, Scheme, UpgradeTable
 
-__all__ = ["Database", "Scheme", "UpgradeTable", "open_database", "is_postgres"]
+__all__ = ["Database", "Scheme", "UpgradeTable", "open_database", "is_postgres",
+           "database_unavailable"]
+
+# SQLite's words for a database that cannot take the request now (locked past the busy
+# timeout, disk full), as opposed to a mistake in the request or the schema.
+_SQLITE_UNAVAILABLE = ("database is locked", "database table is locked",
+                       "database or disk is full", "disk i/o error",
+                       "unable to open database file")
 
 
 def open_database(url: str, upgrade_table: UpgradeTable, name: str) -> Database:
     """Create (not yet start) the database of one component."""
+    db_args: dict[str, Any]
     if url.startswith("sqlite:"):
         path = Path(url.removeprefix("sqlite:").removeprefix("//"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,7 +35,9 @@ def open_database(url: str, upgrade_table: UpgradeTable, name: str) -> Database:
         # WAL lets readers (tests, the CLI) look while the service writes.
         db_args = {"init_commands": ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000"]}
     else:
-        db_args = {"min_size": 1, "max_size": 10}
+        # mautrix exits the process on asyncpg's InternalClientError, which a database
+        # restart raises on a connection cut mid-query: fail that query, not the component.
+        db_args = {"min_size": 1, "max_size": 10, "meow_exit_on_ice": False}
     return Database.create(
         url,
         upgrade_table=upgrade_table,
@@ -36,3 +49,27 @@ def open_database(url: str, upgrade_table: UpgradeTable, name: str) -> Database:
 
 def is_postgres(db: Database) -> bool:
     return db.scheme in (Scheme.POSTGRES, Scheme.COCKROACH)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when `error` says the database could not be reached or used just now (a
+    restart, an outage, a lock held too long, a full disk): the request may succeed
+    if tried again, and nothing it did was committed."""
+    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.InternalClientError |
+                  asyncpg.exceptions.OperatorInterventionError |
+                  asyncpg.exceptions.InsufficientResourcesError):
+        return True
+    if isinstance(error, asyncpg.InterfaceError):
+        return "connection" in str(error) and "closed" in str(error)
+    if isinstance(error, sqlite3.OperationalError):
+        message = str(error).lower()
+        return any(words in message for words in _SQLITE_UNAVAILABLE)
+    if isinstance(error, ConnectionError | TimeoutError):
+        # Refused or reset connections are the database's only when its driver raised them
+        # (an HTTP call to Synapse fails with the same errors).
+        frames = error.__traceback__
+        while frames is not None:
+            if "/asyncpg/" in frames.tb_frame.f_code.co_filename:
+                return True
+            frames = frames.tb_next
+    return False

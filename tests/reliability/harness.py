@@ -147,7 +147,15 @@ class Harness:
     # -- what happened -------------------------------------------------------------------
 
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """The commerce database as it is now (`?` placeholders)."""
+        """The commerce database as it is now (`?` placeholders), either engine."""
+        url = self.config.database_url("commerce")
+        if url.startswith(("postgres://", "postgresql://")):
+            import psycopg2
+
+            with closing(psycopg2.connect(url, connect_timeout=10)) as conn, \
+                    conn.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), args)
+                return [tuple(row) for row in cursor.fetchall()]
         with closing(sqlite3.connect(self.commerce_db_path, timeout=30)) as conn:
             return conn.execute(sql, args).fetchall()
 

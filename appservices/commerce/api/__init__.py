@@ -19,6 +19,7 @@ from appservices.commerce.api import products as _product_routes
 from appservices.commerce.api import routes
 from appservices.commerce.api.openapi import openapi_document
 from appservices.commerce.errors import CommerceError
+from mercato.db import database_unavailable
 from mercato.logging import get_logger
 from mercato.web import json_error
 
@@ -28,6 +29,8 @@ API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+DATABASE_UNAVAILABLE = ("The shop database is not answering right now (it may be restarting); "
+                        "nothing was changed. Try again in a few seconds.")
 
 
 @web.middleware
@@ -59,7 +62,13 @@ async def api_errors(request: web.Request,
                                                  f"use {', '.join(sorted(e.allowed_methods))}")
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as e:
+        if database_unavailable(e):
+            log.warning("api.database_unavailable", path=request.path, method=request.method,
+                        error=f"{type(e).__name__}: {e}")
+            unavailable = json_error(503, "MERCATO_UNAVAILABLE", DATABASE_UNAVAILABLE)
+            unavailable.headers["Retry-After"] = "5"
+            return unavailable
         log.exception("api.failed", path=request.path, method=request.method)
         return json_error(500, "M_UNKNOWN", "Something went wrong on our side; nothing was "
                                             "changed. Try again, or tell the operator.")
