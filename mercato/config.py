@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH = Path("mercato.yaml")
 
@@ -122,6 +129,33 @@ class CommerceConfig(AppServiceConfig):
         return _check_prefix(value)
 
 
+class SmtpConfig(_Section):
+    """The mail server the contacts bridge sends email verification codes through."""
+
+    # Empty: the bridge does not verify email addresses itself.
+    host: str = ""
+    port: Port = 587
+    # "starttls" (port 587), "tls" (port 465) or "none" (a relay on this machine only).
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: str = ""
+    # The sender of the codes, such as mercato@example.org.
+    from_address: str = ""
+
+    @field_validator("from_address")
+    @classmethod
+    def _from_address(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+            raise ValueError("must be an email address such as mercato@example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> SmtpConfig:
+        if self.host and not self.from_address:
+            raise ValueError("from_address must be set when host is (the sender of the codes)")
+        return self
+
+
 class ContactsConfig(AppServiceConfig):
     port: Port = 8091
     bot_localpart: str = "contacts"
@@ -146,11 +180,26 @@ class ContactsConfig(AppServiceConfig):
     # Identifiers looked up per day: a real address book passes, enumeration does not.
     lookups_per_user_per_day: int = Field(default=25_000, ge=1)
     lookups_per_ip_per_day: int = Field(default=25_000, ge=1)
+    # How the bridge verifies the phone numbers and emails people opt in with, when the
+    # homeserver has not verified them already: codes by mail (smtp.host) and by SMS
+    # through a gateway that takes POST {"to": "+47…", "text": "…"} (sms_webhook_url,
+    # with sms_webhook_token as a Bearer token if set). Left empty, opt-ins by that
+    # medium need the homeserver's verification.
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    sms_webhook_url: str = ""
+    sms_webhook_token: str = ""
 
     @field_validator("user_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         return _check_prefix(value)
+
+    @field_validator("sms_webhook_url")
+    @classmethod
+    def _webhook(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http:// or https:// URL (or empty: no SMS codes)")
+        return value
 
 
 class ShopbotConfig(_Section):

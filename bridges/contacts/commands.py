@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridges.contacts import summary
+from bridges.contacts import summary, verification
 from bridges.contacts.db import store
 from bridges.contacts.discovery import Discovery, QuotaExceeded
 from bridges.contacts.importers import Medium
@@ -23,6 +24,7 @@ from bridges.contacts.normalise import (
     normalise_phone,
     parse_region,
 )
+from bridges.contacts.verification import CodeSender
 from mercato.commands import (
     ArgumentError,
     CommandError,
@@ -34,9 +36,6 @@ from mercato.commands import (
     one_of,
 )
 from mercato.db import Database
-
-UNVERIFIED = ("It is your own claim: I cannot check numbers or addresses yet (no code is "
-              "sent), so people who find you this way see that it is not verified.")
 
 
 @dataclass
@@ -52,6 +51,10 @@ class ContactsContext(Context):
     converted: list[store.Invite] = field(default_factory=list)
     # Set by a command whose text held a phone number or address, so it can be scrubbed.
     held_identifier: bool = False
+    # How opt-ins are verified: the homeserver's verified third-party IDs of a user, and
+    # the bridge's own codes. Without them, an identifier cannot be verified here.
+    homeserver_verified: Callable[[str], Awaitable[set[tuple[Medium, str]]]] | None = None
+    codes: CodeSender | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,14 +94,47 @@ findable = registry.group("findable", default="status",
                           help="let people who have your phone number or email find you here")
 
 
-def _claim_reply(outcome: str, what: str) -> str:
+async def _opt_in(ctx: ContactsContext, medium: Medium, value: str, what: str) -> str:
+    """Findable at once if the homeserver verified it; else a code to verify it."""
+    owner = await ctx.finder.owner(medium, value)
+    if owner is not None and owner != ctx.sender:
+        raise CommandError(f"Another account has already verified {what}, so I did not add "
+                           "it. If it is yours, ask the operator of this server.")
+    if owner == ctx.sender:
+        return f"You could already be found by {what}." + await _converted(
+            ctx, medium, ctx.finder.hasher.digest(medium, value))
+    if ctx.homeserver_verified and (medium, value) in await ctx.homeserver_verified(ctx.sender):
+        outcome = await ctx.finder.opt_in(ctx.sender, medium, value)
+        return _verified_reply(outcome, what, "your homeserver account lists it as verified") \
+            + await _converted(ctx, medium, ctx.finder.hasher.digest(medium, value))
+    if ctx.codes is None or not ctx.codes.can_send(medium):
+        raise CommandError(verification.not_configured(medium))
+    try:
+        code = await ctx.finder.new_code(ctx.sender, medium, value)
+    except QuotaExceeded:
+        raise CommandError("I have sent as many codes today as a day allows (to you, or to "
+                           "that number or address); try again tomorrow.") from None
+    try:
+        await ctx.codes.send(medium, value, code)
+    except verification.SendFailed as e:
+        await ctx.finder.forget_code(ctx.sender, medium, value)
+        raise CommandError(f"I could not send you a code: {e}. Nothing was kept; try again "
+                           "in a while.") from None
+    by = "an SMS" if medium is Medium.PHONE else "an email"
+    minutes = verification.CODE_TTL_MS // 60_000
+    return (f"I sent {by} with a {verification.CODE_DIGITS}-digit code to {what}. Type "
+            f"`verify` and the code (for example `verify 123456`) within {minutes} minutes; "
+            "until then no one can find you by it.")
+
+
+def _verified_reply(outcome: str, what: str, how: str) -> str:
     if outcome == "taken":
-        raise CommandError(f"Another account already says {what} is theirs, so I did not add "
+        raise CommandError(f"Another account has already verified {what}, so I did not add "
                            "it. If it is yours, ask the operator of this server.")
     if outcome == "already":
         return f"You could already be found by {what}."
-    return (f"Done: people who have {what} in their contacts can now find you here. "
-            f"{UNVERIFIED} Type `findable off` to stop.")
+    return (f"Done: {how}, and people who have {what} in their contacts can now find you "
+            "here. Type `findable off` to stop.")
 
 
 @findable.command("phone", help="be found by your phone number", direct_only=True,
@@ -110,9 +146,7 @@ async def findable_phone(ctx: ContactsContext, number: str) -> str:
         e164 = normalise_phone(number, await region_for(ctx))
     except InvalidIdentifier as e:
         raise CommandError(f"I cannot use that number: {e}.") from None
-    outcome = await ctx.finder.opt_in(ctx.sender, Medium.PHONE, e164)
-    answer = _claim_reply(outcome, f"your number ({mask_phone(e164)})")
-    return answer + await _converted(ctx, outcome, Medium.PHONE, e164)
+    return await _opt_in(ctx, Medium.PHONE, e164, f"your number ({mask_phone(e164)})")
 
 
 @findable.command("email", help="be found by your email address", direct_only=True,
@@ -124,16 +158,38 @@ async def findable_email(ctx: ContactsContext, address: str) -> str:
         email = normalise_email(address)
     except InvalidIdentifier as e:
         raise CommandError(f"I cannot use that address: {e}.") from None
-    outcome = await ctx.finder.opt_in(ctx.sender, Medium.EMAIL, email)
-    answer = _claim_reply(outcome, f"your address ({mask_email(email)})")
-    return answer + await _converted(ctx, outcome, Medium.EMAIL, email)
+    return await _opt_in(ctx, Medium.EMAIL, email, f"your address ({mask_email(email)})")
 
 
-async def _converted(ctx: ContactsContext, outcome: str, medium: Medium, value: str) -> str:
+def _code(value: str) -> str:
+    code = "".join(ch for ch in value if ch not in " -")
+    if not (code.isascii() and code.isdigit() and len(code) == verification.CODE_DIGITS):
+        raise ArgumentError(f"the code has {verification.CODE_DIGITS} digits, such as 123456")
+    return code
+
+
+@registry.command("verify", help="confirm your phone number or email with the code I sent",
+                  direct_only=True, examples=("verify 123456",))
+@argument("code", parser=_code, rest=True, help="the code from the SMS or email")
+async def verify(ctx: ContactsContext, code: str) -> str:
+    verified = await ctx.finder.check_code(ctx.sender, code)
+    if verified is None:
+        left = await ctx.finder.tries_left(ctx.sender)
+        if left:
+            raise CommandError(f"That code is not right. You can try {left} more time(s), or "
+                               "type `findable phone …` or `findable email …` again for a "
+                               "new code.")
+        raise CommandError("I have no code waiting for that (it expired, or was tried too "
+                           "often). Type `findable phone …` or `findable email …` for a new "
+                           "one.")
+    what = "your number" if verified.medium is Medium.PHONE else "your address"
+    return _verified_reply(verified.outcome, what, f"{what} is verified") + \
+        await _converted(ctx, verified.medium, verified.digest)
+
+
+async def _converted(ctx: ContactsContext, medium: Medium, digest: str) -> str:
     """Convert the invites of an identifier the sender is now findable by."""
-    if outcome not in ("added", "already"):
-        return ""
-    ctx.converted = await ctx.finder.convert_invites(ctx.sender, medium, value)
+    ctx.converted = await ctx.finder.convert_invites_of(ctx.sender, medium, digest)
     inviters = list(dict.fromkeys(invite.inviter for invite in ctx.converted))
     if not inviters:
         return ""
@@ -156,16 +212,23 @@ async def findable_off(ctx: ContactsContext, what: str | None) -> str:
 @findable.command("status", help="what people can find you by")
 async def findable_status(ctx: ContactsContext) -> str:
     counts = await ctx.finder.status(ctx.sender)
+    unverified = sum((await store.findable_counts(ctx.database, ctx.sender,
+                                                  verified=False)).values())
+    waiting = ("" if not unverified else
+               f" {unverified} identifier(s) you opted in with before I verified them "
+               "cannot be found until you verify them: type `findable phone …` or "
+               "`findable email …` again.")
     if not counts:
         return ("No one can find you by a phone number or email. To change that, type "
-                "`findable phone +4741234567` or `findable email me@example.org`.")
+                "`findable phone +4741234567` or `findable email me@example.org`." + waiting)
     parts = []
     if counts.get(Medium.PHONE.value):
         parts.append(f"{counts[Medium.PHONE.value]} phone number(s)")
     if counts.get(Medium.EMAIL.value):
         parts.append(f"{counts[Medium.EMAIL.value]} email address(es)")
     return (f"People who have them in their contacts can find you by {' and '.join(parts)} "
-            "(I keep only keyed hashes, so I cannot show them). Type `findable off` to stop.")
+            "(I keep only keyed hashes, so I cannot show them). Type `findable off` to stop."
+            + waiting)
 
 
 # -- region -------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ runs and returns Matrix IDs of opted-in users. Logs carry counts and user IDs on
 
 from __future__ import annotations
 
+import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from bridges.contacts import policy
+from bridges.contacts import policy, verification
 from bridges.contacts.db import store
 from bridges.contacts.db.store import QuotaExceeded
 from bridges.contacts.hashing import IdentifierHasher, LookupHash
@@ -24,7 +25,7 @@ from mercato.logging import get_logger
 log = get_logger(__name__)
 
 __all__ = ["ContactImport", "Discovery", "ImportOutcome", "Match", "QuotaExceeded",
-           "Refused"]
+           "Refused", "Verified"]
 
 
 class Refused(Exception):
@@ -33,6 +34,15 @@ class Refused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Verified:
+    """An identifier a code verified: its kind, keyed hash, and the opt-in's outcome."""
+
+    medium: Medium
+    digest: str
+    outcome: str  # as Discovery.opt_in
 
 
 @dataclass(frozen=True)
@@ -111,11 +121,59 @@ class Discovery:
     # -- opting in and out --------------------------------------------------------------
 
     async def opt_in(self, user_id: str, medium: Medium, normalised: str) -> str:
-        """'added', 'already' or 'taken' (claimed by another account)."""
-        outcome = await store.add_findable(self.db, self.hasher.digest(medium, normalised),
-                                           user_id, medium.value)
-        log.info("findable.opt_in", user_id=user_id, medium=medium.value, outcome=outcome)
+        """A verified identifier: 'added', 'already' or 'taken' (another account's)."""
+        return await self._opt_in_digest(user_id, medium.value,
+                                         self.hasher.digest(medium, normalised))
+
+    async def _opt_in_digest(self, user_id: str, medium: str, digest: str) -> str:
+        outcome = await store.add_findable(self.db, digest, user_id, medium)
+        log.info("findable.opt_in", user_id=user_id, medium=medium, outcome=outcome)
         return outcome
+
+    def owner(self, medium: Medium, normalised: str) -> Awaitable[str | None]:
+        """Who can be found by this identifier (verified opt-ins only)."""
+        return store.findable_owner(self.db, self.hasher.digest(medium, normalised))
+
+    # -- verification codes ---------------------------------------------------------------
+
+    async def new_code(self, user_id: str, medium: Medium, normalised: str) -> str:
+        """A code to send to the identifier, stored as an HMAC; QuotaExceeded past the
+        day's codes for this user or this identifier."""
+        digest = self.hasher.digest(medium, normalised)
+        now = self.clock()
+        await store.charge(self.db, [
+            ("codes", f"codes:{user_id}", verification.CODES_PER_USER_PER_DAY),
+            ("codes", f"codes:{digest}", verification.CODES_PER_IDENTIFIER_PER_DAY),
+        ], policy.window_start(now), 1, policy.retry_after(now))
+        code = verification.new_code()
+        await store.add_code(self.db, user_id, digest, medium.value,
+                             self.hasher.code_hash(user_id, digest, code),
+                             store.now_ms() + verification.CODE_TTL_MS)
+        return code
+
+    async def forget_code(self, user_id: str, medium: Medium, normalised: str) -> None:
+        await store.remove_code(self.db, user_id, self.hasher.digest(medium, normalised))
+
+    async def check_code(self, user_id: str, code: str) -> Verified | None:
+        """The identifier this code verifies (now findable), or None (a wrong try counted)."""
+        pending = await store.pending_codes(self.db, user_id)
+        matched = None
+        for candidate in pending:  # every candidate compared, in constant time
+            expected = self.hasher.code_hash(user_id, candidate.digest, code)
+            if hmac.compare_digest(expected, candidate.code_hash) and matched is None:
+                matched = candidate
+        if matched is None:
+            await store.count_wrong_code(self.db, user_id, verification.MAX_ATTEMPTS)
+            log.info("verification.wrong_code", user_id=user_id, pending=len(pending))
+            return None
+        await store.remove_code(self.db, user_id, matched.digest)
+        outcome = await self._opt_in_digest(user_id, matched.medium, matched.digest)
+        log.info("verification.verified", user_id=user_id, medium=matched.medium)
+        return Verified(Medium(matched.medium), matched.digest, outcome)
+
+    async def tries_left(self, user_id: str) -> int:
+        pending = await store.pending_codes(self.db, user_id)
+        return max((verification.MAX_ATTEMPTS - p.attempts for p in pending), default=0)
 
     async def opt_out(self, user_id: str, medium: Medium | None = None,
                       normalised: str | None = None) -> int:
@@ -128,8 +186,12 @@ class Discovery:
     async def convert_invites(self, user_id: str, medium: Medium,
                               normalised: str) -> list[store.Invite]:
         """Invites of this identifier that `user_id`, now findable by it, converts."""
-        converted = await store.convert_invites(self.db, self.hasher.digest(medium, normalised),
-                                                user_id)
+        return await self.convert_invites_of(user_id, medium,
+                                             self.hasher.digest(medium, normalised))
+
+    async def convert_invites_of(self, user_id: str, medium: Medium,
+                                 digest: str) -> list[store.Invite]:
+        converted = await store.convert_invites(self.db, digest, user_id)
         for invite in converted:
             log.info("invite.converted", inviter=invite.inviter, user_id=user_id,
                      medium=medium.value)

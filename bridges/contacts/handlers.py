@@ -32,6 +32,7 @@ from bridges.contacts.importers import ImportFailed
 from bridges.contacts.importers.model import safe_label
 from bridges.contacts.links import bridge_public_url, matrix_to
 from bridges.contacts.media import MediaError, TooLarge, stream_media
+from bridges.contacts.verification import CodeSender, HomeserverThreepids
 from mercato.commands import Reply, strip_reply_fallback
 from mercato.config import MercatoConfig
 from mercato.db import Database
@@ -94,9 +95,13 @@ def _content(reply: Reply, reply_to: str | None) -> dict[str, Any]:
 
 
 class ContactsHandlers:
-    def __init__(self, bridge: BridgeMatrix, discovery: Discovery) -> None:
+    def __init__(self, bridge: BridgeMatrix, discovery: Discovery, *,
+                 codes: CodeSender | None = None,
+                 threepids: HomeserverThreepids | None = None) -> None:
         self.bridge = bridge
         self.discovery = discovery
+        self.codes = codes
+        self.threepids = threepids
 
     @property
     def config(self) -> MercatoConfig:
@@ -128,7 +133,10 @@ class ContactsHandlers:
                               direct=await self.bridge.is_direct(RoomID(room_id)),
                               db=self.bridge.db, discovery=self.discovery,
                               default_region=self.config.contacts.default_region,
-                              public_url=bridge_public_url(self.config))
+                              public_url=bridge_public_url(self.config),
+                              homeserver_verified=self.threepids.verified
+                              if self.threepids else None,
+                              codes=self.codes)
         outcome = await registry.dispatch(strip_reply_fallback(content["body"]), ctx)
         if outcome is None:
             return
@@ -245,5 +253,6 @@ class ContactsHandlers:
     async def prune(self) -> None:
         await store.prune_summaries(self.bridge.db, store.now_ms() - SUMMARY_RETENTION_MS)
         await store.prune_tokens(self.bridge.db)
+        await store.prune_codes(self.bridge.db)
         await store.prune_quotas(self.bridge.db,
                                  policy.window_start(time.time()) - policy.DAY_SECONDS)

@@ -52,3 +52,8 @@ class IdentifierHasher:
 
     def digest(self, medium: Medium, normalised: str) -> StoredDigest:
         return self.stored(self.lookup_hash(medium, normalised))
+
+    def code_hash(self, user_id: str, digest: str, code: str) -> str:
+        """A verification code as stored: keyed, and bound to who asked and for what."""
+        message = "\0".join(("verification-code", user_id, digest, code)).encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()

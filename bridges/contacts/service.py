@@ -23,6 +23,7 @@ from bridges.contacts.discovery import Discovery
 from bridges.contacts.handlers import ContactsHandlers
 from bridges.contacts.hashing import IdentifierHasher
 from bridges.contacts.policy import Limits
+from bridges.contacts.verification import CodeSender, HomeserverThreepids
 from mercato.config import MercatoConfig
 from mercato.db import is_postgres
 from mercato.logging import get_logger
@@ -47,7 +48,11 @@ class ContactsBridge(MercatoAppService):
         settings = config.contacts
         self.hasher = IdentifierHasher(settings.hmac_secret, settings.lookup_pepper)
         self.discovery = Discovery(self.db, self.hasher, Limits.of(settings))
-        self.handlers = ContactsHandlers(self, self.discovery)
+        self.handlers = ContactsHandlers(
+            self, self.discovery,
+            codes=CodeSender(settings, config.server_name, self.http_session),
+            threepids=HomeserverThreepids(config.homeserver_url, config.server_name,
+                                          settings.as_token, self.http_session))
         self._http: aiohttp.ClientSession | None = None
         self._last_prune = 0.0
         add_api_routes(self.app, ApiContext(self.db, self.discovery, config, self.http_session))

@@ -9,6 +9,7 @@ from mercato.devnet import RunningNetwork, network_running, write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import Certificate, self_signed_certificate
 from tests.integration.shop_helpers import Api
+from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 
 @pytest.fixture(scope="session")
@@ -18,12 +19,24 @@ def shop_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 
 
 @pytest.fixture(scope="session")
-def network(tmp_path_factory: pytest.TempPathFactory,
-            shop_certificate: Certificate) -> Iterator[RunningNetwork]:
+def code_sinks() -> Iterator[tuple[SmsGateway, MailSink]]:
+    """Where the contacts bridge sends verification codes: an SMS gateway and a mail server."""
+    sms, mail = SmsGateway(token="test-sms-gateway-token").start(), MailSink().start()
+    try:
+        yield sms, mail
+    finally:
+        sms.stop()
+        mail.stop()
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory: pytest.TempPathFactory, shop_certificate: Certificate,
+            code_sinks: tuple[SmsGateway, MailSink]) -> Iterator[RunningNetwork]:
     """The whole Mercato network, started once for the test session."""
     base = tmp_path_factory.mktemp("network")
     with network_running(write_test_config(
-            base, commerce={"domain_proof_ca_file": str(shop_certificate.cert)})) as running:
+            base, commerce={"domain_proof_ca_file": str(shop_certificate.cert)},
+            contacts=contacts_settings(*code_sinks))) as running:
         yield running
 
 

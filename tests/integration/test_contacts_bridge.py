@@ -17,6 +17,7 @@ import pytest
 from mercato.devnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
+from tests.verification_sinks import MailSink, SmsGateway
 
 
 def _reply_to(event_id: str, sender: str) -> Callable[[dict[str, Any]], bool]:
@@ -42,6 +43,20 @@ async def command(client: MatrixClient, network: RunningNetwork, room_id: str,
     bot = network.config.user_id(network.config.contacts.bot_localpart)
     sent = await client.send_text(room_id, text)
     return await client.wait_for_message(room_id, _reply_to(sent, bot), timeout=60)
+
+
+async def become_findable(client: MatrixClient, network: RunningNetwork, room_id: str,
+                          sinks: tuple[SmsGateway, MailSink], text: str,
+                          to: str) -> dict[str, Any]:
+    """`findable phone …` or `findable email …`, then `verify` with the code that arrives
+    by SMS or mail at `to` (E.164, or the address); returns the bot's answer to `verify`."""
+    sms, mail = sinks
+    sink: SmsGateway | MailSink = sms if to.startswith("+") else mail
+    before = len(sink.sent_to(to))
+    reply = await command(client, network, room_id, text)
+    assert "I sent" in reply["content"]["body"], reply["content"]["body"]
+    code = await sink.code_for(to, after=before)
+    return await command(client, network, room_id, f"verify {code}")
 
 
 async def upload(client: MatrixClient, data: bytes, content_type: str) -> str:
@@ -124,7 +139,8 @@ def vcard(cards: list[tuple[str, str, str | None]]) -> bytes:
 
 @pytest.mark.single_profile  # searches the SQLite files for the numbers
 async def test_a_vcard_finds_only_opted_in_people_and_keeps_no_numbers(
-        network: RunningNetwork, http: aiohttp.ClientSession) -> None:
+        network: RunningNetwork, http: aiohttp.ClientSession,
+        code_sinks: tuple[SmsGateway, MailSink]) -> None:
     bot = network.config.user_id(network.config.contacts.bot_localpart)
     ola = await new_user(network, http, "ola")
     kari = await new_user(network, http, "kari")
@@ -133,16 +149,23 @@ async def test_a_vcard_finds_only_opted_in_people_and_keeps_no_numbers(
     kari_e164, kari_raw = unique_number("9")
     stranger_e164, stranger_raw = unique_number("4")
 
-    # Ola opts in to be found by his number; Kari does not.
+    # Ola opts in to be found by his number, verified with the code sent to it; Kari
+    # asks for a code but never types it, so she stays unfindable.
     ola_room = await open_bridge_dm(ola, network)
-    reply = await command(ola, network, ola_room, f"findable phone {ola_raw}")
-    assert "can now find you" in reply["content"]["body"]
-    assert ola_e164[-6:] not in reply["content"]["body"]
+    asked_at = await command(ola, network, ola_room, f"findable phone {ola_raw}")
+    assert "I sent an SMS" in asked_at["content"]["body"]
+    assert ola_e164[-6:] not in asked_at["content"]["body"]
     # The bot takes Ola's message with his number out of the chat.
-    asked = reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
+    asked = asked_at["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
     await ola.wait_for_message(ola_room, lambda e: e["event_id"] == asked
                                and not e.get("content") and "redacted_because"
                                in e.get("unsigned", {}))
+    code = await code_sinks[0].code_for(ola_e164)
+    reply = await command(ola, network, ola_room, f"verify {code}")
+    assert "can now find you" in reply["content"]["body"]
+    kari_room = await open_bridge_dm(kari, network)
+    reply = await command(kari, network, kari_room, f"findable phone {kari_raw}")
+    assert "I sent an SMS" in reply["content"]["body"]
 
     # The importer sends an address book holding both numbers (and a stranger's).
     room_id = await open_bridge_dm(importer, network)

@@ -14,10 +14,11 @@ from mercato.devnet import RunningNetwork
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import (
     assert_nowhere,
-    command,
+    become_findable,
     open_bridge_dm,
     unique_number,
 )
+from tests.verification_sinks import MailSink, SmsGateway
 
 # Until `contacts` is registered in mercato/cli.py, mount it the same way here.
 CLI = ("from mercato.cli import cli; from mercato.cli_contacts import contacts; "
@@ -31,12 +32,12 @@ def mercato(network: RunningNetwork, *args: str) -> subprocess.CompletedProcess[
 
 
 async def test_cli_import_lists_who_is_here(network: RunningNetwork,
-                                            http: aiohttp.ClientSession,
-                                            tmp_path: Path) -> None:
+                                            http: aiohttp.ClientSession, tmp_path: Path,
+                                            code_sinks: tuple[SmsGateway, MailSink]) -> None:
     friend = await new_user(network, http, "clifriend")
     room_id = await open_bridge_dm(friend, network)
     e164, raw = unique_number("9")
-    await command(friend, network, room_id, f"findable phone {raw}")
+    await become_findable(friend, network, room_id, code_sinks, f"findable phone {raw}", e164)
     other_e164, other_raw = unique_number("4")
     book = tmp_path / "book.csv"
     national = raw.removeprefix("+47 ")

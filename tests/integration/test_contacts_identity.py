@@ -15,7 +15,13 @@ import aiohttp
 from mercato.devnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
-from tests.integration.test_contacts_bridge import command, open_bridge_dm, unique_number
+from tests.integration.test_contacts_bridge import (
+    become_findable,
+    command,
+    open_bridge_dm,
+    unique_number,
+)
+from tests.verification_sinks import MailSink, SmsGateway
 
 
 def spec_hash(address: str, medium: str, pepper: str) -> str:
@@ -44,8 +50,9 @@ class IdentityClient:
         self.token = body["token"]
 
 
-async def test_lookup_finds_a_user_only_after_opt_in(network: RunningNetwork,
-                                                     http: aiohttp.ClientSession) -> None:
+async def test_lookup_finds_a_user_only_after_opt_in(
+        network: RunningNetwork, http: aiohttp.ClientSession,
+        code_sinks: tuple[SmsGateway, MailSink]) -> None:
     seeker = await new_user(network, http, "seeker")
     target = await new_user(network, http, "target")
     identity = IdentityClient(http, network)
@@ -68,8 +75,14 @@ async def test_lookup_finds_a_user_only_after_opt_in(network: RunningNetwork,
 
     room_id = await open_bridge_dm(target, network)
     reply = await command(target, network, room_id, f"findable email {email}")
+    assert "I sent an email" in reply["content"]["body"]
+    # Asked for, not yet verified: not found.
+    assert await identity.call("POST", "/lookup", lookup) == (200, {"mappings": {}})
+    code = await code_sinks[1].code_for(email.lower())
+    reply = await command(target, network, room_id, f"verify {code}")
     assert "can now find you" in reply["content"]["body"]
-    reply = await command(target, network, room_id, f"findable phone {raw}")
+    reply = await become_findable(target, network, room_id, code_sinks,
+                                  f"findable phone {raw}", e164)
     assert "can now find you" in reply["content"]["body"]
     status, found = await identity.call("POST", "/lookup", lookup)
     assert status == 200

@@ -13,14 +13,17 @@ from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import (
     _phone_forms,
     assert_nowhere,
+    become_findable,
     command,
     open_bridge_dm,
     unique_number,
 )
+from tests.verification_sinks import MailSink, SmsGateway
 
 
 async def test_an_invite_link_leads_to_a_chat_when_the_invited_person_joins(
-        network: RunningNetwork, http: aiohttp.ClientSession) -> None:
+        network: RunningNetwork, http: aiohttp.ClientSession,
+        code_sinks: tuple[SmsGateway, MailSink]) -> None:
     bot = network.config.user_id(network.config.contacts.bot_localpart)
     inviter = await new_user(network, http, "inviter")
     e164, raw = unique_number("9")
@@ -42,7 +45,8 @@ async def test_an_invite_link_leads_to_a_chat_when_the_invited_person_joins(
     # The invited person joins and opts in with the number they were invited at.
     newcomer = await new_user(network, http, "newcomer")
     new_room = await open_bridge_dm(newcomer, network)
-    answer = await command(newcomer, network, new_room, f"findable phone {raw}")
+    answer = await become_findable(newcomer, network, new_room, code_sinks,
+                                   f"findable phone {raw}", e164)
     assert "You were invited here by" in answer["content"]["body"]
     assert f"https://matrix.to/#/{inviter.user_id}" in answer["content"]["body"]
     told = await inviter.wait_for_message(

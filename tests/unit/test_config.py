@@ -162,6 +162,13 @@ def test_missing_file_without_create_says_how_to_make_one(tmp_path: Path) -> Non
         ({"commerce": {"as_token": "short"}}, "commerce.as_token", "at least 16"),
         ({"synapse": {"relaxed_rate_limits": "perhaps"}}, "synapse.relaxed_rate_limits",
          "boolean"),
+        ({"contacts": {"smtp": {"host": "mail.example.org"}}}, "contacts.smtp",
+         "from_address must be set"),
+        ({"contacts": {"smtp": {"from_address": "nobody"}}}, "contacts.smtp.from_address",
+         "email address"),
+        ({"contacts": {"smtp": {"security": "ssl"}}}, "contacts.smtp.security", "'starttls'"),
+        ({"contacts": {"sms_webhook_url": "sms.example.org"}}, "contacts.sms_webhook_url",
+         "https://"),
     ],
 )
 def test_bad_value_is_refused_naming_key_and_what_is_allowed(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bridges.contacts.commands import ContactsContext, registry
@@ -15,7 +16,10 @@ from bridges.contacts.hashing import IdentifierHasher
 from bridges.contacts.importers import ImportReport, Medium
 from bridges.contacts.policy import Limits
 from bridges.contacts.summary import chat_links, import_summary
+from bridges.contacts.verification import MAX_ATTEMPTS, CodeSender
+from mercato.config import parse_config
 from mercato.db import Database, open_database
+from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 ME, OLA = "@me:localhost", "@ola:localhost"
 ROOM = "!dm:localhost"
@@ -39,31 +43,131 @@ def discovery(db: Database) -> Discovery:
                      LIMITS)
 
 
+@pytest.fixture(scope="module")
+def sinks() -> Iterator[tuple[SmsGateway, MailSink]]:
+    sms, mail = SmsGateway(token="gateway-token").start(), MailSink().start()
+    try:
+        yield sms, mail
+    finally:
+        sms.stop()
+        mail.stop()
+
+
+@pytest.fixture
+async def codes(sinks: tuple[SmsGateway, MailSink]) -> AsyncIterator[CodeSender]:
+    config = parse_config({"contacts": contacts_settings(*sinks)})
+    async with aiohttp.ClientSession() as session:
+        yield CodeSender(config.contacts, "localhost", lambda: session)
+
+
 async def say(text: str, db: Database, discovery: Discovery, *, sender: str = ME,
-              direct: bool = True) -> tuple[str, ContactsContext]:
+              direct: bool = True, codes: CodeSender | None = None,
+              homeserver: set[tuple[Medium, str]] | None = None) -> tuple[str, ContactsContext]:
+    async def homeserver_verified(user_id: str) -> set[tuple[Medium, str]]:
+        return homeserver or set()
+
     ctx = ContactsContext(sender=sender, room_id=ROOM, direct=direct, db=db,
-                          discovery=discovery)
+                          discovery=discovery, codes=codes,
+                          homeserver_verified=homeserver_verified)
     outcome = await registry.dispatch(text, ctx)
     assert outcome is not None
     return outcome.reply.text, ctx
 
 
-async def test_findable_phone_and_email(db: Database, discovery: Discovery) -> None:
-    reply, ctx = await say("findable phone +47 412 34 567", db, discovery)
-    assert "can now find you" in reply and "not verified" in reply
+async def test_findable_phone_and_email_after_a_code(
+        db: Database, discovery: Discovery, codes: CodeSender,
+        sinks: tuple[SmsGateway, MailSink]) -> None:
+    sms, mail = sinks
+    reply, ctx = await say("findable phone +47 412 34 567", db, discovery, codes=codes)
+    assert "I sent an SMS with a 6-digit code" in reply
     assert "412" not in reply and "4741234567" not in reply  # only "ending …67"
     assert ctx.held_identifier
-    reply, _ = await say("findable email Ola@Example.NO", db, discovery)
-    assert "can now find you" in reply and "ola@" not in reply.lower()
+    assert await discovery.status(ME) == {}  # not findable until verified
+    reply, _ = await say(f"verify {await sms.code_for('+4741234567')}", db, discovery)
+    assert "your number is verified" in reply and "can now find you" in reply
+    reply, _ = await say("findable email Ola@Example.NO", db, discovery, codes=codes)
+    assert "I sent an email" in reply and "ola@" not in reply.lower()
+    reply, _ = await say(f"verify {await mail.code_for('ola@example.no')}", db, discovery)
+    assert "can now find you" in reply
     reply, _ = await say("findable", db, discovery)
     assert "1 phone number(s) and 1 email address(es)" in reply
-    reply, _ = await say("findable phone +47 412 34 567", db, discovery, sender=OLA)
-    assert "Another account" in reply
+    reply, _ = await say("findable phone +47 412 34 567", db, discovery, sender=OLA,
+                         codes=codes)
+    assert "Another account has already verified" in reply
     reply, _ = await say("findable off phone", db, discovery)
     assert "forgot 1" in reply
     reply, _ = await say("findable off", db, discovery)
     assert "forgot 1" in reply
     assert await discovery.status(ME) == {}
+
+
+async def test_codes_are_few_tries_expire_and_are_stored_hashed(
+        db: Database, discovery: Discovery, codes: CodeSender,
+        sinks: tuple[SmsGateway, MailSink], tmp_path: Path) -> None:
+    sms, _mail = sinks
+    reply, _ = await say("verify 000000", db, discovery)
+    assert "no code waiting" in reply
+    await say("findable phone +4741234500", db, discovery, codes=codes)
+    code = await sms.code_for("+4741234500")
+    raw = (tmp_path / "contacts.db").read_bytes()
+    assert code.encode() not in raw and b"41234500" not in raw
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    reply, _ = await say(f"verify {wrong}", db, discovery)
+    assert f"try {MAX_ATTEMPTS - 1} more time(s)" in reply
+    reply, _ = await say("verify 12 34", db, discovery)
+    assert "6 digits" in reply  # a usage error counts no try
+    for _ in range(MAX_ATTEMPTS - 1):
+        reply, _ = await say(f"verify {wrong}", db, discovery)
+    assert "no code waiting" in reply
+    reply, _ = await say(f"verify {code}", db, discovery)  # the right code, too late
+    assert "no code waiting" in reply and await discovery.status(ME) == {}
+    # A new code works; an expired one does not.
+    await say("findable phone +4741234500", db, discovery, codes=codes)
+    code = await sms.code_for("+4741234500", after=1)
+    await db.execute("UPDATE verification SET expires_at=1")
+    reply, _ = await say(f"verify {code}", db, discovery)
+    assert "no code waiting" in reply and await discovery.status(ME) == {}
+
+
+async def test_codes_per_day_and_a_failed_send(db: Database, discovery: Discovery,
+                                               codes: CodeSender) -> None:
+    for _ in range(3):
+        reply, _ = await say("findable phone +4741234511", db, discovery, codes=codes)
+        assert "I sent an SMS" in reply
+    reply, _ = await say("findable phone +4741234511", db, discovery, codes=codes)
+    assert "as many codes today as a day allows" in reply
+    broken = parse_config({"contacts": {"sms_webhook_url": "http://127.0.0.1:9/sms"}})
+    async with aiohttp.ClientSession() as session:
+        sender = CodeSender(broken.contacts, "localhost", lambda: session)
+        reply, _ = await say("findable phone +4741234522", db, discovery, codes=sender)
+    assert "could not send you a code" in reply and "could not be reached" in reply
+    assert len(await store.pending_codes(db, ME)) == 1  # only the number that got a code
+
+
+async def test_without_code_senders_the_operator_setting_is_named(
+        db: Database, discovery: Discovery) -> None:
+    reply, _ = await say("findable phone +4741234533", db, discovery)
+    assert "contacts.sms_webhook_url" in reply and "Nothing was kept" in reply
+    reply, _ = await say("findable email a@example.org", db, discovery)
+    assert "contacts.smtp.host" in reply
+    assert await store.pending_codes(db, ME) == [] and await discovery.status(ME) == {}
+
+
+async def test_opt_ins_from_before_verification_are_kept_but_not_found(
+        db: Database, discovery: Discovery, codes: CodeSender,
+        sinks: tuple[SmsGateway, MailSink]) -> None:
+    digest = discovery.hasher.digest(Medium.PHONE, "+4741234544")
+    await db.execute("INSERT INTO findable (digest, user_id, medium, verified, created_at)"
+                     " VALUES ($1, $2, 'msisdn', false, 1)", digest, OLA)
+    assert await store.owners_of(db, [digest]) == {}
+    reply, _ = await say("findable", db, discovery, sender=OLA)
+    assert "1 identifier(s) you opted in with before I verified them" in reply
+    assert (await store.stats(db))["findable_unverified"] == 1
+    # Someone who verifies the number takes it over from the unverified claim.
+    await say("findable phone +4741234544", db, discovery, codes=codes)
+    reply, _ = await say(f"verify {await sinks[0].code_for('+4741234544')}", db, discovery)
+    assert "can now find you" in reply
+    assert await store.owners_of(db, [digest]) == {digest: ME}
 
 
 async def test_findable_needs_a_direct_chat(db: Database, discovery: Discovery) -> None:
@@ -80,8 +184,9 @@ async def test_bad_numbers_and_regions_say_what_to_type(db: Database,
     assert "two letters such as NO" in reply
     reply, _ = await say("region no", db, discovery)
     assert "read as NO numbers" in reply
-    reply, _ = await say("findable phone 41234567", db, discovery)
-    assert "can now find you" in reply
+    reply, _ = await say("findable phone 41234567", db, discovery,
+                         homeserver={(Medium.PHONE, "+4741234567")})
+    assert "can now find you" in reply and "homeserver account lists it" in reply
     reply, _ = await say("region", db, discovery)
     assert "NO" in reply
     reply, _ = await say("region off", db, discovery)

@@ -32,21 +32,72 @@ class QuotaExceeded(Exception):
 # -- opt-ins ------------------------------------------------------------------------------
 
 async def findable_owner(db: Database, digest: str) -> str | None:
-    return await db.fetchval("SELECT user_id FROM findable WHERE digest=$1", digest)
+    """Who can be found by this identifier: a verified opt-in only."""
+    return await db.fetchval("SELECT user_id FROM findable WHERE digest=$1 AND verified",
+                             digest)
 
 
 async def add_findable(db: Database, digest: str, user_id: str, medium: str) -> str:
-    """Record an opt-in: 'added', 'already' (this user's), or 'taken' (another user's)."""
+    """Record a verified opt-in: 'added', 'already' (this user's), or 'taken' (another
+    user's, verified). An unverified claim (made before the bridge verified) gives way."""
     async with db.acquire() as conn, conn.transaction():
-        owner = await conn.fetchval("SELECT user_id FROM findable WHERE digest=$1", digest)
-        if owner == user_id:
-            return "already"
-        if owner is not None:
-            return "taken"
+        row = await conn.fetchrow("SELECT user_id, verified FROM findable WHERE digest=$1",
+                                  digest)
+        if row is not None and row["verified"]:
+            return "already" if row["user_id"] == user_id else "taken"
+        if row is not None:
+            await conn.execute("DELETE FROM findable WHERE digest=$1", digest)
         await conn.execute(
             "INSERT INTO findable (digest, user_id, medium, verified, created_at)"
-            " VALUES ($1, $2, $3, false, $4)", digest, user_id, medium, now_ms())
+            " VALUES ($1, $2, $3, true, $4)", digest, user_id, medium, now_ms())
     return "added"
+
+
+# -- verification codes -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PendingCode:
+    digest: str
+    medium: str
+    code_hash: str
+    attempts: int
+
+
+async def add_code(db: Database, user_id: str, digest: str, medium: str, code_hash: str,
+                   expires_at: int) -> None:
+    """A new code for this identifier replaces the one sent before (and its attempts)."""
+    await db.execute(
+        "INSERT INTO verification (user_id, digest, medium, code_hash, attempts, created_at,"
+        " expires_at) VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (user_id, digest)"
+        " DO UPDATE SET code_hash=excluded.code_hash, attempts=0,"
+        " created_at=excluded.created_at, expires_at=excluded.expires_at",
+        user_id, digest, medium, code_hash, now_ms(), expires_at)
+
+
+async def pending_codes(db: Database, user_id: str) -> list[PendingCode]:
+    rows = await db.fetch("SELECT digest, medium, code_hash, attempts FROM verification"
+                          " WHERE user_id=$1 AND expires_at > $2 ORDER BY created_at",
+                          user_id, now_ms())
+    return [PendingCode(row["digest"], row["medium"], row["code_hash"], int(row["attempts"]))
+            for row in rows]
+
+
+async def remove_code(db: Database, user_id: str, digest: str) -> None:
+    await db.execute("DELETE FROM verification WHERE user_id=$1 AND digest=$2",
+                     user_id, digest)
+
+
+async def count_wrong_code(db: Database, user_id: str, max_attempts: int) -> None:
+    """One more wrong attempt against each of the user's codes; used-up codes go."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE verification SET attempts = attempts + 1 WHERE user_id=$1",
+                           user_id)
+        await conn.execute("DELETE FROM verification WHERE user_id=$1 AND attempts >= $2",
+                           user_id, max_attempts)
+
+
+async def prune_codes(db: Database) -> None:
+    await db.execute("DELETE FROM verification WHERE expires_at <= $1", now_ms())
 
 
 async def remove_findable(db: Database, user_id: str, medium: str | None = None,
@@ -64,9 +115,10 @@ async def remove_findable(db: Database, user_id: str, medium: str | None = None,
     return int(count or 0)
 
 
-async def findable_counts(db: Database, user_id: str) -> dict[str, int]:
+async def findable_counts(db: Database, user_id: str, *,
+                          verified: bool = True) -> dict[str, int]:
     rows = await db.fetch("SELECT medium, COUNT(*) AS n FROM findable WHERE user_id=$1"
-                          " GROUP BY medium", user_id)
+                          " AND verified=$2 GROUP BY medium", user_id, verified)
     return {row["medium"]: int(row["n"]) for row in rows}
 
 
@@ -77,7 +129,8 @@ async def owners_of(db: Database, digests: Sequence[str]) -> dict[str, str]:
     for start in range(0, len(unique), BATCH):
         batch = unique[start:start + BATCH]
         marks = ", ".join(f"${i + 1}" for i in range(len(batch)))
-        rows = await db.fetch(f"SELECT digest, user_id FROM findable WHERE digest IN ({marks})",
+        rows = await db.fetch(f"SELECT digest, user_id FROM findable WHERE verified"
+                              f" AND digest IN ({marks})",
                               *batch)
         found.update({row["digest"]: row["user_id"] for row in rows})
     return found
@@ -251,8 +304,9 @@ async def record_run(db: Database, user_id: str, source: str, contacts: int, ide
 
 async def stats(db: Database) -> dict[str, Any]:
     findable = await db.fetch("SELECT medium, COUNT(*) AS n, COUNT(DISTINCT user_id) AS users"
-                              " FROM findable GROUP BY medium")
-    users = await db.fetchval("SELECT COUNT(DISTINCT user_id) FROM findable")
+                              " FROM findable WHERE verified GROUP BY medium")
+    users = await db.fetchval("SELECT COUNT(DISTINCT user_id) FROM findable WHERE verified")
+    unverified = await db.fetchval("SELECT COUNT(*) FROM findable WHERE NOT verified")
     runs = await db.fetch(
         "SELECT source, COUNT(*) AS runs, COALESCE(SUM(contacts), 0) AS contacts,"
         " COALESCE(SUM(identifiers), 0) AS identifiers, COALESCE(SUM(matched), 0) AS matched,"
@@ -261,9 +315,55 @@ async def stats(db: Database) -> dict[str, Any]:
     return {
         "findable_users": int(users or 0),
         "findable": {row["medium"]: int(row["n"]) for row in findable},
+        # Opt-ins from before the bridge verified: kept, but no one finds them.
+        "findable_unverified": int(unverified or 0),
         "imports": {row["source"]: {"runs": int(row["runs"]), "contacts": int(row["contacts"]),
                                     "identifiers": int(row["identifiers"]),
                                     "matched": int(row["matched"]),
                                     "refused": int(row["refused"] or 0)} for row in runs},
         "invites": await invite_stats(db),
     }
+
+
+# -- the Contacts space and the chats the bridge opened -----------------------------------
+
+async def space_of(db: Database, user_id: str) -> str | None:
+    return await db.fetchval("SELECT room_id FROM contacts_space WHERE user_id=$1", user_id)
+
+
+async def set_space(db: Database, user_id: str, room_id: str) -> None:
+    await db.execute("INSERT INTO contacts_space (user_id, room_id, created_at)"
+                     " VALUES ($1, $2, $3)", user_id, room_id, now_ms())
+
+
+async def chat_between(db: Database, user_id: str, other: str) -> str | None:
+    """The chat the bridge opened for these two, whichever of them asked."""
+    return await db.fetchval(
+        "SELECT room_id FROM opened_chat WHERE room_id IS NOT NULL AND"
+        " ((user_id=$1 AND other_user=$2) OR (user_id=$2 AND other_user=$1))"
+        " ORDER BY created_at LIMIT 1", user_id, other)
+
+
+async def add_opened_chat(db: Database, user_id: str, other: str, room_id: str) -> None:
+    await db.execute("INSERT INTO opened_chat (user_id, other_user, room_id, created_at)"
+                     " VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, other_user)"
+                     " DO UPDATE SET room_id=excluded.room_id",
+                     user_id, other, room_id, now_ms())
+
+
+async def mark_in_space(db: Database, user_id: str, room_id: str) -> None:
+    await db.execute("UPDATE opened_chat SET in_space_at=$1 WHERE user_id=$2 AND room_id=$3"
+                     " AND in_space_at IS NULL", now_ms(), user_id, room_id)
+
+
+async def chats_not_in_space(db: Database) -> list[tuple[str, str]]:
+    rows = await db.fetch("SELECT user_id, room_id FROM opened_chat WHERE room_id IS NOT NULL"
+                          " AND in_space_at IS NULL ORDER BY created_at")
+    return [(row["user_id"], row["room_id"]) for row in rows]
+
+
+async def is_opened_chat(db: Database, room_id: str, member: str) -> bool:
+    """Whether the bridge opened this room for a pair `member` belongs to."""
+    value = await db.fetchval("SELECT 1 FROM opened_chat WHERE room_id=$1 AND"
+                              " (user_id=$2 OR other_user=$2) LIMIT 1", room_id, member)
+    return value is not None

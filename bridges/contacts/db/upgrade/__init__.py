@@ -5,4 +5,10 @@ from mercato.db import UpgradeTable
 upgrade_table = UpgradeTable(version_table_name="contacts_version",
                              database_name="contacts bridge")
 
-from . import v01_initial, v02_discovery, v03_invites  # noqa: E402,F401  (register themselves)
+# They register themselves.
+from . import (  # noqa: E402,F401
+    v01_initial,
+    v02_discovery,
+    v03_invites,
+    v04_verified_space,
+)
