@@ -277,7 +277,9 @@ def merchants_verify(ctx: Context, slug: str) -> None:
 def main() -> None:
     from mercato.cli_catalog import catalog
     from mercato.cli_contacts import contacts
+    from mercato.cli_migrate import migrate_to_postgres
 
     cli.add_command(catalog)
     cli.add_command(contacts)
+    cli.add_command(migrate_to_postgres)
     cli()
