@@ -55,6 +55,10 @@ class ContactsContext(Context):
     # the bridge's own codes. Without them, an identifier cannot be verified here.
     homeserver_verified: Callable[[str], Awaitable[set[tuple[Medium, str]]]] | None = None
     codes: CodeSender | None = None
+    # Opens chats between the sender and these people (Matrix ID → room), each added to
+    # the sender's Contacts space; without it, `dm` answers with links.
+    open_chats: Callable[[list[str]], Awaitable[dict[str, str]]] | None = None
+    server_name: str = "localhost"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -194,8 +198,8 @@ async def _converted(ctx: ContactsContext, medium: Medium, digest: str) -> str:
     if not inviters:
         return ""
     links = "\n".join(f"• {who} — {matrix_to(who)}" for who in inviters)
-    return (f"\n\nYou were invited here by:\n{links}\nI told them you joined. Tap a link "
-            "and choose “Message” to start a chat with them (I am not in it).")
+    return (f"\n\nYou were invited here by:\n{links}\nI told them you joined and opened a "
+            "chat between you: look for the invitation (or tap a link and choose “Message”).")
 
 
 @findable.command("off", help="stop being findable (by everything, or by phone or email)",
@@ -262,7 +266,7 @@ def _who(value: str) -> str:
     return "all" if value.strip().lower() == "all" else matrix_user_id(value)
 
 
-@registry.command("dm", help="links to start chats with the people your last import found",
+@registry.command("dm", help="open chats with the people your last import found",
                   examples=("dm all", "dm @ola:example.org"))
 @argument("who", parser=_who, help="all, or a Matrix ID from the list")
 async def dm(ctx: ContactsContext, who: str) -> Reply:
@@ -270,11 +274,12 @@ async def dm(ctx: ContactsContext, who: str) -> Reply:
     if found is None:
         raise CommandError("Send me a contacts file (.vcf or .csv) first; then I can tell you "
                            "who of them is here.")
-    if who == "all":
-        return summary.chat_links(found.matches)
-    if who not in found.matches:
+    if who != "all" and who not in found.matches:
         raise CommandError(f"{who} was not among the people your last import found.")
-    return summary.chat_links([who])
+    people = found.matches if who == "all" else [who]
+    if ctx.open_chats is None:
+        return summary.chat_links(people)
+    return summary.opened_chats(await ctx.open_chats(people), len(people), ctx.server_name)
 
 
 IMPORT_TOKEN_TTL_MS = 3600 * 1000

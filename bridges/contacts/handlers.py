@@ -2,13 +2,13 @@
 
 - A file (vCard or CSV) is read as it streams from the media repository, matched, and
   answered with a summary; the matches are kept (as Matrix IDs) so that a ✅ reaction
-  or `dm all` can answer with links.
+  or `dm all` can open chats with them.
 - Text is a command (`findable phone …`, `region NO`, `dm all`, `help`).
 - Encrypted messages get a sentence saying the bot cannot read them.
 
-Chats between matched people are started by the people themselves, from matrix.to
-links: a room the bridge created would be the bot's room (the bot in it, its power
-levels, clients showing it as a chat with the bot), not a DM between the two.
+A confirmed match (✅, `dm …`) or a converted invite becomes a chat the bridge opens
+between the two people and lists in the asker's "Contacts" space (space.py); the bot
+leaves each chat once one of them joins, so it is theirs alone.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from bridges.contacts.importers import ImportFailed
 from bridges.contacts.importers.model import safe_label
 from bridges.contacts.links import bridge_public_url, matrix_to
 from bridges.contacts.media import MediaError, TooLarge, stream_media
+from bridges.contacts.space import ContactsSpaces
 from bridges.contacts.verification import CodeSender, HomeserverThreepids
 from mercato.commands import Reply, strip_reply_fallback
 from mercato.config import MercatoConfig
@@ -97,9 +99,11 @@ def _content(reply: Reply, reply_to: str | None) -> dict[str, Any]:
 class ContactsHandlers:
     def __init__(self, bridge: BridgeMatrix, discovery: Discovery, *,
                  codes: CodeSender | None = None,
-                 threepids: HomeserverThreepids | None = None) -> None:
+                 threepids: HomeserverThreepids | None = None,
+                 spaces: ContactsSpaces | None = None) -> None:
         self.bridge = bridge
         self.discovery = discovery
+        self.spaces = spaces
         self.codes = codes
         self.threepids = threepids
 
@@ -136,31 +140,58 @@ class ContactsHandlers:
                               public_url=bridge_public_url(self.config),
                               homeserver_verified=self.threepids.verified
                               if self.threepids else None,
-                              codes=self.codes)
+                              codes=self.codes, server_name=self.config.server_name,
+                              open_chats=self._chat_opener(sender))
         outcome = await registry.dispatch(strip_reply_fallback(content["body"]), ctx)
         if outcome is None:
             return
         log.info("command.done", command=outcome.command, ok=outcome.ok, sender=sender)
         await self.reply(room_id, outcome.reply, to=event_id, txn=f"reply.{event_id}")
         for invite in ctx.converted:
-            await self.tell_inviter(invite, sender)
+            await self.tell_inviter(invite, sender, await self._open_chat(invite.inviter,
+                                                                          sender))
         if ctx.held_identifier:
             await self._redact_quietly(room_id, event_id)
 
-    async def tell_inviter(self, invite: store.Invite, joined: str) -> None:
-        """The inviter learns who joined, with a link to start the chat.
+    def _chat_opener(self, user_id: str) -> Callable[[list[str]], Awaitable[dict[str, str]]] \
+            | None:
+        spaces = self.spaces
+        if spaces is None:
+            return None
 
-        Links rather than a room the bot creates: a room the bridge made would be the
-        bot's (module docstring); the newcomer got the inviter's link in their reply.
-        """
+        async def open_chats(others: list[str]) -> dict[str, str]:
+            return await spaces.open_chats(user_id, others)
+        return open_chats
+
+    async def _open_chat(self, user_id: str, other: str) -> str | None:
+        """A chat between the two in `user_id`'s Contacts space; None if it failed (the
+        links in the messages still let them start one)."""
+        if self.spaces is None:
+            return None
+        try:
+            return await self.spaces.open_chat(user_id, other)
+        except MatrixRequestError as e:
+            log.warning("chat.open_failed", user_id=user_id, other=other, errcode=e.errcode)
+            return None
+
+    async def tell_inviter(self, invite: store.Invite, joined: str,
+                           room_id: str | None = None) -> None:
+        """The inviter learns who joined, with the chat the bridge opened for them."""
         when = time.strftime("%d %b %Y", time.gmtime(invite.created_at / 1000))
+        if room_id:
+            link = summary.room_link(room_id, self.config.server_name)
+            how = (f"I opened a chat between you (in your “Contacts” space): {link} — "
+                   "accept the invitation to start.")
+            how_html = (f'I opened a <a href="{html.escape(link)}">chat between you</a> (in '
+                        "your “Contacts” space): accept the invitation to start.")
+        else:
+            how = how_html = ("Tap the link and choose “Message” to start a chat; I gave "
+                              "them a link to you too.")
         text = (f"Someone you invited on {when} has joined: {joined} — {matrix_to(joined)}. "
-                "Tap the link and choose “Message” to start a chat; I gave them a link to "
-                "you too.")
+                + how)
         html_text = (f"Someone you invited on {when} has joined: "
                      f'<a href="{html.escape(matrix_to(joined))}">{html.escape(joined)}</a>. '
-                     "Tap the link and choose “Message” to start a chat; I gave them a link "
-                     "to you too.")
+                     + how_html)
         try:
             await self.reply(invite.room_id, Reply(text, html_text), to=None,
                              txn=f"invite.converted.{invite.code}")
@@ -247,8 +278,12 @@ class ContactsHandlers:
         found = await store.summary(self.bridge.db, str(relation.get("event_id")))
         if found is None or found.user_id != raw["sender"]:
             return
-        await self.reply(raw["room_id"], summary.chat_links(found.matches),
-                         to=found.event_id, txn=f"links.{raw['event_id']}")
+        answer = summary.chat_links(found.matches)
+        if self.spaces is not None:
+            opened = await self.spaces.open_chats(found.user_id, found.matches)
+            answer = summary.opened_chats(opened, len(found.matches), self.config.server_name)
+        await self.reply(raw["room_id"], answer, to=found.event_id,
+                         txn=f"links.{raw['event_id']}")
 
     async def prune(self) -> None:
         await store.prune_summaries(self.bridge.db, store.now_ms() - SUMMARY_RETENTION_MS)

@@ -23,6 +23,7 @@ from bridges.contacts.discovery import Discovery
 from bridges.contacts.handlers import ContactsHandlers
 from bridges.contacts.hashing import IdentifierHasher
 from bridges.contacts.policy import Limits
+from bridges.contacts.space import ContactsSpaces
 from bridges.contacts.verification import CodeSender, HomeserverThreepids
 from mercato.config import MercatoConfig
 from mercato.db import is_postgres
@@ -48,8 +49,9 @@ class ContactsBridge(MercatoAppService):
         settings = config.contacts
         self.hasher = IdentifierHasher(settings.hmac_secret, settings.lookup_pepper)
         self.discovery = Discovery(self.db, self.hasher, Limits.of(settings))
+        self.spaces = ContactsSpaces(self.db, lambda: self.bot, config.server_name)
         self.handlers = ContactsHandlers(
-            self, self.discovery,
+            self, self.discovery, spaces=self.spaces,
             codes=CodeSender(settings, config.server_name, self.http_session),
             threepids=HomeserverThreepids(config.homeserver_url, config.server_name,
                                           settings.as_token, self.http_session))
@@ -67,6 +69,7 @@ class ContactsBridge(MercatoAppService):
             await self.bot.set_displayname("Mercato contacts")
         except Exception as e:  # cosmetic; never a reason not to start
             log.warning("contacts.displayname_failed", error=str(e))
+        await self.spaces.catch_up()
 
     async def stop(self) -> None:
         await super().stop()
@@ -88,6 +91,11 @@ class ContactsBridge(MercatoAppService):
             await self._greet(UserID(event.sender), event.room_id)
             return
         kind = raw.get("type")
+        if kind == EventType.ROOM_MEMBER.t:
+            content = raw.get("content") or {}
+            if content.get("membership") == "join" and raw.get("state_key"):
+                await self.spaces.member_joined(raw["room_id"], raw["state_key"])
+            return
         if kind not in (EventType.ROOM_MESSAGE.t, EventType.REACTION.t,
                         EventType.ROOM_ENCRYPTED.t):
             return

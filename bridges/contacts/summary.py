@@ -61,9 +61,9 @@ def import_summary(outcome: ImportOutcome, filename: str) -> Reply:
             items.append(f"<li>{html.escape(more)}</li>")
         body.append(f"{html.escape(line)}<ul>{''.join(items)}</ul>")
         prompt = (f"React with {CONFIRM_KEY} to this message, or type `dm all` (or "
-                  "`dm @someone:server`), and I will give you a link to start a chat with "
-                  "each. They opted in to be found; their numbers and addresses are their own "
-                  "claim, not checked by me.")
+                  "`dm @someone:server`), and I will open a chat with each and keep them "
+                  "in a “Contacts” space for you. They chose to be found, by a phone "
+                  "number or address that was verified.")
         text.append(prompt)
         body.append(html.escape(prompt))
     else:
@@ -100,3 +100,29 @@ def chat_links(matches: Sequence[str], server_hint: str = "") -> Reply:
     items = "".join(f'<li><a href="{html.escape(matrix_to(user))}">{html.escape(user)}</a></li>'
                     for user in matches)
     return Reply("\n".join(text), f"{html.escape(intro)}<ul>{items}</ul>")
+
+
+def room_link(room_id: str, server_name: str) -> str:
+    return f"https://matrix.to/#/{quote(room_id, safe='!:')}?via={quote(server_name)}"
+
+
+def opened_chats(opened: dict[str, str], asked: int, server_name: str) -> Reply:
+    """The reply once the bridge opened chats: one per person, all in the Contacts space."""
+    if not opened:
+        return Reply("There is no one to start a chat with from that import.")
+    intro = ("I opened a chat with each of them and invited you both; you find the chats "
+             "in your invitations and in the “Contacts” space I keep for you. As soon as "
+             "one of you joins, I leave: the chat is between the two of you.")
+    text = [intro]
+    items = []
+    for user, room in opened.items():
+        text.append(f"• {user} — {matrix_to(user)} — chat: {room_link(room, server_name)}")
+        items.append(f'<li><a href="{html.escape(matrix_to(user))}">{html.escape(user)}</a>'
+                     f' — <a href="{html.escape(room_link(room, server_name))}">open the chat'
+                     "</a></li>")
+    if asked > len(opened):
+        more = (f"That is {len(opened)} of {asked}: type `dm @someone:server` for each of "
+                "the others.")
+        text.append(more)
+        items.append(f"<li>{html.escape(more)}</li>")
+    return Reply("\n".join(text), f"{html.escape(intro)}<ul>{''.join(items)}</ul>")

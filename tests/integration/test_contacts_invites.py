@@ -18,6 +18,7 @@ from tests.integration.test_contacts_bridge import (
     open_bridge_dm,
     unique_number,
 )
+from tests.integration.test_contacts_space import invites, is_space, members, space_children
 from tests.verification_sinks import MailSink, SmsGateway
 
 
@@ -53,6 +54,15 @@ async def test_an_invite_link_leads_to_a_chat_when_the_invited_person_joins(
         room_id, lambda e: e.get("sender") == bot and "has joined" in
         e.get("content", {}).get("body", ""), timeout=60)
     assert f"https://matrix.to/#/{newcomer.user_id}" in told["content"]["body"]
+    # The bridge opened a chat between them and keeps it in the inviter's Contacts space.
+    invited = await invites(inviter, 2)
+    space_id = next(room for room, state in invited.items() if is_space(state))
+    chat = next(room for room in invited if room != space_id)
+    assert chat in told["content"]["body"]
+    await inviter.join(space_id)
+    assert await space_children(inviter, space_id) == {chat}
+    await inviter.join(chat)
+    assert (await members(inviter, chat))[newcomer.user_id] == "invite"
 
     token = network.config.contacts.as_token
     async with http.get(f"{base}/_mercato/contacts/v1/stats",

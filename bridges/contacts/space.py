@@ -1,0 +1,111 @@
+"""Chats the bridge opens between people who found each other, and the "Contacts" space
+it keeps for each user that asked, listing those chats.
+
+A chat is opened by the bridge bot (the appservice cannot act as either person): it
+creates a private direct chat, invites both with `is_direct` and gives both the
+creator's power, and leaves as soon as one of them has joined — from then on the room
+is theirs alone. One chat per pair of people, whoever asked first.
+
+The space is a room of type `m.space` the bot owns (only it may change its children),
+created once per user and remembered; each chat the user asked for becomes an
+`m.space.child` of it. Sending that state again changes nothing, so a chat whose child
+event was not recorded as sent (a crash in between) is simply sent again at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import EventType, RoomCreatePreset, RoomID, UserID
+
+from bridges.contacts.db import store
+from mercato.db import Database
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+SPACE_NAME = "Contacts"
+SPACE_TOPIC = ("Chats with people from your address book, opened for you by Mercato's "
+               "contacts bridge.")
+SPACE_CHILD = EventType.find("m.space.child", EventType.Class.STATE)
+# Chats opened for one request; more are opened by naming the person (`dm @…`).
+MAX_CHATS_PER_REQUEST = 25
+
+
+class ContactsSpaces:
+    def __init__(self, db: Database, bot: Callable[[], IntentAPI], server_name: str) -> None:
+        self.db = db
+        self._bot = bot
+        self.server_name = server_name
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @property
+    def bot(self) -> IntentAPI:
+        return self._bot()
+
+    async def open_chats(self, user_id: str, others: Sequence[str]) -> dict[str, str]:
+        """Matrix ID → room of a chat between `user_id` and each (the first
+        MAX_CHATS_PER_REQUEST), opened if there was none, each a child of their space."""
+        opened: dict[str, str] = {}
+        for other in list(dict.fromkeys(o for o in others if o != user_id))[
+                :MAX_CHATS_PER_REQUEST]:
+            opened[other] = await self.open_chat(user_id, other)
+        return opened
+
+    async def open_chat(self, user_id: str, other: str) -> str:
+        async with self._locks[user_id]:
+            room_id = await store.chat_between(self.db, user_id, other)
+            if room_id is None:
+                room_id = await self.bot.create_room(
+                    preset=RoomCreatePreset.TRUSTED_PRIVATE,
+                    is_direct=True, invitees=[UserID(user_id), UserID(other)])
+                log.info("chat.opened", user_id=user_id, other=other, room_id=room_id)
+            await store.add_opened_chat(self.db, user_id, other, room_id)
+            await self._add_child(user_id, room_id)
+        return room_id
+
+    async def space_of(self, user_id: str) -> str:
+        """The user's space, created (and the user invited) the first time."""
+        room_id = await store.space_of(self.db, user_id)
+        if room_id is None:
+            room_id = await self.bot.create_room(
+                name=SPACE_NAME, topic=SPACE_TOPIC, invitees=[UserID(user_id)],
+                preset=RoomCreatePreset.PRIVATE, creation_content={"type": "m.space"},
+                # Members may look, only the bridge arranges (and posts nothing).
+                power_level_override={"events_default": 100, "state_default": 100,
+                                      "invite": 100})
+            await store.set_space(self.db, user_id, room_id)
+            log.info("space.created", user_id=user_id, room_id=room_id)
+        return room_id
+
+    async def _add_child(self, user_id: str, room_id: str) -> None:
+        space = await self.space_of(user_id)
+        child: Any = {"via": [self.server_name]}
+        await self.bot.send_state_event(RoomID(space), SPACE_CHILD, child, state_key=room_id)
+        await store.mark_in_space(self.db, user_id, room_id)
+
+    async def catch_up(self) -> None:
+        """Children whose sending was interrupted (a crash, the homeserver away)."""
+        for user_id, room_id in await store.chats_not_in_space(self.db):
+            try:
+                async with self._locks[user_id]:
+                    await self._add_child(user_id, room_id)
+            except MatrixRequestError as e:
+                log.warning("space.child_failed", user_id=user_id, room_id=room_id,
+                            errcode=e.errcode)
+
+    async def member_joined(self, room_id: str, user_id: str) -> None:
+        """One of the two joined a chat the bridge opened: the bot leaves it to them."""
+        if user_id == self.bot.mxid or not await store.is_opened_chat(self.db, room_id,
+                                                                        user_id):
+            return
+        try:
+            await self.bot.leave_room(RoomID(room_id))
+            log.info("chat.handed_over", room_id=room_id)
+        except MatrixRequestError as e:  # already gone: nothing to do
+            log.info("chat.leave_failed", room_id=room_id, errcode=e.errcode)
