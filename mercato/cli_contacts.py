@@ -263,4 +263,8 @@ def stats(obj: Any, bridge_url: str | None, as_json: bool) -> None:
     invites = data.get("invites", {})
     out.print(f"Invites: {invites.get('created', 0):,} created "
               f"({invites.get('named', 0):,} naming someone), {invites.get('opened', 0):,} "
-              f"opened, {invites.get('converted', 0):,} converted")
+              f"opened, {invites.get('converted', 0):,} converted — conversion "
+              f"{invites.get('conversion', 0.0):.0%} of the invites naming someone")
+    chats = data.get("chats", {})
+    out.print(f"Chats opened by the bridge: {chats.get('opened', 0):,}, in "
+              f"{chats.get('spaces', 0):,} Contacts spaces")

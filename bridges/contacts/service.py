@@ -22,6 +22,7 @@ from bridges.contacts.db.upgrade import upgrade_table
 from bridges.contacts.discovery import Discovery
 from bridges.contacts.handlers import ContactsHandlers
 from bridges.contacts.hashing import IdentifierHasher
+from bridges.contacts.metrics import refresh_on_scrape
 from bridges.contacts.policy import Limits
 from bridges.contacts.space import ContactsSpaces
 from bridges.contacts.verification import CodeSender, HomeserverThreepids
@@ -58,6 +59,7 @@ class ContactsBridge(MercatoAppService):
         self._http: aiohttp.ClientSession | None = None
         self._last_prune = 0.0
         add_api_routes(self.app, ApiContext(self.db, self.discovery, config, self.http_session))
+        self.app.middlewares.append(refresh_on_scrape(self.db))
 
     def http_session(self) -> aiohttp.ClientSession:
         if self._http is None:

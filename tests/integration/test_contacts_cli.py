@@ -59,6 +59,9 @@ async def test_cli_import_lists_who_is_here(network: RunningNetwork,
     stats = mercato(network, "contacts", "stats", "--json")
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["imports"]["cli"]["runs"] >= 2
+    table = mercato(network, "contacts", "stats")
+    assert table.returncode == 0, table.stderr
+    assert "conversion" in table.stdout and "Chats opened" in table.stdout
 
 
 async def test_cli_refuses_a_sweep_before_sending_anything(network: RunningNetwork,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import aiohttp
+import pytest
 
 from mercato.devnet import RunningNetwork
 from tests.integration.shop_helpers import new_user
@@ -70,4 +71,16 @@ async def test_an_invite_link_leads_to_a_chat_when_the_invited_person_joins(
         stats = await resp.json()
     assert stats["invites"]["created"] >= 1 and stats["invites"]["converted"] >= 1
     assert stats["invites"]["opened"] >= 1
+    assert 0 < stats["invites"]["conversion"] <= 1
+    assert stats["chats"]["opened"] >= 1 and stats["chats"]["spaces"] >= 1
+    # The same counts on /metrics, where the operator's Prometheus reads them.
+    async with http.get(f"{base}/metrics") as resp:
+        metrics = await resp.text()
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+              if line.startswith("mercato_contacts_")}
+    assert values["mercato_contacts_invites_created_total"] == stats["invites"]["created"]
+    assert values["mercato_contacts_invites_joined_total"] == stats["invites"]["converted"]
+    assert values["mercato_contacts_invite_conversion"] == pytest.approx(
+        stats["invites"]["conversion"], abs=1e-3)
+    assert values["mercato_contacts_chats_opened_total"] >= 1
     await assert_nowhere(network, _phone_forms(e164, raw))

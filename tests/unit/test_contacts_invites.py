@@ -103,7 +103,7 @@ async def test_invited_person_opting_in_converts_the_invite(
                             room=KARI_ROOM)
     assert [i.inviter for i in ctx.converted] == [OLA]
     stats = (await store.stats(db))["invites"]
-    assert stats == {"created": 3, "named": 2, "opened": 0, "converted": 2}
+    assert stats == {"created": 3, "named": 2, "opened": 0, "converted": 2, "conversion": 1.0}
     assert (await store.invite(db, anonymous)).converted_user is None  # type: ignore[union-attr]
 
 

@@ -254,6 +254,17 @@ async def invite_stats(db: Database) -> dict[str, int]:
     return {key: int(row[key] or 0) if row else 0 for key in keys}
 
 
+def conversion(invites: dict[str, int]) -> float:
+    """Converted invites per invite that named someone (only those can convert)."""
+    return invites["converted"] / invites["named"] if invites.get("named") else 0.0
+
+
+async def chat_stats(db: Database) -> dict[str, int]:
+    opened = await db.fetchval("SELECT COUNT(DISTINCT room_id) FROM opened_chat")
+    spaces = await db.fetchval("SELECT COUNT(*) FROM contacts_space")
+    return {"opened": int(opened or 0), "spaces": int(spaces or 0)}
+
+
 async def remove_token(db: Database, token_hash: str) -> None:
     await db.execute("DELETE FROM identity_token WHERE token_hash=$1", token_hash)
 
@@ -303,6 +314,8 @@ async def record_run(db: Database, user_id: str, source: str, contacts: int, ide
 
 
 async def stats(db: Database) -> dict[str, Any]:
+    invites: dict[str, Any] = dict(await invite_stats(db))
+    invites["conversion"] = round(conversion(invites), 4)
     findable = await db.fetch("SELECT medium, COUNT(*) AS n, COUNT(DISTINCT user_id) AS users"
                               " FROM findable WHERE verified GROUP BY medium")
     users = await db.fetchval("SELECT COUNT(DISTINCT user_id) FROM findable WHERE verified")
@@ -321,7 +334,8 @@ async def stats(db: Database) -> dict[str, Any]:
                                     "identifiers": int(row["identifiers"]),
                                     "matched": int(row["matched"]),
                                     "refused": int(row["refused"] or 0)} for row in runs},
-        "invites": await invite_stats(db),
+        "invites": invites,
+        "chats": await chat_stats(db),
     }
 
 
