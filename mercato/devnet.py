@@ -2,7 +2,8 @@
 
 It is started with `mercato up`, exactly as `make run` does: Synapse from PyPI
 (the pinned version), on SQLite unless told otherwise, rate limits raised, with
-Mercato's appservice registrations loaded.
+Mercato's appservice registrations loaded. On the scale profile each network gets
+a Redis server of its own, stopped with it (`NetworkRedis`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +51,54 @@ def free_port_block(size: int) -> int:
     raise RuntimeError("no block of free ports found")
 
 
+class NetworkRedis:
+    """A redis-server of one test network: in-memory only, on a free loopback port.
+
+    Synapse names its Redis channels after the server name, every test network is
+    called localhost, and Redis pub/sub ignores database numbers: two scale networks
+    on one Redis would receive each other's replication traffic.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise RuntimeError("redis-server is not installed; the scale profile's test "
+                               "networks each start their own (Debian: redis-server)")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(directory),
+             "--logfile", str(directory / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready(directory)
+
+    def _wait_ready(self, directory: Path) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = directory / "redis.log"
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}: "
+                                   f"{log.read_text()[-2000:] if log.exists() else ''}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within 20 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @dataclass
 class RunningNetwork:
     base_dir: Path
@@ -57,6 +107,7 @@ class RunningNetwork:
     process: subprocess.Popen[bytes]
     output_path: Path
     profile: str = "single"
+    redis: NetworkRedis | None = None
 
     @property
     def demo(self) -> dict[str, Any]:
@@ -91,33 +142,37 @@ class RunningNetwork:
         """Scale profile: remove this network's databases from the PostgreSQL server."""
         if self.profile != "scale":
             return
-        import asyncio
+        import psycopg2
 
-        import asyncpg
-
-        async def drop() -> None:
-            admin = await asyncpg.connect(f"{self.config.scale.postgres}/postgres")
-            try:
-                prefix = self.config.scale.database_prefix
-                for row in await admin.fetch("SELECT datname FROM pg_database"):
-                    if row["datname"].startswith(prefix):
-                        await admin.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
-            finally:
-                await admin.close()
-
-        asyncio.run(drop())
+        # Synchronous, so that async tests may stop a network too.
+        conn = psycopg2.connect(f"{self.config.scale.postgres}/postgres")
+        try:
+            conn.autocommit = True  # DROP DATABASE cannot run in a transaction
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                               (self.config.scale.database_prefix,))
+                for (name,) in cursor.fetchall():
+                    cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            conn.close()
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-                raise AssertionError("mercato up did not stop within "
-                                     f"{timeout:.0f} s of {signal.Signals(sig).name}") from None
-        return self.process.returncode
+        """Stop `mercato up`, then this network's own Redis (scale profile)."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(sig)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+                    raise AssertionError(
+                        f"mercato up did not stop within {timeout:.0f} s of "
+                        f"{signal.Signals(sig).name}") from None
+            return self.process.returncode
+        finally:
+            if self.redis is not None:
+                self.redis.stop()
 
 
 def write_test_config(base_dir: Path, **overrides: Any) -> Path:
@@ -158,10 +213,19 @@ def network_running(config_path: Path, **start: Any) -> Iterator[RunningNetwork]
 def start_network(config_path: Path, *, log_name: str = "mercato-up.out",
                   env: dict[str, str] | None = None, wait: bool = True,
                   profile: str | None = None) -> RunningNetwork:
-    """Start `mercato up`; the profile defaults to $MERCATO_TEST_PROFILE, else single."""
+    """Start `mercato up`; the profile defaults to $MERCATO_TEST_PROFILE, else single.
+
+    On the scale profile the network gets a Redis server of its own, whose port is
+    written into the config file (`scale.redis_port`); `stop()` stops it.
+    """
     profile = profile or os.environ.get("MERCATO_TEST_PROFILE", "single")
     config = load_config(config_path)
+    redis = None
     if profile == "scale":
+        redis = NetworkRedis(config.data_path / "redis")
+        config = config.model_copy(update={"scale": config.scale.model_copy(
+            update={"redis_host": "127.0.0.1", "redis_port": redis.port})})
+        write_config(config, config_path)
         config = scale_profile(config)
     demo_file = config.data_path / "demo.json"
     demo_file.unlink(missing_ok=True)
@@ -173,10 +237,11 @@ def start_network(config_path: Path, *, log_name: str = "mercato-up.out",
             cwd=config_path.parent, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env={**os.environ, **(env or {})})
     network = RunningNetwork(config_path.parent, config_path, config, process, output_path,
-                             profile)
+                             profile, redis)
     deadline = time.monotonic() + START_TIMEOUT
     while wait and not demo_file.exists():
         if process.poll() is not None:
+            network.stop()
             raise AssertionError(f"mercato up exited with {process.returncode}:\n"
                                  f"{network.output()[-5000:]}")
         if time.monotonic() > deadline:

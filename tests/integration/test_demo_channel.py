@@ -56,7 +56,6 @@ async def test_channel_lets_followers_react_but_not_post(
     assert reaction.startswith("$")
 
 
-@pytest.mark.single_profile  # the scale profile's known issue: docs/scale.md
 async def test_channel_is_listed_in_room_directory(buyer: MatrixClient) -> None:
     # With workers the directory is read from room statistics the main process
     # updates in the background: it may take a moment to show a new channel.

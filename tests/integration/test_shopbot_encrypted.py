@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
-import pytest
 
 from mercato.devnet import start_network, write_test_config
 from tests.integration.client import MatrixClient
@@ -99,8 +98,6 @@ async def published_keys(user: MatrixClient, bot: str) -> dict[str, str]:
             for device, info in keys["device_keys"].get(bot, {}).items()}
 
 
-# A second scale network beside the session's shares its Redis channels: docs/scale.md
-@pytest.mark.single_profile
 async def test_the_bot_keeps_its_keys_across_a_restart(tmp_path: Path) -> None:
     """The whole network restarts twice: once as is, once with the bot's login lost."""
     (tmp_path / "net").mkdir()
@@ -144,4 +141,6 @@ async def test_the_bot_keeps_its_keys_across_a_restart(tmp_path: Path) -> None:
     finally:
         if user is not None:
             await user.close()
-        assert network.stop() == 0, network.output()[-3000:]
+        code = network.stop()
+        network.drop_databases()
+        assert code == 0, network.output()[-3000:]
