@@ -75,6 +75,15 @@ class CodeSender:
     server_name: str
     http: Callable[[], aiohttp.ClientSession]
 
+    def __post_init__(self) -> None:
+        missing = [key for medium, key in ((Medium.PHONE, "contacts.sms_webhook_url"),
+                                           (Medium.EMAIL, "contacts.smtp.host"))
+                   if not self.can_send(medium)]
+        if missing:
+            log.warning("verification.not_configured", missing=missing,
+                        hint="opt-ins by that medium need the homeserver's verification "
+                             "until these are set in mercato.yaml")
+
     def can_send(self, medium: Medium) -> bool:
         if medium is Medium.PHONE:
             return bool(self.config.sms_webhook_url)
