@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from mercato.devnet import start_network, write_test_config
+from bench.common import bench_network
 from mercato.matrix.admin import register_user
 
 PASSWORD = "bench password 1"
@@ -229,59 +229,55 @@ def _compare(commands: dict[str, Any], plain: dict[str, Any]) -> dict[str, Any]:
             "plain_lost": plain["sent"] - plain["arrived"]}
 
 
-async def _run(workdir: Path, quick: bool) -> dict[str, Any]:
+async def _run(network: Any, quick: bool) -> dict[str, Any]:
     samples, warmup = (50, 5) if quick else (200, 10)
     burst_users, burst_commands = (10, 200) if quick else (50, 1000)
     per_user = burst_commands // burst_users
-    network = start_network(write_test_config(workdir, logging={"level": "WARNING"}))
-    try:
-        config, hs = network.config, network.hs_url
-        bot = network.demo["shopbot"]
-        secret = config.synapse.registration_shared_secret
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector,
-                                         timeout=aiohttp.ClientTimeout(total=900)) as http:
-            buyer, sender, receiver = await _make_users(http, hs, secret, config.server_name,
-                                                        3, "rt")
-            bot_room = await buyer.dm(bot)
-            await buyer.wait_joined(bot_room, bot)
-            echo_room = await sender.dm(receiver.user_id)
-            await receiver.join(echo_room)
-            for user in (buyer, sender, receiver):
-                await user.inbox.start()
-            times = await _latency(buyer, bot_room, sender, receiver, echo_room,
-                                   samples, warmup)
-            for user in (buyer, sender, receiver):
-                await user.inbox.stop()
+    config, hs = network.config, network.hs_url
+    bot = network.demo["shopbot"]
+    secret = config.synapse.registration_shared_secret
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=900)) as http:
+        buyer, sender, receiver = await _make_users(http, hs, secret, config.server_name,
+                                                    3, "rt")
+        bot_room = await buyer.dm(bot)
+        await buyer.wait_joined(bot_room, bot)
+        echo_room = await sender.dm(receiver.user_id)
+        await receiver.join(echo_room)
+        for user in (buyer, sender, receiver):
+            await user.inbox.start()
+        times = await _latency(buyer, bot_room, sender, receiver, echo_room,
+                               samples, warmup)
+        for user in (buyer, sender, receiver):
+            await user.inbox.stop()
 
-            # The burst: the same users DM the bot and, for the reference, one receiver.
-            users = await _make_users(http, hs, secret, config.server_name, burst_users, "rb")
-            limit = asyncio.Semaphore(16)
+        # The burst: the same users DM the bot and, for the reference, one receiver.
+        users = await _make_users(http, hs, secret, config.server_name, burst_users, "rb")
+        limit = asyncio.Semaphore(16)
 
-            async def rooms_of(user: User) -> tuple[str, str]:
-                async with limit:
-                    room = await user.dm(bot)
-                    plain = await user.dm(receiver.user_id)
-                    await receiver.join(plain)
-                    await user.wait_joined(room, bot)
-                    return room, plain
+        async def rooms_of(user: User) -> tuple[str, str]:
+            async with limit:
+                room = await user.dm(bot)
+                plain = await user.dm(receiver.user_id)
+                await receiver.join(plain)
+                await user.wait_joined(room, bot)
+                return room, plain
 
-            pairs = await asyncio.gather(*(rooms_of(u) for u in users))
-            for user in [*users, receiver]:
-                await user.inbox.start()
+        pairs = await asyncio.gather(*(rooms_of(u) for u in users))
+        for user in [*users, receiver]:
+            await user.inbox.start()
 
-            bot_rooms, plain_rooms = [p[0] for p in pairs], [p[1] for p in pairs]
-            bursts = {}
-            for closed in (False, True):
-                bursts["closed_loop" if closed else "open_loop"] = _compare(
-                    await _burst(users, bot_rooms, per_user, "ping", lambda u: u.inbox,
-                                 "reply", closed),
-                    await _burst(users, plain_rooms, per_user, "hello",
-                                 lambda _: receiver.inbox, "event", closed))
-            for user in [*users, receiver]:
-                await user.inbox.stop()
-    finally:
-        network.stop()
+        bot_rooms, plain_rooms = [p[0] for p in pairs], [p[1] for p in pairs]
+        bursts = {}
+        for closed in (False, True):
+            bursts["closed_loop" if closed else "open_loop"] = _compare(
+                await _burst(users, bot_rooms, per_user, "ping", lambda u: u.inbox,
+                             "reply", closed),
+                await _burst(users, plain_rooms, per_user, "hello",
+                             lambda _: receiver.inbox, "event", closed))
+        for user in [*users, receiver]:
+            await user.inbox.stop()
 
     echo = _percentiles(times["echo"])
     commands: dict[str, Any] = {}
@@ -300,8 +296,11 @@ async def _run(workdir: Path, quick: bool) -> dict[str, Any]:
                   **bursts},
         "note": "open loop: each user sends its next command as soon as the previous send "
                 "is accepted; closed loop: as soon as the previous reply arrived",
+        "samples_ms": {kind: [round(t * 1000, 1) for t in took] for kind, took in times.items()},
     }
 
 
-def run(workdir: Path, quick: bool) -> dict[str, Any]:
-    return asyncio.run(_run(workdir, quick))
+def run(workdir: Path, quick: bool, database: str = "sqlite") -> dict[str, Any]:
+    with bench_network(workdir, database) as network:
+        result = asyncio.run(_run(network, quick))
+    return {**result, "database": database}

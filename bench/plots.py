@@ -1,0 +1,137 @@
+"""The benchmark page's plots (PNG, matplotlib), drawn from bench/results/*.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLOURS = {"sqlite": "#1f77b4", "postgres": "#d62728"}
+LABEL = {"sqlite": "Synapse on SQLite", "postgres": "Synapse on PostgreSQL"}
+
+
+def _by_name(results: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [r for r in results if r["name"] == name]
+
+
+def fanout(results: list[dict[str, Any]], path: Path) -> Path | None:
+    runs = _by_name(results, "broadcast fan-out")
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for run in runs:
+        db = run.get("database", "sqlite")
+        sizes = [row["followers"] for row in run["sizes"]]
+        ax.plot(sizes, [row["channel_seconds"] for row in run["sizes"]], "o-",
+                color=COLOURS[db], label=f"one channel post ({LABEL[db]})")
+        ax.plot(sizes, [row["dm_seconds"] for row in run["sizes"]], "s--",
+                color=COLOURS[db], alpha=0.6, label=f"N direct messages ({LABEL[db]})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("followers N")
+    ax.set_ylabel("seconds until sampled followers' /sync has it")
+    ax.set_title("Broadcast fan-out: one channel post vs N DMs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def roundtrip(results: list[dict[str, Any]], path: Path) -> Path | None:
+    runs = [r for r in _by_name(results, "command round trip") if "samples_ms" in r]
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4.5), dpi=110,
+                             squeeze=False)
+    for ax, run in zip(axes[0], runs, strict=True):
+        samples = run["samples_ms"]
+        kinds = [("echo", "plain message (reference)"), ("ping", "`ping` to the shop bot"),
+                 ("shops", "`shops` to the shop bot")]
+        data = [samples[k] for k, _ in kinds]
+        ax.boxplot(data, whis=(5, 95), showfliers=True)
+        ax.set_xticks(range(1, len(kinds) + 1), [label for _, label in kinds], fontsize=8)
+        ax.set_ylabel("ms until the reply is in the sender's /sync")
+        ax.set_title(f"Command round trip, {LABEL[run.get('database', 'sqlite')]}", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_ylim(bottom=0)
+    fig.suptitle("Boxes: p25–p75 with the median; whiskers: p5–p95", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
+    bars: list[tuple[str, float, float | None, str]] = []  # label, ratio, goal, database
+    for r in results:
+        db = r.get("database", "")
+        if r["name"] == "appservice intake":
+            bars.append(("appservice intake\nvs bare handler", r["ratio"], 0.30, db))
+        elif r["name"] == "contact import":
+            bars.append(("contact import\nvs bare loop", r["ratio"], 0.50, db))
+        elif r["name"] == "follow storm":
+            bars.append(("joins/s\nvs sends/s", r["ratio"], None, db))
+        elif r["name"] == "command round trip":
+            for loop in ("open_loop", "closed_loop"):
+                bars.append((f"command burst\n({loop.replace('_', ' ')})",
+                             r["burst"][loop]["ratio"], None, db))
+        elif r["name"] == "cards and catalog import":
+            bars.append(("catalog CSV\nvs csv.reader", r["import_ratio"], None, ""))
+            bars.append(("card rendering\nvs trivial template", r["cards_ratio"], None, ""))
+    if not bars:
+        return None
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(bars)), 4.8), dpi=110)
+    for n, (_, ratio, goal, db) in enumerate(bars):
+        ax.bar(n, ratio, color=COLOURS.get(db, "#7f7f7f"), width=0.7)
+        ax.text(n, ratio, f"{ratio:.2f}", ha="center", va="bottom", fontsize=7)
+        if goal is not None:
+            ax.plot([n - 0.4, n + 0.4], [goal, goal], color="black", linewidth=2)
+    ax.set_xticks(range(len(bars)), [label + (f"\n[{db}]" if db else "")
+                                     for label, _, _, db in bars], fontsize=7, rotation=0)
+    ax.set_ylabel("Mercato / reference (higher is better)")
+    ax.set_title("Throughput ratios against the same-run reference (black line: the goal)",
+                 fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def storm(results: list[dict[str, Any]], path: Path) -> Path | None:
+    runs = _by_name(results, "follow storm")
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    data, labels = [], []
+    for run in runs:
+        db = run.get("database", "sqlite")
+        for key, when in (("post_latency_idle", "idle"), ("post_latency_storm", "during storm")):
+            data.append(run[key].get("all_ms", []))
+            labels.append(f"{when}\n{LABEL[db]}")
+    ax.boxplot(data, whis=(5, 95))
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+    ax.set_ylabel("ms from schedule call until sampled followers' /sync")
+    ax.set_title(f"Channel post latency, idle vs during {runs[0]['followers']:,} joins",
+                 fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def draw_all(results: list[dict[str, Any]], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    drawn = [fanout(results, directory / "bench-fanout.png"),
+             roundtrip(results, directory / "bench-roundtrip.png"),
+             ratios(results, directory / "bench-ratios.png"),
+             storm(results, directory / "bench-storm.png")]
+    return [p for p in drawn if p is not None]
