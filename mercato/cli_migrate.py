@@ -31,7 +31,6 @@ def migrate_to_postgres(ctx: click.Context, server: str | None, prefix: str | No
     it (restore it to go back to SQLite). Then start with `mercato up`.
     """
     from mercato.logging import setup_logging
-    from mercato.migrate import MigrationError, migrate
 
     config_path: Path = ctx.obj.config_path
     try:
@@ -40,6 +39,10 @@ def migrate_to_postgres(ctx: click.Context, server: str | None, prefix: str | No
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     setup_logging("WARNING", "console", component="migrate")
+    # After setup_logging, as in `mercato run`: mautrix's database layer needs its own
+    # logger class, which importing it installs.
+    from mercato.migrate import MigrationError, migrate
+
     server = server or config.scale.postgres
     prefix = prefix or config.scale.database_prefix
     try:

@@ -12,7 +12,10 @@ SQLite files are only read, so going back is restoring the old mercato.yaml.
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib
 import os
+import pkgutil
 import shutil
 import socket
 import sqlite3
@@ -27,10 +30,12 @@ from typing import Any
 from urllib.parse import quote
 
 import yaml
+from mautrix.util.async_db import UpgradeTable
 
 from mercato.config import ConfigError, MercatoConfig, parse_config, reachable_host, write_config
 
 COMPONENTS = ("commerce", "contacts")
+COMPONENT_PACKAGES = {"commerce": "appservices.commerce", "contacts": "bridges.contacts"}
 # Created by the schema upgrades themselves, so not copied (their versions are compared).
 MAUTRIX_OWNER_TABLE = "database_owner"
 # Synapse tables whose row counts are compared after the port: what users would miss.
@@ -187,18 +192,6 @@ def check_stopped(config: MercatoConfig) -> None:
             "this command again.")
 
 
-def sqlite_versions(path: Path, version_tables: Iterable[str]) -> dict[str, int]:
-    with _read_only(path) as conn:
-        versions = {}
-        for table in version_tables:
-            try:
-                row = conn.execute(f'SELECT version FROM "{table}" LIMIT 1').fetchone()
-            except sqlite3.OperationalError:
-                row = None
-            versions[table] = row[0] if row else 0
-        return versions
-
-
 @contextlib.contextmanager
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
     """The SQLite file opened read-only: the migration never changes it."""
@@ -288,46 +281,61 @@ async def drop_databases(server: str, names: Iterable[str]) -> None:
 # -- Mercato's components -------------------------------------------------------------------
 
 
-def upgrade_tables(component: str) -> list[Any]:
-    """Every numbered-upgrade table a component's database holds, its own first (the
-    order MercatoAppService.start runs them in)."""
-    from mautrix.client.state_store.asyncpg import PgStateStore
-
-    from mercato.matrix import inbox
-
-    if component == "commerce":
-        from appservices.commerce.db.upgrade import upgrade_table
-    else:
-        from bridges.contacts.db.upgrade import upgrade_table
-    return [upgrade_table, inbox.upgrade_table, PgStateStore.upgrade_table]
+def known_upgrade_tables(component: str) -> dict[str, UpgradeTable]:
+    """Every numbered-upgrade table the component's code defines (its own, its network
+    connectors', the shared inbox and state store), by the name of its version table."""
+    package = importlib.import_module(COMPONENT_PACKAGES[component])
+    for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+        importlib.import_module(module.name)
+    importlib.import_module("mercato.matrix.appservice")
+    return {table.version_table_name: table for table in gc.get_objects()
+            if isinstance(table, UpgradeTable)}
 
 
-async def create_schema(target: Target) -> None:
-    """The component's latest schema on PostgreSQL, by its own upgrades."""
+def sqlite_upgrade_tables(path: Path, known: Mapping[str, UpgradeTable]) -> list[UpgradeTable]:
+    """The upgrade tables that built the SQLite database, in the order they first ran; each
+    must be at the version this Mercato writes."""
+    tables = []
+    with _read_only(path) as conn:
+        names = [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")]
+        for name in names:
+            columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')]
+            if columns != ["version"]:
+                continue
+            if name not in known:
+                raise MigrationError(f"{path} holds tables of '{name}', which this version of "
+                                     "Mercato does not know; migrate with the version that "
+                                     "created them.")
+            row = conn.execute(f'SELECT version FROM "{name}"').fetchone()
+            version, latest = (row[0] if row else 0), len(known[name].upgrades)
+            if version != latest:
+                raise MigrationError(
+                    f"{path} is at schema version {version} of {name}, this Mercato writes "
+                    f"version {latest}. Start the network once on SQLite with this version of "
+                    "Mercato (`mercato up`, then stop it), then migrate.")
+            tables.append(known[name])
+    return tables
+
+
+async def create_schema(url: str, component: str, tables: Iterable[UpgradeTable]) -> None:
+    """The component's schema, built by its own upgrades, as its start-up would."""
     from mercato.db import open_database
 
-    own, *shared = upgrade_tables(target.part)
-    db = open_database(target.url, own, target.part)
-    await db.start()
+    db = open_database(url, UpgradeTable(), component)
+    await db.start()  # claims the database for the component, as the service does
     try:
-        for table in shared:
+        for table in tables:
             await table.upgrade(db)
     finally:
         await db.stop()
 
 
-async def copy_component(target: Target) -> dict[str, int]:
-    """Copy every row of a component's SQLite database in one transaction; rows per table."""
-    tables = upgrade_tables(target.part)
-    latest = {t.version_table_name: len(t.upgrades) for t in tables}
-    for table, version in sqlite_versions(target.sqlite_path, latest).items():
-        if version != latest[table]:
-            raise MigrationError(
-                f"{target.sqlite_path} is at schema version {version} of {table}, this Mercato "
-                f"writes version {latest[table]}. Start the network once on SQLite with this "
-                "version of Mercato (`mercato up`, then stop it), then migrate.")
-    await create_schema(target)
-    skipped = {*latest, MAUTRIX_OWNER_TABLE}
+async def copy_component(target: Target, tables: list[UpgradeTable]) -> dict[str, int]:
+    """Copy every row of a component's SQLite database, built by `tables`, in one
+    transaction; rows per table."""
+    await create_schema(target.url, target.part, tables)
+    skipped = {*(t.version_table_name for t in tables), MAUTRIX_OWNER_TABLE}
     conn = await _connect(target.url)
     try:
         with _read_only(target.sqlite_path) as source:
@@ -500,6 +508,9 @@ async def migrate(config: MercatoConfig, config_path: Path, server: str, prefix:
             raise MigrationError(f"{target.sqlite_path} ({target.part}) does not exist: start "
                                  "the network once before migrating it.")
     check_stopped(config)
+    # Each component's schema versions are checked before anything is created.
+    schemas = {t.part: sqlite_upgrade_tables(t.sqlite_path, known_upgrade_tables(t.part))
+               for t in targets if t.part != "synapse"}
     say("Creating " + ", ".join(t.database for t in targets) + f" on {server}")
     created = await prepare_databases(server, targets, replace)
     rows: dict[str, dict[str, int]] = {}
@@ -513,7 +524,7 @@ async def migrate(config: MercatoConfig, config_path: Path, server: str, prefix:
                 rows["synapse"] = await verify_synapse(target)
             else:
                 say(f"Copying the {target.part} database")
-                rows[target.part] = await copy_component(target)
+                rows[target.part] = await copy_component(target, schemas[target.part])
     except BaseException:
         await drop_databases(server, created)
         raise

@@ -22,9 +22,11 @@ from mercato.migrate import (
     copy_component,
     create_schema,
     dependency_order,
+    known_upgrade_tables,
     listening_endpoints,
     migrated_config,
     plan,
+    sqlite_upgrade_tables,
     to_postgres,
 )
 
@@ -143,7 +145,9 @@ async def _sqlite_commerce(tmp_path: Path) -> Path:
     """A commerce database as the appservice leaves it: a shop, its channel, a follower, two
     campaigns (with a gap in their IDs) and a claimed coupon."""
     path = tmp_path / "commerce.db"
-    await create_schema(Target("commerce", path, "", f"sqlite:{path}"))
+    known = known_upgrade_tables("commerce")
+    await create_schema(f"sqlite:{path}", "commerce", [
+        known[name] for name in ("commerce_version", "mercato_inbox_version", "mx_version")])
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("INSERT INTO merchant (slug, name, mxid, owner_mxid, status, created_at) "
                    "VALUES ('boots', 'Boots', '@shop_boots:x', '@o:x', 'approved', 1)")
@@ -161,11 +165,16 @@ async def _sqlite_commerce(tmp_path: Path) -> Path:
     return path
 
 
+async def copy(path: Path, url: str) -> dict[str, int]:
+    tables = sqlite_upgrade_tables(path, known_upgrade_tables("commerce"))
+    return await copy_component(Target("commerce", path, "", url), tables)
+
+
 async def test_a_component_database_is_copied_with_its_rows_and_sequences(
         tmp_path, postgres_url: str) -> None:
     path = await _sqlite_commerce(tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    counts = await copy_component(Target("commerce", path, "", postgres_url))
+    counts = await copy(path, postgres_url)
     assert (counts["merchant"], counts["follower"], counts["campaign"],
             counts["coupon_code"]) == (1, 1, 2, 1)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, \
@@ -195,7 +204,7 @@ async def test_a_row_that_does_not_fit_leaves_postgres_without_rows(
         db.execute("UPDATE channel SET is_primary = 7")
     with pytest.raises(MigrationError, match=r"commerce.channel, row 1: 7 does not fit a "
                                              r"boolean column; nothing was copied"):
-        await copy_component(Target("commerce", path, "", postgres_url))
+        await copy(path, postgres_url)
     conn = await asyncpg.connect(postgres_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM merchant") == 0
@@ -209,10 +218,27 @@ async def test_an_older_sqlite_schema_is_refused_before_anything_is_written(
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE commerce_version SET version = 2")
     with pytest.raises(MigrationError, match="schema version 2 of commerce_version.*mercato up"):
-        await copy_component(Target("commerce", path, "", postgres_url))
+        await copy(path, postgres_url)
     conn = await asyncpg.connect(postgres_url)
     try:
         assert await conn.fetchval(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
     finally:
         await conn.close()
+
+
+def test_every_upgrade_table_of_a_component_is_known() -> None:
+    assert {"commerce_version", "mercato_inbox_version", "mx_version"} <= set(
+        known_upgrade_tables("commerce"))
+    assert {"contacts_version", "mercato_inbox_version", "mx_version"} <= set(
+        known_upgrade_tables("contacts"))
+
+
+async def test_tables_of_an_unknown_upgrade_table_are_refused(
+        tmp_path, postgres_url: str) -> None:
+    path = await _sqlite_commerce(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE plugin_version (version INTEGER PRIMARY KEY)")
+    with pytest.raises(MigrationError, match="'plugin_version', which this version of Mercato "
+                                             "does not know"):
+        await copy(path, postgres_url)
