@@ -6,7 +6,8 @@ is exactly what a fresh PostgreSQL install would have), then its rows, table by
 table in foreign-key order, in one transaction per database, with sequences moved
 past the copied IDs and row counts checked before the commit. Only when every
 database is copied is mercato.yaml rewritten (the old file is kept beside it). The
-SQLite files are only read, so going back is restoring the old mercato.yaml.
+SQLite files are only read (Synapse's pending background updates aside, which its port
+script requires done), so going back is restoring the old mercato.yaml.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from mercato.config import ConfigError, MercatoConfig, parse_config, reachable_h
 
 COMPONENTS = ("commerce", "contacts")
 COMPONENT_PACKAGES = {"commerce": "appservices.commerce", "contacts": "bridges.contacts"}
-# Created by the schema upgrades themselves, so not copied (their versions are compared).
+# Written by mautrix when the schema is created (like the version tables), so not copied.
 MAUTRIX_OWNER_TABLE = "database_owner"
 # Synapse tables whose row counts are compared after the port: what users would miss.
 SYNAPSE_CHECKED_TABLES = ("users", "rooms", "events", "event_json", "room_memberships",
@@ -486,7 +487,6 @@ async def verify_synapse(target: Target) -> dict[str, int]:
 class Report:
     rows: dict[str, dict[str, int]]
     backup: Path
-    config: MercatoConfig
 
 
 async def migrate(config: MercatoConfig, config_path: Path, server: str, prefix: str, *,
@@ -531,4 +531,4 @@ async def migrate(config: MercatoConfig, config_path: Path, server: str, prefix:
     backup = backup_path(config_path, datetime.now())
     shutil.copy2(config_path, backup)
     write_config(after, config_path)
-    return Report(rows, backup, after)
+    return Report(rows, backup)

@@ -118,6 +118,10 @@ async def _move(config_path: Path, prefix: str, http: aiohttp.ClientSession) -> 
         assert config_path.read_text() == config_text
         assert await databases(prefix) == set()
 
+    data = before.config.data_path
+    component_files = {p.name: p.read_bytes() for p in data.iterdir()
+                       if p.name.startswith(("commerce.db", "contacts.db"))}
+
     # -- a target that already holds tables is refused, nothing is created ------------------------
     admin = await asyncpg.connect("postgres://postgres@127.0.0.1:5432/postgres")
     try:
@@ -144,6 +148,8 @@ async def _move(config_path: Path, prefix: str, http: aiohttp.ClientSession) -> 
     assert len(backups) == 1 and backups[0].read_text() == config_text
     assert await databases(prefix) == {f"{prefix}synapse", f"{prefix}commerce",
                                        f"{prefix}contacts"}
+    assert {p.name: p.read_bytes() for p in data.iterdir() if p.name.startswith(
+        ("commerce.db", "contacts.db"))} == component_files, "the SQLite files are for going back"
     again = migrate(config_path)
     assert again.returncode == 1 and "nothing on SQLite to migrate" in again.stderr
 
