@@ -93,6 +93,14 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                          "durable commit (WAL, synchronous=FULL) before answering: "
                          f"{r['persisted_bare_events_per_s']:,} events/s",
                          f"{r['ratio_to_persisted']}", "—"))
+        if "commerce_nothing_to_handle_events_per_s" in r:
+            quiet = r["commerce_nothing_to_handle_events_per_s"]
+            rows.append(("appservice intake with nothing new to handle (the same events "
+                         "again under new txnIds: stored, deduplicated, committed)",
+                         f"{quiet:,} events/s", "the bare JSON handler; the persisting "
+                         f"bare handler: {r['persisted_bare_events_per_s']:,} events/s",
+                         f"{round(quiet / r['bare_events_per_s'], 3)}; "
+                         f"{round(quiet / r['persisted_bare_events_per_s'], 3)}", "—"))
     elif r["name"] == "contact import":
         rows.append((f"contact import: {r['contacts']:,}-contact vCard ({r['identifiers']:,} "
                      f"numbers and emails) matched against {r['opted_in_users']:,} opted-in "
