@@ -1,32 +1,50 @@
-"""Fault injection for the reliability tests: crash a process at a named point.
+"""Fault injection for the reliability tests: crash or stall a process at a named point.
 
 `MERCATO_FAULTS="outbox.after_send=3"` makes the 3rd pass through the point
-`outbox.after_send` end the process at once (like SIGKILL: no cleanup). Unset in
-normal operation, where `fault_point` costs one dictionary lookup.
+`outbox.after_send` end the process at once (like SIGKILL: no cleanup).
+`MERCATO_FAULTS="inbox.slow_handle=2:65"` makes the 2nd pass through a pause point
+wait 65 s there (a handler that runs long). Unset in normal operation, where a
+point costs one dictionary lookup.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 _hits: dict[str, int] = {}
 
 
-def _planned() -> dict[str, int]:
+def _planned() -> dict[str, tuple[int, float | None]]:
     plan = {}
     for item in os.environ.get("MERCATO_FAULTS", "").split(","):
-        name, _, count = item.strip().partition("=")
+        name, _, when = item.strip().partition("=")
+        count, _, seconds = when.partition(":")
         if name:
-            plan[name] = int(count or "1")
+            plan[name] = (int(count or "1"), float(seconds) if seconds else None)
     return plan
 
 
 _PLAN = _planned()
 
 
-def fault_point(name: str) -> None:
+def _due(name: str) -> float | None:
+    """The planned pause (0.0 for a crash) when this pass is the planned one, else None."""
     if name not in _PLAN:
-        return
+        return None
     _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] == _PLAN[name]:
+    count, seconds = _PLAN[name]
+    if _hits[name] != count:
+        return None
+    return seconds or 0.0
+
+
+def fault_point(name: str) -> None:
+    if _due(name) is not None:
         os._exit(137)
+
+
+async def fault_pause(name: str) -> None:
+    seconds = _due(name)
+    if seconds:
+        await asyncio.sleep(seconds)

@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from mercato.db import Database, Scheme, UpgradeTable
-from mercato.faults import fault_point
+from mercato.faults import fault_pause, fault_point
 from mercato.logging import get_logger
 from mercato.matrix import sending
 
@@ -96,6 +96,7 @@ class Inbox:
         self.component = component
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._rooms: dict[str, asyncio.Task[bool]] = {}  # rooms being worked on
         self._last_prune = 0.0
 
     async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
@@ -163,6 +164,7 @@ class Inbox:
             if item.next_attempt_at > _now_ms():
                 break
             fault_point("inbox.before_handle")  # stored and acknowledged, not handled yet
+            await fault_pause("inbox.slow_handle")  # a handler that runs long
             # A retried event may have sent part of its messages: sends look before posting.
             replay = sending.replaying.set(item.attempts > 0)
             try:
@@ -207,26 +209,64 @@ class Inbox:
         await self.db.execute("DELETE FROM as_transaction WHERE received_at < $1", cutoff)
 
     async def run(self, handler: EventHandler) -> None:
+        """Give each room with due events a task of its own: a slow handler (a minute, say)
+        holds up its own room only, and a room's events stay in order."""
         while True:
             self._wakeup.clear()
             try:
-                progressed, next_retry = await self.process_once(handler)
-                if time.monotonic() - self._last_prune > 3600:
-                    self._last_prune = time.monotonic()
-                    await self.prune()
+                if self._reap_rooms():
+                    next_retry: int | None = _now_ms() + 2000  # the database failed a room
+                else:
+                    next_retry = await self._start_rooms(handler)
+                    if time.monotonic() - self._last_prune > 3600:
+                        self._last_prune = time.monotonic()
+                        await self.prune()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # The database itself failed; wait a moment and try again.
                 log.exception("inbox.pass_failed", component=self.component)
-                progressed, next_retry = False, _now_ms() + 2000
-            if progressed:
-                continue
+                next_retry = _now_ms() + 2000
             timeout = 30.0 if next_retry is None else max(0.05, (next_retry - _now_ms()) / 1000)
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
             except TimeoutError:
                 pass
+
+    def _reap_rooms(self) -> bool:
+        """Forget the rooms whose task ended; True if one ended in an error (a handler's
+        errors are caught in `_drain_room`, so this is the database failing)."""
+        failed = False
+        for room_id, task in list(self._rooms.items()):
+            if not task.done():
+                continue
+            del self._rooms[room_id]
+            if not task.cancelled() and (error := task.exception()) is not None:
+                log.error("inbox.room_failed", component=self.component, room_id=room_id,
+                          error=f"{type(error).__name__}: {error}")
+                failed = True
+        return failed
+
+    async def _start_rooms(self, handler: EventHandler) -> int | None:
+        """Start a task for each room with a due event and none running; returns the
+        earliest retry time of the events that wait."""
+        items = await self.pending()
+        PENDING.labels(self.component).set(len(items))
+        by_room: dict[str, list[InboxEvent]] = {}
+        for item in items:
+            if item.room_id not in self._rooms:
+                by_room.setdefault(item.room_id, []).append(item)
+        now = _now_ms()
+        for room_id, room_items in by_room.items():
+            if room_items[0].next_attempt_at > now:
+                continue
+            task = asyncio.create_task(self._drain_room(room_items, handler),
+                                       name=f"inbox-{self.component}-room")
+            task.add_done_callback(lambda _: self._wakeup.set())  # its room may have more
+            self._rooms[room_id] = task
+        return await self.db.fetchval(
+            "SELECT MIN(next_attempt_at) FROM as_inbox WHERE handled_at IS NULL"
+            " AND next_attempt_at > $1", now)
 
     def start(self, handler: EventHandler) -> None:
         self._task = asyncio.create_task(self.run(handler), name=f"inbox-{self.component}")
@@ -239,3 +279,9 @@ class Inbox:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        # An event cut off here is not marked handled: it is handled again at the next start.
+        rooms = list(self._rooms.values())
+        for task in rooms:
+            task.cancel()
+        await asyncio.gather(*rooms, return_exceptions=True)
+        self._rooms.clear()
