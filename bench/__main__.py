@@ -147,7 +147,8 @@ def _cell(text: str) -> str:
 
 def write_markdown(results: list[dict[str, Any]], images: list[Path]) -> Path:
     results = sorted(results, key=lambda r: (ORDER.index(r["name"]) if r["name"] in ORDER
-                                             else 99, r.get("database", "")))
+                                             else 99, r.get("database", ""),
+                                             r.get("mode", "")))
     latest = max((r for r in results if "machine" in r), key=lambda r: r["machine"]["date"],
                  default=None)
     lines = [
@@ -220,8 +221,10 @@ def write_markdown(results: list[dict[str, Any]], images: list[Path]) -> Path:
     return path
 
 
-def result_file(name: str, database: str | None) -> Path:
-    return RESULTS / (f"{name}-{database}.json" if database else f"{name}.json")
+def result_file(name: str, database: str | None, mode: str) -> Path:
+    """bench/results/NAME[-DATABASE][-full].json: a quick run does not replace a full one."""
+    parts = [name, *([database] if database else []), *(["full"] if mode == "full" else [])]
+    return RESULTS / f"{'-'.join(parts)}.json"
 
 
 def main() -> None:
@@ -250,9 +253,10 @@ def main() -> None:
                 result = run(Path(workdir), quick=not args.full, **options)
             result["mode"] = mode
             result["machine"] = started
-            result_file(name, database).write_text(json.dumps(result, indent=2) + "\n")
+            result_file(name, database, mode).write_text(json.dumps(result, indent=2) + "\n")
             print(json.dumps({k: v for k, v in result.items() if k != "samples_ms"}, indent=2))
     latest = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
+    latest = [r for r in latest if "name" in r]
     images = plots.draw_all(latest, IMAGES)
     print(f"wrote {write_markdown(latest, images)} and {', '.join(str(p) for p in images)}")
 

@@ -25,11 +25,12 @@ def fanout(results: list[dict[str, Any]], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for run in runs:
         db = run.get("database", "sqlite")
+        how = f"{LABEL[db]}, {run.get('mode', 'quick')}"
         sizes = [row["followers"] for row in run["sizes"]]
         ax.plot(sizes, [row["channel_seconds"] for row in run["sizes"]], "o-",
-                color=COLOURS[db], label=f"one channel post ({LABEL[db]})")
+                color=COLOURS[db], label=f"one channel post ({how})")
         ax.plot(sizes, [row["dm_seconds"] for row in run["sizes"]], "s--",
-                color=COLOURS[db], alpha=0.6, label=f"N direct messages ({LABEL[db]})")
+                color=COLOURS[db], alpha=0.6, label=f"N direct messages ({how})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("followers N")
@@ -71,10 +72,14 @@ def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
     bars: list[tuple[str, float, float | None, str]] = []  # label, ratio, goal, database
     for r in results:
         db = r.get("database", "")
+        full = "\n(full)" if r.get("mode") == "full" else ""
         if r["name"] == "appservice intake":
             bars.append(("appservice intake\nvs bare handler", r["ratio"], 0.30, db))
+            if "ratio_to_persisted" in r:
+                bars.append(("intake vs\npersisting handler", r["ratio_to_persisted"], None,
+                             db))
         elif r["name"] == "contact import":
-            bars.append(("contact import\nvs bare loop", r["ratio"], 0.50, db))
+            bars.append((f"contact import\nvs bare loop{full}", r["ratio"], 0.50, db))
         elif r["name"] == "follow storm":
             bars.append(("joins/s\nvs sends/s", r["ratio"], None, db))
         elif r["name"] == "command round trip":

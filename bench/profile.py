@@ -5,9 +5,9 @@
 - contacts: pyinstrument runs `mercato contacts import` on the benchmark's vCard, and
   py-spy samples the contacts bridge meanwhile.
 
-Writes collapsed stacks (py-spy's raw format, or pyinstrument's text) to
-bench/results/profile-*.txt and prints the share of samples under each frame that
-matters, which is what docs/benchmarks.md quotes.
+Writes bench/results/profile-*.txt: pyinstrument's call tree of the CLI, and for the
+sampled services the share of samples under each frame that matters (from py-spy's
+collapsed stacks); docs/benchmarks.md quotes them.
 """
 
 from __future__ import annotations
@@ -47,22 +47,36 @@ def component_pid(config_path: Path, component: str) -> int:
 def spy(pid: int, path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--format", "raw",
                              "--rate", "250", "--nonblocking", "--output", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=open(f"{path}.log", "wb"))
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def summarise(path: Path, top: int = 25) -> list[tuple[str, float]]:
-    """Share of samples whose stack passes through each frame (inclusive), largest first."""
+OURS = ("mercato/", "appservices/", "bridges/", "mautrix/", "aiosqlite", "asyncpg",
+        "aiohttp/web", "json/")
+
+
+def summarise(raw: Path, title: str, top: int = 40) -> str:
+    """py-spy's collapsed stacks as text: the share of samples under each frame of ours
+    (inclusive) and the frames samples were in (self), largest first."""
     inclusive: collections.Counter[str] = collections.Counter()
+    leaf: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in path.read_text().splitlines():
+    for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         n = int(count)
         total += n
-        for frame in set(stack.split(";")):
-            inclusive[frame] += n
-    return [(frame, n / total) for frame, n in inclusive.most_common(top)] if total else []
+        frames = stack.split(";")
+        leaf[frames[-1]] += n
+        for frame in set(frames):
+            if any(part in frame for part in OURS):
+                inclusive[frame] += n
+    lines = [title, f"{total} samples (py-spy, 250 Hz, all threads)", "",
+             "inclusive share, frames of Mercato, mautrix, the database drivers, aiohttp:"]
+    lines += [f"{n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)]
+    lines += ["", "self share (where the samples were):"]
+    lines += [f"{n / total:6.1%}  {frame}" for frame, n in leaf.most_common(15)]
+    return "\n".join(lines) + "\n"
 
 
 def profile_intake(database: str) -> None:
@@ -71,17 +85,21 @@ def profile_intake(database: str) -> None:
             bench_network(Path(workdir), database) as network:
         asyncio.run(intake._push(network.commerce_url, network.config.commerce.hs_token,
                                  bodies[:20]))  # warm up
-        out = OUT / f"profile-intake-{database}.txt"
-        recorder = spy(component_pid(network.config_path, "commerce"), out)
+        raw = Path(workdir) / "intake.raw"
+        recorder = spy(component_pid(network.config_path, "commerce"), raw)
         time.sleep(1.0)
         seconds = asyncio.run(intake._push(network.commerce_url,
                                            network.config.commerce.hs_token, bodies[20:]))
         time.sleep(3.0)  # the inbox worker handles what was stored
         recorder.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
         recorder.wait()
-    print(f"{len(bodies[20:]) * intake.EVENTS_PER_TXN / seconds:.0f} events/s while sampled")
-    for frame, share in summarise(out):
-        print(f"{share:6.1%}  {frame}")
+        rate = len(bodies[20:]) * intake.EVENTS_PER_TXN / seconds
+        text = summarise(raw, f"commerce appservice, {len(bodies) - 20} transactions of 100 "
+                              f"events pushed and handled, Synapse on {database}; intake "
+                              f"{rate:.0f} events/s while sampled")
+    out = OUT / f"profile-intake-{database}.txt"
+    out.write_text(text)
+    print(text)
 
 
 def profile_contacts(database: str, count: int) -> None:
@@ -94,8 +112,8 @@ def profile_contacts(database: str, count: int) -> None:
         contacts.write_vcard(vcard, phones[:count])
         asyncio.run(contacts.seed(network, [(f"@optin{k}:localhost", phones[k * 2 % len(phones)])
                                             for k in range(count)]))
-        bridge_out = OUT / f"profile-contacts-bridge-{database}.txt"
-        recorder = spy(component_pid(network.config_path, "contacts"), bridge_out)
+        raw = Path(workdir) / "bridge.raw"
+        recorder = spy(component_pid(network.config_path, "contacts"), raw)
         cli_out = OUT / f"profile-contacts-cli-{database}.txt"
         subprocess.run([sys.executable, "-m", "pyinstrument", "--outfile", str(cli_out),
                         "-m", "mercato", "--config", str(network.config_path), "contacts",
@@ -103,10 +121,12 @@ def profile_contacts(database: str, count: int) -> None:
                         "--json"], check=True, stdout=subprocess.DEVNULL, cwd=workdir)
         recorder.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
         recorder.wait()
+        text = summarise(raw, f"contacts bridge while `mercato contacts import` of {count:,} "
+                              f"contacts ran, Synapse on {database}")
+    out = OUT / f"profile-contacts-bridge-{database}.txt"
+    out.write_text(text)
     print(cli_out.read_text()[:6000])
-    print("contacts bridge while the import ran:")
-    for frame, share in summarise(bridge_out):
-        print(f"{share:6.1%}  {frame}")
+    print(text)
 
 
 def main() -> None:
