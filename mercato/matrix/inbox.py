@@ -11,6 +11,7 @@ and finally parked as failed, so one poisoned event cannot block a room forever.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -68,6 +69,27 @@ async def _create_inbox(conn: Any, scheme: Scheme) -> None:
     await conn.execute("CREATE INDEX as_inbox_pending ON as_inbox (handled_at, seq)")
 
 
+@upgrade_table.register(description="Fingerprint of each transaction's content")
+async def _transaction_digest(conn: Any, scheme: Scheme) -> None:
+    # Synapse on SQLite numbers appservice transactions from 1 again after a restart
+    # (its counter is the highest *pending* txnId): a seen txnId alone is not a retry.
+    await conn.execute("ALTER TABLE as_transaction ADD COLUMN digest TEXT")
+
+
+def transaction_digest(events: list[dict[str, Any]]) -> str:
+    """What identifies a transaction's content across Synapse's retries.
+
+    A retry carries the same room events (their `unsigned.age` may differ, so the event
+    IDs are what counts) and none of the first attempt's receipts or typing events.
+    """
+    event_ids = [e["event_id"] for e in events if isinstance(e.get("event_id"), str)]
+    if event_ids:
+        material = "\n".join(event_ids)
+    else:
+        material = json.dumps(events, sort_keys=True, default=str)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -102,18 +124,31 @@ class Inbox:
     async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
         """Persist a transaction's events in one database transaction.
 
-        Returns False when the txnId was seen before (nothing is written then).
+        Returns False for a retry: the txnId was seen before with the same events, and
+        nothing is written then. The same txnId with other events is a new transaction
+        (Synapse reuses txnIds after a restart on SQLite); its events are stored, each
+        event ID still at most once.
         """
         now = _now_ms()
+        digest = transaction_digest(events)
         async with self.db.acquire() as conn, conn.transaction():
             # Write first: SQLite waits out another writer's lock (busy_timeout) only for
             # a transaction that has not read yet; a read-then-write one fails at once.
             new = await conn.fetchval(
-                "INSERT INTO as_transaction (txn_id, received_at, event_count) VALUES ($1,$2,$3)"
-                " ON CONFLICT (txn_id) DO NOTHING RETURNING txn_id", txn_id, now, len(events))
+                "INSERT INTO as_transaction (txn_id, received_at, event_count, digest)"
+                " VALUES ($1,$2,$3,$4) ON CONFLICT (txn_id) DO NOTHING RETURNING txn_id",
+                txn_id, now, len(events), digest)
             if new is None:
-                TRANSACTIONS.labels(self.component, "duplicate").inc()
-                return False
+                seen = await conn.fetchval(
+                    "SELECT digest FROM as_transaction WHERE txn_id=$1", txn_id)
+                if seen is None or seen == digest:
+                    TRANSACTIONS.labels(self.component, "duplicate").inc()
+                    return False
+                log.warning("inbox.txn_id_reused", component=self.component, txn_id=txn_id,
+                            events=len(events))
+                await conn.execute(
+                    "UPDATE as_transaction SET received_at=$1, event_count=$2, digest=$3"
+                    " WHERE txn_id=$4", now, len(events), digest, txn_id)
             rows = []
             for event in events:
                 room_id = event.get("room_id")

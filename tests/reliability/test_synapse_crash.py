@@ -23,7 +23,9 @@ import pytest
 from aiohttp import web
 
 from mercato.devnet import free_port
+from tests.integration.commerce_api import CommerceApi, is_threaded_in, thread_reply
 from tests.integration.shop_helpers import Api, new_user, open_shop
+from tests.integration.test_support_inbox import open_conversation, staffed_shop, thread_root
 from tests.reliability.harness import (
     Harness,
     check_exactly_once_in_order,
@@ -48,8 +50,10 @@ class FaultyProxy:
     Synapse between its answer and commerce (`sig`), or, with `sig` None, answers that
     one request with a 500 before Synapse sees it (a transient failure)."""
 
-    def __init__(self, harness: Harness, fault_on: int, sig: int | None) -> None:
+    def __init__(self, harness: Harness, fault_on: int, sig: int | None,
+                 txn_prefix: str = "mercato.outbox.") -> None:
         self.harness = harness
+        self.txn_prefix = txn_prefix
         self.fault_on = fault_on
         self.sig = sig
         self.sends = 0
@@ -81,8 +85,8 @@ class FaultyProxy:
     async def forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         body = await request.read()
-        is_post = request.method == "PUT" and "/send/m.room.message/mercato.outbox." in \
-            request.path
+        is_post = request.method == "PUT" and \
+            f"/send/m.room.message/{self.txn_prefix}" in request.path
         number = 0
         if is_post:
             self.sends += 1
@@ -199,6 +203,46 @@ async def test_a_failed_send_keeps_the_room_order(harness: Harness, http) -> Non
         assert harness.logged("outbox.send_failed")
         print(f"\nRESULT transient_send_failure posts=3 lost={lost} doubled={doubled} "
               f"order={posts[room_id]}")
+    finally:
+        await asyncio.to_thread(harness.stop_all)
+        await proxy.stop()
+
+
+async def test_synapse_killed_while_relaying_a_staff_answer(harness: Harness, http) -> None:
+    """Not only campaigns: a customer-service answer whose send Synapse persisted but never
+    acknowledged (killed) reaches the buyer once after the restart, not twice."""
+    proxy = FaultyProxy(harness, 1, signal.SIGKILL, txn_prefix="mercato.cs.out.")
+    await proxy.start()
+    try:
+        harness.route_commerce_through(proxy.port)
+        harness.start_synapse()
+        await asyncio.to_thread(harness.start_commerce)
+        api = CommerceApi(harness, http)  # type: ignore[arg-type]
+        owner = await new_user(harness, http, "owner")
+        buyer = await new_user(harness, http, "buyer")
+        _, shop, staff_room = await staffed_shop(api, owner, "relay")
+        dm = await open_conversation(buyer, shop)
+        await buyer.send_text(dm, "Is the red one in stock?")
+        root = await thread_root(owner, staff_room, shop, buyer.user_id)
+        answer = "Yes, three left."
+        await owner.send(staff_room, thread_reply(root, answer, root))
+        await until(proxy.faulted.is_set, 30, "the relay of the answer")
+        await asyncio.sleep(DOWN_SECONDS)
+        await asyncio.to_thread(harness.start_synapse)
+        await until(lambda: harness.logged("send.adopted"), 60,
+                    "commerce finding the answer Synapse had saved")
+        await buyer.send_text(dm, "Thanks!")  # handled after the answer (one room, in order)
+        try:
+            await owner.wait_for_message(staff_room, lambda e: is_threaded_in(root)(e) and
+                                         e["content"]["body"] == f"{buyer.user_id}: Thanks!")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; commerce log:\n{tail(harness.commerce_log_path, 60)}") \
+                from None
+        relayed = [e for e in await timeline(buyer, dm)
+                   if e["type"] == "m.room.message" and e["sender"] == shop and
+                   e["content"].get("body") == answer]
+        assert len(relayed) == 1, relayed
+        print(f"\nRESULT synapse_kill=SIGKILL relay answers={len(relayed)} lost=0 doubled=0")
     finally:
         await asyncio.to_thread(harness.stop_all)
         await proxy.stop()
