@@ -167,6 +167,12 @@ class ContactsConfig(AppServiceConfig):
     # it, and the plain identifiers needed to recompute it are never kept.
     lookup_pepper: str = Field(default_factory=lambda: secrets.token_hex(16),
                                pattern=r"^[A-Za-z0-9]{8,64}$")
+    # Key of the encryption of what users log in to other networks with (XMPP passwords).
+    # Changing it makes every stored login unreadable: those users log in again.
+    credentials_secret: Secret = Field(default_factory=_secret)
+    # Network connectors by name (docs/connectors.md); each checks its own section, and an
+    # absent one runs with its defaults. `xmpp: {enabled: false}` turns XMPP off.
+    networks: dict[str, dict[str, Any]] = {}
     # Country (ISO 3166 code such as NO) for numbers written without +country code;
     # each user can set their own with the bot's `region` command.
     default_region: str = Field(default="", pattern=r"^([A-Z]{2})?$")
