@@ -1,5 +1,6 @@
 """An operator moves a running SQLite network to PostgreSQL, as docs/operator-guide.md says:
-stop it, run `mercato migrate-to-postgres`, start it again. Nothing a user had is lost."""
+stop it, run `mercato migrate-to-postgres`, start it again. Nothing a user had is lost,
+and the old mercato.yaml takes the network back to SQLite."""
 
 from __future__ import annotations
 
@@ -199,3 +200,14 @@ async def _move(config_path: Path, prefix: str, http: aiohttp.ClientSession) -> 
         conversation = await buyer.messages(dm)
         assert len([e for e in conversation if "Your code" in body(e)]) == 1, \
             "claiming again must not send the code twice"
+
+    # -- going back: the old mercato.yaml brings the network back as it was on SQLite ---------
+    backups[0].replace(config_path)
+    with network_running(config_path, profile="single", log_name="rollback.out") as rolled_back:
+        assert rolled_back.config.synapse.database == "sqlite"
+        history = await buyer.messages(channel)
+        assert len(posts(history, shop, "The last voucher")) == 1
+        assert posts(history, shop, "New season boots") == [], \
+            "what happened after the move is only on PostgreSQL"
+        status, stats = await Api(rolled_back, http).call("GET", f"/shops/{slug}/stats", key)
+        assert status == 200 and stats["followers"] == 1, stats
