@@ -526,7 +526,9 @@ async def migrate(config: MercatoConfig, config_path: Path, server: str, prefix:
                 say(f"Copying the {target.part} database")
                 rows[target.part] = await copy_component(target, schemas[target.part])
     except BaseException:
-        await drop_databases(server, created)
+        # A half-filled database would be refused by the next run: drop what this run made.
+        with contextlib.suppress(MigrationError):  # the first error is the one to report
+            await drop_databases(server, created)
         raise
     backup = backup_path(config_path, datetime.now())
     shutil.copy2(config_path, backup)
