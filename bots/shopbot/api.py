@@ -7,6 +7,7 @@ The API decides what that user may do; its refusals come back as `ApiError`, a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -57,8 +58,10 @@ class CommerceApi:
         self.service_token = service_token
         self.retry_delays = retry_delays
 
-    def as_user(self, user_id: str) -> UserApi:
-        return UserApi(self, user_id)
+    def as_user(self, user_id: str, *, before_write: Callable[[], None] | None = None
+                ) -> UserApi:
+        """`before_write` is called before each call that may change something."""
+        return UserApi(self, user_id, before_write)
 
     async def request(self, method: str, path: str, user_id: str, *,
                       body: Any = None, params: dict[str, str] | None = None,
@@ -111,13 +114,17 @@ def _unavailable(sent: bool) -> str:
 class UserApi:
     """The API calls the bot makes for one Matrix user."""
 
-    def __init__(self, api: CommerceApi, user_id: str) -> None:
+    def __init__(self, api: CommerceApi, user_id: str,
+                 before_write: Callable[[], None] | None = None) -> None:
         self.api = api
         self.user_id = user_id
+        self.before_write = before_write
 
     async def _call(self, method: str, path: str, body: Any = None,
                     params: dict[str, str] | None = None, *, data: bytes | None = None,
                     content_type: str = "") -> Any:
+        if method != "GET" and self.before_write is not None:
+            self.before_write()
         return await self.api.request(method, path, self.user_id, body=body, params=params,
                                       data=data, content_type=content_type)
 

@@ -63,8 +63,10 @@ from bots.shopbot.events import (
     replied_to,
     reply_content,
 )
+from bots.shopbot.journal import EventJournal
 from mercato.commands import CommandError, Outcome, Reply, parse_command
 from mercato.config import MercatoConfig
+from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.types import MerchantSlug, Sku
 from mercato.web import add_health_routes, serve
@@ -80,6 +82,8 @@ __all__ = ["ShopBot", "command_text", "reply_content"]
 COMMANDS = Counter("mercato_shopbot_commands_total", "Commands answered", ["command", "ok"])
 CARDS = Counter("mercato_shopbot_link_cards_total", "Product links answered with a card")
 API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+INTERRUPTED = ("I was restarted while doing this, so it may or may not have been done. Check "
+               "(with the status or list command) before you try again.")
 NOTHING_WAITING = ("Nothing is waiting for a yes or no from you here (questions expire after "
                    "15 minutes). Type the command again.")
 
@@ -97,6 +101,7 @@ class ShopBot:
         self.public_url = config.commerce_public_url
         self.waiting = WaitingCommands()
         self.waiting.load(self._read_json(self._waiting_file), now_ms())
+        self.journal = EventJournal(self.state_dir / "journal.json")
         self.http: aiohttp.ClientSession | None = None
         self.api: CommerceApi | None = None
         self.ready = False
@@ -213,14 +218,21 @@ class ShopBot:
                 source = event.source
                 if event.sender == self.user_id or "event_id" not in source:
                     continue
+                event_id = source["event_id"]
+                done_before = self.journal.state(event_id)  # a batch handed again
+                if done_before == "done":
+                    continue
                 try:
-                    if isinstance(event, MegolmEvent):
+                    if done_before == "wrote":
+                        await self._notice(room_id, event_id, source["sender"],
+                                           Reply(INTERRUPTED))
+                    elif isinstance(event, MegolmEvent):
                         await self._on_unreadable(room_id, event)
-                        continue
-                    await self._on_event(room_id, source, direct=count == 2)
+                    else:
+                        await self._on_event(room_id, source, direct=count == 2)
                 except Exception:  # one bad event must not stop the bot for everyone
-                    log.exception("shopbot.event_failed", room_id=room_id,
-                                  event_id=source["event_id"])
+                    log.exception("shopbot.event_failed", room_id=room_id, event_id=event_id)
+                self.journal.answered(event_id)
 
     async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
         """An encrypted message the bot has no key for: say so, once per session."""
@@ -310,8 +322,10 @@ class ShopBot:
         `event_id` is the event that triggered this run: the answer's transaction ID comes
         from it, so a resend after a restart is deduplicated.
         """
+        api = self.api.as_user(sender, before_write=lambda: self.journal.wrote(event_id)) \
+            if self.api else None
         ctx = ShopContext(sender=sender, room_id=room_id, event_id=event_id, direct=direct,
-                          api=self.api.as_user(sender) if self.api else None, matrix=self,
+                          api=api, matrix=self,
                           public_url=self.public_url, attachment=attachment,
                           replied_to=replied_to, confirmed=confirmed)
         outcome = await self.commands.dispatch(body, ctx)
@@ -320,8 +334,10 @@ class ShopBot:
         COMMANDS.labels(outcome.command, str(outcome.ok).lower()).inc()
         log.info("shopbot.command", command=outcome.command, ok=outcome.ok, sender=sender,
                  room_id=room_id)
+        fault_point("shopbot.before_reply")  # the command ran, its answer is not sent yet
         await self._deliver(outcome, room_id, event_id, sender, body, direct=direct,
                             reply_to=reply_to or event_id)
+        fault_point("shopbot.after_reply")  # answered, not yet noted in the journal
 
     async def _deliver(self, outcome: Outcome, room_id: str, event_id: str, sender: str,
                        body: str, *, direct: bool, reply_to: str) -> None:
@@ -464,6 +480,7 @@ class ShopBot:
             await self._handle_sync(response)
             since = response.next_batch
             self._save_session(since=since)
+            self.journal.batch_done()
 
     async def run_until_stopped(self) -> None:
         stop = asyncio.Event()

@@ -47,6 +47,7 @@ class Harness:
         self.commerce_config_path = self.config_path
         self.synapse: subprocess.Popen[bytes] | None = None
         self.commerce: subprocess.Popen[bytes] | None = None
+        self.shopbot: subprocess.Popen[bytes] | None = None
 
     # -- where things are -------------------------------------------------------------
 
@@ -134,6 +135,18 @@ class Harness:
                 process.wait()
         return process.returncode
 
+    def start_shopbot(self, env: dict[str, str] | None = None) -> None:
+        """The shop bot (its account must exist: `mercato up` registers it)."""
+        assert self.shopbot is None or self.shopbot.poll() is not None
+        self.shopbot = self._spawn(
+            [sys.executable, "-m", "mercato", "--config", str(self.config_path),
+             "run", "shopbot"], "shopbot.out", env)
+        self._wait_healthy(self.shopbot, f"http://127.0.0.1:{self.config.shopbot.port}/health",
+                           "shopbot", self.paths.log_dir / "shopbot.out")
+
+    def stop_shopbot(self, sig: int = signal.SIGTERM) -> int | None:
+        return self._stop(self.shopbot, sig)
+
     def stop_commerce(self, sig: int = signal.SIGTERM) -> int | None:
         return self._stop(self.commerce, sig)
 
@@ -141,6 +154,7 @@ class Harness:
         return self._stop(self.synapse, sig)
 
     def stop_all(self) -> None:
+        self.stop_shopbot()
         self.stop_commerce()
         self.stop_synapse()
 

@@ -523,7 +523,7 @@ class FakeApiRoot:
     def __init__(self, commerce: FakeCommerce) -> None:
         self.commerce = commerce
 
-    def as_user(self, user_id: str) -> FakeCommerce:
+    def as_user(self, user_id: str, *, before_write: Any = None) -> FakeCommerce:
         return self.commerce
 
 
