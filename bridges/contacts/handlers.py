@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import html
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import aiohttp
@@ -38,6 +39,7 @@ from bridges.contacts.verification import CodeSender, HomeserverThreepids
 from mercato.commands import Reply, strip_reply_fallback
 from mercato.config import MercatoConfig
 from mercato.db import Database
+from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.html import sanitize_html
 
@@ -97,6 +99,9 @@ def _content(reply: Reply, reply_to: str | None) -> dict[str, Any]:
 
 
 class ContactsHandlers:
+    # What commands declared elsewhere (network connectors) find in `ctx.extra`.
+    command_extra: Mapping[str, Any] = MappingProxyType({})
+
     def __init__(self, bridge: BridgeMatrix, discovery: Discovery, *,
                  codes: CodeSender | None = None,
                  threepids: HomeserverThreepids | None = None,
@@ -137,6 +142,7 @@ class ContactsHandlers:
                               direct=await self.bridge.is_direct(RoomID(room_id)),
                               db=self.bridge.db, discovery=self.discovery,
                               default_region=self.config.contacts.default_region,
+                              extra=dict(self.command_extra),
                               public_url=bridge_public_url(self.config),
                               homeserver_verified=self.threepids.verified
                               if self.threepids else None,
@@ -236,6 +242,7 @@ class ContactsHandlers:
                                             limits.max_upload_bytes):
                 # Reading 10,000 contacts takes a moment: keep the event loop free meanwhile.
                 await asyncio.to_thread(contact_import.feed, chunk)
+                fault_point("contacts.import_chunk")  # part of the file read, nothing stored
                 if contact_import.done:
                     break
             await asyncio.to_thread(contact_import.close)
@@ -250,7 +257,9 @@ class ContactsHandlers:
             await self.reply(room_id, Reply(f"I could not read {attachment.filename}: "
                                             f"{message}"), to=event_id, txn=f"summary.{event_id}")
             return
-        outcome = await self.discovery.finish_import(contact_import, sender, source="dm")
+        outcome = await self.discovery.finish_import(contact_import, sender, source="dm",
+                                                     import_id=event_id)
+        fault_point("contacts.before_summary")  # charged and recorded, not yet answered
         answer = summary.import_summary(outcome, attachment.filename)
         summary_id = await self.reply(room_id, answer, to=event_id, txn=f"summary.{event_id}")
         if outcome.matches:

@@ -17,7 +17,9 @@ import aiohttp
 from mautrix.types import Event as MatrixEvent
 from mautrix.types import EventType, MessageType, RoomID, TextMessageEventContent, UserID
 
+import bridges.contacts.connectors.commands  # noqa: F401  (declares `xmpp …`)
 from bridges.contacts.api.routes import ApiContext, add_api_routes
+from bridges.contacts.connectors.manager import Networks
 from bridges.contacts.db.upgrade import upgrade_table
 from bridges.contacts.discovery import Discovery
 from bridges.contacts.handlers import ContactsHandlers
@@ -60,6 +62,9 @@ class ContactsBridge(MercatoAppService):
         self._last_prune = 0.0
         add_api_routes(self.app, ApiContext(self.db, self.discovery, config, self.http_session))
         self.app.middlewares.append(refresh_on_scrape(self.db))
+        # Live networks (XMPP): logins, portals, messages both ways (docs/xmpp.md).
+        self.networks = Networks(self)
+        self.handlers.command_extra = {"networks": self.networks}
 
     def http_session(self) -> aiohttp.ClientSession:
         if self._http is None:
@@ -67,6 +72,8 @@ class ContactsBridge(MercatoAppService):
         return self._http
 
     async def on_start(self) -> None:
+        # Stored network logins reconnect in the background from here.
+        await self.networks.start()
         try:
             await self.bot.set_displayname("Mercato contacts")
         except Exception as e:  # cosmetic; never a reason not to start
@@ -74,6 +81,7 @@ class ContactsBridge(MercatoAppService):
         await self.spaces.catch_up()
 
     async def stop(self) -> None:
+        await self.networks.stop()
         await super().stop()
         if self._http is not None:
             await self._http.close()
@@ -88,6 +96,12 @@ class ContactsBridge(MercatoAppService):
 
     async def handle_event(self, event: MatrixEvent, raw: dict[str, Any]) -> None:
         if raw.get("type") == SCRUBBED_TYPE:
+            return
+        if await self.networks.handles(raw.get("room_id")):
+            # A portal: its messages go to the network (kept until sent), not the bot.
+            await self.networks.matrix_event(raw)
+            if raw.get("type") == EventType.ROOM_MESSAGE.t:
+                await self.scrub(raw)
             return
         if await self.accept_invite_if_for_bot(event):
             await self._greet(UserID(event.sender), event.room_id)

@@ -9,9 +9,17 @@ import pytest
 from bridges.contacts.connectors import load_connectors, store
 from bridges.contacts.connectors.base import BadAddress
 from bridges.contacts.connectors.credentials import Unreadable, Vault
+from bridges.contacts.connectors.messages import incoming_txn, outgoing_id
+from bridges.contacts.connectors.portals import escape_address
 from bridges.contacts.connectors.xmpp import XmppConnector, normalise_jid
 from mercato.config import ConfigError, parse_config
 from mercato.db import open_database
+
+
+def test_an_address_becomes_a_localpart_reversibly() -> None:
+    assert escape_address("bob@xmpp.example") == "bob=40xmpp.example"
+    assert escape_address("o=k@x.y") == "o=3dk=40x.y"
+    assert escape_address("zoë@x.y") == "zo=c3=ab=40x.y"
 
 
 def test_jids_are_normalised_and_bad_ones_refused() -> None:
@@ -54,6 +62,13 @@ def test_a_sealed_login_opens_only_for_its_user_and_secret() -> None:
         vault.open("xmpp", "@eve:example.org", sealed)
     with pytest.raises(Unreadable):
         Vault("b" * 32).open("xmpp", "@ann:example.org", sealed)
+
+
+def test_message_ids_are_the_same_every_time() -> None:
+    assert outgoing_id("$abc") == outgoing_id("$abc") != outgoing_id("$abd")
+    one = incoming_txn("xmpp", "@a:x", "bob@y", "id1")
+    assert one == incoming_txn("xmpp", "@a:x", "bob@y", "id1")
+    assert one != incoming_txn("xmpp", "@b:x", "bob@y", "id1")
 
 
 async def test_a_replayed_message_is_recognised_and_its_text_dropped_once_delivered(

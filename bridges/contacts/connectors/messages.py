@@ -1,0 +1,194 @@
+"""Messages both ways between a portal and its contact, neither lost nor doubled.
+
+Every message is kept (`network_message`) before it is delivered and marked after:
+
+- From the network: the row is keyed by the network's message ID, so a message the
+  server hands over again (offline storage after a restart) is recognised; it is sent
+  to Matrix with a txnId derived from that ID, so a send retried after a crash is
+  deduplicated by Synapse too.
+- From Matrix: the event arrives through the appservice inbox (stored before Synapse
+  got its 200), is kept under its event ID with the network message ID the bridge
+  chose for it, and goes out when the session is connected — the same ID if resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import aiohttp
+from mautrix.errors import MatrixError
+from mautrix.types import EventType, RoomID, UserID
+
+from bridges.contacts.connectors import store
+from bridges.contacts.connectors.base import (
+    Connector,
+    IncomingMessage,
+    OutgoingMessage,
+    RemoteContact,
+    RemoteID,
+    RemoteMessageID,
+    Session,
+)
+from bridges.contacts.connectors.portals import BridgeSide, Portals
+from mercato.commands import strip_reply_fallback
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+IN, OUT = "in", "out"
+FILE_TYPES = ("m.image", "m.file", "m.video", "m.audio")
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def outgoing_id(event_id: str) -> RemoteMessageID:
+    """The network message ID of a Matrix event: the same every time it is sent."""
+    return RemoteMessageID(f"mercato-{_digest(event_id)}")
+
+
+def incoming_txn(network: str, user_id: str, contact: str, message_id: str) -> str:
+    # Synapse's appservice txn cache ignores the sender: the ID names everything.
+    return f"mercato.contacts.{network}.in.{_digest(user_id, contact, message_id)}"
+
+
+class Messages:
+    def __init__(self, bridge: BridgeSide, portals: Portals, max_file_bytes: int) -> None:
+        self.bridge = bridge
+        self.portals = portals
+        self.max_file_bytes = max_file_bytes
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+
+    def _lock(self, *key: str) -> asyncio.Lock:
+        return self._locks.setdefault((key[0], key[1], key[2]), asyncio.Lock())
+
+    # -- from the network -----------------------------------------------------------------
+
+    async def incoming(self, connector: Connector, login: store.Login,
+                       message: IncomingMessage) -> None:
+        payload: dict[str, Any] = {"text": message.text, "reply_to": message.reply_to,
+                                   "ts": message.timestamp_ms}
+        if message.attachment is not None:
+            payload["file"] = {"url": message.attachment.url, "name": message.attachment.name,
+                               "mimetype": message.attachment.mimetype}
+        new = await store.record(self.bridge.db, connector.network, login.user_id,
+                                 message.contact, IN, message.message_id, payload)
+        if not new:
+            log.info("network.replay_ignored", network=connector.network,
+                     user_id=login.user_id)
+        await self.flush_in(connector, login)
+
+    async def flush_in(self, connector: Connector, login: store.Login) -> None:
+        """Deliver what arrived and is not in Matrix yet, oldest first; stop at a failure."""
+        async with self._lock(connector.network, login.user_id, IN):
+            for row in await store.pending(self.bridge.db, connector.network, login.user_id,
+                                           IN):
+                try:
+                    event_id = await self._deliver_in(connector, login, row)
+                except (MatrixError, aiohttp.ClientError, OSError) as e:
+                    log.warning("network.deliver_failed", network=connector.network,
+                                user_id=login.user_id, error=str(e))
+                    return  # kept: the next flush tries again, in order
+                await store.delivered(self.bridge.db, row.seq, event_id)
+
+    async def _deliver_in(self, connector: Connector, login: store.Login,
+                          row: store.Message) -> str:
+        contact = RemoteID(row.remote_id)
+        portal = await store.portal(self.bridge.db, connector.network, login.user_id, contact)
+        if portal is None:  # someone outside the roster wrote: they get a portal too
+            portal = await self.portals.ensure_portal(connector, login,
+                                                      RemoteContact(contact, ""))
+        payload = row.payload
+        content: dict[str, Any] = {"msgtype": "m.text", "body": payload.get("text") or ""}
+        if payload.get("file"):
+            content = await self._file_content(portal.ghost_id, payload["file"],
+                                               payload.get("text") or "")
+        if payload.get("reply_to"):
+            replied = await store.event_for(self.bridge.db, connector.network, login.user_id,
+                                            contact, payload["reply_to"])
+            if replied:
+                content["m.relates_to"] = {"m.in_reply_to": {"event_id": replied}}
+        ghost = self.bridge.intent_for(UserID(portal.ghost_id))
+        extra = {"timestamp": payload["ts"]} if payload.get("ts") else {}
+        return await ghost.send_message_event(
+            RoomID(portal.room_id), EventType.ROOM_MESSAGE, content,  # type: ignore[arg-type]
+            txn_id=incoming_txn(connector.network, login.user_id, contact, row.remote_msg_id),
+            **extra)
+
+    async def _file_content(self, ghost_id: str, file: dict[str, str],
+                            text: str) -> dict[str, Any]:
+        """A file from the network, copied to the media repository (or its link, if not)."""
+        url, name = file["url"], file.get("name") or "file"
+        try:
+            async with self.bridge.http_session().get(
+                    url, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                resp.raise_for_status()
+                data = await resp.content.read(self.max_file_bytes + 1)
+                mimetype = file.get("mimetype") or resp.content_type or \
+                    "application/octet-stream"
+            if len(data) > self.max_file_bytes:
+                raise ValueError("too large")
+        except (aiohttp.ClientError, ValueError, TimeoutError) as e:
+            log.info("network.file_not_copied", error=str(e))
+            return {"msgtype": "m.text", "body": f"{text}\n{url}".strip()}
+        ghost = self.bridge.intent_for(UserID(ghost_id))
+        mxc = await ghost.upload_media(data, mimetype, name)
+        msgtype = "m.image" if mimetype.startswith("image/") else "m.file"
+        content: dict[str, Any] = {"msgtype": msgtype, "body": name, "url": mxc,
+                                   "info": {"mimetype": mimetype, "size": len(data)}}
+        if text:
+            content["filename"], content["body"] = name, text
+        return content
+
+    # -- from Matrix ----------------------------------------------------------------------
+
+    async def outgoing(self, connector: Connector, portal: store.Portal,
+                       raw: dict[str, Any], session: Session | None) -> bool:
+        """Keep a portal message for the network; False if it is not one to send."""
+        content = raw.get("content") if isinstance(raw.get("content"), dict) else {}
+        assert isinstance(content, dict)
+        relation = content.get("m.relates_to") if isinstance(content.get("m.relates_to"),
+                                                             dict) else {}
+        assert isinstance(relation, dict)
+        body = content.get("body")
+        if not isinstance(body, str) or relation.get("rel_type") == "m.replace":
+            return False  # edits are not bridged: the first version was sent
+        msgtype = content.get("msgtype")
+        if msgtype in FILE_TYPES:
+            text = (f"[{body}: a file sent on Mercato; files do not reach "
+                    f"{connector.label} yet]")
+        elif msgtype == "m.emote":
+            text = f"/me {body}"
+        elif msgtype in ("m.text", "m.notice"):
+            text = strip_reply_fallback(body)
+        else:
+            return False
+        reply_event = (relation.get("m.in_reply_to") or {}).get("event_id")
+        reply_to = await store.remote_for(self.bridge.db, reply_event) if reply_event else None
+        await store.record(self.bridge.db, connector.network, portal.user_id, portal.remote_id,
+                           OUT, outgoing_id(raw["event_id"]),
+                           {"text": text, "reply_to": reply_to}, event_id=raw["event_id"])
+        if session is not None:
+            await self.flush_out(connector, portal.user_id, session)
+        return True
+
+    async def flush_out(self, connector: Connector, user_id: str, session: Session) -> None:
+        """Send what Matrix users wrote and the network has not got yet, oldest first."""
+        async with self._lock(connector.network, user_id, OUT):
+            for row in await store.pending(self.bridge.db, connector.network, user_id, OUT):
+                if not session.is_connected:
+                    return
+                message = OutgoingMessage(RemoteID(row.remote_id),
+                                          RemoteMessageID(row.remote_msg_id),
+                                          row.payload.get("text") or "",
+                                          reply_to=row.payload.get("reply_to"))
+                try:
+                    await session.send(message)
+                except (ConnectionError, OSError) as e:
+                    log.warning("network.send_failed", network=connector.network,
+                                user_id=user_id, error=str(e))
+                    return
+                await store.delivered(self.bridge.db, row.seq)

@@ -1,0 +1,248 @@
+"""Ghosts and portal rooms: a network contact as a Matrix user, and one DM per contact.
+
+A ghost is `@<prefix><network>_<escaped address>` in the bridge's own namespace. A
+portal is a direct chat the ghost creates and invites its user to. Contacts whose
+address (or an identifier their profile gives) matches an opted-in Mercato user go
+through the same private matching as file imports and are offered as a native DM
+instead; when a contact opts in later, both sides are told where to continue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import (
+    EventType,
+    MessageType,
+    RoomCreatePreset,
+    RoomID,
+    TextMessageEventContent,
+    UserID,
+)
+
+from bridges.contacts.connectors import store
+from bridges.contacts.connectors.base import Connector, RemoteContact, RemoteID
+from bridges.contacts.db import store as contacts_store
+from bridges.contacts.discovery import ContactImport, Discovery
+from bridges.contacts.importers import Contact, Medium
+from bridges.contacts.importers.model import safe_label
+from bridges.contacts.links import matrix_to
+from bridges.contacts.normalise import InvalidIdentifier, normalise_email, normalise_phone
+from mercato.config import MercatoConfig
+from mercato.db import Database
+from mercato.logging import get_logger
+
+log = get_logger(__name__)
+
+_KEPT = set("abcdefghijklmnopqrstuvwxyz0123456789._/+-")
+
+
+class BridgeSide(Protocol):
+    """What the core needs from the running appservice."""
+
+    config: MercatoConfig
+    db: Database
+    discovery: Discovery
+
+    @property
+    def bot(self) -> IntentAPI: ...
+
+    def intent_for(self, user_id: UserID) -> IntentAPI: ...
+
+    def http_session(self) -> aiohttp.ClientSession: ...
+
+
+def escape_address(address: str) -> str:
+    """An address as Matrix localpart characters, reversibly: '@' becomes '=40'."""
+    return "".join(ch if ch in _KEPT else "".join(f"={b:02x}" for b in ch.encode("utf-8"))
+                   for ch in address)
+
+
+@dataclass
+class RosterOutcome:
+    on_mercato: list[tuple[str, str]] = field(default_factory=list)  # (contact, Matrix ID)
+    portals: list[str] = field(default_factory=list)  # names of contacts with a portal
+    refused: str | None = None
+
+
+class Portals:
+    def __init__(self, bridge: BridgeSide) -> None:
+        self.bridge = bridge
+        self.rooms: set[str] = set()
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+
+    @property
+    def db(self) -> Database:
+        return self.bridge.db
+
+    async def load(self) -> None:
+        self.rooms = await store.portal_rooms(self.db)
+
+    def ghost_id(self, connector: Connector, remote_id: RemoteID) -> UserID:
+        config = self.bridge.config
+        localpart = (f"{config.contacts.user_prefix}{connector.network}_"
+                     f"{escape_address(remote_id)}")
+        return UserID(config.user_id(localpart))
+
+    def digests(self, connector: Connector, emails: Iterable[str],
+                phones: Iterable[str] = ()) -> list[str]:
+        """Keyed hashes of a contact's identifiers, as the file-import matching keeps them."""
+        hasher = self.bridge.discovery.hasher
+        found: list[str] = []
+        for medium, values, normalise in ((Medium.EMAIL, emails, normalise_email),
+                                          (Medium.PHONE, phones, normalise_phone)):
+            for value in values:
+                try:
+                    found.append(hasher.digest(medium, normalise(value)))
+                except InvalidIdentifier:
+                    continue
+        return found
+
+    # -- ghosts ---------------------------------------------------------------------------
+
+    async def ensure_ghost(self, connector: Connector, contact: RemoteContact) -> IntentAPI:
+        ghost = self.bridge.intent_for(self.ghost_id(connector, contact.remote_id))
+        await ghost.ensure_registered()
+        name = safe_label(contact.name) or contact.remote_id
+        try:
+            await ghost.set_displayname(f"{name} ({connector.label})")
+            if contact.avatar:
+                mxc = await ghost.upload_media(contact.avatar, contact.avatar_type or None)
+                await ghost.set_avatar_url(mxc)
+        except MatrixRequestError as e:  # a profile is cosmetic: the chat works without it
+            log.warning("network.ghost_profile_failed", network=connector.network,
+                        errcode=e.errcode)
+        return ghost
+
+    # -- portals --------------------------------------------------------------------------
+
+    async def ensure_portal(self, connector: Connector, login: store.Login,
+                            contact: RemoteContact) -> store.Portal:
+        key = (connector.network, login.user_id, str(contact.remote_id))
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            found = await store.portal(self.db, *key)
+            if found is not None:
+                return found
+            ghost = await self.ensure_ghost(connector, contact)
+            name = safe_label(contact.name) or contact.remote_id
+            room_id = await ghost.create_room(
+                preset=RoomCreatePreset.PRIVATE, is_direct=True,
+                invitees=[UserID(login.user_id)],
+                topic=f"{connector.label} chat with {contact.remote_id}, bridged by Mercato")
+            emails, phones = connector.identifiers(contact.remote_id)
+            digests = self.digests(connector, emails, phones)
+            portal = store.Portal(connector.network, login.user_id, contact.remote_id,
+                                  room_id, ghost.mxid, name, digests[0] if digests else None,
+                                  None)
+            await store.add_portal(self.db, portal)
+            self.rooms.add(room_id)
+            log.info("network.portal_created", network=connector.network, user_id=login.user_id,
+                     room_id=room_id)
+            return portal
+
+    async def import_roster(self, connector: Connector, login: store.Login,
+                            contacts: list[RemoteContact]) -> RosterOutcome:
+        """Ghosts for every contact; a portal for each one not matched to a Mercato user."""
+        outcome = RosterOutcome()
+        discovery = self.bridge.discovery
+        matching = ContactImport(discovery.hasher.digest, discovery.limits)
+        as_contacts: list[Contact] = []
+        for position, contact in enumerate(contacts, 1):
+            emails, phones = connector.identifiers(contact.remote_id)
+            as_contacts.append(Contact(position, safe_label(contact.name) or contact.remote_id,
+                                       phones=_valid(normalise_phone, (*phones, *contact.phones)),
+                                       emails=_valid(normalise_email, (*emails,
+                                                                       *contact.emails))))
+        matching.add(as_contacts)
+        matching.report.contacts = len(as_contacts)
+        result = await discovery.finish_import(matching, login.user_id, source=connector.network)
+        outcome.refused = result.refused
+        owners: dict[int, str] = {}
+        if not result.refused:
+            digests = {c.position: self.digests(connector, c.emails, c.phones)
+                       for c in as_contacts}
+            found = await contacts_store.owners_of(self.db, [d for ds in digests.values()
+                                                             for d in ds])
+            for position, ds in digests.items():
+                owner = next((found[d] for d in ds if d in found and found[d] != login.user_id),
+                             None)
+                if owner:
+                    owners[position] = owner
+        for contact, as_contact in zip(contacts, as_contacts, strict=True):
+            owner = owners.get(as_contact.position)
+            if owner is not None:
+                await self.ensure_ghost(connector, contact)
+                outcome.on_mercato.append((as_contact.label, owner))
+                continue
+            await self.ensure_portal(connector, login, contact)
+            outcome.portals.append(as_contact.label)
+        return outcome
+
+    # -- moving over ----------------------------------------------------------------------
+
+    async def check_moves(self, connectors: dict[str, Connector]) -> int:
+        """Tell both sides of every portal whose contact has opted in on Mercato since."""
+        moved = 0
+        after = ""
+        while True:
+            batch = await store.unmoved_portals(self.db, after, 500)
+            if not batch:
+                return moved
+            after = batch[-1].room_id
+            owners = await contacts_store.owners_of(self.db, [p.digest for p in batch
+                                                              if p.digest])
+            for portal in batch:
+                owner = owners.get(portal.digest or "")
+                connector = connectors.get(portal.network)
+                if owner and owner != portal.user_id and connector is not None:
+                    await self._moved(connector, portal, owner)
+                    moved += 1
+
+    async def _moved(self, connector: Connector, portal: store.Portal, owner: str) -> None:
+        ghost = self.bridge.intent_for(UserID(portal.ghost_id))
+        text = (f"{portal.name} is on Mercato now: {owner} — {matrix_to(owner)}. Tap the link "
+                "and choose “Message” to continue in a Matrix chat; this chat still reaches "
+                f"them on {connector.label} as long as they use it.")
+        link = f'<a href="{html.escape(matrix_to(owner))}">{html.escape(owner)}</a>'
+        content = TextMessageEventContent(
+            msgtype=MessageType.NOTICE, body=text, format="org.matrix.custom.html",  # type: ignore[arg-type]
+            formatted_body=f"{html.escape(portal.name)} is on Mercato now: {link}. Tap the "
+            "link and choose “Message” to continue in a Matrix chat; this chat still reaches "
+            f"them on {html.escape(connector.label)} as long as they use it.")
+        await ghost.send_message_event(RoomID(portal.room_id), EventType.ROOM_MESSAGE, content,
+                                       txn_id=f"mercato.contacts.moved.{portal.room_id}")
+        dm_room = await self.db.fetchval("SELECT dm_room_id FROM bridge_user WHERE user_id=$1",
+                                         owner)
+        if dm_room:
+            told = (f"{portal.user_id}, who writes to you on {connector.label} as "
+                    f"{portal.remote_id}, is on Mercato too: {portal.user_id} — "
+                    f"{matrix_to(portal.user_id)}. Tap the link and choose “Message” to chat "
+                    "here; I told them the same.")
+            try:
+                await self.bridge.bot.send_message_event(
+                    RoomID(dm_room), EventType.ROOM_MESSAGE,
+                    TextMessageEventContent(msgtype=MessageType.NOTICE, body=told),
+                    txn_id=f"mercato.contacts.moved.{portal.room_id}.{owner}")
+            except MatrixRequestError as e:  # they left the chat with the bot
+                log.info("network.moved_untold", errcode=e.errcode)
+        await store.set_moved(self.db, portal.room_id, owner)
+        log.info("network.contact_moved", network=portal.network, user_id=portal.user_id,
+                 moved_to=owner)
+
+
+def _valid(normalise: Any, values: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values:
+        try:
+            out.append(normalise(value))
+        except InvalidIdentifier:
+            continue
+    return tuple(dict.fromkeys(out))
