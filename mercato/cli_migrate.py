@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from rich.table import Table
 
-from mercato.config import ConfigError, load_config
+from mercato.config import ConfigError, ScaleConfig, load_config
 
 
 @click.command(name="migrate-to-postgres")
@@ -45,6 +46,13 @@ def migrate_to_postgres(ctx: click.Context, server: str | None, prefix: str | No
 
     server = server or config.scale.postgres
     prefix = prefix or config.scale.database_prefix
+    try:
+        ScaleConfig(postgres=server, database_prefix=prefix)
+    except ValidationError as e:
+        error = e.errors()[0]
+        option = "--postgres" if error["loc"][0] == "postgres" else "--database-prefix"
+        raise click.BadParameter(error["msg"].removeprefix("Value error, "),
+                                 param_hint=option) from None
     try:
         report = asyncio.run(migrate(config, config_path, server, prefix, replace=replace,
                                      say=click.echo))

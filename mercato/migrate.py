@@ -511,8 +511,8 @@ async def migrate(config: MercatoConfig, config_path: Path, server: str, prefix:
     # Each component's schema versions are checked before anything is created.
     schemas = {t.part: sqlite_upgrade_tables(t.sqlite_path, known_upgrade_tables(t.part))
                for t in targets if t.part != "synapse"}
-    say("Creating " + ", ".join(t.database for t in targets) + f" on {server}")
     created = await prepare_databases(server, targets, replace)
+    say(f"Moving to {', '.join(t.database for t in targets)} on {server}")
     rows: dict[str, dict[str, int]] = {}
     try:
         for target in targets:
