@@ -202,13 +202,16 @@ class Discovery:
 
     # -- quotas -------------------------------------------------------------------------
 
-    async def charge(self, user_id: str, amount: int, ip: str | None = None) -> None:
+    async def charge(self, user_id: str, amount: int, ip: str | None = None, *,
+                     import_id: str | None = None,
+                     run: tuple[str, str, int, int, int] | None = None) -> bool:
+        """False when `import_id` was charged before (see `store.charge`)."""
         now = self.clock()
         charges = [("user", f"user:{user_id}", self.limits.per_user_per_day)]
         if ip:
             charges.append(("ip", f"ip:{ip}", self.limits.per_ip_per_day))
-        await store.charge(self.db, charges, policy.window_start(now), amount,
-                           policy.retry_after(now))
+        return await store.charge(self.db, charges, policy.window_start(now), amount,
+                                  policy.retry_after(now), import_id=import_id, run=run)
 
     # -- matching -----------------------------------------------------------------------
 
@@ -238,8 +241,13 @@ class Discovery:
         return mappings
 
     async def finish_import(self, contact_import: ContactImport, user_id: str, *,
-                            source: str) -> ImportOutcome:
-        """Refuse enumeration, charge the quota, and match an import that was read."""
+                            source: str, import_id: str | None = None) -> ImportOutcome:
+        """Refuse enumeration, charge the quota, and match an import that was read.
+
+        The charge and the run's record are one database transaction, made once per
+        `import_id`: an import handled again after a crash gets the same matches and
+        changes nothing more.
+        """
         report = contact_import.report
         outcome = ImportOutcome(report)
         count = contact_import.identifiers
@@ -250,8 +258,18 @@ class Discovery:
             await store.record_run(self.db, user_id, source, report.contacts, count, 0,
                                    "enumeration")
             return outcome
+        # Matched before charging, so the charge and the run's record go in one transaction;
+        # nobody sees the matches of an import refused by quota.
+        owners = await store.owners_of(self.db, list(contact_import.labels))
+        by_user: dict[str, Match] = {}
+        for digest, owner in owners.items():
+            if owner != user_id and owner not in by_user:
+                by_user[owner] = Match(owner, contact_import.labels[digest])
+        contact_import.labels.clear()
+        matches = sorted(by_user.values(), key=lambda m: (m.label.casefold(), m.user_id))
         try:
-            await self.charge(user_id, count)
+            charged = await self.charge(user_id, count, import_id=import_id, run=(
+                user_id, source, report.contacts, count, len(matches)))
         except QuotaExceeded as e:
             outcome.refused = (f"you have looked up {self.limits.per_user_per_day:,} phone "
                                "numbers and addresses today, the most a day allows")
@@ -260,15 +278,10 @@ class Discovery:
                         reason="quota")
             await store.record_run(self.db, user_id, source, report.contacts, count, 0, "quota")
             return outcome
-        owners = await store.owners_of(self.db, list(contact_import.labels))
-        by_user: dict[str, Match] = {}
-        for digest, owner in owners.items():
-            if owner != user_id and owner not in by_user:
-                by_user[owner] = Match(owner, contact_import.labels[digest])
-        outcome.matches = sorted(by_user.values(), key=lambda m: (m.label.casefold(), m.user_id))
-        contact_import.labels.clear()
-        await store.record_run(self.db, user_id, source, report.contacts, count,
-                               len(outcome.matches))
+        outcome.matches = matches
+        if not charged:
+            log.info("import.already_charged", user_id=user_id, source=source,
+                     import_id=import_id)
         log.info("import.done", user_id=user_id, source=source, contacts=report.contacts,
                  identifiers=count, matched=len(outcome.matches),
                  problems=report.problems_total)

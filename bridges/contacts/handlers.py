@@ -39,6 +39,7 @@ from bridges.contacts.verification import CodeSender, HomeserverThreepids
 from mercato.commands import Reply, strip_reply_fallback
 from mercato.config import MercatoConfig
 from mercato.db import Database
+from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.html import sanitize_html
 
@@ -241,6 +242,7 @@ class ContactsHandlers:
                                             limits.max_upload_bytes):
                 # Reading 10,000 contacts takes a moment: keep the event loop free meanwhile.
                 await asyncio.to_thread(contact_import.feed, chunk)
+                fault_point("contacts.import_chunk")  # part of the file read, nothing stored
                 if contact_import.done:
                     break
             await asyncio.to_thread(contact_import.close)
@@ -255,7 +257,9 @@ class ContactsHandlers:
             await self.reply(room_id, Reply(f"I could not read {attachment.filename}: "
                                             f"{message}"), to=event_id, txn=f"summary.{event_id}")
             return
-        outcome = await self.discovery.finish_import(contact_import, sender, source="dm")
+        outcome = await self.discovery.finish_import(contact_import, sender, source="dm",
+                                                     import_id=event_id)
+        fault_point("contacts.before_summary")  # charged and recorded, not yet answered
         answer = summary.import_summary(outcome, attachment.filename)
         summary_id = await self.reply(room_id, answer, to=event_id, txn=f"summary.{event_id}")
         if outcome.matches:

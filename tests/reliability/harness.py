@@ -48,6 +48,7 @@ class Harness:
         self.synapse: subprocess.Popen[bytes] | None = None
         self.commerce: subprocess.Popen[bytes] | None = None
         self.shopbot: subprocess.Popen[bytes] | None = None
+        self.contacts: subprocess.Popen[bytes] | None = None
 
     # -- where things are -------------------------------------------------------------
 
@@ -144,6 +145,20 @@ class Harness:
         self._wait_healthy(self.shopbot, f"http://127.0.0.1:{self.config.shopbot.port}/health",
                            "shopbot", self.paths.log_dir / "shopbot.out")
 
+    def start_contacts(self, env: dict[str, str] | None = None) -> None:
+        assert self.contacts is None or self.contacts.poll() is not None
+        self.contacts = self._spawn(
+            [sys.executable, "-m", "mercato", "--config", str(self.config_path),
+             "run", "contacts"], "contacts.out", env)
+        self._wait_healthy(self.contacts, f"http://127.0.0.1:{self.config.contacts.port}/health",
+                           "contacts", self.paths.log_dir / "contacts.out")
+
+    def contacts_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """The contacts bridge's SQLite database as it is now."""
+        path = self.config.data_path / "contacts.db"
+        with closing(sqlite3.connect(path, timeout=30)) as conn:
+            return conn.execute(sql, args).fetchall()
+
     def stop_shopbot(self, sig: int = signal.SIGTERM) -> int | None:
         return self._stop(self.shopbot, sig)
 
@@ -154,6 +169,7 @@ class Harness:
         return self._stop(self.synapse, sig)
 
     def stop_all(self) -> None:
+        self._stop(self.contacts, signal.SIGTERM)
         self.stop_shopbot()
         self.stop_commerce()
         self.stop_synapse()

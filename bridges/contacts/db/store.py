@@ -139,14 +139,26 @@ async def owners_of(db: Database, digests: Sequence[str]) -> dict[str, str]:
 # -- quotas -------------------------------------------------------------------------------
 
 async def charge(db: Database, charges: Sequence[tuple[str, str, int]], window_start: int,
-                 amount: int, retry_after_s: int) -> None:
+                 amount: int, retry_after_s: int, *, import_id: str | None = None,
+                 run: tuple[str, str, int, int, int] | None = None) -> bool:
     """Count `amount` against each (kind, subject, limit); all or nothing.
 
+    With `run` (user, source, contacts, identifiers, matched) the import's run is recorded
+    in the same transaction. With `import_id` (the event that brought the file) an import
+    is charged once: handled again after a crash, it returns False and changes nothing.
     Raises QuotaExceeded (and counts nothing) when any subject would pass its limit.
     """
-    if amount <= 0:
-        return
+    if amount <= 0 and run is None:
+        return True
     async with db.acquire() as conn, conn.transaction():
+        if import_id is not None:
+            # The mark of a charged import: a quota row of 0 under a subject of its own.
+            first = await conn.fetchval(
+                "INSERT INTO quota_use (subject, window_start, used) VALUES ($1, $2, 0)"
+                " ON CONFLICT (subject, window_start) DO NOTHING RETURNING subject",
+                f"import:{import_id}", window_start)
+            if first is None:
+                return False
         for kind, subject, limit in charges:
             used = await conn.fetchval(
                 "INSERT INTO quota_use (subject, window_start, used) VALUES ($1, $2, $3)"
@@ -155,6 +167,11 @@ async def charge(db: Database, charges: Sequence[tuple[str, str, int]], window_s
                 subject, window_start, amount)
             if int(used) > limit:
                 raise QuotaExceeded(kind, limit, retry_after_s)  # rolls the transaction back
+        if run is not None:
+            await conn.execute(
+                "INSERT INTO import_run (user_id, source, contacts, identifiers, matched,"
+                " refused, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6)", *run, now_ms())
+    return True
 
 
 async def used(db: Database, subject: str, window_start: int) -> int:
