@@ -19,9 +19,10 @@ import pytest
 
 from bridges.contacts.connectors.portals import escape_address
 from tests.integration.bridge_alone import BridgeAlone
+from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import become_findable, command, open_bridge_dm
-from tests.integration.xmpp_server import Friend, Prosody, prosody_running
+from tests.integration.xmpp_server import Friend, Prosody, files_served, prosody_running
 from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 # Runs its own Synapse and bridge (on SQLite) whatever the profile: once is enough.
@@ -81,6 +82,15 @@ async def with_roster(prosody: Prosody, jid: str, roster: dict[str, str]) -> Non
     for contact, name in roster.items():
         await phone.add_to_roster(contact, name)
     await phone.disconnect()
+
+
+async def download(client: MatrixClient, mxc: str) -> bytes:
+    server, media_id = mxc.removeprefix("mxc://").split("/", 1)
+    async with client.session.get(
+            f"{client.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}",
+            headers={"Authorization": f"Bearer {client.token}"}) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.read()
 
 
 def bodies_from(events: list[dict[str, Any]], sender: str) -> list[str]:
@@ -148,6 +158,15 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
             and e["content"].get("body") == "Hello from Matrix"][0]
     assert replied["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == mine["event_id"]
 
+    # A photo sent from XMPP as a link (as XMPP clients' uploads are) arrives as an image.
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    async with files_served({"/up/cat.png": (picture, "image/png")}) as base:
+        friend.send(alice, f"{base}/up/cat.png", oob_url=f"{base}/up/cat.png")
+        image = await me.wait_for_message(portal, lambda e: e["content"].get("msgtype")
+                                          == "m.image", timeout=60)
+    assert image["content"]["body"] == "cat.png"
+    assert await download(me, image["content"]["url"]) == picture
+
     # The bridge goes down mid-conversation; both sides keep writing.
     assert bridged.stop_bridge() == 0
     friend.send(alice, "Sent while the bridge was down 1")
@@ -166,7 +185,8 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     await asyncio.sleep(5)  # time for anything doubled to show up
 
     from_bob = bodies_from(await me.messages(portal), ghost_of(bridged, bob))
-    assert from_bob == ["Hello from XMPP", "Replying on XMPP", "Sent while the bridge was down 1",
+    assert from_bob == ["Hello from XMPP", "Replying on XMPP", "cat.png",
+                        "Sent while the bridge was down 1",
                         "Sent while the bridge was down 2", "After the restart"], from_bob
     assert friend.bodies() == ["Hello from Matrix", "Nice to hear",
                                "Matrix message while the bridge was down"], friend.bodies()

@@ -14,12 +14,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import slixmpp
+from aiohttp import web
 
 from mercato.devnet import free_port
 
@@ -97,7 +98,8 @@ class Prosody:
 
     def connector_settings(self) -> dict[str, Any]:
         """The bridge's `contacts.networks.xmpp` section for this server."""
-        return {"servers": {DOMAIN: f"127.0.0.1:{self.port}"}, "plaintext_on_loopback": True}
+        return {"servers": {DOMAIN: f"127.0.0.1:{self.port}"}, "plaintext_on_loopback": True,
+                "files_from_private_addresses": True}
 
 
 @contextlib.contextmanager
@@ -185,3 +187,24 @@ class Friend:
 
     def bodies(self) -> list[str]:
         return [str(m["body"]) for m in self.received]
+
+
+@contextlib.asynccontextmanager
+async def files_served(files: dict[str, tuple[bytes, str]]) -> AsyncIterator[str]:
+    """A web server on loopback serving {path: (bytes, type)}, as an XMPP upload service
+    would; yields its base URL."""
+    async def serve(request: web.Request) -> web.Response:
+        data, content_type = files[request.path]
+        return web.Response(body=data, content_type=content_type)
+
+    app = web.Application()
+    for path in files:
+        app.router.add_get(path, serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bridges.contacts.connectors import load_connectors, store
 from bridges.contacts.connectors.base import BadAddress
 from bridges.contacts.connectors.credentials import Unreadable, Vault
-from bridges.contacts.connectors.messages import incoming_txn, outgoing_id
+from bridges.contacts.connectors.messages import fetchable, incoming_txn, outgoing_id
 from bridges.contacts.connectors.portals import escape_address
 from bridges.contacts.connectors.xmpp import XmppConnector, normalise_jid
 from mercato.config import ConfigError, parse_config
@@ -71,18 +69,52 @@ def test_message_ids_are_the_same_every_time() -> None:
     assert one != incoming_txn("xmpp", "@b:x", "bob@y", "id1")
 
 
-async def test_a_replayed_message_is_recognised_and_its_text_dropped_once_delivered(
-        tmp_path: Path) -> None:
-    db = open_database(f"sqlite:{tmp_path / 'c.db'}", store.upgrade_table, "test")
+async def test_a_file_link_must_be_public_http() -> None:
+    assert await fetchable("http://93.184.215.14/cat.png")
+    assert await fetchable("https://[2606:4700::1]/cat.png")
+    for link in ("http://127.0.0.1:8008/_synapse/admin/v1/users", "http://10.1.2.3/x",
+                 "http://[::1]/x", "http://169.254.169.254/latest/meta-data", "ftp://x.org/f",
+                 "file:///etc/passwd", "http:///nohost", "not a link"):
+        assert not await fetchable(link), link
+    assert await fetchable("http://127.0.0.1:8080/x", private_allowed=True)
+    assert not await fetchable("file:///etc/passwd", private_allowed=True)
+
+
+async def test_the_mapping_keeps_each_message_once_on_both_engines(database_url: str) -> None:
+    db = open_database(database_url, store.upgrade_table, "test")
     await db.start()
     try:
+        # From the network: a replay is recognised; the text goes once it is delivered.
         assert await store.record(db, "xmpp", "@a:x", "bob@y", "in", "m1", {"text": "hi"})
         assert not await store.record(db, "xmpp", "@a:x", "bob@y", "in", "m1", {"text": "hi"})
         [row] = await store.pending(db, "xmpp", "@a:x", "in")
         assert row.payload == {"text": "hi"}
-        await store.delivered(db, row.seq, "$event")
+        await store.delivered(db, row.seq, "$in")
         assert await store.pending(db, "xmpp", "@a:x", "in") == []
-        assert await store.event_for(db, "xmpp", "@a:x", "bob@y", "m1") == "$event"
-        assert await db.fetchval("SELECT payload FROM network_message") is None
+        assert await store.event_for(db, "xmpp", "@a:x", "bob@y", "m1") == "$in"
+        # From Matrix: keyed by event ID, with the network ID chosen for it.
+        out = outgoing_id("$out")
+        assert await store.record(db, "xmpp", "@a:x", "bob@y", "out", out, {"text": "yo"},
+                                  event_id="$out")
+        assert not await store.record(db, "xmpp", "@a:x", "bob@y", "out", out, {"text": "yo"},
+                                      event_id="$out")
+        assert await store.remote_for(db, "$out") == out
+        [sent] = await store.pending(db, "xmpp", "@a:x", "out")
+        await store.delivered(db, sent.seq)
+        assert await db.fetchval("SELECT COUNT(*) FROM network_message"
+                                 " WHERE payload IS NOT NULL") == 0
+        # A login and a portal; logging out drops what was still waiting to go out.
+        await store.save_login(db, store.Login("xmpp", "@a:x", "a@y", "sealed", "!dm:x"))
+        await store.add_portal(db, store.Portal("xmpp", "@a:x", "bob@y", "!p:x", "@g:x", "Bob",
+                                                "digest", None))
+        assert (await store.portal_by_room(db, "!p:x")).name == "Bob"  # type: ignore[union-attr]
+        assert [p.room_id for p in await store.unmoved_portals(db, "", 10)] == ["!p:x"]
+        await store.record(db, "xmpp", "@a:x", "bob@y", "out", "late", {"text": "x"},
+                           event_id="$late")
+        assert await store.delete_login(db, "xmpp", "@a:x")
+        assert await store.login(db, "xmpp", "@a:x") is None
+        assert await store.pending(db, "xmpp", "@a:x", "out") == []
+        await store.set_moved(db, "!p:x", "@bob:x")
+        assert await store.unmoved_portals(db, "", 10) == []
     finally:
         await db.stop()

@@ -145,6 +145,17 @@ class Connector(ABC):
     def enabled(self) -> bool:
         return True
 
+    @property
+    def max_file_bytes(self) -> int:
+        """Largest file from the network copied into the media repository."""
+        return 20 * 1024 * 1024
+
+    @property
+    def files_from_private_addresses(self) -> bool:
+        """Whether file links may point at loopback or private addresses (tests only):
+        otherwise a contact could make the bridge fetch from inside the operator's network."""
+        return False
+
     @abstractmethod
     def parse_address(self, text: str) -> RemoteID:
         """A contact's address as the user typed it, normalised; raises BadAddress."""

@@ -105,9 +105,7 @@ class Networks:
         self.connectors = load_connectors(settings.networks)
         self.vault = Vault(settings.credentials_secret)
         self.portals = Portals(bridge)
-        max_file = max((getattr(getattr(c, "settings", None), "max_file_bytes", 0)
-                        for c in self.connectors.values()), default=0)
-        self.messages = Messages(bridge, self.portals, max_file or settings.max_upload_bytes)
+        self.messages = Messages(bridge, self.portals)
         self.sessions: dict[tuple[str, str], tuple[Session, store.Login]] = {}
         self.ready = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from mautrix.errors import MatrixError
@@ -55,11 +58,28 @@ def incoming_txn(network: str, user_id: str, contact: str, message_id: str) -> s
     return f"mercato.contacts.{network}.in.{_digest(user_id, contact, message_id)}"
 
 
+async def fetchable(url: str, private_allowed: bool = False) -> bool:
+    """An http(s) link whose host is on the public internet (unless private ones are
+    allowed): a contact's link must not make the bridge fetch from the operator's network.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if private_allowed:
+        return True
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+            type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(info[4][0]).is_global for info in found)
+
+
 class Messages:
-    def __init__(self, bridge: BridgeSide, portals: Portals, max_file_bytes: int) -> None:
+    def __init__(self, bridge: BridgeSide, portals: Portals) -> None:
         self.bridge = bridge
         self.portals = portals
-        self.max_file_bytes = max_file_bytes
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     def _lock(self, *key: str) -> asyncio.Lock:
@@ -104,7 +124,7 @@ class Messages:
         payload = row.payload
         content: dict[str, Any] = {"msgtype": "m.text", "body": payload.get("text") or ""}
         if payload.get("file"):
-            content = await self._file_content(portal.ghost_id, payload["file"],
+            content = await self._file_content(connector, portal.ghost_id, payload["file"],
                                                payload.get("text") or "")
         if payload.get("reply_to"):
             replied = await store.event_for(self.bridge.db, connector.network, login.user_id,
@@ -118,21 +138,27 @@ class Messages:
             txn_id=incoming_txn(connector.network, login.user_id, contact, row.remote_msg_id),
             **extra)
 
-    async def _file_content(self, ghost_id: str, file: dict[str, str],
+    async def _file_content(self, connector: Connector, ghost_id: str, file: dict[str, str],
                             text: str) -> dict[str, Any]:
         """A file from the network, copied to the media repository (or its link, if not)."""
         url, name = file["url"], file.get("name") or "file"
+        limit = connector.max_file_bytes
         try:
+            if not await fetchable(url, connector.files_from_private_addresses):
+                raise ValueError("not a public http(s) address")
             async with self.bridge.http_session().get(
-                    url, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    url, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=60)) as resp:
                 resp.raise_for_status()
-                data = await resp.content.read(self.max_file_bytes + 1)
+                if resp.status != 200:
+                    raise ValueError(f"answered {resp.status}")
+                data = await resp.content.read(limit + 1)
                 mimetype = file.get("mimetype") or resp.content_type or \
                     "application/octet-stream"
-            if len(data) > self.max_file_bytes:
+            if len(data) > limit:
                 raise ValueError("too large")
         except (aiohttp.ClientError, ValueError, TimeoutError) as e:
-            log.info("network.file_not_copied", error=str(e))
+            log.info("network.file_not_copied", network=connector.network, error=str(e))
             return {"msgtype": "m.text", "body": f"{text}\n{url}".strip()}
         ghost = self.bridge.intent_for(UserID(ghost_id))
         mxc = await ghost.upload_media(data, mimetype, name)

@@ -35,6 +35,9 @@ class XmppSettings(BaseModel):
     resource: str = Field(default="mercato", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     # Files people send from XMPP are copied to the media repository up to this size.
     max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Copy files whose links point at loopback or private addresses. For test servers
+    # only: otherwise a contact could make the bridge fetch from the operator's network.
+    files_from_private_addresses: bool = False
 
     @field_validator("servers")
     @classmethod
@@ -88,6 +91,14 @@ class XmppConnector(Connector):
     @property
     def enabled(self) -> bool:
         return self.settings.enabled
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.settings.max_file_bytes
+
+    @property
+    def files_from_private_addresses(self) -> bool:
+        return self.settings.files_from_private_addresses
 
     def parse_address(self, text: str) -> RemoteID:
         return RemoteID(normalise_jid(text))
