@@ -73,3 +73,10 @@ def database_unavailable(error: BaseException) -> bool:
                 return True
             frames = frames.tb_next
     return False
+
+
+async def create_database(admin: asyncpg.Connection, name: str) -> None:
+    """Create a PostgreSQL database as Synapse requires it (UTF-8, C collation); Mercato's
+    components do not mind the C collation, so every database is made the same way."""
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 '
+                        "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")

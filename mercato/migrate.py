@@ -236,6 +236,8 @@ async def _connect(url: str) -> Any:
 async def prepare_databases(server: str, targets: list[Target], replace: bool) -> list[str]:
     """Create each target database (C collation, as Synapse requires). An existing one must
     be empty, or is dropped first with `replace`. Returns the databases created."""
+    from mercato.db import create_database  # mautrix only after logging is set up
+
     admin = await _connect(f"{server.rstrip('/')}/postgres")
     created: list[str] = []
     try:
@@ -262,8 +264,7 @@ async def prepare_databases(server: str, targets: list[Target], replace: bool) -
                 await admin.execute(f'DROP DATABASE "{target.database}" WITH (FORCE)')
                 existing.discard(target.database)
             if target.database not in existing:
-                await admin.execute(f'CREATE DATABASE "{target.database}" TEMPLATE template0 '
-                                    "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+                await create_database(admin, target.database)
                 created.append(target.database)
     finally:
         await admin.close()

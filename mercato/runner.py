@@ -223,6 +223,8 @@ async def ensure_databases(config: MercatoConfig) -> None:
     """Create the scale profile's databases on its PostgreSQL server when missing."""
     import asyncpg
 
+    from mercato.db import create_database
+
     server, prefix = config.scale.postgres, config.scale.database_prefix
     try:
         admin = await asyncpg.connect(f"{server}/postgres", timeout=10)
@@ -235,9 +237,7 @@ async def ensure_databases(config: MercatoConfig) -> None:
             database = f"{prefix}{name}"
             if database in existing:
                 continue
-            # Synapse requires the C collation; Mercato's components do not mind it.
-            await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE template0 '
-                                "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+            await create_database(admin, database)
             log.info("network.database_created", database=database)
     finally:
         await admin.close()
