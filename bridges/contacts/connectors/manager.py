@@ -40,6 +40,7 @@ log = get_logger(__name__)
 LOGIN_TIMEOUT = 30.0
 LOOP_SECONDS = 3.0
 TYPING_MS = 30_000
+MOVES_OVERLAP_MS = 10_000
 
 
 class NotLoggedIn(Exception):
@@ -168,12 +169,18 @@ class Networks:
             return
 
     async def _loop(self) -> None:
+        moves_since: int | None = None  # None: look at every portal once, at start-up
         while True:
             await asyncio.sleep(LOOP_SECONDS)
             try:
-                for session, login in list(self.sessions.values()):
-                    await self.flush(self.connectors[login.network], login, session)
-                await self.portals.check_moves(self.connectors)
+                for key in await store.waiting(self.bridge.db):
+                    if key in self.sessions:
+                        session, login = self.sessions[key]
+                        await self.flush(self.connectors[login.network], login, session)
+                started = store.now_ms()
+                await self.portals.check_moves(self.connectors, moves_since)
+                # A little overlap: an opt-in committed while this pass ran is not missed.
+                moves_since = started - MOVES_OVERLAP_MS
             except asyncio.CancelledError:
                 raise
             except Exception:

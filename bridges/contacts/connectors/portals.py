@@ -188,9 +188,16 @@ class Portals:
 
     # -- moving over ----------------------------------------------------------------------
 
-    async def check_moves(self, connectors: dict[str, Connector]) -> int:
-        """Tell both sides of every portal whose contact has opted in on Mercato since."""
+    async def check_moves(self, connectors: dict[str, Connector],
+                          since_ms: int | None = None) -> int:
+        """Tell both sides of every portal whose contact has opted in on Mercato: all
+        portals (at start-up), or those matching opt-ins made since `since_ms`."""
         moved = 0
+        if since_ms is not None:
+            for digest, owner in await store.opted_in_since(self.db, since_ms):
+                for portal in await store.unmoved_portals_of(self.db, digest):
+                    moved += await self._maybe_moved(connectors, portal, owner)
+            return moved
         after = ""
         while True:
             batch = await store.unmoved_portals(self.db, after, 500)
@@ -200,11 +207,16 @@ class Portals:
             owners = await contacts_store.owners_of(self.db, [p.digest for p in batch
                                                               if p.digest])
             for portal in batch:
-                owner = owners.get(portal.digest or "")
-                connector = connectors.get(portal.network)
-                if owner and owner != portal.user_id and connector is not None:
-                    await self._moved(connector, portal, owner)
-                    moved += 1
+                if portal.digest in owners:
+                    moved += await self._maybe_moved(connectors, portal, owners[portal.digest])
+
+    async def _maybe_moved(self, connectors: dict[str, Connector], portal: store.Portal,
+                           owner: str) -> int:
+        connector = connectors.get(portal.network)
+        if owner == portal.user_id or connector is None:
+            return 0
+        await self._moved(connector, portal, owner)
+        return 1
 
     async def _moved(self, connector: Connector, portal: store.Portal, owner: str) -> None:
         ghost = self.bridge.intent_for(UserID(portal.ghost_id))

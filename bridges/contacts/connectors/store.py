@@ -170,6 +170,19 @@ async def unmoved_portals(db: Database, after: str, limit: int) -> list[Portal]:
     return [_portal(row) for row in rows]
 
 
+async def unmoved_portals_of(db: Database, digest: str) -> list[Portal]:
+    rows = await db.fetch(f"SELECT {_PORTAL} FROM network_portal WHERE digest=$1"
+                          " AND moved_to IS NULL", digest)
+    return [_portal(row) for row in rows]
+
+
+async def opted_in_since(db: Database, since_ms: int) -> list[tuple[str, str]]:
+    """(digest, Matrix ID) of identifiers verified and made findable since then."""
+    rows = await db.fetch("SELECT digest, user_id FROM findable WHERE verified"
+                          " AND created_at >= $1", since_ms)
+    return [(row["digest"], row["user_id"]) for row in rows]
+
+
 async def set_moved(db: Database, room_id: str, user_id: str) -> None:
     await db.execute("UPDATE network_portal SET moved_to=$1 WHERE room_id=$2", user_id, room_id)
 
@@ -222,6 +235,13 @@ async def pending(db: Database, network: str, user_id: str, direction: str,
                           " AND network=$1 AND user_id=$2 AND direction=$3 ORDER BY seq LIMIT $4",
                           network, user_id, direction, limit)
     return [_message(row) for row in rows]
+
+
+async def waiting(db: Database) -> set[tuple[str, str]]:
+    """(network, user) of every login with a message not delivered yet, either way."""
+    rows = await db.fetch("SELECT DISTINCT network, user_id FROM network_message"
+                          " WHERE delivered=false")
+    return {(row["network"], row["user_id"]) for row in rows}
 
 
 async def delivered(db: Database, seq: int, event_id: str | None = None) -> None:
