@@ -255,3 +255,32 @@ async def test_a_refused_login_keeps_nothing_and_logout_forgets_the_password(
                         me.user_id)[0][0] == 0
     reply = await command(me, bridged, room, "xmpp status")
     assert "not logged in" in reply["content"]["body"]
+
+
+async def test_a_restart_of_the_xmpp_server_loses_nothing(
+        bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession) -> None:
+    jids = await accounts(prosody, "hal", "ivy")
+    hal, ivy = jids["hal"], jids["ivy"]
+    await with_roster(prosody, hal, {ivy: "Ivy"})
+    me = await new_user(bridged, http, "hal")
+    room = await open_bridge_dm(me, bridged)
+    await command(me, bridged, room, f"xmpp login {hal} {prosody.passwords[hal]}")
+    portal = await me.wait_for_invite(ghost_of(bridged, ivy), timeout=60)
+    await me.join(portal)
+
+    # The XMPP server goes away; what the user writes meanwhile waits in the bridge.
+    await asyncio.to_thread(prosody.stop)
+    await me.send_text(portal, "Written while the XMPP server was down")
+    reply = await command(me, bridged, room, "xmpp status")
+    assert "connecting" in reply["content"]["body"], reply["content"]["body"]
+    await asyncio.to_thread(prosody.start)
+
+    # The bridge reconnects by itself and sends it; Ivy gets it once, and can answer.
+    ivy_phone = await Friend(prosody, ivy).connect()
+    await ivy_phone.wait_for(lambda m: m["body"] == "Written while the XMPP server was down",
+                             timeout=120)
+    ivy_phone.send(hal, "Got it")
+    await me.wait_for_message(portal, lambda e: e["content"].get("body") == "Got it", timeout=60)
+    await asyncio.sleep(3)
+    assert ivy_phone.bodies() == ["Written while the XMPP server was down"]
+    await ivy_phone.disconnect()
