@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: databases on both engines, and service checks.
+"""Fixtures shared by every test: databases on both engines, service checks, and where
+the contacts bridge's verification codes go.
 
 In CI (CI=true) nothing skips: a test that needs PostgreSQL or Redis fails loudly
 when the service is missing. On a laptop without them, those tests skip.
@@ -15,6 +16,7 @@ import asyncpg
 import pytest
 
 from mercato.devnet import free_port  # noqa: F401  (tests import it from here)
+from tests.verification_sinks import MailSink, SmsGateway
 
 POSTGRES_ADMIN_URL = os.environ.get("MERCATO_TEST_POSTGRES",
                                     "postgres://postgres@127.0.0.1:5432/postgres")
@@ -64,6 +66,18 @@ def redis_address() -> tuple[str, int]:
     except OSError as e:
         missing_service(f"Redis at {REDIS_ADDRESS[0]}:{REDIS_ADDRESS[1]} ({e})")
     return REDIS_ADDRESS
+
+
+@pytest.fixture(scope="session")
+def code_sinks() -> Iterator[tuple[SmsGateway, MailSink]]:
+    """Where the contacts bridge sends verification codes: an SMS gateway and a mail server
+    (the integration and federation networks both send theirs here)."""
+    sms, mail = SmsGateway(token="test-sms-gateway-token").start(), MailSink().start()
+    try:
+        yield sms, mail
+    finally:
+        sms.stop()
+        mail.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

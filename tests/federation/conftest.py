@@ -24,6 +24,7 @@ from mercato.render import render_all
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import self_signed_certificate
 from tests.integration.shop_helpers import Api
+from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 PASSWORD = "remote password 1"
 
@@ -81,12 +82,13 @@ def _start_remote(base: Path) -> RemoteHomeserver:
 
 
 @pytest.fixture(scope="session")
-def mercato_hs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
+def mercato_hs(tmp_path_factory: pytest.TempPathFactory,
+               code_sinks: tuple[SmsGateway, MailSink]) -> Iterator[RunningNetwork]:
     base = tmp_path_factory.mktemp("mercato-hs")
     fed_port = free_port()
     running = start_network(write_test_config(
         base, server_name=f"127.0.0.1:{fed_port}",
-        synapse=_tls_settings(base, fed_port)))
+        synapse=_tls_settings(base, fed_port), contacts=contacts_settings(*code_sinks)))
     yield running
     assert running.stop() == 0
 

@@ -19,17 +19,6 @@ def shop_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 
 
 @pytest.fixture(scope="session")
-def code_sinks() -> Iterator[tuple[SmsGateway, MailSink]]:
-    """Where the contacts bridge sends verification codes: an SMS gateway and a mail server."""
-    sms, mail = SmsGateway(token="test-sms-gateway-token").start(), MailSink().start()
-    try:
-        yield sms, mail
-    finally:
-        sms.stop()
-        mail.stop()
-
-
-@pytest.fixture(scope="session")
 def network(tmp_path_factory: pytest.TempPathFactory, shop_certificate: Certificate,
             code_sinks: tuple[SmsGateway, MailSink]) -> Iterator[RunningNetwork]:
     """The whole Mercato network, started once for the test session."""
