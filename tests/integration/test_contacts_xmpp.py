@@ -21,7 +21,12 @@ from bridges.contacts.connectors.portals import escape_address
 from tests.integration.bridge_alone import BridgeAlone
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
-from tests.integration.test_contacts_bridge import become_findable, command, open_bridge_dm
+from tests.integration.test_contacts_bridge import (
+    become_findable,
+    command,
+    open_bridge_dm,
+    upload,
+)
 from tests.integration.xmpp_server import Friend, Prosody, files_served, prosody_running
 from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
@@ -167,6 +172,17 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     assert image["content"]["body"] == "cat.png"
     assert await download(me, image["content"]["url"]) == picture
 
+    # A photo from Matrix goes through the XMPP server's upload service (XEP-0363).
+    snapshot = b"\x89PNG\r\n\x1a\n" + bytes(reversed(range(256))) * 4
+    await me.send(portal, {"msgtype": "m.image", "body": "snap.png",
+                           "url": await upload(me, snapshot, "image/png"),
+                           "info": {"mimetype": "image/png", "size": len(snapshot)}})
+    photo = await friend.wait_for(lambda m: m.xml.find("{jabber:x:oob}x") is not None)
+    link = str(photo["oob"]["url"])
+    assert photo["body"] == link and link.endswith("/snap.png")
+    async with http.get(link) as resp:
+        assert await resp.read() == snapshot
+
     # The bridge goes down mid-conversation; both sides keep writing.
     assert bridged.stop_bridge() == 0
     friend.send(alice, "Sent while the bridge was down 1")
@@ -188,7 +204,7 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     assert from_bob == ["Hello from XMPP", "Replying on XMPP", "cat.png",
                         "Sent while the bridge was down 1",
                         "Sent while the bridge was down 2", "After the restart"], from_bob
-    assert friend.bodies() == ["Hello from Matrix", "Nice to hear",
+    assert friend.bodies() == ["Hello from Matrix", "Nice to hear", link,
                                "Matrix message while the bridge was down"], friend.bodies()
     await friend.disconnect()
 

@@ -2,7 +2,8 @@
 
 Prosody runs from a config file in a temporary directory (its own data, pid file and
 log), on a free port, without TLS: plaintext logins are allowed on loopback in this
-test config only. Accounts are made with `prosodyctl --config … register`.
+test config only; its upload service (XEP-0363) serves plain HTTP on loopback too.
+Accounts are made with `prosodyctl --config … register`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ run_as_root = true
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
 s2s_ports = {{ }}
+-- File uploads (XEP-0363) over plain HTTP on loopback.
+http_ports = {{ {http_port} }}
+http_interfaces = {{ "127.0.0.1" }}
+https_ports = {{ }}
+http_external_url = "http://127.0.0.1:{http_port}/"
+http_default_host = "upload.{domain}"
 -- Tests only: logins without TLS, on loopback.
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -46,6 +53,7 @@ modules_enabled = {{ "roster"; "saslauth"; "disco"; "vcard_legacy"; "offline"; "
                     "posix" }}
 modules_disabled = {{ "s2s"; "tls" }}
 VirtualHost "{domain}"
+Component "upload.{domain}" "http_file_share"
 """
 
 
@@ -53,6 +61,7 @@ VirtualHost "{domain}"
 class Prosody:
     base: Path
     port: int
+    http_port: int
     process: subprocess.Popen[bytes] | None = None
     passwords: dict[str, str] = field(default_factory=dict)
 
@@ -63,7 +72,7 @@ class Prosody:
     def start(self) -> None:
         (self.base / "data").mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(CONFIG.format(base=self.base, port=self.port,
-                                                  domain=DOMAIN))
+                                                  http_port=self.http_port, domain=DOMAIN))
         with open(self.base / "prosody.out", "ab") as out:
             self.process = subprocess.Popen([PROSODY, "--config", str(self.config_path)],
                                             stdout=out, stderr=subprocess.STDOUT,
@@ -106,7 +115,7 @@ class Prosody:
 def prosody_running(base: Path) -> Iterator[Prosody]:
     if shutil.which(PROSODY) is None:
         raise AssertionError("Prosody is not installed: apt-get install prosody (.ci/run does)")
-    server = Prosody(base, free_port())
+    server = Prosody(base, free_port(), free_port())
     server.start()
     try:
         yield server
@@ -128,7 +137,8 @@ class Friend:
         self.client.enable_plaintext = True
         self.client.enable_starttls = False
         self.client.enable_direct_tls = False
-        for plugin in ("xep_0030", "xep_0054", "xep_0066", "xep_0085", "xep_0359", "xep_0461"):
+        for plugin in ("xep_0030", "xep_0054", "xep_0066", "xep_0085", "xep_0359", "xep_0363",
+                       "xep_0461"):
             self.client.register_plugin(plugin)
         self.client.add_event_handler("message", self._on_message)
 

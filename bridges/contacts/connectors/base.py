@@ -68,11 +68,22 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True)
+class OutgoingFile:
+    """A file a Matrix user sent, read from the media repository."""
+
+    name: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     contact: RemoteID
     message_id: RemoteMessageID  # chosen by the core, so a resend carries the same ID
     text: str
     reply_to: RemoteMessageID | None = None
+    # With a file, `text` is what to send if the network cannot take the file.
+    file: OutgoingFile | None = None
 
 
 class SessionEvents(Protocol):

@@ -28,6 +28,7 @@ from bridges.contacts.connectors import store
 from bridges.contacts.connectors.base import (
     Connector,
     IncomingMessage,
+    OutgoingFile,
     OutgoingMessage,
     RemoteContact,
     RemoteID,
@@ -35,6 +36,7 @@ from bridges.contacts.connectors.base import (
     Session,
 )
 from bridges.contacts.connectors.portals import BridgeSide, Portals
+from bridges.contacts.media import MediaError, stream_media
 from mercato.commands import strip_reply_fallback
 from mercato.logging import get_logger
 
@@ -183,9 +185,15 @@ class Messages:
         if not isinstance(body, str) or relation.get("rel_type") == "m.replace":
             return False  # edits are not bridged: the first version was sent
         msgtype = content.get("msgtype")
+        file: dict[str, Any] | None = None
         if msgtype in FILE_TYPES:
-            text = (f"[{body}: a file sent on Mercato; files do not reach "
-                    f"{connector.label} yet]")
+            info = content.get("info") if isinstance(content.get("info"), dict) else {}
+            assert isinstance(info, dict)
+            name = str(content.get("filename") or body or "file")
+            text = f"[{name}: a file sent on Mercato that could not be passed on]"
+            if isinstance(content.get("url"), str):  # an encrypted file has none to fetch
+                file = {"mxc": content["url"], "name": name,
+                        "mimetype": str(info.get("mimetype") or "application/octet-stream")}
         elif msgtype == "m.emote":
             text = f"/me {body}"
         elif msgtype in ("m.text", "m.notice"):
@@ -196,7 +204,8 @@ class Messages:
         reply_to = await store.remote_for(self.bridge.db, reply_event) if reply_event else None
         await store.record(self.bridge.db, connector.network, portal.user_id, portal.remote_id,
                            OUT, outgoing_id(raw["event_id"]),
-                           {"text": text, "reply_to": reply_to}, event_id=raw["event_id"])
+                           {"text": text, "reply_to": reply_to, "file": file},
+                           event_id=raw["event_id"])
         if session is not None:
             await self.flush_out(connector, portal.user_id, session)
         return True
@@ -207,10 +216,11 @@ class Messages:
             for row in await store.pending(self.bridge.db, connector.network, user_id, OUT):
                 if not session.is_connected:
                     return
+                file = await self._matrix_file(connector, row.payload.get("file"))
                 message = OutgoingMessage(RemoteID(row.remote_id),
                                           RemoteMessageID(row.remote_msg_id),
                                           row.payload.get("text") or "",
-                                          reply_to=row.payload.get("reply_to"))
+                                          reply_to=row.payload.get("reply_to"), file=file)
                 try:
                     await session.send(message)
                 except (ConnectionError, OSError) as e:
@@ -218,3 +228,21 @@ class Messages:
                                 user_id=user_id, error=str(e))
                     return
                 await store.delivered(self.bridge.db, row.seq)
+
+    async def _matrix_file(self, connector: Connector,
+                           file: dict[str, str] | None) -> OutgoingFile | None:
+        """A Matrix user's file, read from the media repository (None: send the text)."""
+        if not file:
+            return None
+        config = self.bridge.config
+        chunks: list[bytes] = []
+        try:
+            async for chunk in stream_media(self.bridge.http_session(), config.homeserver_url,
+                                            config.contacts.as_token, file["mxc"],
+                                            connector.max_file_bytes):
+                chunks.append(chunk)
+        except (MediaError, aiohttp.ClientError, TimeoutError) as e:
+            log.info("network.file_not_read", network=connector.network,
+                     error=type(e).__name__)
+            return None
+        return OutgoingFile(file["name"], file["mimetype"], b"".join(chunks))

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 from typing import Any
 
+import aiohttp
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.plugins.xep_0363.http_upload import FileUploadError
 
 from bridges.contacts.connectors.base import (
     Attachment,
@@ -32,7 +35,8 @@ from mercato.logging import get_logger
 log = get_logger(__name__)
 
 PLUGINS = ("xep_0030", "xep_0054", "xep_0066", "xep_0085", "xep_0199", "xep_0203",
-           "xep_0359", "xep_0461")
+           "xep_0359", "xep_0363", "xep_0461")
+UPLOAD_TIMEOUT = 60.0
 RECONNECT_MAX_SECONDS = 60.0
 VCARD_TIMEOUT = 5.0
 VCARD_CONCURRENCY = 4
@@ -274,7 +278,13 @@ class XmppSession(Session):
         client = self._client
         if client is None or not self._online:
             raise ConnectionError(f"{self.jid} is not connected")
-        stanza = client.make_message(mto=message.contact, mbody=message.text, mtype="chat")
+        text, url = message.text, None
+        if message.file is not None:
+            url = await self._upload(client, message)
+            text = url or text
+        stanza = client.make_message(mto=message.contact, mbody=text, mtype="chat")
+        if url:
+            stanza["oob"]["url"] = url  # how XMPP clients know to show the file inline
         stanza["id"] = message.message_id
         stanza["origin_id"]["id"] = message.message_id
         if message.reply_to:
@@ -282,6 +292,19 @@ class XmppSession(Session):
             stanza["reply"]["to"] = message.contact
         stanza["chat_state"] = "active"
         stanza.send()
+
+    async def _upload(self, client: slixmpp.ClientXMPP, message: OutgoingMessage) -> str | None:
+        """The file on the user's server's upload service (XEP-0363): its URL, or None
+        when the server takes no uploads (the message's text goes instead)."""
+        assert message.file is not None
+        try:
+            return str(await client.plugin["xep_0363"].upload_file(
+                message.file.name, size=len(message.file.data),
+                content_type=message.file.mimetype, input_file=io.BytesIO(message.file.data),
+                timeout=UPLOAD_TIMEOUT))
+        except (FileUploadError, IqError, IqTimeout, aiohttp.ClientError, TimeoutError) as e:
+            log.info("xmpp.upload_failed", account=self.jid, error=type(e).__name__)
+            return None
 
     async def set_typing(self, contact: RemoteID, typing: bool) -> None:
         if self._client is None or not self._online:
