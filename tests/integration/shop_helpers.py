@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from typing import Any
@@ -53,6 +54,19 @@ async def open_shop(api: Api, owner: str, *, verified: bool = True,
                                  {"label": "back-end", "role": "owner"})
     assert status == 201, key
     return slug, key["key"]
+
+
+async def channel_listed(client: MatrixClient, alias: str) -> dict[str, Any]:
+    """The channel's entry in the public room directory, once the server lists it."""
+    rooms: list[dict[str, Any]] = []
+    # Synapse fills the directory from room statistics in the background.
+    for _ in range(100):
+        rooms = (await client.request("GET", "/_matrix/client/v3/publicRooms"))["chunk"]
+        listed = [r for r in rooms if r.get("canonical_alias") == alias]
+        if listed:
+            return listed[0]
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{alias} is not in the room directory: {rooms}")
 
 
 def png(width: int = 64, height: int = 48) -> bytes:

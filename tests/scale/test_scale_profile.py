@@ -18,7 +18,7 @@ from mercato.render import ScaleLayout
 from mercato.router import upstream_for
 from tests.conftest import missing_service
 from tests.integration.client import MatrixClient
-from tests.integration.shop_helpers import Api, new_user, open_shop
+from tests.integration.shop_helpers import Api, channel_listed, new_user, open_shop
 
 
 def test_reads_go_to_the_generic_worker_and_writes_to_main() -> None:
@@ -46,19 +46,6 @@ def scale_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningN
         yield running
 
 
-async def channel_listed(client: MatrixClient, alias: str) -> dict:
-    """The channel's entry in the public room directory, once the server lists it."""
-    rooms: list[dict] = []
-    # The main process fills the directory from room statistics in the background.
-    for _ in range(100):
-        rooms = (await client.request("GET", "/_matrix/client/v3/publicRooms"))["chunk"]
-        listed = [r for r in rooms if r.get("canonical_alias") == alias]
-        if listed:
-            return listed[0]
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{alias} is not in the room directory: {rooms}")
-
-
 def _pid(network: RunningNetwork, component: str) -> int:
     found = re.findall(rf'"component": "{component}", "pid": (\d+), "event": "network.started"',
                        network.output())
@@ -84,29 +71,6 @@ async def test_a_new_shops_channel_is_listed_in_the_room_directory(
     listed = await channel_listed(buyer, f"#shop_{slug}:localhost")
     assert listed["name"] == f"Shop {slug}"
     assert listed["world_readable"] is True
-
-
-async def test_two_scale_networks_named_alike_run_side_by_side(
-        scale_network: RunningNetwork, http, tmp_path) -> None:
-    """Every test network is called localhost, and Synapse names its Redis channels
-    after the server name: each network has a Redis of its own, so neither disturbs
-    the other."""
-    (tmp_path / "second").mkdir()
-    with network_running(write_test_config(tmp_path / "second"), profile="scale") as second:
-        assert second.config.scale.redis_port != scale_network.config.scale.redis_port
-        for network in (second, scale_network):
-            api = Api(network, http)
-            buyer = await new_user(network, http, "neighbour")
-            slug, key = await open_shop(api, network.demo["merchant"]["user_id"])
-            await channel_listed(buyer, f"#shop_{slug}:localhost")
-            room_id = await buyer.join(f"#shop_{slug}:localhost")
-            status, campaign = await api.call("POST", f"/shops/{slug}/campaigns", key, {
-                "kind": "text", "fields": {"title": "Next door", "text": f"Only on {slug}"}})
-            assert status == 201, campaign
-            assert (await api.call("POST", f"/shops/{slug}/campaigns/{campaign['id']}/schedule",
-                                   key))[0] == 200
-            await buyer.wait_for_message(room_id, lambda e, slug=slug: f"Only on {slug}" in e.get(
-                "content", {}).get("body", ""), timeout=60)
 
 
 async def test_campaign_delivered_while_a_worker_restarts(scale_network: RunningNetwork,
