@@ -127,6 +127,7 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     assert f"Logged in to XMPP as {alice}" in body, body
     assert "3 contact(s)" in body
     assert carol_user.user_id in body and f"https://matrix.to/#/{carol_user.user_id}" in body
+    assert "I opened a chat between you" in body
     assert "Bob Builder" in body and "Dave" in body
     assert password not in body
     asked = reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]
@@ -136,8 +137,12 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     # Bob and Dave get portals (their ghosts invite the user); Carol is offered as a DM.
     portal = await me.wait_for_invite(ghost_of(bridged, bob), timeout=60)
     await me.join(portal)
-    me.next_batch = None  # both invites came in one sync: look at all of them again
+    me.next_batch = None  # the invites came in one sync: look at all of them again
     await me.wait_for_invite(ghost_of(bridged, dave), timeout=60)
+    bot = bridged.config.user_id(bridged.config.contacts.bot_localpart)
+    me.next_batch = None
+    native = await me.wait_for_invite(bot, timeout=60)
+    assert await carol_user.wait_for_invite(bot, timeout=60) == native  # a DM of the two
     member = await me.state(portal, "m.room.member", ghost_of(bridged, bob))
     assert member["displayname"] == "Bob Builder (XMPP)"
     portals = bridged.rows("SELECT remote_id FROM network_portal WHERE user_id=?", me.user_id)
@@ -234,15 +239,24 @@ async def test_a_contact_who_joins_later_is_pointed_to_a_matrix_dm(
     await become_findable(erin_user, bridged, erin_room, sinks,
                           f"findable email {erin}", erin)
 
+    # The portal says where the conversation continues: a Matrix chat opened for both.
     told = await me.wait_for_message(portal, lambda e: "is on Mercato now" in
                                      e["content"].get("body", ""), timeout=60)
     assert erin_user.user_id in told["content"]["body"]
-    assert f"https://matrix.to/#/{erin_user.user_id}" in told["content"]["body"]
     bot = bridged.config.user_id(bridged.config.contacts.bot_localpart)
+    native = await erin_user.wait_for_invite(bot, timeout=60)
+    assert f"https://matrix.to/#/{native}?via=" in told["content"]["body"]
+    me.next_batch = None
+    assert await me.wait_for_invite(bot, timeout=60) == native
     other_side = await erin_user.wait_for_message(
         erin_room, lambda e: e["sender"] == bot and me.user_id in e["content"].get("body", "")
         and "is on Mercato too" in e["content"].get("body", ""), timeout=60)
-    assert f"https://matrix.to/#/{me.user_id}" in other_side["content"]["body"]
+    assert native in other_side["content"]["body"]
+    await erin_user.join(native)
+    await erin_user.send_text(native, "Hi, it is me, on Mercato now")
+    await me.join(native)
+    await me.wait_for_message(native, lambda e: e["content"].get("body")
+                              == "Hi, it is me, on Mercato now")
 
 
 async def test_a_refused_login_keeps_nothing_and_logout_forgets_the_password(

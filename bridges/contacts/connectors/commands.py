@@ -34,9 +34,14 @@ def roster_text(label: str, outcome: RosterOutcome) -> str:
     lines = [f"Your {label} roster has {total} contact(s)."]
     if outcome.refused:
         lines.append(f"I did not look them up on Mercato: {outcome.refused}.")
-    for name, user_id in outcome.on_mercato:
-        lines.append(f"• {name} is on Mercato: {user_id} — {matrix_to(user_id)}. Tap the link "
-                     "and choose “Message” to chat with them here.")
+    for name, user_id, chat in outcome.on_mercato:
+        if chat:
+            lines.append(f"• {name} is on Mercato: {user_id} — {matrix_to(user_id)}. I opened "
+                         "a chat between you (accept the invitation; it is in your “Contacts” "
+                         "space).")
+        else:
+            lines.append(f"• {name} is on Mercato: {user_id} — {matrix_to(user_id)}. Tap the "
+                         "link and choose “Message” to chat with them here.")
     if outcome.portals:
         lines.append(f"I opened a chat for each of the other {len(outcome.portals)} "
                      f"({', '.join(outcome.portals)}): accept the invitations, and what you "

@@ -10,7 +10,6 @@ instead; when a contact opts in later, both sides are told where to continue.
 from __future__ import annotations
 
 import asyncio
-import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +34,8 @@ from bridges.contacts.importers import Contact, Medium
 from bridges.contacts.importers.model import safe_label
 from bridges.contacts.links import matrix_to
 from bridges.contacts.normalise import InvalidIdentifier, normalise_email, normalise_phone
+from bridges.contacts.space import ContactsSpaces
+from bridges.contacts.summary import room_link
 from mercato.config import MercatoConfig
 from mercato.db import Database
 from mercato.logging import get_logger
@@ -50,6 +51,7 @@ class BridgeSide(Protocol):
     config: MercatoConfig
     db: Database
     discovery: Discovery
+    spaces: ContactsSpaces  # opens native chats, kept in each user's Contacts space
 
     @property
     def bot(self) -> IntentAPI: ...
@@ -67,7 +69,8 @@ def escape_address(address: str) -> str:
 
 @dataclass
 class RosterOutcome:
-    on_mercato: list[tuple[str, str]] = field(default_factory=list)  # (contact, Matrix ID)
+    # (contact, Matrix ID, the native chat opened between them or None)
+    on_mercato: list[tuple[str, str, str | None]] = field(default_factory=list)
     portals: list[str] = field(default_factory=list)  # names of contacts with a portal
     refused: str | None = None
 
@@ -180,11 +183,20 @@ class Portals:
             owner = owners.get(as_contact.position)
             if owner is not None:
                 await self.ensure_ghost(connector, contact)
-                outcome.on_mercato.append((as_contact.label, owner))
+                outcome.on_mercato.append((as_contact.label, owner,
+                                           await self._open_chat(login.user_id, owner)))
                 continue
             await self.ensure_portal(connector, login, contact)
             outcome.portals.append(as_contact.label)
         return outcome
+
+    async def _open_chat(self, user_id: str, other: str) -> str | None:
+        """A native Matrix chat between the two (the one the bridge opened before, if any)."""
+        try:
+            return await self.bridge.spaces.open_chat(user_id, other)
+        except MatrixRequestError as e:  # a link still lets them start one themselves
+            log.warning("network.chat_not_opened", user_id=user_id, errcode=e.errcode)
+            return None
 
     # -- moving over ----------------------------------------------------------------------
 
@@ -219,25 +231,24 @@ class Portals:
         return 1
 
     async def _moved(self, connector: Connector, portal: store.Portal, owner: str) -> None:
+        chat = await self._open_chat(portal.user_id, owner)
+        server = self.bridge.config.server_name
+        where = (f"I opened a Matrix chat between you: {room_link(chat, server)} (accept the "
+                 "invitation)" if chat else f"start a Matrix chat with them: {matrix_to(owner)}")
+        text = (f"{portal.name} is on Mercato now as {owner}. Continue there — {where}. This "
+                f"chat still reaches them on {connector.label} as long as they use it.")
         ghost = self.bridge.intent_for(UserID(portal.ghost_id))
-        text = (f"{portal.name} is on Mercato now: {owner} — {matrix_to(owner)}. Tap the link "
-                "and choose “Message” to continue in a Matrix chat; this chat still reaches "
-                f"them on {connector.label} as long as they use it.")
-        link = f'<a href="{html.escape(matrix_to(owner))}">{html.escape(owner)}</a>'
-        content = TextMessageEventContent(
-            msgtype=MessageType.NOTICE, body=text, format="org.matrix.custom.html",  # type: ignore[arg-type]
-            formatted_body=f"{html.escape(portal.name)} is on Mercato now: {link}. Tap the "
-            "link and choose “Message” to continue in a Matrix chat; this chat still reaches "
-            f"them on {html.escape(connector.label)} as long as they use it.")
-        await ghost.send_message_event(RoomID(portal.room_id), EventType.ROOM_MESSAGE, content,
-                                       txn_id=f"mercato.contacts.moved.{portal.room_id}")
+        await ghost.send_message_event(
+            RoomID(portal.room_id), EventType.ROOM_MESSAGE,
+            TextMessageEventContent(msgtype=MessageType.NOTICE, body=text),
+            txn_id=f"mercato.contacts.moved.{portal.room_id}")
         dm_room = await self.db.fetchval("SELECT dm_room_id FROM bridge_user WHERE user_id=$1",
                                          owner)
         if dm_room:
             told = (f"{portal.user_id}, who writes to you on {connector.label} as "
-                    f"{portal.remote_id}, is on Mercato too: {portal.user_id} — "
-                    f"{matrix_to(portal.user_id)}. Tap the link and choose “Message” to chat "
-                    "here; I told them the same.")
+                    f"{portal.remote_id}, is on Mercato too"
+                    + (f": I opened a chat between you, {room_link(chat, server)} — accept the "
+                       "invitation." if chat else f": {matrix_to(portal.user_id)}."))
             try:
                 await self.bridge.bot.send_message_event(
                     RoomID(dm_room), EventType.ROOM_MESSAGE,
