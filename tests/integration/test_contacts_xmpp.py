@@ -313,4 +313,14 @@ async def test_a_restart_of_the_xmpp_server_loses_nothing(
     await me.wait_for_message(portal, lambda e: e["content"].get("body") == "Got it", timeout=60)
     await asyncio.sleep(3)
     assert ivy_phone.bodies() == ["Written while the XMPP server was down"]
+
+    # The user leaves the chat; Ivy's next message invites them back to it.
+    await me.leave(portal)
+    await me.sync()  # from here on, a sync shows only what is new
+    await asyncio.sleep(2)  # Ivy writes later (the bridge hears of the leave meanwhile)
+    ivy_phone.send(hal, "Are you still there?")
+    assert await me.wait_for_invite(ghost_of(bridged, ivy), timeout=60) == portal
+    await me.join(portal)
+    await me.wait_for_message(portal, lambda e: e["content"].get("body")
+                              == "Are you still there?", timeout=60)
     await ivy_phone.disconnect()

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from mautrix.errors import MatrixError
-from mautrix.types import EventType, RoomID, UserID
+from mautrix.types import EventType, Membership, RoomID, UserID
 
 from bridges.contacts.connectors import store
 from bridges.contacts.connectors.base import (
@@ -134,6 +134,11 @@ class Messages:
             if replied:
                 content["m.relates_to"] = {"m.in_reply_to": {"event_id": replied}}
         ghost = self.bridge.intent_for(UserID(portal.ghost_id))
+        user = UserID(login.user_id)
+        if await self.bridge.state_store.get_membership(RoomID(portal.room_id),
+                                                        user) == Membership.LEAVE:
+            # They left the chat; a new message from the contact brings them back.
+            await ghost.invite_user(RoomID(portal.room_id), user)
         extra = {"timestamp": payload["ts"]} if payload.get("ts") else {}
         return await ghost.send_message_event(
             RoomID(portal.room_id), EventType.ROOM_MESSAGE, content,  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
-from mautrix.appservice import IntentAPI
+from mautrix.appservice import ASStateStore, IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import (
     EventType,
@@ -52,6 +52,7 @@ class BridgeSide(Protocol):
     db: Database
     discovery: Discovery
     spaces: ContactsSpaces  # opens native chats, kept in each user's Contacts space
+    state_store: ASStateStore  # memberships, as the homeserver sent them
 
     @property
     def bot(self) -> IntentAPI: ...
