@@ -111,8 +111,9 @@ def opened_chats(opened: dict[str, str], asked: int, server_name: str) -> Reply:
     if not opened:
         return Reply("There is no one to start a chat with from that import.")
     intro = ("I opened a chat with each of them and invited you both; you find the chats "
-             "in your invitations and in the “Contacts” space I keep for you. As soon as "
-             "one of you joins, I leave: the chat is between the two of you.")
+             "in your invitations and in the “Contacts” space I keep for you. I leave as "
+             "soon as neither of you needs me to get in: the chat is between the two of "
+             "you.")
     text = [intro]
     items = []
     for user, room in opened.items():
