@@ -289,6 +289,23 @@ async def test_a_refused_login_keeps_nothing_and_logout_forgets_the_password(
     assert "roster is empty" in reply["content"]["body"], reply["content"]["body"]
     reply = await command(me, bridged, room, "xmpp status")
     assert f"logged in to XMPP as {gus}; connected" in reply["content"]["body"]
+
+    # The password changes on the XMPP side; after a restart the bridge says so, and a
+    # new `xmpp login` replaces the stored one.
+    await asyncio.to_thread(prosody.change_password, gus, f"new-{uuid.uuid4().hex[:10]}")
+    assert bridged.stop_bridge() == 0
+    await asyncio.to_thread(bridged.start_bridge)
+    bot = bridged.config.user_id(bridged.config.contacts.bot_localpart)
+    told = await me.wait_for_message(room, lambda e: e["sender"] == bot and "could not log "
+                                     "you back in" in e["content"].get("body", ""), timeout=60)
+    assert "refused" in told["content"]["body"]
+    reply = await command(me, bridged, room, "xmpp status")
+    assert "connecting" in reply["content"]["body"], reply["content"]["body"]
+    reply = await command(me, bridged, room,
+                          f"xmpp login {gus} {prosody.passwords[gus]}")
+    assert f"Logged in to XMPP as {gus}" in reply["content"]["body"], reply["content"]["body"]
+    reply = await command(me, bridged, room, "xmpp status")
+    assert "connected" in reply["content"]["body"]
     reply = await command(me, bridged, room, "xmpp logout")
     assert "deleted your password" in reply["content"]["body"]
     assert bridged.rows("SELECT COUNT(*) FROM network_login WHERE user_id=?",

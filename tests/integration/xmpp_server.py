@@ -105,6 +105,13 @@ class Prosody:
         self.passwords[jid] = password
         return jid
 
+    def change_password(self, jid: str, password: str) -> None:
+        result = subprocess.run([PROSODYCTL, "--config", str(self.config_path), "passwd", jid],
+                                input=f"{password}\n{password}\n", capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        self.passwords[jid] = password
+
     def connector_settings(self) -> dict[str, Any]:
         """The bridge's `contacts.networks.xmpp` section for this server."""
         return {"servers": {DOMAIN: f"127.0.0.1:{self.port}"}, "plaintext_on_loopback": True,

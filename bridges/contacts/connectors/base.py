@@ -91,7 +91,9 @@ class SessionEvents(Protocol):
 
     async def connected(self) -> None: ...
 
-    async def disconnected(self, reason: str) -> None: ...
+    async def disconnected(self, reason: str, *, refused: bool = False) -> None:
+        """The connection dropped (the session reconnects by itself), or the network
+        refused the stored credentials (`refused`: it stops until the user logs in)."""
 
     async def message(self, message: IncomingMessage) -> None: ...
 

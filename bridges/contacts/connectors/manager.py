@@ -66,10 +66,10 @@ class _Events:
                  user_id=self.login.user_id)
         await self.networks.flush(self.connector, self.login)
 
-    async def disconnected(self, reason: str) -> None:
+    async def disconnected(self, reason: str, *, refused: bool = False) -> None:
         log.info("network.disconnected", network=self.connector.network,
-                 user_id=self.login.user_id, reason=reason)
-        if "refused" in reason:
+                 user_id=self.login.user_id, reason=reason, refused=refused)
+        if refused:
             await self.networks.tell(self.login, f"{self.connector.label} refused your stored "
                                      f"login ({reason}). Type `{self.connector.network} login` "
                                      "again with your new password.")
@@ -110,6 +110,8 @@ class Networks:
         self.sessions: dict[tuple[str, str], tuple[Session, store.Login]] = {}
         self.ready = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Stored logins still reconnecting after a restart, by (network, user).
+        self._resuming: dict[tuple[str, str], asyncio.Task[Any]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -122,14 +124,23 @@ class Networks:
         self.ready.set()
         for login in await store.logins(self.bridge.db):
             if login.network in self.connectors:
-                self._spawn(self._resume(self.connectors[login.network], login),
-                            f"resume-{login.user_id}")
+                self._resuming[(login.network, login.user_id)] = self._spawn(
+                    self._resume(self.connectors[login.network], login),
+                    f"resume-{login.user_id}")
         self._spawn(self._loop(), "networks-loop")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _stop_resuming(self, network: str, user_id: str) -> None:
+        """A new login or a logout replaces what a restart was still reconnecting."""
+        task = self._resuming.pop((network, user_id), None)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -154,6 +165,10 @@ class Networks:
             self.sessions[(login.network, login.user_id)] = (session, login)
             try:
                 await session.connect(LOGIN_TIMEOUT)
+            except asyncio.CancelledError:  # a new login or a logout took over
+                self.sessions.pop((login.network, login.user_id), None)
+                await session.disconnect()
+                raise
             except LoginFailed as e:
                 self.sessions.pop((login.network, login.user_id), None)
                 if not e.retry:
@@ -216,14 +231,20 @@ class Networks:
         """Log in, keep the credentials (encrypted) and import the roster."""
         connector = self.connector(network)
         existing = await store.login(self.bridge.db, network, user_id)
-        if existing is not None:
+        running = self.sessions.get((network, user_id))
+        if existing is not None and running is not None and running[0].is_connected:
             raise AlreadyLoggedIn(existing.account)
+        # A stored login that does not connect (its password changed) is replaced.
+        await self._stop_resuming(network, user_id)
+        running = self.sessions.get((network, user_id))
         account = connector.parse_address(credentials[connector.credentials[0].name])
         credentials = {**credentials, connector.credentials[0].name: account}
         login = store.Login(network, user_id, account,
                             self.vault.seal(network, user_id, credentials), room_id)
         session = connector.session(credentials, _Events(self, connector, login))
         await session.connect(LOGIN_TIMEOUT)  # LoginFailed: nothing was kept
+        if running is not None:
+            await running[0].disconnect()
         await store.save_login(self.bridge.db, login)
         self.sessions[(network, user_id)] = (session, login)
         log.info("network.logged_in", network=network, user_id=user_id)
@@ -248,6 +269,7 @@ class Networks:
         return found
 
     async def logout(self, network: str, user_id: str) -> bool:
+        await self._stop_resuming(network, user_id)
         found = self.sessions.pop((network, user_id), None)
         if found is not None:
             await found[0].disconnect()

@@ -204,7 +204,7 @@ class XmppSession(Session):
         if kind == "connected":
             await self.events.connected()
         elif kind in ("disconnected", "refused"):
-            await self.events.disconnected(stanza)
+            await self.events.disconnected(stanza, refused=kind == "refused")
         elif kind == "message":
             message = self._incoming(stanza)
             if message is not None:
