@@ -99,8 +99,9 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                          "again under new txnIds: stored, deduplicated, committed)",
                          f"{quiet:,} events/s", "the bare JSON handler; the persisting "
                          f"bare handler: {r['persisted_bare_events_per_s']:,} events/s",
-                         f"{round(quiet / r['bare_events_per_s'], 3)}; "
-                         f"{round(quiet / r['persisted_bare_events_per_s'], 3)}", "—"))
+                         f"{round(quiet / r['bare_events_per_s'], 3)} of the bare handler; "
+                         f"{round(quiet / r['persisted_bare_events_per_s'], 2)} of the "
+                         "persisting one", "—"))
     elif r["name"] == "contact import":
         rows.append((f"contact import: {r['contacts']:,}-contact vCard ({r['identifiers']:,} "
                      f"numbers and emails) matched against {r['opted_in_users']:,} opted-in "
@@ -147,7 +148,7 @@ def _cell(text: str) -> str:
 
 def write_markdown(results: list[dict[str, Any]], images: list[Path]) -> Path:
     results = sorted(results, key=lambda r: (ORDER.index(r["name"]) if r["name"] in ORDER
-                                             else 99, r.get("database", ""),
+                                             else 99, r.get("database", "") != "sqlite",
                                              r.get("mode", "")))
     latest = max((r for r in results if "machine" in r), key=lambda r: r["machine"]["date"],
                  default=None)

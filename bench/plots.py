@@ -76,8 +76,8 @@ def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
         if r["name"] == "appservice intake":
             bars.append(("appservice intake\nvs bare handler", r["ratio"], 0.30, db))
             if "ratio_to_persisted" in r:
-                bars.append(("intake vs\npersisting handler", r["ratio_to_persisted"], None,
-                             db))
+                bars.append(("appservice intake\nvs persisting handler",
+                             r["ratio_to_persisted"], None, db))
         elif r["name"] == "contact import":
             bars.append((f"contact import\nvs bare loop{full}", r["ratio"], 0.50, db))
         elif r["name"] == "follow storm":
@@ -91,18 +91,22 @@ def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
             bars.append(("card rendering\nvs trivial template", r["cards_ratio"], None, ""))
     if not bars:
         return None
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(bars)), 4.8), dpi=110)
+    bars.sort(key=lambda bar: (bar[0], bar[3]))
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(bars) + 1.4), dpi=110)
     for n, (_, ratio, goal, db) in enumerate(bars):
-        ax.bar(n, ratio, color=COLOURS.get(db, "#7f7f7f"), width=0.7)
-        ax.text(n, ratio, f"{ratio:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.barh(n, ratio, color=COLOURS.get(db, "#7f7f7f"), height=0.7)
+        ax.text(ratio, n, f" {ratio:.2f}", va="center", fontsize=8)
         if goal is not None:
-            ax.plot([n - 0.4, n + 0.4], [goal, goal], color="black", linewidth=2)
-    ax.set_xticks(range(len(bars)), [label + (f"\n[{db}]" if db else "")
-                                     for label, _, _, db in bars], fontsize=7, rotation=0)
-    ax.set_ylabel("Mercato / reference (higher is better)")
-    ax.set_title("Throughput ratios against the same-run reference (black line: the goal)",
-                 fontsize=10)
-    ax.grid(True, axis="y", alpha=0.3)
+            ax.plot([goal, goal], [n - 0.45, n + 0.45], color="black", linewidth=2.5)
+    ax.set_yticks(range(len(bars)), [label.replace("\n", " ") + (f" [{db}]" if db else "")
+                                     for label, _, _, db in bars], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("Mercato / reference (higher is better)")
+    ax.set_title("Throughput ratios against the same-run reference\n(blue: Synapse on "
+                 "SQLite, red: on PostgreSQL, grey: no server; black bar: the goal)",
+                 fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_xlim(0, max(1.0, max(bar[1] for bar in bars) * 1.15))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
