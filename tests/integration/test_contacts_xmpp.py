@@ -110,6 +110,15 @@ async def invited_to(client: MatrixClient, room_id: str, timeout: float = 60.0) 
     raise AssertionError(f"{client.user_id} was not invited to {room_id} within {timeout} s")
 
 
+async def until(seen: Any, client: MatrixClient, timeout: float = 30.0) -> None:
+    """Sync until a sync response satisfies `seen`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if seen(await client.sync(timeout_ms=1000)):
+            return
+    raise AssertionError(f"not seen by {client.user_id} within {timeout} s")
+
+
 def bodies_from(events: list[dict[str, Any]], sender: str) -> list[str]:
     return [e["content"].get("body", "") for e in events
             if e["type"] == "m.room.message" and e["sender"] == sender]
@@ -227,6 +236,7 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     # The password is kept encrypted only; no message text stays once delivered.
     stored = b"".join(path.read_bytes() for path in bridged.config.data_path.glob("contacts.db*"))
     assert password.encode() not in stored
+    assert password not in bridged.bridge_log.read_text(errors="replace")
     assert bridged.rows("SELECT COUNT(*) FROM network_message WHERE payload IS NOT NULL")[0][0] == 0
 
 
@@ -340,6 +350,14 @@ async def test_a_restart_of_the_xmpp_server_loses_nothing(
     await me.wait_for_message(portal, lambda e: e["content"].get("body") == "Got it", timeout=60)
     await asyncio.sleep(3)
     assert ivy_phone.bodies() == ["Written while the XMPP server was down"]
+
+    # Ivy typing shows in Matrix.
+    ghost = ghost_of(bridged, ivy)
+    ivy_phone.typing(hal)
+    await until(lambda sync: any(
+        ghost in event["content"].get("user_ids", [])
+        for event in sync.get("rooms", {}).get("join", {}).get(portal, {})
+        .get("ephemeral", {}).get("events", []) if event["type"] == "m.typing"), me)
 
     # The user leaves the chat; Ivy's next message invites them back to it.
     await me.leave(portal)

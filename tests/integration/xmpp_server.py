@@ -190,6 +190,11 @@ class Friend:
         stanza.send()
         return str(stanza["id"])
 
+    def typing(self, to: str) -> None:
+        stanza = self.client.make_message(mto=to, mtype="chat")
+        stanza["chat_state"] = "composing"
+        stanza.send()
+
     async def wait_for(self, predicate: Any, timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import logging
 from typing import Any
 
 import aiohttp
@@ -33,6 +34,9 @@ from bridges.contacts.connectors.xmpp import XmppSettings, normalise_jid
 from mercato.logging import get_logger
 
 log = get_logger(__name__)
+# slixmpp logs every stanza it sends and receives at DEBUG: message text, and with PLAIN
+# the password. Never, whatever level the operator chose for Mercato.
+logging.getLogger("slixmpp.xmlstream").setLevel(logging.INFO)
 
 PLUGINS = ("xep_0030", "xep_0054", "xep_0066", "xep_0085", "xep_0199", "xep_0203",
            "xep_0359", "xep_0363", "xep_0461")
