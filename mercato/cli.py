@@ -88,7 +88,11 @@ def run(ctx: Context, component: str) -> None:
         asyncio.run(CommerceAppService(config).run_until_stopped())
     elif component == "contacts":
         from bridges.contacts.service import ContactsBridge
-        asyncio.run(ContactsBridge(config).run_until_stopped())
+        try:
+            bridge = ContactsBridge(config)
+        except ConfigError as e:  # a network connector's section of contacts.networks
+            raise click.ClickException(str(e)) from None
+        asyncio.run(bridge.run_until_stopped())
     elif component == "router":
         from mercato.render import ScaleLayout
         from mercato.router import Router

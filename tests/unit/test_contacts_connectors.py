@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from bridges.contacts.connectors import load_connectors, store
@@ -10,7 +14,7 @@ from bridges.contacts.connectors.credentials import Unreadable, Vault
 from bridges.contacts.connectors.messages import fetchable, incoming_txn, outgoing_id
 from bridges.contacts.connectors.portals import escape_address
 from bridges.contacts.connectors.xmpp import XmppConnector, normalise_jid
-from mercato.config import ConfigError, parse_config
+from mercato.config import ConfigError, parse_config, write_config
 from mercato.db import open_database
 
 
@@ -43,6 +47,17 @@ def test_connector_settings_are_checked_with_the_key_named() -> None:
     assert on.settings.address_of("x.test") == ("127.0.0.1", 5)
     assert on.settings.plaintext_allowed("127.0.0.1")
     assert not on.settings.plaintext_allowed("203.0.113.5")
+
+
+def test_the_bridge_refuses_to_start_with_a_bad_connector_section(tmp_path: Path) -> None:
+    path = tmp_path / "mercato.yaml"
+    write_config(parse_config({"contacts": {"networks": {"xmpp": {"resource": "a b"}}}},
+                              base_dir=tmp_path), path)
+    result = subprocess.run([sys.executable, "-m", "mercato", "--config", str(path), "run",
+                             "contacts"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Error: invalid configuration: contacts.networks.xmpp.resource" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_config_holds_a_credentials_secret_and_network_sections() -> None:
