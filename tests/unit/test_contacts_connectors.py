@@ -10,9 +10,10 @@ import pytest
 
 from bridges.contacts.connectors import load_connectors, store
 from bridges.contacts.connectors.base import BadAddress
+from bridges.contacts.connectors.commands import roster_text
 from bridges.contacts.connectors.credentials import Unreadable, Vault
 from bridges.contacts.connectors.messages import fetchable, incoming_txn, outgoing_id
-from bridges.contacts.connectors.portals import escape_address
+from bridges.contacts.connectors.portals import RosterOutcome, escape_address
 from bridges.contacts.connectors.xmpp import XmppConnector, normalise_jid
 from mercato.config import ConfigError, parse_config, write_config
 from mercato.db import open_database
@@ -133,3 +134,17 @@ async def test_the_mapping_keeps_each_message_once_on_both_engines(database_url:
         assert await store.unmoved_portals(db, "", 10) == []
     finally:
         await db.stop()
+
+
+def test_the_roster_reply_names_who_is_here_and_stays_short() -> None:
+    assert "roster is empty" in roster_text("XMPP", RosterOutcome())
+    text = roster_text("XMPP", RosterOutcome(
+        on_mercato=[("Carol", "@carol:x", "!chat:x"), ("Dan", "@dan:x", None)],
+        portals=[f"Friend {i}" for i in range(30)], later=5))
+    assert "37 contact(s)" in text
+    assert "Carol is on Mercato: @carol:x" in text and "I opened a chat between you" in text
+    assert "https://matrix.to/#/@dan:x" in text
+    assert "Friend 19 and 10 more" in text and "Friend 20" not in text
+    assert "5 more get a chat when they write to you" in text
+    refused = roster_text("XMPP", RosterOutcome(portals=["A"], refused="too many"))
+    assert "I did not look them up on Mercato: too many." in refused

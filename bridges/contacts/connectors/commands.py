@@ -26,8 +26,11 @@ def networks_of(ctx: ContactsContext, network: str) -> Networks:
     return networks
 
 
+NAMES_SHOWN = 20
+
+
 def roster_text(label: str, outcome: RosterOutcome) -> str:
-    total = len(outcome.on_mercato) + len(outcome.portals)
+    total = len(outcome.on_mercato) + len(outcome.portals) + outcome.later
     if total == 0:
         return f"Your {label} roster is empty: type `{label.lower()} chat <address>` to " \
                "write to someone."
@@ -43,9 +46,15 @@ def roster_text(label: str, outcome: RosterOutcome) -> str:
             lines.append(f"• {name} is on Mercato: {user_id} — {matrix_to(user_id)}. Tap the "
                          "link and choose “Message” to chat with them here.")
     if outcome.portals:
+        names = ", ".join(outcome.portals[:NAMES_SHOWN])
+        if len(outcome.portals) > NAMES_SHOWN:
+            names += f" and {len(outcome.portals) - NAMES_SHOWN} more"
         lines.append(f"I opened a chat for each of the other {len(outcome.portals)} "
-                     f"({', '.join(outcome.portals)}): accept the invitations, and what you "
-                     f"write there reaches them on {label}, and back.")
+                     f"({names}): accept the invitations, and what you write there reaches "
+                     f"them on {label}, and back.")
+    if outcome.later:
+        lines.append(f"{outcome.later} more get a chat when they write to you, or when you "
+                     f"type `{label.lower()} chat <address>`.")
     return "\n".join(lines)
 
 

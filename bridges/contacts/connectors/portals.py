@@ -43,6 +43,9 @@ from mercato.logging import get_logger
 log = get_logger(__name__)
 
 _KEPT = set("abcdefghijklmnopqrstuvwxyz0123456789._/+-")
+# Portals opened by one roster import; the other contacts get theirs when they write
+# (or with `<network> chat`), so a large roster does not flood the user with invites.
+MAX_PORTALS_PER_IMPORT = 100
 
 
 class BridgeSide(Protocol):
@@ -73,6 +76,7 @@ class RosterOutcome:
     # (contact, Matrix ID, the native chat opened between them or None)
     on_mercato: list[tuple[str, str, str | None]] = field(default_factory=list)
     portals: list[str] = field(default_factory=list)  # names of contacts with a portal
+    later: int = 0  # contacts over MAX_PORTALS_PER_IMPORT without a new portal
     refused: str | None = None
 
 
@@ -186,6 +190,11 @@ class Portals:
                 await self.ensure_ghost(connector, contact)
                 outcome.on_mercato.append((as_contact.label, owner,
                                            await self._open_chat(login.user_id, owner)))
+                continue
+            if len(outcome.portals) >= MAX_PORTALS_PER_IMPORT and await store.portal(
+                    self.db, connector.network, login.user_id, contact.remote_id) is None:
+                await self.ensure_ghost(connector, contact)
+                outcome.later += 1
                 continue
             await self.ensure_portal(connector, login, contact)
             outcome.portals.append(as_contact.label)
