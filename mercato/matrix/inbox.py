@@ -29,6 +29,7 @@ log = get_logger(__name__)
 
 MAX_ATTEMPTS = 6
 RETENTION_SECONDS = 7 * 24 * 3600
+STOP_GRACE_SECONDS = 10.0
 
 TRANSACTIONS = Counter("mercato_as_transactions_total", "Appservice transactions received",
                        ["component", "outcome"])
@@ -119,6 +120,7 @@ class Inbox:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rooms: dict[str, asyncio.Task[bool]] = {}  # rooms being worked on
+        self._stopping = False
         self._last_prune = 0.0
 
     async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
@@ -196,6 +198,8 @@ class Inbox:
         """Handle one room's pending events in order; stop at the first not due yet."""
         progressed = False
         for item in items:
+            if self._stopping:
+                break  # stopping: finish the event in hand, start no other
             if item.next_attempt_at > _now_ms():
                 break
             fault_point("inbox.before_handle")  # stored and acknowledged, not handled yet
@@ -314,9 +318,14 @@ class Inbox:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        # An event cut off here is not marked handled: it is handled again at the next start.
+        # Handlers in progress may finish (a restart then repeats nothing); one still running
+        # after the grace period is cut off, not marked handled, and handled again at start.
+        self._stopping = True
         rooms = list(self._rooms.values())
+        if rooms:
+            await asyncio.wait(rooms, timeout=STOP_GRACE_SECONDS)
         for task in rooms:
             task.cancel()
         await asyncio.gather(*rooms, return_exceptions=True)
         self._rooms.clear()
+        self._stopping = False

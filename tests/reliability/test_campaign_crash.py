@@ -101,7 +101,7 @@ async def test_crash_between_send_and_record_neither_loses_nor_doubles(tmp_path)
                 expected = {cid for cid, s in campaign_ids.items() if s == slug}
                 assert set(per_campaign) == expected, (slug, per_campaign)
                 assert all(count == 1 for count in per_campaign.values()), (slug, per_campaign)
-        assert "outbox.adopted" in (tmp_path / "data" / "logs" / "commerce.out").read_text(), \
+        assert "send.adopted" in (tmp_path / "data" / "logs" / "commerce.out").read_text(), \
             "the post sent before the crash should have been found, not sent again"
     finally:
         assert second.stop() == 0
