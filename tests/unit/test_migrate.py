@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from mercato.config import ConfigError, parse_config
+from mercato.devnet import free_port
 from mercato.migrate import (
     MigrationError,
     Target,
@@ -75,7 +76,10 @@ def test_a_running_network_is_refused_by_the_port_it_holds() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        config = parse_config({"commerce": {"port": port}})
+        # Every other port free too, whatever else runs on this machine (8008, say).
+        config = parse_config({"commerce": {"port": port}, "synapse": {"port": free_port()},
+                               "contacts": {"port": free_port()},
+                               "shopbot": {"port": free_port()}})
         with pytest.raises(MigrationError, match=rf"127.0.0.1:{port}, commerce.port"):
             check_stopped(config)
     check_stopped(config)  # nothing answers any more
