@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import aiohttp
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
-from mautrix.types import EventID, EventType, RoomID, UserID
+from mautrix.types import EventID, RoomID, UserID
 
 from bridges.contacts import policy, summary
 from bridges.contacts.commands import ContactsContext, region_for, registry
@@ -42,6 +42,7 @@ from mercato.db import Database
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.html import sanitize_html
+from mercato.matrix.sending import send_once
 
 log = get_logger(__name__)
 
@@ -119,9 +120,8 @@ class ContactsHandlers:
     async def reply(self, room_id: str, reply: Reply, *, to: str | None,
                     txn: str) -> str:
         # The txn ID comes from the event answered: a retried event is not answered twice.
-        return await self.bridge.bot.send_message_event(
-            RoomID(room_id), EventType.ROOM_MESSAGE, _content(reply, to),  # type: ignore[arg-type]
-            txn_id=f"mercato.contacts.{txn}")
+        return await send_once(self.bridge.bot, room_id, _content(reply, to),
+                               txn_id=f"mercato.contacts.{txn}")
 
     # -- messages ---------------------------------------------------------------------------
 

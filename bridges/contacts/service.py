@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 from mautrix.types import Event as MatrixEvent
-from mautrix.types import EventType, MessageType, RoomID, TextMessageEventContent, UserID
+from mautrix.types import EventType, RoomID, UserID
 
 import bridges.contacts.connectors.commands  # noqa: F401  (declares `xmpp …`)
 from bridges.contacts.api.routes import ApiContext, add_api_routes
@@ -32,6 +32,7 @@ from mercato.config import MercatoConfig
 from mercato.db import is_postgres
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService
+from mercato.matrix.sending import send_once
 
 log = get_logger(__name__)
 
@@ -142,9 +143,8 @@ class ContactsBridge(MercatoAppService):
             "m.relates_to": {"m.in_reply_to": {"event_id": raw["event_id"]}},
         }
         # If even this fails, the exception makes the inbox retry the whole event.
-        await self.bot.send_message_event(
-            RoomID(raw["room_id"]), EventType.ROOM_MESSAGE, notice,  # type: ignore[arg-type]
-            txn_id=f"mercato.contacts.failed.{raw['event_id']}")
+        await send_once(self.bot, raw["room_id"], notice,
+                        txn_id=f"mercato.contacts.failed.{raw['event_id']}")
 
     async def scrub(self, raw: dict[str, Any]) -> None:
         """Replace a handled message's stored copy with a stub that holds no text."""
@@ -172,10 +172,8 @@ class ContactsBridge(MercatoAppService):
             user_id, room_id)
         if greeted:
             return
-        await self.bot.send_message_event(
-            room_id, EventType.ROOM_MESSAGE,
-            TextMessageEventContent(msgtype=MessageType.NOTICE, body=GREETING),
-            txn_id=f"mercato.contacts.greet.{room_id}")
+        await send_once(self.bot, room_id, {"msgtype": "m.notice", "body": GREETING},
+                        txn_id=f"mercato.contacts.greet.{room_id}")
         await self.db.execute(
             "INSERT INTO bridge_user (user_id, dm_room_id, greeted_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (user_id) DO UPDATE SET dm_room_id=excluded.dm_room_id,"

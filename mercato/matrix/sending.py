@@ -58,12 +58,15 @@ async def find_marked(intent: IntentAPI, room_id: RoomID | str, txn_id: str) -> 
 
 async def send_once(intent: IntentAPI, room_id: RoomID | str, content: dict[str, Any],
                     txn_id: str, *, event_type: EventType = EventType.ROOM_MESSAGE,
-                    attempts: int = ATTEMPTS, look_first: bool | None = None) -> EventID:
+                    attempts: int = ATTEMPTS, look_first: bool | None = None,
+                    timestamp: int | None = None) -> EventID:
     """Send `content` to the room unless a message with this txnId is already there.
 
     `look_first` says an earlier attempt may have reached the room (default: the inbox
-    is handling the event again); `attempts` counts tries within this call.
+    is handling the event again); `attempts` counts tries within this call; `timestamp`
+    (ms) dates a bridged message as its network did.
     """
+    extra = {"timestamp": timestamp} if timestamp else {}
     marked = {**content, MARKER: txn_id}
     if look_first is None:
         look_first = replaying.get()
@@ -75,7 +78,7 @@ async def send_once(intent: IntentAPI, room_id: RoomID | str, content: dict[str,
                     log.info("send.adopted", room_id=room_id, txn_id=txn_id, event_id=found)
                     return found
             return await intent.send_message_event(RoomID(room_id), event_type, marked,
-                                                   txn_id=txn_id, retry_count=0)
+                                                   txn_id=txn_id, retry_count=0, **extra)
         except Exception as e:
             if not is_transient(e) or attempt == attempts:
                 raise

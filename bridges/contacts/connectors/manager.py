@@ -34,6 +34,7 @@ from bridges.contacts.connectors.credentials import Unreadable, Vault
 from bridges.contacts.connectors.messages import Messages
 from bridges.contacts.connectors.portals import BridgeSide, Portals, RosterOutcome
 from mercato.logging import get_logger
+from mercato.matrix.sending import send_once
 
 log = get_logger(__name__)
 
@@ -304,13 +305,12 @@ class Networks:
         login = await store.login(self.bridge.db, portal.network, portal.user_id)
         if login is None:
             ghost = self.bridge.intent_for(UserID(portal.ghost_id))
-            await ghost.send_message_event(
-                RoomID(portal.room_id), EventType.ROOM_MESSAGE,
-                TextMessageEventContent(
-                    msgtype=MessageType.NOTICE,
-                    body=f"Not sent: you are logged out of {connector.label}. Type "
-                         f"`{connector.network} login` in your chat with the contacts bot."),
-                txn_id=f"mercato.contacts.loggedout.{raw['event_id']}")
+            notice = {"msgtype": "m.notice",
+                      "body": f"Not sent: you are logged out of {connector.label}. Type "
+                              f"`{connector.network} login` in your chat with the contacts "
+                              "bot."}
+            await send_once(ghost, portal.room_id, notice,
+                            txn_id=f"mercato.contacts.loggedout.{raw['event_id']}")
             return
         await self.messages.outgoing(connector, portal, raw,
                                      self.session_of(portal.network, portal.user_id))

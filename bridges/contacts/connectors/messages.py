@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from mautrix.errors import MatrixError
-from mautrix.types import EventType, Membership, RoomID, UserID
+from mautrix.types import Membership, RoomID, UserID
 
 from bridges.contacts.connectors import store
 from bridges.contacts.connectors.base import (
@@ -39,6 +39,7 @@ from bridges.contacts.connectors.portals import BridgeSide, Portals
 from bridges.contacts.media import MediaError, stream_media
 from mercato.commands import strip_reply_fallback
 from mercato.logging import get_logger
+from mercato.matrix.sending import send_once
 
 log = get_logger(__name__)
 
@@ -139,11 +140,10 @@ class Messages:
                                                         user) == Membership.LEAVE:
             # They left the chat; a new message from the contact brings them back.
             await ghost.invite_user(RoomID(portal.room_id), user)
-        extra = {"timestamp": payload["ts"]} if payload.get("ts") else {}
-        return await ghost.send_message_event(
-            RoomID(portal.room_id), EventType.ROOM_MESSAGE, content,  # type: ignore[arg-type]
+        return await send_once(
+            ghost, portal.room_id, content,
             txn_id=incoming_txn(connector.network, login.user_id, contact, row.remote_msg_id),
-            **extra)
+            timestamp=payload.get("ts") or None)
 
     async def _file_content(self, connector: Connector, ghost_id: str, file: dict[str, str],
                             text: str) -> dict[str, Any]:

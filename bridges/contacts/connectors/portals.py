@@ -18,11 +18,7 @@ import aiohttp
 from mautrix.appservice import ASStateStore, IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import (
-    EventType,
-    MessageType,
     RoomCreatePreset,
-    RoomID,
-    TextMessageEventContent,
     UserID,
 )
 
@@ -39,6 +35,7 @@ from bridges.contacts.summary import room_link
 from mercato.config import MercatoConfig
 from mercato.db import Database
 from mercato.logging import get_logger
+from mercato.matrix.sending import send_once
 
 log = get_logger(__name__)
 
@@ -248,10 +245,8 @@ class Portals:
         text = (f"{portal.name} is on Mercato now as {owner}. Continue there — {where}. This "
                 f"chat still reaches them on {connector.label} as long as they use it.")
         ghost = self.bridge.intent_for(UserID(portal.ghost_id))
-        await ghost.send_message_event(
-            RoomID(portal.room_id), EventType.ROOM_MESSAGE,
-            TextMessageEventContent(msgtype=MessageType.NOTICE, body=text),
-            txn_id=f"mercato.contacts.moved.{portal.room_id}")
+        await send_once(ghost, portal.room_id, {"msgtype": "m.notice", "body": text},
+                        txn_id=f"mercato.contacts.moved.{portal.room_id}")
         dm_room = await self.db.fetchval("SELECT dm_room_id FROM bridge_user WHERE user_id=$1",
                                          owner)
         if dm_room:
@@ -260,10 +255,8 @@ class Portals:
                     + (f": I opened a chat between you, {room_link(chat, server)} — accept the "
                        "invitation." if chat else f": {matrix_to(portal.user_id)}."))
             try:
-                await self.bridge.bot.send_message_event(
-                    RoomID(dm_room), EventType.ROOM_MESSAGE,
-                    TextMessageEventContent(msgtype=MessageType.NOTICE, body=told),
-                    txn_id=f"mercato.contacts.moved.{portal.room_id}.{owner}")
+                await send_once(self.bridge.bot, dm_room, {"msgtype": "m.notice", "body": told},
+                                txn_id=f"mercato.contacts.moved.{portal.room_id}.{owner}")
             except MatrixRequestError as e:  # they left the chat with the bot
                 log.info("network.moved_untold", errcode=e.errcode)
         await store.set_moved(self.db, portal.room_id, owner)
