@@ -199,18 +199,19 @@ def write_markdown(results: list[dict[str, Any]], images: list[Path]) -> Path:
     fanouts = [r for r in results if r["name"] == "broadcast fan-out"]
     if fanouts:
         lines += ["## Where a channel post's time goes", "",
-                  "The same post sent three ways to the same N followers: the campaign "
+                  "The same post sent two ways to the same N followers: the campaign "
                   "(API → outbox → the appservice's send), and the same text sent straight to "
                   "Synapse as the shop, split into the send request (creating the event, "
                   "evaluating every member's push rules, persisting) and its delivery to the "
                   "sampled clients' /sync.", "",
-                  "| Synapse on | followers | " + " | ".join(
+                  "| Synapse on | mode | followers | " + " | ".join(
                       fanouts[0]["sizes"][0]["breakdown_ms"]) + " |",
-                  "|---|---|" + "---|" * len(fanouts[0]["sizes"][0]["breakdown_ms"])]
+                  "|---|---|---|" + "---|" * len(fanouts[0]["sizes"][0]["breakdown_ms"])]
         for r in fanouts:
             for row in r["sizes"]:
                 if "breakdown_ms" in row:
-                    lines.append(f"| {ON[r.get('database', '')]} | {row['followers']:,} | "
+                    lines.append(f"| {ON[r.get('database', '')]} | {r.get('mode', '?')} | "
+                                 f"{row['followers']:,} | "
                                  + " | ".join(f"{v} ms" for v in row["breakdown_ms"].values())
                                  + " |")
         lines.append("")

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLOURS = {"sqlite": "#1f77b4", "postgres": "#d62728"}
+FULL_COLOURS = {"sqlite": "#08306b", "postgres": "#67000d"}  # darker: the full mode
 LABEL = {"sqlite": "Synapse on SQLite", "postgres": "Synapse on PostgreSQL"}
 
 
@@ -25,12 +26,20 @@ def fanout(results: list[dict[str, Any]], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for run in runs:
         db = run.get("database", "sqlite")
+        full = run.get("mode") == "full"
         how = f"{LABEL[db]}, {run.get('mode', 'quick')}"
+        colour = FULL_COLOURS[db] if full else COLOURS[db]
         sizes = [row["followers"] for row in run["sizes"]]
-        ax.plot(sizes, [row["channel_seconds"] for row in run["sizes"]], "o-",
-                color=COLOURS[db], label=f"one channel post ({how})")
-        ax.plot(sizes, [row["dm_seconds"] for row in run["sizes"]], "s--",
-                color=COLOURS[db], alpha=0.6, label=f"N direct messages ({how})")
+        ax.plot(sizes, [row["channel_seconds"] for row in run["sizes"]],
+                "D-" if full else "o-", color=colour, linewidth=2.2 if full else 1.4,
+                label=f"one channel post ({how})")
+        ax.plot(sizes, [row["dm_seconds"] for row in run["sizes"]], "s--", color=colour,
+                alpha=0.6, label=f"N direct messages ({how})")
+        for row in run["sizes"]:
+            if row.get("dm_measured_on", row["followers"]) < row["followers"]:
+                ax.annotate(f"scaled from {row['dm_measured_on']:,}",
+                            (row["followers"], row["dm_seconds"]), textcoords="offset points",
+                            xytext=(-10, -4), ha="right", va="top", fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("followers N")
