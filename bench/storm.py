@@ -26,7 +26,9 @@ from bench.common import MarkerWatch, bench_network, register_many
 
 CONCURRENCY = 16
 SAMPLED_FOLLOWERS = 3
-POST_INTERVAL = 1.0
+# Seconds between posts during the storm: about 150 posts whatever its size, well under
+# the most a shop may post in a day (1,000).
+POSTS_PER_STORM = 150
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -127,11 +129,14 @@ async def _storm(network: Any, followers: int, idle_posts: int) -> dict[str, Any
         storm_done = asyncio.Event()
         during: list[float] = []
 
+        # At the send rate's pace a join storm lasts several times the sends' time.
+        interval = max(1.0, 5 * send_seconds / POSTS_PER_STORM)
+
         async def post_during_storm() -> None:
             while not storm_done.is_set():
                 started = time.monotonic()
                 during.append(await post())
-                await asyncio.sleep(max(0.0, POST_INTERVAL - (time.monotonic() - started)))
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
         poster = asyncio.create_task(post_during_storm())
         join_seconds = await _paced([join(t) for t in joiners.values()], CONCURRENCY)
