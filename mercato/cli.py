@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -188,13 +189,13 @@ def merchants() -> None:
 
 
 def _operator_call(config: MercatoConfig, method: str, path: str,
-                   body: dict[str, object] | None = None) -> dict[str, object]:
+                   body: dict[str, object] | None = None) -> dict[str, Any]:
     """Call the commerce API with the operator token; exit with its error sentence."""
     import aiohttp
 
     url = f"http://{reachable_host(config.commerce.bind_address)}:{config.commerce.port}/api/v1"
 
-    async def call() -> tuple[int, dict[str, object]]:
+    async def call() -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {config.commerce.operator_token}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session, \
                 session.request(method, url + path, json=body, headers=headers) as resp:
@@ -218,7 +219,7 @@ def merchants_list(ctx: Context, status: str) -> None:
     """List shops with a given status."""
     data = _operator_call(ctx.config(), "GET", f"/shops?status={status}")
     table = Table("slug", "name", "Matrix user", "status", "verified", "flagged")
-    for shop in data["shops"]:  # type: ignore[union-attr]
+    for shop in data["shops"]:
         table.add_row(shop["slug"], shop["name"], shop["user_id"], shop["status"],
                       "✓" if shop["verified"] else "", shop.get("flagged") or "")
     output_console().print(table)
@@ -240,7 +241,7 @@ def merchants_show(ctx: Context, slug: str) -> None:
 
 def _decision(name: str, needs_reason: bool) -> None:
     # (click 8.5 ignores `required` when a default is given, even None.)
-    reason_default = {} if needs_reason else {"default": ""}
+    reason_default: dict[str, Any] = {} if needs_reason else {"default": ""}
 
     @merchants.command(name=name, help=f"{name.capitalize()} a shop.")
     @click.argument("slug")
@@ -263,7 +264,7 @@ def reports(ctx: Context) -> None:
     """Posts followers reported, newest first."""
     data = _operator_call(ctx.config(), "GET", "/reports")
     table = Table("id", "shop", "post", "reporter", "reason")
-    for report in data["reports"]:  # type: ignore[union-attr]
+    for report in data["reports"]:
         table.add_row(str(report["id"]), report["merchant_slug"], report["event_id"],
                       report["reporter"], report["reason"])
     output_console().print(table)

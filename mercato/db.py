@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
-from mautrix.util.async_db import Database, Scheme, UpgradeTable
+from mautrix.util.async_db import Connection, Database, Scheme, UpgradeTable
 
-__all__ = ["Database", "Scheme", "UpgradeTable", "open_database", "is_postgres",
-           "database_unavailable"]
+__all__ = ["Connection", "Database", "Scheme", "UpgradeTable", "open_database", "is_postgres",
+           "database_unavailable", "register_upgrade", "transaction"]
+
+# An upgrade step: takes the connection (and optionally the scheme), may return the
+# version it reached.
+UpgradeStep = TypeVar("UpgradeStep", bound=Callable[..., Awaitable[int | None]])
 
 # SQLite's words for a database that cannot take the request now (locked past the busy
 # timeout, disk full), as opposed to a mistake in the request or the schema.
@@ -45,6 +51,28 @@ def open_database(url: str, upgrade_table: UpgradeTable, name: str) -> Database:
         log=logging.getLogger(f"mercato.db.{name}"),
         owner_name=f"mercato-{name}",
     )
+
+
+def register_upgrade(table: UpgradeTable,
+                     description: str) -> Callable[[UpgradeStep], UpgradeStep]:
+    """Decorator adding the next numbered upgrade step to `table`.
+
+    `table.register(description=...)` does the same, but mautrix declares its result as
+    a union of a step and a decorator, which a type checker cannot call.
+    """
+    def add_step(step: UpgradeStep) -> UpgradeStep:
+        table.register(step, description=description)
+        return step
+    return add_step
+
+
+@asynccontextmanager
+async def transaction(db: Database) -> AsyncIterator[Connection]:
+    """A connection with a transaction open on it: committed when the block ends, rolled
+    back when it raises (`db.acquire()` then `conn.transaction()`)."""
+    # mautrix annotates acquire() as returning the connection it yields, so its type is lost.
+    async with db.acquire() as conn, conn.transaction():  # type: ignore[var-annotated]
+        yield conn
 
 
 def is_postgres(db: Database) -> bool:

@@ -17,15 +17,23 @@ import hmac
 import json
 import logging
 import signal
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.client.state_store.asyncpg import PgStateStore
-from mautrix.types import Event, EventType, Membership, StateEvent, UserID
+from mautrix.types import (
+    Event,
+    EventType,
+    Membership,
+    MemberStateEventContent,
+    StateEvent,
+    UserID,
+)
 from mautrix.util.async_db import Database, UpgradeTable
+from mautrix.util.logging import TraceLogger
 
 from mercato.config import AppServiceConfig, MercatoConfig
 from mercato.db import open_database
@@ -38,6 +46,15 @@ log = get_logger(__name__)
 
 HOMESERVER_WAIT_SECONDS = 120.0
 EPHEMERAL_TYPES = frozenset({"m.receipt", "m.typing", "m.presence"})
+
+
+def membership_of(event: StateEvent) -> Membership | None:
+    """The membership an m.room.member event sets; None for any other state event.
+
+    (mautrix types a state event's content as the union of every state content.)
+    """
+    content = event.content
+    return content.membership if isinstance(content, MemberStateEventContent) else None
 
 
 class MercatoAppService:
@@ -213,7 +230,8 @@ class MercatoAppService:
             base_url=self.config.homeserver_url,
             bot_mxid=self.bot_mxid,
             token=self.service.as_token,
-            log=logging.getLogger(f"mercato.{self.name}.matrix"),
+            # Importing mautrix makes TraceLogger the class of every new logger.
+            log=cast(TraceLogger, logging.getLogger(f"mercato.{self.name}.matrix")),
             state_store=self.state_store,
             client_session=self._session,
             default_retry_count=3,

@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from mercato.db import Database, Scheme, UpgradeTable
+from mercato.db import Connection, Database, Scheme, UpgradeTable, register_upgrade, transaction
 from mercato.faults import fault_pause, fault_point
 from mercato.logging import get_logger
 from mercato.matrix import sending
@@ -41,8 +41,8 @@ upgrade_table = UpgradeTable(version_table_name="mercato_inbox_version",
                              database_name="appservice inbox")
 
 
-@upgrade_table.register(description="Transaction inbox")
-async def _create_inbox(conn: Any, scheme: Scheme) -> None:
+@register_upgrade(upgrade_table, "Transaction inbox")
+async def _create_inbox(conn: Connection, scheme: Scheme) -> None:
     serial = "BIGSERIAL PRIMARY KEY" if scheme != Scheme.SQLITE else \
         "INTEGER PRIMARY KEY AUTOINCREMENT"
     await conn.execute("""
@@ -70,8 +70,8 @@ async def _create_inbox(conn: Any, scheme: Scheme) -> None:
     await conn.execute("CREATE INDEX as_inbox_pending ON as_inbox (handled_at, seq)")
 
 
-@upgrade_table.register(description="Fingerprint of each transaction's content")
-async def _transaction_digest(conn: Any, scheme: Scheme) -> None:
+@register_upgrade(upgrade_table, "Fingerprint of each transaction's content")
+async def _transaction_digest(conn: Connection, scheme: Scheme) -> None:
     # Synapse on SQLite numbers appservice transactions from 1 again after a restart
     # (its counter is the highest *pending* txnId): a seen txnId alone is not a retry.
     await conn.execute("ALTER TABLE as_transaction ADD COLUMN digest TEXT")
@@ -133,7 +133,7 @@ class Inbox:
         """
         now = _now_ms()
         digest = transaction_digest(events)
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             # Write first: SQLite waits out another writer's lock (busy_timeout) only for
             # a transaction that has not read yet; a read-then-write one fails at once.
             new = await conn.fetchval(

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 import aiohttp
-from mautrix.api import Method
+from mautrix.api import Method, PathBuilder
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
@@ -45,7 +45,7 @@ def is_transient(error: BaseException) -> bool:
 async def find_marked(intent: IntentAPI, room_id: RoomID | str, txn_id: str) -> EventID | None:
     """The event this appservice user sent with `txn_id`, if it is among its recent ones."""
     response = await intent.api.request(
-        Method.GET, f"/_matrix/client/v3/rooms/{room_id}/messages",
+        Method.GET, PathBuilder(f"/_matrix/client/v3/rooms/{room_id}/messages"),
         query_params={"dir": "b", "limit": str(HISTORY_SCAN),
                       "filter": json.dumps({"senders": [intent.mxid]})})
     for event in response.get("chunk", []):
@@ -77,7 +77,9 @@ async def send_once(intent: IntentAPI, room_id: RoomID | str, content: dict[str,
                 if found:
                     log.info("send.adopted", room_id=room_id, txn_id=txn_id, event_id=found)
                     return found
-            return await intent.send_message_event(RoomID(room_id), event_type, marked,
+            # mautrix sends a plain dict as it is, but its EventContent union leaves dicts out.
+            return await intent.send_message_event(RoomID(room_id), event_type,
+                                                   marked,  # type: ignore[arg-type]
                                                    txn_id=txn_id, retry_count=0, **extra)
         except Exception as e:
             if not is_transient(e) or attempt == attempts:
