@@ -122,8 +122,9 @@ def registration_context(
         "name": name,
         "service": service,
         "service_host": reachable_host(service.bind_address),
-        # The commerce appservice counts post views from read receipts.
-        "receive_ephemeral": name == "commerce",
+        # The commerce appservice counts post views from read receipts; the contacts
+        # bridge passes a user's typing in a portal on to their network.
+        "receive_ephemeral": name in ("commerce", "contacts"),
         "user_regexes": [
             exact_user_regex(service.bot_localpart, config.server_name),
             namespace_regex("@", prefix, config.server_name),

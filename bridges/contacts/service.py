@@ -133,6 +133,16 @@ class ContactsBridge(MercatoAppService):
             await self.scrub(raw)
         await self._maybe_prune()
 
+    def wants_ephemeral(self, raw: dict[str, Any]) -> bool:
+        # Only typing in portals is used (passed on to the network); nothing else is kept.
+        return raw.get("type") == "m.typing" and raw.get("room_id") in self.networks.portals.rooms
+
+    async def handle_ephemeral(self, raw: dict[str, Any]) -> None:
+        content = raw.get("content")
+        if raw.get("type") == "m.typing" and isinstance(content, dict) and \
+                isinstance(content.get("user_ids"), list):
+            await self.networks.matrix_typing(str(raw.get("room_id")), content["user_ids"])
+
     async def _tell_failure(self, raw: dict[str, Any]) -> None:
         if raw.get("type") != EventType.ROOM_MESSAGE.t:
             return

@@ -28,6 +28,7 @@ from mautrix.types import EventType, Membership, RoomCreatePreset, RoomID, UserI
 from bridges.contacts.db import store
 from mercato.db import Database
 from mercato.logging import get_logger
+from mercato.matrix.appservice import membership_of
 
 log = get_logger(__name__)
 
@@ -87,6 +88,11 @@ class ContactsSpaces:
             await self._add_child(user_id, room_id)
         return room_id
 
+    async def add_child(self, user_id: str, room_id: str) -> None:
+        """Put a room the bridge made for the user (a network portal) in their space."""
+        async with self._locks[user_id]:
+            await self._add_child(user_id, room_id)
+
     async def space_of(self, user_id: str) -> str:
         """The user's space, created (and the user invited) the first time."""
         room_id = await store.space_of(self.db, user_id)
@@ -128,9 +134,9 @@ class ContactsSpaces:
         except MatrixRequestError as e:  # the bot already left: nothing to do
             log.info("chat.members_unknown", room_id=room_id, errcode=e.errcode)
             return
-        joined = {m.state_key for m in members if m.content.membership == Membership.JOIN
+        joined = {m.state_key for m in members if membership_of(m) == Membership.JOIN
                   and m.state_key != self.bot.mxid}
-        invited = {m.state_key for m in members if m.content.membership == Membership.INVITE}
+        invited = {m.state_key for m in members if membership_of(m) == Membership.INVITE}
         if not leaving_strands_no_one(self.server_name, joined, invited):
             log.info("chat.bot_stays", room_id=room_id, invited=len(invited))
             return

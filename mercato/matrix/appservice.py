@@ -131,7 +131,8 @@ class MercatoAppService:
         if isinstance(ephemeral, list):
             # Receipts and typing: approximate by nature (Synapse drops them while we are
             # down), but they go through the same inbox so their order is kept.
-            events = events + [e for e in ephemeral if isinstance(e, dict)]
+            events = events + [e for e in ephemeral
+                               if isinstance(e, dict) and self.wants_ephemeral(e)]
         txn_id = request.match_info["txn_id"]
         try:
             await self.inbox.store_transaction(txn_id, events)
@@ -193,6 +194,10 @@ class MercatoAppService:
 
     async def handle_ephemeral(self, raw: dict[str, Any]) -> None:
         """Handle a receipt or typing notification (only if the registration asks for them)."""
+
+    def wants_ephemeral(self, raw: dict[str, Any]) -> bool:
+        """Whether to keep this receipt, typing or presence event (the rest are not stored)."""
+        return True
 
     async def query_user(self, user_id: UserID) -> bool:
         return False

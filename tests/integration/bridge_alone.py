@@ -42,12 +42,13 @@ class BridgeAlone:
     def bridge_log(self) -> Path:
         return self.paths.log_dir / "contacts.out"
 
-    def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], log_name: str,
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         self.paths.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.paths.log_dir / log_name, "ab") as out:
             return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                     cwd=self.paths.data_dir, start_new_session=True,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def _wait_healthy(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -70,10 +71,12 @@ class BridgeAlone:
         self._wait_healthy(self.synapse, f"{self.hs_url}/health",
                            self.paths.log_dir / "synapse.out")
 
-    def start_bridge(self) -> None:
+    def start_bridge(self, env: dict[str, str] | None = None) -> None:
+        """`env` adds to the bridge's environment (MERCATO_FAULTS for a planned crash)."""
         assert self.bridge is None or self.bridge.poll() is not None
         self.bridge = self._spawn([sys.executable, "-m", "mercato", "--config",
-                                   str(self.config_path), "run", "contacts"], "contacts.out")
+                                   str(self.config_path), "run", "contacts"], "contacts.out",
+                                  env)
         self._wait_healthy(self.bridge, f"http://127.0.0.1:{self.config.contacts.port}/health",
                            self.bridge_log)
 

@@ -49,8 +49,11 @@ allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
 storage = "internal"
 log = {{ debug = "{base}/prosody.log" }}
+-- What the bridge relies on when a user's server has it: the message archive (MAM,
+-- XEP-0313) for catching up after a crash, carbons (XEP-0280) for the user's other
+-- devices. The archive is kept for every contact, as Prosody's default.
 modules_enabled = {{ "roster"; "saslauth"; "disco"; "vcard_legacy"; "offline"; "ping";
-                    "posix" }}
+                    "posix"; "mam"; "carbons" }}
 modules_disabled = {{ "s2s"; "tls" }}
 VirtualHost "{domain}"
 Component "upload.{domain}" "http_file_share"

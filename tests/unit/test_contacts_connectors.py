@@ -136,6 +136,35 @@ async def test_the_mapping_keeps_each_message_once_on_both_engines(database_url:
         await db.stop()
 
 
+async def test_a_logins_history_position_and_portals_in_spaces_on_both_engines(
+        database_url: str) -> None:
+    db = open_database(database_url, store.upgrade_table, "test")
+    await db.start()
+    try:
+        # Never read: None; "" is "before the first message"; a logout forgets it.
+        assert await store.position(db, "xmpp", "@a:x") is None
+        await store.set_position(db, "xmpp", "@a:x", "")
+        assert await store.position(db, "xmpp", "@a:x") == ""
+        await store.set_position(db, "xmpp", "@a:x", "archive-2")
+        assert await store.position(db, "xmpp", "@a:x") == "archive-2"
+        await store.save_login(db, store.Login("xmpp", "@a:x", "a@y", "sealed", "!dm:x"))
+        await store.delete_login(db, "xmpp", "@a:x")
+        assert await store.position(db, "xmpp", "@a:x") is None
+        # What the bridge sent for Matrix is told apart from what the user's phone sent.
+        await store.record(db, "xmpp", "@a:x", "bob@y", "out", "mercato-1", {"text": "x"},
+                           event_id="$1")
+        assert await store.sent_by_bridge(db, "xmpp", "@a:x", "bob@y", "mercato-1")
+        assert not await store.sent_by_bridge(db, "xmpp", "@a:x", "bob@y", "phone-1")
+        # A portal waits to be put in the user's space until that is recorded.
+        await store.add_portal(db, store.Portal("xmpp", "@a:x", "bob@y", "!p:x", "@g:x", "Bob",
+                                                None, None))
+        assert await store.portals_not_in_space(db) == [("@a:x", "!p:x")]
+        await store.mark_portal_in_space(db, "!p:x")
+        assert await store.portals_not_in_space(db) == []
+    finally:
+        await db.stop()
+
+
 def test_the_roster_reply_names_who_is_here_and_stays_short() -> None:
     assert "roster is empty" in roster_text("XMPP", RosterOutcome())
     text = roster_text("XMPP", RosterOutcome(

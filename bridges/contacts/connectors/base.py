@@ -65,6 +65,11 @@ class IncomingMessage:
     reply_to: RemoteMessageID | None = None
     attachment: Attachment | None = None
     timestamp_ms: int | None = None  # when it was sent, if the network says (offline storage)
+    # The user wrote it, from another of their apps on the network (`contact` is whom to).
+    from_me: bool = False
+    # Where it stands in the account's history on the server (XMPP: its archive ID). The
+    # core keeps the last one it recorded, for the session to catch up from (`position`).
+    position: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,14 @@ class SessionEvents(Protocol):
     async def typing(self, contact: RemoteID, typing: bool) -> None: ...
 
     async def presence(self, contact: RemoteID, online: bool) -> None: ...
+
+    async def position(self) -> str | None:
+        """Where in the account's history the last message the core recorded stands ("":
+        before the first one; None: never read): what the session catches up from."""
+
+    async def reached(self, position: str) -> None:
+        """The session read the history up to here without a message to bridge (one the
+        bridge sent itself, or the end of the history at the first login)."""
 
 
 class Session(ABC):

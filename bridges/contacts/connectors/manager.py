@@ -78,6 +78,14 @@ class _Events:
     async def message(self, message: IncomingMessage) -> None:
         await self.networks.messages.incoming(self.connector, self.login, message)
 
+    async def position(self) -> str | None:
+        return await store.position(self.networks.bridge.db, self.connector.network,
+                                    self.login.user_id)
+
+    async def reached(self, position: str) -> None:
+        await store.set_position(self.networks.bridge.db, self.connector.network,
+                                 self.login.user_id, position)
+
     async def _ghost_in_portal(self, contact: RemoteID) -> tuple[Any, str] | None:
         portal = await store.portal(self.networks.bridge.db, self.connector.network,
                                     self.login.user_id, contact)
@@ -113,6 +121,8 @@ class Networks:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Stored logins still reconnecting after a restart, by (network, user).
         self._resuming: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        # Portals whose user was last seen typing: only changes go to the network.
+        self._typing: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -129,6 +139,7 @@ class Networks:
                     self._resume(self.connectors[login.network], login),
                     f"resume-{login.user_id}")
         self._spawn(self._loop(), "networks-loop")
+        self._spawn(self.portals.space_catch_up(), "portals-into-spaces")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -314,3 +325,20 @@ class Networks:
             return
         await self.messages.outgoing(connector, portal, raw,
                                      self.session_of(portal.network, portal.user_id))
+
+    async def matrix_typing(self, room_id: str, user_ids: list[str]) -> None:
+        """Who types in a portal changed: tell the contact when its user starts or stops."""
+        portal = await store.portal_by_room(self.bridge.db, room_id)
+        if portal is None:
+            return
+        typing = portal.user_id in user_ids
+        if typing == (room_id in self._typing):
+            return  # someone else (the ghost) started or stopped
+        if typing:
+            self._typing.add(room_id)
+        else:
+            self._typing.discard(room_id)
+        session = self.session_of(portal.network, portal.user_id)
+        if session is not None and session.is_connected:
+            with contextlib.suppress(Exception):  # typing is a hint; never worth a retry
+                await session.set_typing(RemoteID(portal.remote_id), typing)

@@ -3,9 +3,14 @@
 Every message is kept (`network_message`) before it is delivered and marked after:
 
 - From the network: the row is keyed by the network's message ID, so a message the
-  server hands over again (offline storage after a restart) is recognised; it is sent
-  to Matrix with a txnId derived from that ID, so a send retried after a crash is
-  deduplicated by Synapse too.
+  server hands over again (offline storage, the archive caught up from after a
+  restart) is recognised; then the message's place in the account's history is kept,
+  so a crash before the row was written is caught up from the server's archive. It is
+  sent to Matrix with a txnId derived from that ID; a row that may have been sent
+  before (by an earlier run) is first looked for in the room (`send_once`).
+- What the user wrote from another of their apps (carbons, the archive) arrives the
+  same way and shows as a notice from the contact's ghost, "You (from another
+  device): …": the bridge cannot post as the Matrix user.
 - From Matrix: the event arrives through the appservice inbox (stored before Synapse
   got its 200), is kept under its event ID with the network message ID the bridge
   chose for it, and goes out when the session is connected — the same ID if resent.
@@ -38,6 +43,7 @@ from bridges.contacts.connectors.base import (
 from bridges.contacts.connectors.portals import BridgeSide, Portals
 from bridges.contacts.media import MediaError, stream_media
 from mercato.commands import strip_reply_fallback
+from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.sending import send_once
 
@@ -45,6 +51,7 @@ log = get_logger(__name__)
 
 IN, OUT = "in", "out"
 FILE_TYPES = ("m.image", "m.file", "m.video", "m.audio")
+FROM_ME = "You (from another device)"
 
 
 def _digest(*parts: str) -> str:
@@ -84,6 +91,8 @@ class Messages:
         self.bridge = bridge
         self.portals = portals
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # Inbound rows recorded by this run and not tried yet: no earlier send to look for.
+        self._untried: set[int] = set()
 
     def _lock(self, *key: str) -> asyncio.Lock:
         return self._locks.setdefault((key[0], key[1], key[2]), asyncio.Lock())
@@ -92,16 +101,28 @@ class Messages:
 
     async def incoming(self, connector: Connector, login: store.Login,
                        message: IncomingMessage) -> None:
+        db = self.bridge.db
         payload: dict[str, Any] = {"text": message.text, "reply_to": message.reply_to,
                                    "ts": message.timestamp_ms}
         if message.attachment is not None:
             payload["file"] = {"url": message.attachment.url, "name": message.attachment.name,
                                "mimetype": message.attachment.mimetype}
-        new = await store.record(self.bridge.db, connector.network, login.user_id,
-                                 message.contact, IN, message.message_id, payload)
-        if not new:
-            log.info("network.replay_ignored", network=connector.network,
-                     user_id=login.user_id)
+        if message.from_me:
+            payload["mine"] = True
+        fault_point("network.before_record")
+        if message.from_me and await store.sent_by_bridge(db, connector.network, login.user_id,
+                                                          message.contact, message.message_id):
+            seq = None  # what the bridge sent for Matrix, read back from the archive
+        else:
+            seq = await store.record(db, connector.network, login.user_id, message.contact,
+                                     IN, message.message_id, payload)
+            if seq is None:
+                log.info("network.replay_ignored", network=connector.network,
+                         user_id=login.user_id)
+            else:
+                self._untried.add(seq)
+        if message.position is not None:  # only once the message is kept
+            await store.set_position(db, connector.network, login.user_id, message.position)
         await self.flush_in(connector, login)
 
     async def flush_in(self, connector: Connector, login: store.Login) -> None:
@@ -109,16 +130,21 @@ class Messages:
         async with self._lock(connector.network, login.user_id, IN):
             for row in await store.pending(self.bridge.db, connector.network, login.user_id,
                                            IN):
+                # An earlier run, or an earlier try, may have sent it before it could
+                # say so: look in the room first.
+                look_first = row.seq not in self._untried
+                self._untried.discard(row.seq)
                 try:
-                    event_id = await self._deliver_in(connector, login, row)
+                    event_id = await self._deliver_in(connector, login, row, look_first)
                 except (MatrixError, aiohttp.ClientError, OSError) as e:
                     log.warning("network.deliver_failed", network=connector.network,
                                 user_id=login.user_id, error=str(e))
                     return  # kept: the next flush tries again, in order
+                fault_point("network.after_deliver")
                 await store.delivered(self.bridge.db, row.seq, event_id)
 
     async def _deliver_in(self, connector: Connector, login: store.Login,
-                          row: store.Message) -> str:
+                          row: store.Message, look_first: bool) -> str:
         contact = RemoteID(row.remote_id)
         portal = await store.portal(self.bridge.db, connector.network, login.user_id, contact)
         if portal is None:  # someone outside the roster wrote: they get a portal too
@@ -126,7 +152,11 @@ class Messages:
                                                       RemoteContact(contact, ""))
         payload = row.payload
         content: dict[str, Any] = {"msgtype": "m.text", "body": payload.get("text") or ""}
-        if payload.get("file"):
+        if payload.get("mine"):  # the ghost tells what the user wrote elsewhere (a file: its link)
+            said = "\n".join(part for part in (payload.get("text"),
+                                                (payload.get("file") or {}).get("url")) if part)
+            content = {"msgtype": "m.notice", "body": f"{FROM_ME}: {said}"}
+        elif payload.get("file"):
             content = await self._file_content(connector, portal.ghost_id, payload["file"],
                                                payload.get("text") or "")
         if payload.get("reply_to"):
@@ -143,7 +173,7 @@ class Messages:
         return await send_once(
             ghost, portal.room_id, content,
             txn_id=incoming_txn(connector.network, login.user_id, contact, row.remote_msg_id),
-            timestamp=payload.get("ts") or None)
+            timestamp=payload.get("ts") or None, look_first=look_first)
 
     async def _file_content(self, connector: Connector, ghost_id: str, file: dict[str, str],
                             text: str) -> dict[str, Any]:

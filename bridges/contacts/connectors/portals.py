@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import aiohttp
 from mautrix.appservice import ASStateStore, IntentAPI
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import MatrixError, MatrixRequestError
 from mautrix.types import (
     RoomCreatePreset,
     UserID,
@@ -151,7 +151,23 @@ class Portals:
             self.rooms.add(room_id)
             log.info("network.portal_created", network=connector.network, user_id=login.user_id,
                      room_id=room_id)
-            return portal
+        await self.into_space(login.user_id, room_id)
+        return portal
+
+    async def into_space(self, user_id: str, room_id: str) -> None:
+        """The portal among the user's chats in their Contacts space (retried at start-up)."""
+        try:
+            await self.bridge.spaces.add_child(user_id, room_id)
+        except (MatrixError, aiohttp.ClientError, OSError) as e:  # the chat works without it
+            log.warning("network.portal_not_in_space", user_id=user_id, error=str(e))
+            return
+        await store.mark_portal_in_space(self.db, room_id)
+
+    async def space_catch_up(self) -> None:
+        """Portals whose place in the space was not recorded (a crash, the homeserver away,
+        or made before portals went into spaces)."""
+        for user_id, room_id in await store.portals_not_in_space(self.db):
+            await self.into_space(user_id, room_id)
 
     async def import_roster(self, connector: Connector, login: store.Login,
                             contacts: list[RemoteContact]) -> RosterOutcome:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mercato.db import Database, Scheme, UpgradeTable
+from mercato.db import Connection, Database, Scheme, UpgradeTable, register_upgrade
 
 upgrade_table = UpgradeTable(version_table_name="connector_version",
                              database_name="contacts bridge network connectors")
@@ -69,6 +69,21 @@ async def _create(conn: Any, scheme: Scheme) -> None:
                        " ON network_message (delivered, network, user_id, seq)")
 
 
+@register_upgrade(upgrade_table, "Where each login's history was read up to; portals in the"
+                                 " Contacts space")
+async def _positions(conn: Connection, scheme: Scheme) -> None:
+    await conn.execute("ALTER TABLE network_portal ADD COLUMN in_space_at BIGINT")
+    await conn.execute("""
+        CREATE TABLE network_position (
+            network    TEXT NOT NULL,
+            user_id    TEXT NOT NULL,
+            position   TEXT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (network, user_id)
+        )
+    """)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -112,6 +127,9 @@ async def delete_login(db: Database, network: str, user_id: str) -> bool:
         found = await conn.fetchval("SELECT COUNT(*) FROM network_login"
                                     " WHERE network=$1 AND user_id=$2", network, user_id)
         await conn.execute("DELETE FROM network_login WHERE network=$1 AND user_id=$2",
+                           network, user_id)
+        # A later login starts from then, not from what was said meanwhile.
+        await conn.execute("DELETE FROM network_position WHERE network=$1 AND user_id=$2",
                            network, user_id)
         # What was waiting to go out goes nowhere now.
         await conn.execute("UPDATE network_message SET payload=NULL, delivered=true"
@@ -187,6 +205,18 @@ async def set_moved(db: Database, room_id: str, user_id: str) -> None:
     await db.execute("UPDATE network_portal SET moved_to=$1 WHERE room_id=$2", user_id, room_id)
 
 
+async def portals_not_in_space(db: Database) -> list[tuple[str, str]]:
+    """(user, room) of portals not yet put in their user's Contacts space."""
+    rows = await db.fetch("SELECT user_id, room_id FROM network_portal WHERE in_space_at IS NULL"
+                          " ORDER BY created_at")
+    return [(row["user_id"], row["room_id"]) for row in rows]
+
+
+async def mark_portal_in_space(db: Database, room_id: str) -> None:
+    await db.execute("UPDATE network_portal SET in_space_at=$1 WHERE room_id=$2", now_ms(),
+                     room_id)
+
+
 async def rename_portal(db: Database, room_id: str, name: str) -> None:
     await db.execute("UPDATE network_portal SET name=$1 WHERE room_id=$2", name, room_id)
 
@@ -218,15 +248,15 @@ def _message(row: Any) -> Message:
 
 async def record(db: Database, network: str, user_id: str, remote_id: str, direction: str,
                  remote_msg_id: str, payload: dict[str, Any],
-                 event_id: str | None = None) -> bool:
-    """Keep a message before delivering it; False when it was kept before (a replay)."""
-    new = await db.fetchval(
+                 event_id: str | None = None) -> int | None:
+    """Keep a message before delivering it: its seq, or None when it was kept before."""
+    seq = await db.fetchval(
         "INSERT INTO network_message (network, user_id, remote_id, direction, remote_msg_id,"
         " event_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT DO NOTHING RETURNING seq",
         network, user_id, remote_id, direction, remote_msg_id, event_id, json.dumps(payload),
         now_ms())
-    return new is not None
+    return int(seq) if seq is not None else None
 
 
 async def pending(db: Database, network: str, user_id: str, direction: str,
@@ -265,3 +295,28 @@ async def event_for(db: Database, network: str, user_id: str, remote_id: str,
 async def remote_for(db: Database, event_id: str) -> str | None:
     return await db.fetchval("SELECT remote_msg_id FROM network_message WHERE event_id=$1",
                              event_id)
+
+
+async def sent_by_bridge(db: Database, network: str, user_id: str, remote_id: str,
+                         remote_msg_id: str) -> bool:
+    """Whether the bridge itself sent the contact this message (it came from Matrix)."""
+    found = await db.fetchval("SELECT COUNT(*) FROM network_message WHERE network=$1"
+                              " AND user_id=$2 AND remote_id=$3 AND direction='out'"
+                              " AND remote_msg_id=$4", network, user_id, remote_id,
+                              remote_msg_id)
+    return bool(found)
+
+
+# -- where each login's history was read up to --------------------------------------------
+
+async def position(db: Database, network: str, user_id: str) -> str | None:
+    return await db.fetchval("SELECT position FROM network_position WHERE network=$1"
+                             " AND user_id=$2", network, user_id)
+
+
+async def set_position(db: Database, network: str, user_id: str, position: str) -> None:
+    await db.execute(
+        "INSERT INTO network_position (network, user_id, position, updated_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (network, user_id) DO UPDATE SET"
+        " position=excluded.position, updated_at=excluded.updated_at",
+        network, user_id, position, now_ms())

@@ -3,6 +3,12 @@
 Stanzas arrive in slixmpp's callbacks; they are queued in arrival order and handed to
 the core one at a time by a single task, so the core sees a contact's messages in the
 order they were sent (and offline messages, delivered at log-in, before newer ones).
+
+At every (re)connect, before the initial presence makes the server deliver anything,
+the session reads the account's message archive (XEP-0313) from the last position the
+core recorded: whatever the server handed to an earlier connection that died before
+the core kept it comes again, oldest first (the core drops what it already has).
+Carbons (XEP-0280) bring what the user's other apps send and receive.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ import contextlib
 import hashlib
 import io
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.plugins.xep_0363.http_upload import FileUploadError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from bridges.contacts.connectors.base import (
     Attachment,
@@ -39,7 +48,13 @@ log = get_logger(__name__)
 logging.getLogger("slixmpp.xmlstream").setLevel(logging.INFO)
 
 PLUGINS = ("xep_0030", "xep_0054", "xep_0066", "xep_0085", "xep_0199", "xep_0203",
-           "xep_0359", "xep_0363", "xep_0461")
+           "xep_0280", "xep_0313", "xep_0359", "xep_0363", "xep_0461")
+MAM = "urn:xmpp:mam:2"
+STANZA_ID = "{urn:xmpp:sid:0}stanza-id"
+ARCHIVE_PAGE = 50
+# Archived messages read at one (re)connect; the next one goes on from there.
+ARCHIVE_MAX = 2000
+ARCHIVE_TIMEOUT = 20
 UPLOAD_TIMEOUT = 60.0
 RECONNECT_MAX_SECONDS = 60.0
 VCARD_TIMEOUT = 5.0
@@ -47,9 +62,17 @@ VCARD_CONCURRENCY = 4
 MAX_AVATAR_BYTES = 1024 * 1024
 
 
-def message_id(stanza: Any) -> str:
-    """The ID the sender gave (origin-id, else the stanza's), else one derived from it."""
-    given = stanza["origin_id"]["id"] or stanza["id"]
+@dataclass(frozen=True)
+class _Received:
+    stanza: Any  # the message itself (unwrapped from a carbon or an archive result)
+    position: str | None  # its ID in the user's archive, if the server keeps one
+    archived_ms: int | None = None  # when the archive got it (for messages read from it)
+
+
+def message_id(stanza: Any, archive_id: str | None = None) -> str:
+    """The ID the sender gave (origin-id, else the stanza's), else the user's server's
+    archive ID for it (the same live and from the archive), else one derived from it."""
+    given = stanza["origin_id"]["id"] or stanza["id"] or archive_id
     if given:
         return str(given)
     stamp = str(stanza["delay"]["stamp"] or "")
@@ -77,6 +100,10 @@ class XmppSession(Session):
         self._online = False
         self._stopping = False
         self._failures = 0
+        # While the archive is read, live messages wait here (they are newer).
+        self._catching_up = False
+        self._held: list[_Received] = []
+        self._queries: dict[str, list[Any]] = {}  # archive query ID → results so far
 
     @property
     def account(self) -> RemoteID:
@@ -105,7 +132,11 @@ class XmppSession(Session):
         client.add_event_handler("failed_auth", self._on_failed_auth)
         client.add_event_handler("connection_failed", self._on_connection_failed)
         client.add_event_handler("disconnected", self._on_disconnected)
-        client.add_event_handler("message", lambda m: self._queue.put_nowait(("message", m)))
+        client.add_event_handler("message", lambda m: self._arrived(m))
+        client.add_event_handler("carbon_received", lambda m: self._arrived(m["carbon_received"]))
+        client.add_event_handler("carbon_sent", lambda m: self._arrived(m["carbon_sent"]))
+        client.register_handler(Callback("mercato archive", MatchXPath(
+            f"{{jabber:client}}message/{{{MAM}}}result"), self._on_archived))
         for state in ("composing", "paused", "active", "inactive", "gone"):
             client.add_event_handler(f"chatstate_{state}",
                                      lambda m: self._queue.put_nowait(("chatstate", m)))
@@ -141,13 +172,23 @@ class XmppSession(Session):
                 self._started.set_exception(error)
 
     async def _on_session_start(self, _event: Any) -> None:
-        assert self._client is not None
+        client = self._client
+        assert client is not None
         try:
-            await self._client.get_roster()
+            await client.get_roster()
         except (IqError, IqTimeout) as e:
             log.warning("xmpp.roster_failed", account=self.jid, error=str(e))
+        self._catching_up = True
+        try:
+            await self._enable_carbons(client)
+            await self._catch_up(client)
+        finally:
+            self._catching_up = False
+            for item in self._held:
+                self._queue.put_nowait(("message", item))
+            self._held.clear()
         # Initial presence: the server now delivers what it stored while we were away.
-        self._client.send_presence()
+        client.send_presence()
         self._online = True
         self._failures = 0
         self._settle(None)
@@ -191,6 +232,94 @@ class XmppSession(Session):
                 await self._worker
             self._worker = None
 
+    # -- the archive and carbons ---------------------------------------------------------
+
+    def _archive_id(self, stanza: Any) -> str | None:
+        """The ID the user's own server's archive gave the message (XEP-0359), if any."""
+        for found in stanza.xml.findall(STANZA_ID):
+            if found.get("by") == self.jid and found.get("id"):
+                return str(found.get("id"))
+        return None
+
+    def _arrived(self, stanza: Any) -> None:
+        item = _Received(stanza, self._archive_id(stanza))
+        if self._catching_up:
+            self._held.append(item)
+        else:
+            self._queue.put_nowait(("message", item))
+
+    def _on_archived(self, result: Any) -> None:
+        if result["from"] and result["from"].bare != self.jid:
+            return  # only the user's own archive answers the session's queries
+        found = self._queries.get(str(result["mam_result"]["queryid"]))
+        if found is not None:
+            found.append(result)
+
+    async def _enable_carbons(self, client: slixmpp.ClientXMPP) -> None:
+        try:
+            await client.plugin["xep_0280"].enable(timeout=ARCHIVE_TIMEOUT)
+        except (IqError, IqTimeout) as e:  # an old server: only what reaches the bridge
+            log.info("xmpp.no_carbons", account=self.jid, error=type(e).__name__)
+
+    async def _archive_page(self, client: slixmpp.ClientXMPP, after: str | None,
+                            latest: bool = False) -> tuple[list[Any], bool, str | None]:
+        """One page of the archive after `after` (or its last message): the results, whether
+        it was the end, and the ID of the last one."""
+        iq = client.make_iq_set()
+        iq["mam"]["queryid"] = iq["id"]
+        iq["mam"]["rsm"]["max"] = "1" if latest else str(ARCHIVE_PAGE)
+        if latest:
+            iq["mam"]["rsm"]["before"] = True
+        elif after:
+            iq["mam"]["rsm"]["after"] = after
+        results = self._queries[str(iq["id"])] = []
+        try:
+            answer = await iq.send(timeout=ARCHIVE_TIMEOUT)
+        finally:
+            self._queries.pop(str(iq["id"]), None)
+        fin = answer["mam_fin"]
+        return results, fin["complete"] in ("true", "1"), fin["rsm"]["last"] or None
+
+    async def _catch_up(self, client: slixmpp.ClientXMPP) -> None:
+        """Queue what the archive holds after the last message the core recorded."""
+        try:
+            info = await client.plugin["xep_0030"].get_info(jid=self.jid,
+                                                             timeout=ARCHIVE_TIMEOUT)
+            if MAM not in info["disco_info"]["features"]:
+                log.info("xmpp.no_archive", account=self.jid)
+                return
+            position = await self.events.position()
+            if position is None:  # the first login: the history starts now
+                _results, _end, last = await self._archive_page(client, None, latest=True)
+                await self.events.reached(last or "")
+                return
+            after, read = position or None, 0
+            while read < ARCHIVE_MAX:
+                results, end, last = await self._archive_page(client, after)
+                for result in results:
+                    forwarded = result["mam_result"]["forwarded"]
+                    stamp = forwarded["delay"]["stamp"]
+                    self._queue.put_nowait(("message", _Received(
+                        forwarded["stanza"], str(result["mam_result"]["id"]),
+                        int(stamp.timestamp() * 1000) if stamp else None)))
+                read += len(results)
+                if end or not results or not last:
+                    break
+                after = last
+            log.info("xmpp.caught_up", account=self.jid, messages=read)
+        except IqError as e:
+            if e.iq["error"]["condition"] != "item-not-found":
+                log.warning("xmpp.catch_up_failed", account=self.jid,
+                            error=e.iq["error"]["condition"])
+                return
+            # The position left the archive (expired): go on from its end; offline
+            # storage still brings what came meanwhile.
+            log.warning("xmpp.archive_position_gone", account=self.jid)
+            _results, _end, last = await self._archive_page(client, None, latest=True)
+            await self.events.reached(last or "")
+        except IqTimeout:
+            log.warning("xmpp.catch_up_failed", account=self.jid, error="timeout")
+
     # -- what arrives ---------------------------------------------------------------------
 
     async def _work(self) -> None:
@@ -213,6 +342,8 @@ class XmppSession(Session):
             message = self._incoming(stanza)
             if message is not None:
                 await self.events.message(message)
+            elif stanza.position is not None:
+                await self.events.reached(stanza.position)
         elif kind == "chatstate":
             contact = RemoteID(stanza["from"].bare)
             await self.events.typing(contact, stanza["chat_state"] == "composing")
@@ -221,14 +352,19 @@ class XmppSession(Session):
             if contact != self.jid:
                 await self.events.presence(contact, kind == "online")
 
-    def _incoming(self, stanza: Any) -> IncomingMessage | None:
+    def _incoming(self, item: _Received) -> IncomingMessage | None:
+        stanza = item.stanza
         if stanza["type"] not in ("chat", "normal"):
             return None  # group chats, errors and headlines are not bridged
         url = stanza["oob"]["url"] if stanza.xml.find("{jabber:x:oob}x") is not None else ""
         body = stanza["body"] or ""
         if not body and not url:
             return None
-        sender = stanza["from"].bare
+        sender, from_me = stanza["from"].bare, False
+        if sender == self.jid:  # the user wrote it, from another app (a carbon, the archive)
+            if stanza["from"].resource == self.settings.resource:
+                return None  # the bridge itself, for Matrix
+            sender, from_me = stanza["to"].bare, True
         if not sender or sender == self.jid:
             return None
         reply = stanza["reply"]["id"] if stanza.xml.find(
@@ -237,9 +373,11 @@ class XmppSession(Session):
         if attachment is not None and body.strip() == url:
             body = ""  # the usual fallback body of a file is its URL
         return IncomingMessage(RemoteID(normalise_jid(sender)),
-                               RemoteMessageID(message_id(stanza)), body,
+                               RemoteMessageID(message_id(stanza, item.position)), body,
                                reply_to=RemoteMessageID(reply) if reply else None,
-                               attachment=attachment, timestamp_ms=_timestamp_ms(stanza))
+                               attachment=attachment,
+                               timestamp_ms=_timestamp_ms(stanza) or item.archived_ms,
+                               from_me=from_me, position=item.position)
 
     # -- what the user does ---------------------------------------------------------------
 
