@@ -17,7 +17,7 @@ from appservices.commerce.db import campaigns as rows
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, require
 from appservices.commerce.roles import Action
-from mercato.db import Database
+from mercato.db import Database, transaction
 from mercato.logging import get_logger
 
 log = get_logger(__name__)
@@ -86,7 +86,7 @@ async def _target_rooms(db: Database, slug: str, channel_ids: Any) -> list[str]:
         return []
     if not isinstance(channel_ids, list) or not all(isinstance(c, str) for c in channel_ids):
         raise InvalidInput("channels", "must be a list of your channels' room IDs or aliases")
-    chosen = []
+    chosen: list[str] = []
     by_alias = {c.alias: c.room_id for c in await store.channels_of(db, store.MerchantSlug(slug))}
     for item in channel_ids:
         room_id = by_alias.get(item, item)
@@ -119,7 +119,7 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
         raise InvalidInput("image_info", "must be an object")
     channel_ids = await _target_rooms(db, slug, body.get("channels"))
     coupon_id = None
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         if kind == "coupon":
             coupon = body.get("coupon")
             if not isinstance(coupon, dict):
@@ -186,7 +186,7 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
     campaigns.check_links([campaign.fields.get("text", ""), campaign.fields.get("link", ""),
                            campaign.fields.get("title", "")],
                           link_policy(merchant, matrix.mercato_hosts))
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         # Posts within a day before or after this one: no 24-hour span may hold more
         # than the quota, and rescheduling a campaign does not count it twice.
         used, oldest = await rows.sends_around(conn, slug, when, campaigns.DAY_MS,
@@ -202,7 +202,7 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
 async def cancel(db: Database, principal: Principal, slug: str,
                  campaign_id: int) -> rows.Campaign:
     _, campaign = await get_campaign(db, principal, slug, campaign_id)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         current = await rows.get_campaign(conn, campaign_id)
         if current is None or current.state not in ("draft", "scheduled"):
             raise Conflict(f"Campaign {campaign_id} is {campaign.state}; only drafts and "
@@ -223,7 +223,7 @@ async def retract(db: Database, matrix: BroadcastMatrix, principal: Principal, s
         if post["event_id"]:
             await matrix.retract_post(merchant, post["room_id"], post["event_id"],
                                       "Retracted by the shop")
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await rows.set_campaign(conn, campaign_id, state="retracted",
                                 retracted_at=int(time.time() * 1000))
         await access.audit(conn, slug, principal.actor, "campaign_retracted",
@@ -259,7 +259,7 @@ async def claim_coupon(db: Database, matrix: BroadcastMatrix, coupon_id: int,
         # Drafts, cancelled and retracted drops hand out nothing (IDs are guessable).
         raise NotFound(f"There is no coupon {coupon_id} to claim.")
     now = int(time.time() * 1000)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         existing = await rows.code_of(conn, coupon_id, user_id)
         if existing is None:
             if coupon["expires_at"] <= now:

@@ -92,7 +92,8 @@ def parse_price(field: str, value: Any) -> str:
         price = Decimal(text)
     except InvalidOperation:
         raise InvalidInput(field, "must be a price such as 19.90") from None
-    if not price.is_finite() or price < 0 or price.as_tuple().exponent < -2 or price > 10**9:
+    exponent = price.as_tuple().exponent  # a letter, not a number, for NaN and infinity
+    if not isinstance(exponent, int) or price < 0 or exponent < -2 or price > 10**9:
         raise InvalidInput(field, "must be a price such as 19.90 (two decimals at most)")
     return f"{price:.2f}"
 

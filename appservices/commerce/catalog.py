@@ -16,7 +16,7 @@ from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFo
 from appservices.commerce.merchants import Principal, get_shop, require
 from appservices.commerce.products import Product
 from appservices.commerce.roles import Action
-from mercato.db import Database
+from mercato.db import Database, transaction
 from mercato.logging import get_logger
 
 log = get_logger(__name__)
@@ -60,7 +60,7 @@ async def create_product(db: Database, matrix: CatalogMatrix, principal: Princip
                          body: Any) -> Product:
     await require(db, principal, slug, Action.EDIT_CATALOG)
     fields = products.validate_product(body)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         if await rows.get_product(conn, slug, fields["sku"]):
             raise Conflict(f"The SKU '{fields['sku']}' already exists in your catalog; edit "
                            "it instead.", errcode="MERCATO_SKU_TAKEN")
@@ -81,7 +81,7 @@ async def update_product(db: Database, matrix: CatalogMatrix, principal: Princip
     products.validate_product({k: merged[k] for k in (
         "sku", "title", "description", "price", "currency", "original_price", "image_mxc",
         "image_info", "url", "stock", "tags")})
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await rows.upsert_product(conn, slug, merged)
         await access.audit(conn, slug, principal.actor, "product_updated", sku=sku,
                            fields=sorted(changes))
@@ -97,7 +97,7 @@ async def update_product(db: Database, matrix: CatalogMatrix, principal: Princip
 
 async def delete_product(db: Database, principal: Principal, slug: str, sku: str) -> None:
     await require(db, principal, slug, Action.EDIT_CATALOG)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         if not await rows.delete_product(conn, slug, sku):
             raise NotFound(f"There is no product '{sku}' in '{slug}'.")
         await access.audit(conn, slug, principal.actor, "product_deleted", sku=sku)

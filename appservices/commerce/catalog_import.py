@@ -34,7 +34,7 @@ from appservices.commerce.products import (
     validate_url,
 )
 from appservices.commerce.roles import Action
-from mercato.db import Database
+from mercato.db import Database, transaction
 from mercato.logging import get_logger
 
 log = get_logger(__name__)
@@ -648,18 +648,18 @@ class _Import:
 
     async def _write(self, valid: list[CatalogRow]) -> list[bool | str]:
         """Each row written (True if new, False if updated), or why it could not be."""
-        conn: Any
+        products = [item.fields for item in valid if item.fields is not None]  # all of them
         try:
-            async with self.db.acquire() as conn, conn.transaction():
-                return [await rows.upsert_product(conn, self.slug, item.fields)
-                        for item in valid]
+            async with transaction(self.db) as conn:
+                return [await rows.upsert_product(conn, self.slug, fields)
+                        for fields in products]
         except Exception:
             log.exception("catalog_import.batch_failed", shop=self.slug, rows=len(valid))
         outcomes: list[bool | str] = []  # one by one, so one bad write costs one row
-        for item in valid:
+        for fields in products:
             try:
-                async with self.db.acquire() as conn, conn.transaction():
-                    outcomes.append(await rows.upsert_product(conn, self.slug, item.fields))
+                async with transaction(self.db) as conn:
+                    outcomes.append(await rows.upsert_product(conn, self.slug, fields))
             except Exception as e:
                 outcomes.append(f"could not be saved ({type(e).__name__}); import it again")
         return outcomes

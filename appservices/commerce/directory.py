@@ -8,10 +8,16 @@ its verification.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mautrix.errors import MNotFound
-from mautrix.types import EventType, RoomAlias, RoomCreatePreset, RoomDirectoryVisibility
+from mautrix.types import (
+    EventType,
+    RoomAlias,
+    RoomCreatePreset,
+    RoomDirectoryVisibility,
+    RoomID,
+)
 
 from appservices.commerce.db import store
 from mercato.logging import get_logger
@@ -32,14 +38,14 @@ def listed(merchant: store.Merchant) -> bool:
 class ShopDirectory:
     def __init__(self, service: CommerceAppService) -> None:
         self.service = service
-        self.room_id: str | None = None
+        self.room_id: RoomID | None = None
 
     @property
     def alias(self) -> RoomAlias:
         prefix = self.service.config.commerce.user_prefix
         return RoomAlias(f"#{prefix}{DIRECTORY_SLUG}:{self.service.config.server_name}")
 
-    async def ensure_space(self) -> str:
+    async def ensure_space(self) -> RoomID:
         bot = self.service.bot
         try:
             self.room_id = (await bot.resolve_room_alias(self.alias)).room_id
@@ -69,8 +75,9 @@ class ShopDirectory:
                         if c.is_primary), None)
         if channel is None:
             return
-        content = {"via": [self.service.config.server_name], "order": merchant.slug} \
-            if listed(merchant) else {}
+        content: dict[str, Any] = (
+            {"via": [self.service.config.server_name], "order": merchant.slug}
+            if listed(merchant) else {})
         await self.service.bot.send_state_event(self.room_id, SPACE_CHILD, content,
                                                 state_key=channel.room_id)
         log.info("directory.updated", slug=merchant.slug, listed=bool(content))

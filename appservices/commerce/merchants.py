@@ -17,9 +17,9 @@ from appservices.commerce import shops
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import CommerceError, Conflict, Forbidden, InvalidInput, NotFound
 from appservices.commerce.roles import Action, Role, parse_role, role_can
-from mercato.db import Database
+from mercato.db import Database, transaction
 from mercato.logging import get_logger
-from mercato.types import MerchantSlug, UserID
+from mercato.types import MerchantSlug, RoomID, UserID
 
 log = get_logger(__name__)
 
@@ -31,7 +31,7 @@ class ShopMatrix(Protocol):
 
     def shop_mxid(self, slug: str) -> UserID: ...
 
-    async def provision_shop(self, merchant: store.Merchant) -> str:
+    async def provision_shop(self, merchant: store.Merchant) -> RoomID:
         """Create the shop user, its channel and staff room; returns the staff room ID."""
 
     async def publish_shop_state(self, merchant: store.Merchant) -> None:
@@ -149,7 +149,7 @@ async def apply(db: Database, matrix: ShopMatrix, principal: Principal,
         website=application.website, mxid=matrix.shop_mxid(application.slug),
         owner_mxid=UserID(owner), status="pending", created_at=store.now_ms(),
         avatar_url=application.avatar_url, flagged_reason=flag)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         if await store.get_merchant(conn, application.slug):
             raise Conflict(f"The shop name '{application.slug}' is taken; choose another slug.",
                            errcode="MERCATO_SLUG_TAKEN")
@@ -189,7 +189,7 @@ async def change_status(db: Database, matrix: ShopMatrix, principal: Principal, 
                        staff_room_id=staff_room_id)
     if target in ("approved", "suspended"):
         await matrix.publish_shop_state(updated)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await store.update_merchant(conn, slug, status=target, status_reason=reason,
                                     staff_room_id=staff_room_id)
         await access.audit(conn, slug, principal.actor, decision, reason=reason)
@@ -210,7 +210,7 @@ async def verify(db: Database, matrix: ShopMatrix, principal: Principal, slug: s
     changes = {"verified_at": store.now_ms(), "verified_by": verified_by,
                "verified_website": merchant.website, "verification_method": method}
     await matrix.publish_shop_state(_replace(merchant, **changes))
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await store.update_merchant(conn, slug, **changes)
         await access.audit(conn, slug, principal.actor, "verified", method=method,
                            website=merchant.website)
@@ -222,7 +222,7 @@ async def start_domain_proof(db: Database, principal: Principal, slug: str) -> d
     if not merchant.website:
         raise InvalidInput("website", "set the shop's website first")
     token = merchant.domain_token or f"mercato-verify-{secrets.token_urlsafe(24)}"
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await store.update_merchant(conn, slug, domain_token=token)
         await access.audit(conn, slug, principal.actor, "domain_proof_started")
     return {"token": token, "url": domain_proof_url(merchant.website)}
@@ -252,7 +252,7 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
     if unknown:
         raise InvalidInput(sorted(unknown)[0], f"cannot be changed; changeable: "
                                                f"{', '.join(validators)}")
-    changes = {key: validators[key](value) for key, value in body.items()}
+    changes: dict[str, Any] = {key: validators[key](value) for key, value in body.items()}
     flag = ""
     if "name" in changes and changes["name"] != merchant.name:
         verified = {m.slug: m.name for m in await store.list_merchants(db)
@@ -273,7 +273,7 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
     if merchant.status in ("approved", "suspended") and (
             {"name", "avatar_url", "description", "website"} & set(changes)):
         await matrix.publish_shop_state(updated)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await store.update_merchant(conn, slug, **changes)
         await access.audit(conn, slug, principal.actor, "updated", fields=sorted(changes))
         if flag:
@@ -308,7 +308,7 @@ async def add_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug
         warning = (f"{user_id} is {parsed.value} of '{slug}', but could not be invited to the "
                    f"staff room ({e.reason}). They can already use the shop bot; add them "
                    "again later to retry the invite.")
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         if current != parsed:
             await access.put_staff(conn, slug, user_id, parsed, principal.actor)
             await access.audit(conn, slug, principal.actor,
@@ -332,7 +332,7 @@ async def remove_staff(db: Database, matrix: ShopMatrix, principal: Principal, s
                        errcode="MERCATO_LAST_OWNER")
     if merchant.staff_room_id:
         await matrix.remove_staff(merchant, user_id)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await access.delete_staff(conn, slug, user_id)
         await access.audit(conn, slug, principal.actor, "staff_removed", user_id=user_id)
 
@@ -348,7 +348,7 @@ async def create_api_key(db: Database, principal: Principal, slug: str, label: A
     except ValueError as e:
         raise InvalidInput("role", str(e)) from None
     key_id, key = access.new_api_key()
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await access.insert_api_key(conn, slug, key, key_id=key_id, label=label,
                                     role=parsed.value, created_by=principal.actor)
         await access.audit(conn, slug, principal.actor, "api_key_created", key_id=key_id,
@@ -359,7 +359,7 @@ async def create_api_key(db: Database, principal: Principal, slug: str, label: A
 
 async def revoke_api_key(db: Database, principal: Principal, slug: str, key_id: str) -> None:
     await require(db, principal, slug, Action.MANAGE_KEYS)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         if not await access.revoke_api_key(conn, slug, key_id):
             raise NotFound(f"No active API key '{key_id}' in '{slug}'.")
         await access.audit(conn, slug, principal.actor, "api_key_revoked", key_id=key_id)
@@ -387,14 +387,14 @@ async def check_domain_proof(db: Database, matrix: ShopMatrix, principal: Princi
     try:
         published = await fetch(url)
     except Exception as e:
-        async with db.acquire() as conn, conn.transaction():
+        async with transaction(db) as conn:
             await access.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
                                reason="unreachable", error=str(e)[:300])
         raise CommerceError(f"Could not read {url}: {e}. Publish the token there over HTTPS "
                             "and try again.", errcode="MERCATO_DOMAIN_PROOF_UNREACHABLE",
                             status=422) from None
     if merchant.domain_token not in published.split():
-        async with db.acquire() as conn, conn.transaction():
+        async with transaction(db) as conn:
             await access.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
                                reason="mismatch")
         raise CommerceError(f"{url} does not contain the token {merchant.domain_token}.",

@@ -18,12 +18,13 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from mautrix.api import Method
+from mautrix.api import Method, PathBuilder
 from mautrix.types import RoomID
 
 from appservices.commerce import broadcast, campaigns
 from appservices.commerce.db import campaigns as rows
 from appservices.commerce.db import store
+from mercato.db import transaction
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.sending import send_once
@@ -85,7 +86,7 @@ class Outbox:
             rooms = campaign.channel_ids or [
                 c.room_id for c in await store.channels_of(
                     self.db, store.MerchantSlug(campaign.merchant_slug))]
-            async with self.db.acquire() as conn, conn.transaction():
+            async with transaction(self.db) as conn:
                 await rows.enqueue(conn, campaign_id, rooms)
                 await rows.set_campaign(conn, campaign_id, state="sending")
             log.info("campaign.sending", campaign=campaign_id, rooms=len(rooms))
@@ -148,7 +149,8 @@ class Outbox:
     async def reach(self, room_id: str) -> int:
         """Followers in the room when the post went out."""
         members: dict[str, Any] = (await self.service.bot.api.request(
-            Method.GET, f"/_matrix/client/v3/rooms/{room_id}/joined_members")).get("joined", {})
+            Method.GET, PathBuilder(f"/_matrix/client/v3/rooms/{room_id}/joined_members"),
+        )).get("joined", {})
         return sum(1 for user in members if not self.service.is_own_user(user))
 
     async def finish_campaigns(self) -> None:

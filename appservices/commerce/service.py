@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mautrix.api import Method
+from mautrix.api import Method, PathBuilder
 from mautrix.api import Path as MatrixPath
 from mautrix.errors import MatrixRequestError, MNotFound
-from mautrix.types import Event as MatrixEvent
 from mautrix.types import (
+    ContentURI,
+    EventID,
     EventType,
     Format,
     Membership,
@@ -26,6 +27,7 @@ from mautrix.types import (
     TextMessageEventContent,
     UserID,
 )
+from mautrix.types import Event as MatrixEvent
 
 from appservices.commerce import broadcast, campaigns, catalog, channels, merchants, products
 from appservices.commerce.api import add_api_routes
@@ -41,7 +43,7 @@ from appservices.commerce.outbox import Outbox
 from appservices.commerce.support import SupportDesk
 from mercato.config import MercatoConfig
 from mercato.logging import get_logger
-from mercato.matrix.appservice import MercatoAppService
+from mercato.matrix.appservice import MercatoAppService, membership_of
 from mercato.matrix.html import sanitize_html
 from mercato.matrix.sending import send_once
 from mercato.templates import template_environment
@@ -80,7 +82,8 @@ class CommerceAppService(MercatoAppService):
                 and user_id.endswith(f":{self.config.server_name}"))
 
     async def on_start(self) -> None:
-        capabilities = await self.bot.api.request(Method.GET, "/_matrix/client/v3/capabilities")
+        capabilities = await self.bot.api.request(
+            Method.GET, PathBuilder("/_matrix/client/v3/capabilities"))
         self.room_version = capabilities["capabilities"]["m.room_versions"]["default"]
         if self.config.demo.enabled:
             await self._seed_demo()
@@ -116,12 +119,12 @@ class CommerceAppService(MercatoAppService):
 
     # -- ShopMatrix: what the merchant lifecycle needs from Matrix -----------------------
 
-    async def provision_shop(self, merchant: store.Merchant) -> str:
+    async def provision_shop(self, merchant: store.Merchant) -> RoomID:
         intent = self.intent_for(merchant.mxid)
         await intent.ensure_registered()
         await intent.set_displayname(channels.shop_display_name(merchant.name, merchant.verified))
         if merchant.avatar_url:
-            await intent.set_avatar_url(merchant.avatar_url)
+            await intent.set_avatar_url(ContentURI(merchant.avatar_url))
         await self.ensure_primary_channel(merchant)
         return merchant.staff_room_id or await self._create_staff_room(merchant)
 
@@ -130,7 +133,7 @@ class CommerceAppService(MercatoAppService):
         await intent.ensure_registered()
         await intent.set_displayname(channels.shop_display_name(merchant.name, merchant.verified))
         if merchant.avatar_url:
-            await intent.set_avatar_url(merchant.avatar_url)
+            await intent.set_avatar_url(ContentURI(merchant.avatar_url))
         verified_on = (datetime.fromtimestamp(merchant.verified_at / 1000, UTC).date().isoformat()
                        if merchant.verified_at else None)
         verifier = None
@@ -138,7 +141,7 @@ class CommerceAppService(MercatoAppService):
             verifier = (f"the operator of {self.config.server_name}"
                         if merchant.verification_method == "operator"
                         else f"domain proof checked by {self.config.server_name}")
-        state = {
+        state: dict[str, Any] = {
             "slug": merchant.slug,
             "name": merchant.name,
             "status": merchant.status,
@@ -220,7 +223,8 @@ class CommerceAppService(MercatoAppService):
 
     async def retract_post(self, merchant: store.Merchant, room_id: str, event_id: str,
                            reason: str) -> None:
-        await self.intent_for(merchant.mxid).redact(room_id, event_id, reason=reason)
+        await self.intent_for(merchant.mxid).redact(RoomID(room_id), EventID(event_id),
+                                                    reason=reason)
 
     async def direct_room(self, merchant: store.Merchant, user_id: str) -> str:
         """The shop's DM with a buyer: the customer-service one if it exists, else a new one."""
@@ -247,14 +251,15 @@ class CommerceAppService(MercatoAppService):
         intent = self.intent_for(merchant.mxid)
         try:
             member = await intent.api.request(
-                Method.GET, f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user_id}")
+                Method.GET,
+                PathBuilder(f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user_id}"))
             membership = member.get("membership")
         except MNotFound:
             membership = None
         joined = membership == "join"
         if membership == "leave":
             # The buyer left this DM earlier: invite them back, or the message waits forever.
-            await intent.invite_user(room_id, UserID(user_id))
+            await intent.invite_user(RoomID(room_id), UserID(user_id))
         if not joined:
             await self.db.execute(
                 "INSERT INTO pending_direct (txn_id, room_id, user_id, shop_mxid, content,"
@@ -292,7 +297,7 @@ class CommerceAppService(MercatoAppService):
         await send_once(self.intent_for(merchant.mxid), room_id, content, txn_id=txn_id)
 
     async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes:
-        return await self.intent_for(merchant.mxid).download_media(mxc)
+        return await self.intent_for(merchant.mxid).download_media(ContentURI(mxc))
 
     async def upload_image(self, merchant: store.Merchant, data: bytes, mimetype: str,
                            filename: str) -> str:
@@ -310,7 +315,7 @@ class CommerceAppService(MercatoAppService):
             shop, self.bot_mxid, creator_in_users=not channels.room_version_has_privileged_creators(
                 self.room_version))
 
-    async def _create_staff_room(self, merchant: store.Merchant) -> str:
+    async def _create_staff_room(self, merchant: store.Merchant) -> RoomID:
         intent = self.intent_for(merchant.mxid)
         staff = [UserID(m.user_id) for m in await access.staff_of(self.db, merchant.slug)]
         users = {self.bot_mxid: 100}
@@ -422,10 +427,11 @@ class CommerceAppService(MercatoAppService):
         user_id = event.state_key
         if user_id == self.bot_mxid or self.is_shop_user(user_id):
             return
-        if event.content.membership == Membership.JOIN:
+        membership = membership_of(event)
+        if membership == Membership.JOIN:
             await store.add_follower(self.db, channel.room_id, user_id, at=event.timestamp)
             log.info("channel.followed", room_id=channel.room_id, user_id=user_id)
-        elif event.content.membership in (Membership.LEAVE, Membership.BAN):
+        elif membership in (Membership.LEAVE, Membership.BAN):
             await store.remove_follower(self.db, channel.room_id, user_id, at=event.timestamp)
             log.info("channel.unfollowed", room_id=channel.room_id, user_id=user_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
@@ -130,7 +131,8 @@ def name_skeleton(name: str) -> str:
     return re.sub(r"[^a-z]", "", letters)
 
 
-def impersonation_of(name: str, verified_names: dict[str, str]) -> str | None:
+def impersonation_of(name: str,
+                     verified_names: Mapping[MerchantSlug, str]) -> MerchantSlug | None:
     """The slug of a verified shop whose name this one imitates, if any."""
     skeleton = name_skeleton(name)
     if not skeleton:

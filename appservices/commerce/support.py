@@ -24,6 +24,7 @@ from appservices.commerce.db import access, store, support
 from appservices.commerce.roles import Action, role_can
 from mercato.commands_text import strip_reply_fallback
 from mercato.logging import get_logger
+from mercato.matrix.appservice import membership_of
 from mercato.matrix.html import sanitize_html
 from mercato.matrix.sending import send_once
 
@@ -91,7 +92,7 @@ class SupportDesk:
 
     async def _membership(self, event: StateEvent) -> bool:
         target = str(event.state_key)
-        if event.content.membership != Membership.INVITE or not self.service.is_shop_user(target):
+        if membership_of(event) != Membership.INVITE or not self.service.is_shop_user(target):
             return False
         merchant = await store.get_merchant_by_mxid(self.db, target)
         if merchant is None or merchant.status not in ("approved", "suspended"):

@@ -1,7 +1,7 @@
 """The commerce HTTP API (`/api/v1`): one API for the shop bot, web pages and shop scripts.
 
 It knows nothing of Matrix events; it calls the same domain functions the Matrix
-handlers use, and hands them the appservice as their `ShopMatrix` port.
+handlers use, and hands them the appservice as their `ApiMatrix` port.
 """
 
 from __future__ import annotations

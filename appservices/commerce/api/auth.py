@@ -43,12 +43,12 @@ async def principal_from_request(request: web.Request, db: Database,
         acting = request.headers.get(ACTING_USER_HEADER, "")
         return Principal(kind="operator", user_id=acting)
     if _same(token, config.service_token):
-        acting = request.headers.get(ACTING_USER_HEADER)
-        if not acting:
+        acting_for = request.headers.get(ACTING_USER_HEADER)
+        if not acting_for:
             raise Unauthorized(f"The service token needs the {ACTING_USER_HEADER} header "
                                "naming the Matrix user it acts for.",
                                errcode="M_MISSING_PARAM", status=400)
-        return Principal(kind="user", user_id=validate_user_id(acting, ACTING_USER_HEADER))
+        return Principal(kind="user", user_id=validate_user_id(acting_for, ACTING_USER_HEADER))
     found = await access.lookup_api_key(db, token) if token.startswith("mk_") else None
     if found is None:
         raise Unauthorized("This token is unknown or the API key was revoked; create a new "

@@ -15,6 +15,7 @@ from appservices.commerce.db import access
 from appservices.commerce.db import campaigns as rows
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.roles import Action
+from mercato.db import transaction
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
@@ -210,7 +211,7 @@ async def set_quota(request: web.Request) -> web.Response:
     value = body.get("posts_per_day") if isinstance(body, dict) else None
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
         raise InvalidInput("posts_per_day", "must be a whole number from 0 to 1000")
-    async with ctx.db.acquire() as conn, conn.transaction():
+    async with transaction(ctx.db) as conn:
         await conn.execute("UPDATE merchant SET daily_post_quota=$1 WHERE slug=$2", value, slug)
         await access.audit(conn, slug, principal.actor, "quota_set", posts_per_day=value)
     return web.json_response({"slug": slug, "posts_per_day": value})

@@ -6,7 +6,7 @@ import json
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -18,19 +18,30 @@ from appservices.commerce.api.auth import (
     require_principal,
     require_user,
 )
+from appservices.commerce.broadcast import BroadcastMatrix
+from appservices.commerce.catalog import CatalogMatrix
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import CommerceError, InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, ShopMatrix
 from appservices.commerce.roles import Action
-from mercato.config import CommerceConfig
+from mercato.config import CommerceConfig, MercatoConfig
 from mercato.db import Database
+
+
+class ApiMatrix(ShopMatrix, CatalogMatrix, BroadcastMatrix, Protocol):
+    """What the handlers need from Matrix: the ports of shops, catalog and campaigns, and
+    for product pages the network's config and the media repository."""
+
+    config: MercatoConfig
+
+    async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
 class ApiContext:
     db: Database
     config: CommerceConfig
-    matrix: ShopMatrix
+    matrix: ApiMatrix
 
 
 CONTEXT = web.AppKey("commerce_api", ApiContext)
@@ -81,8 +92,11 @@ async def _body(request: web.Request) -> Any:
         raise CommerceError("The request body is not valid JSON.", errcode="M_NOT_JSON") from None
 
 
-def _whole_number(request: web.Request, name: str, *, default: int | None, low: int,
-                  high: int | None = None) -> int | None:
+_Default = TypeVar("_Default", int, None)
+
+
+def _whole_number(request: web.Request, name: str, *, default: _Default, low: int,
+                  high: int | None = None) -> int | _Default:
     if name not in request.query:
         return default
     try:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mercato.db import Database
+from mercato.db import Connection, Database, transaction
 from mercato.types import MerchantSlug, RoomID, UserID
 
 
@@ -38,7 +38,7 @@ class Merchant:
     verified_website: str | None = None
     verification_method: str | None = None
     domain_token: str | None = None
-    staff_room_id: str | None = None
+    staff_room_id: RoomID | None = None
     welcome_message: str = ""
     away_message: str = ""
     opening_hours: str = ""
@@ -81,7 +81,7 @@ UPDATABLE = frozenset({
 _CHANNEL_COLUMNS = "room_id, merchant_slug, alias, name, is_primary, welcome_event_id"
 
 
-async def get_merchant(db: Database, slug: MerchantSlug) -> Merchant | None:
+async def get_merchant(db: Database | Connection, slug: MerchantSlug) -> Merchant | None:
     row = await db.fetchrow(f"SELECT {_MERCHANT_COLUMNS} FROM merchant WHERE slug=$1", slug)
     return Merchant(**row) if row else None
 
@@ -153,7 +153,7 @@ async def set_welcome_event(db: Database, room_id: str, event_id: str) -> None:
 
 async def add_follower(db: Database, room_id: str, user_id: str, at: int | None = None) -> None:
     at = at or now_ms()
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         existing = await conn.fetchval(
             "SELECT 1 FROM follower WHERE room_id=$1 AND user_id=$2", room_id, user_id)
         if existing:
@@ -166,7 +166,7 @@ async def add_follower(db: Database, room_id: str, user_id: str, at: int | None 
 
 async def remove_follower(db: Database, room_id: str, user_id: str,
                           at: int | None = None) -> None:
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         existing = await conn.fetchval(
             "SELECT 1 FROM follower WHERE room_id=$1 AND user_id=$2", room_id, user_id)
         if not existing:

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from appservices.commerce.db.store import now_ms
+from mercato.types import MerchantSlug
 
 
 @dataclass(frozen=True)
 class SupportThread:
     dm_room_id: str
-    merchant_slug: str
+    merchant_slug: MerchantSlug
     buyer_id: str
     thread_event_id: str | None
     last_away_at: int

@@ -1,10 +1,10 @@
-from typing import Any
+from mercato.db import Connection, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Merchants, channels, followers and API keys")
-async def upgrade_v1(conn: Any) -> None:
+@register_upgrade(upgrade_table, "Merchants, channels, followers and API keys")
+async def upgrade_v1(conn: Connection) -> None:
     await conn.execute("""
         CREATE TABLE merchant (
             slug        TEXT PRIMARY KEY,

@@ -1,13 +1,11 @@
-from typing import Any
-
-from mercato.db import Scheme
+from mercato.db import Connection, Scheme, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Merchant applications, verification, staff, audit log, "
-                                    "customer-service threads")
-async def upgrade_v2(conn: Any, scheme: Scheme) -> None:
+@register_upgrade(upgrade_table, "Merchant applications, verification, staff, audit log, "
+                                  "customer-service threads")
+async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
     serial = "BIGSERIAL PRIMARY KEY" if scheme != Scheme.SQLITE else \
         "INTEGER PRIMARY KEY AUTOINCREMENT"
     for column in (

@@ -1,12 +1,10 @@
-from typing import Any
-
-from mercato.db import Scheme
+from mercato.db import Connection, Scheme, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Campaigns, the outbox, coupons, stats and reports")
-async def upgrade_v3(conn: Any, scheme: Scheme) -> None:
+@register_upgrade(upgrade_table, "Campaigns, the outbox, coupons, stats and reports")
+async def upgrade_v3(conn: Connection, scheme: Scheme) -> None:
     serial = "BIGSERIAL PRIMARY KEY" if scheme != Scheme.SQLITE else \
         "INTEGER PRIMARY KEY AUTOINCREMENT"
     await conn.execute("ALTER TABLE merchant ADD COLUMN daily_post_quota INTEGER NOT NULL "

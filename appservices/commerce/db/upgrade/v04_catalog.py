@@ -1,10 +1,10 @@
-from typing import Any
+from mercato.db import Connection, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Product catalog, posted cards and price-drop alerts")
-async def upgrade_v4(conn: Any) -> None:
+@register_upgrade(upgrade_table, "Product catalog, posted cards and price-drop alerts")
+async def upgrade_v4(conn: Connection) -> None:
     await conn.execute("""
         CREATE TABLE product (
             merchant_slug  TEXT NOT NULL REFERENCES merchant (slug),

@@ -1,10 +1,10 @@
-from typing import Any
+from mercato.db import Connection, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Direct messages waiting for the buyer to join")
-async def upgrade_v5(conn: Any) -> None:
+@register_upgrade(upgrade_table, "Direct messages waiting for the buyer to join")
+async def upgrade_v5(conn: Connection) -> None:
     # A homeserver that joins a room late does not fetch what was said before its
     # user joined, so a shop's first words in a new DM wait for the join.
     await conn.execute("""
