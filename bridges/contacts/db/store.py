@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mercato.db import Database
+from mercato.db import Database, transaction
 
 BATCH = 500
 
@@ -40,7 +40,7 @@ async def findable_owner(db: Database, digest: str) -> str | None:
 async def add_findable(db: Database, digest: str, user_id: str, medium: str) -> str:
     """Record a verified opt-in: 'added', 'already' (this user's), or 'taken' (another
     user's, verified). An unverified claim (made before the bridge verified) gives way."""
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         row = await conn.fetchrow("SELECT user_id, verified FROM findable WHERE digest=$1",
                                   digest)
         if row is not None and row["verified"]:
@@ -89,7 +89,7 @@ async def remove_code(db: Database, user_id: str, digest: str) -> None:
 
 async def count_wrong_code(db: Database, user_id: str, max_attempts: int) -> None:
     """One more wrong attempt against each of the user's codes; used-up codes go."""
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         await conn.execute("UPDATE verification SET attempts = attempts + 1 WHERE user_id=$1",
                            user_id)
         await conn.execute("DELETE FROM verification WHERE user_id=$1 AND attempts >= $2",
@@ -109,7 +109,7 @@ async def remove_findable(db: Database, user_id: str, medium: str | None = None,
     if digest:
         query += f" AND digest=${len(args) + 1}"
         args.append(digest)
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         count = await conn.fetchval(query.replace("DELETE", "SELECT COUNT(*)", 1), *args)
         await conn.execute(query, *args)
     return int(count or 0)
@@ -150,7 +150,7 @@ async def charge(db: Database, charges: Sequence[tuple[str, str, int]], window_s
     """
     if amount <= 0 and run is None:
         return True
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         if import_id is not None:
             # The mark of a charged import: a quota row of 0 under a subject of its own.
             first = await conn.fetchval(
@@ -252,7 +252,7 @@ async def convert_invites(db: Database, digest: str, user_id: str) -> list[Invit
 
     A user's own invites are left alone (inviting yourself converts nothing).
     """
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         rows = await conn.fetch(f"SELECT {_INVITE_COLUMNS} FROM invite WHERE digest=$1"
                                 " AND converted_user IS NULL AND inviter <> $2"
                                 " ORDER BY created_at", digest, user_id)

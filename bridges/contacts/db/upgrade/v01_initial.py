@@ -1,10 +1,10 @@
-from typing import Any
+from mercato.db import Connection, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Users who talk to the bridge bot")
-async def upgrade_v1(conn: Any) -> None:
+@register_upgrade(upgrade_table, "Users who talk to the bridge bot")
+async def upgrade_v1(conn: Connection) -> None:
     # Contacts are never stored in clear: later upgrades add HMAC-only tables.
     await conn.execute("""
         CREATE TABLE bridge_user (

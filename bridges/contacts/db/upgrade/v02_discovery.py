@@ -1,10 +1,10 @@
-from typing import Any
+from mercato.db import Connection, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Opt-ins as keyed hashes, quotas, identity-service tokens")
-async def upgrade_v2(conn: Any) -> None:
+@register_upgrade(upgrade_table, "Opt-ins as keyed hashes, quotas, identity-service tokens")
+async def upgrade_v2(conn: Connection) -> None:
     # Only HMACs of opted-in identifiers: never a phone number, email or uploaded contact.
     await conn.execute("""
         CREATE TABLE findable (

@@ -1,10 +1,10 @@
-from typing import Any
+from mercato.db import Connection, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Invite links; short-lived identity-service tokens")
-async def upgrade_v3(conn: Any) -> None:
+@register_upgrade(upgrade_table, "Invite links; short-lived identity-service tokens")
+async def upgrade_v3(conn: Connection) -> None:
     # An invite keeps who invited, where to tell them, and — if they named the person —
     # the keyed hash (HMAC, as in `findable`) of that phone number or email, never the
     # identifier itself. Counts of opened and converted invites are the operator's stats.

@@ -1,10 +1,10 @@
-from typing import Any
+from mercato.db import Connection, register_upgrade
 
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Verification codes; the Contacts space and its chats")
-async def upgrade_v4(conn: Any) -> None:
+@register_upgrade(upgrade_table, "Verification codes; the Contacts space and its chats")
+async def upgrade_v4(conn: Connection) -> None:
     # From now on only verified opt-ins are findable. Rows made before (verified = false)
     # stay, unfindable, until their user verifies the identifier; another account that
     # verifies the same identifier takes it over.
