@@ -52,7 +52,9 @@ class BridgeSide(Protocol):
     db: Database
     discovery: Discovery
     spaces: ContactsSpaces  # opens native chats, kept in each user's Contacts space
-    state_store: ASStateStore  # memberships, as the homeserver sent them
+
+    @property
+    def state_store(self) -> ASStateStore: ...  # memberships, as the homeserver sent them
 
     @property
     def bot(self) -> IntentAPI: ...

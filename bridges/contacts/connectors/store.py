@@ -13,14 +13,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mercato.db import Connection, Database, Scheme, UpgradeTable, register_upgrade
+from mercato.db import (
+    Connection,
+    Database,
+    Scheme,
+    UpgradeTable,
+    register_upgrade,
+    transaction,
+)
 
 upgrade_table = UpgradeTable(version_table_name="connector_version",
                              database_name="contacts bridge network connectors")
 
 
-@upgrade_table.register(description="Network logins, portals and the message mapping")
-async def _create(conn: Any, scheme: Scheme) -> None:
+@register_upgrade(upgrade_table, "Network logins, portals and the message mapping")
+async def _create(conn: Connection, scheme: Scheme) -> None:
     serial = "BIGSERIAL PRIMARY KEY" if scheme != Scheme.SQLITE else \
         "INTEGER PRIMARY KEY AUTOINCREMENT"
     await conn.execute("""
@@ -123,7 +130,7 @@ async def logins(db: Database) -> list[Login]:
 
 
 async def delete_login(db: Database, network: str, user_id: str) -> bool:
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         found = await conn.fetchval("SELECT COUNT(*) FROM network_login"
                                     " WHERE network=$1 AND user_id=$2", network, user_id)
         await conn.execute("DELETE FROM network_login WHERE network=$1 AND user_id=$2",
