@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +31,13 @@ from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import command, open_bridge_dm
 from tests.integration.test_contacts_xmpp import accounts, bodies_from, ghost_of, with_roster
-from tests.integration.xmpp_server import Friend, Prosody, prosody_running
+from tests.integration.xmpp_server import (
+    DOMAIN,
+    PLAIN_DOMAIN,
+    Friend,
+    Prosody,
+    prosody_running,
+)
 from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 # Runs its own Synapse and bridge (on SQLite) whatever the profile: once is enough.
@@ -65,11 +72,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def logged_in(bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession,
-                    name: str, contact: str) -> tuple[MatrixClient, str, str, str, str]:
-    """A Mercato user logged in to a fresh XMPP account with `contact` on its roster:
-    (the user, their chat with the bot, their JID, the contact's, the portal, joined)."""
-    jids = await accounts(prosody, name, contact)
-    mine, theirs = jids[name], jids[contact]
+                    name: str, contact: str, domain: str = DOMAIN
+                    ) -> tuple[MatrixClient, str, str, str, str]:
+    """A Mercato user logged in to a fresh XMPP account (on `domain`) with `contact` on its
+    roster: (the user, their chat with the bot, their JID, the contact's, the portal)."""
+    theirs = (await accounts(prosody, contact))[contact]
+    mine = await asyncio.to_thread(prosody.register, f"{name}{uuid.uuid4().hex[:6]}",
+                                   f"pw-{uuid.uuid4().hex[:10]}", domain)
     await with_roster(prosody, mine, {theirs: contact.title()})
     me = await new_user(bridged, http, name)
     bot_room = await open_bridge_dm(me, bridged)
@@ -122,6 +131,30 @@ async def test_a_bridge_killed_mid_message_delivers_each_message_once_in_order(
     assert "deleted your password" in reply["content"]["body"]
 
 
+async def test_a_server_without_an_archive_still_loses_nothing_across_a_restart(
+        bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession) -> None:
+    me, bot_room, mine, theirs, portal = await logged_in(bridged, prosody, http, "ned", "ola",
+                                                         domain=PLAIN_DOMAIN)
+    friend = await Friend(prosody, theirs).connect()
+    friend.send(mine, "Before the restart")
+    await me.wait_for_message(portal, lambda e: e["content"].get("body") == "Before the restart",
+                              timeout=60)
+    assert bridged.stop_bridge() == 0
+    friend.send(mine, "While the bridge is down")  # kept by the server's offline storage
+    await asyncio.sleep(1)
+    await asyncio.to_thread(bridged.start_bridge)
+    await me.wait_for_message(portal, lambda e: e["content"].get("body")
+                              == "While the bridge is down", timeout=60)
+    await me.send_text(portal, "Answer from Matrix")
+    await friend.wait_for(lambda m: m["body"] == "Answer from Matrix")
+    await asyncio.sleep(2)
+    assert bodies_from(await me.messages(portal), ghost_of(bridged, theirs)) == [
+        "Before the restart", "While the bridge is down"]
+    assert '"xmpp.no_archive"' in bridged.bridge_log.read_text(errors="replace")
+    await friend.disconnect()
+    await command(me, bridged, bot_room, "xmpp logout")
+
+
 def _typing_states(friend: Friend) -> list[str]:
     states: list[str] = []
     for state in ("composing", "paused"):
@@ -162,6 +195,7 @@ async def test_the_users_phone_shows_in_the_portal_and_their_typing_reaches_the_
     # The same while the bridge is down: it reads them from the archive when it is back.
     assert bridged.stop_bridge() == 0
     phone.send(theirs, "Phone, while the bridge is down")
+    await friend.wait_for(lambda m: m["body"] == "Phone, while the bridge is down")
     friend.send(f"{mine}/phone", "To the phone, while the bridge is down")
     await asyncio.sleep(1)
     await asyncio.to_thread(bridged.start_bridge)

@@ -26,6 +26,9 @@ from aiohttp import web
 from mercato.devnet import free_port
 
 DOMAIN = "xmpp.test"
+# A second host on the same server, as an older or minimal server would be: no archive,
+# no carbons (the bridge falls back on offline storage).
+PLAIN_DOMAIN = "plain.xmpp.test"
 PROSODY = "/usr/bin/prosody"
 PROSODYCTL = "/usr/bin/prosodyctl"
 
@@ -56,6 +59,8 @@ modules_enabled = {{ "roster"; "saslauth"; "disco"; "vcard_legacy"; "offline"; "
                     "posix"; "mam"; "carbons" }}
 modules_disabled = {{ "s2s"; "tls" }}
 VirtualHost "{domain}"
+VirtualHost "{plain_domain}"
+    modules_disabled = {{ "mam"; "carbons" }}
 Component "upload.{domain}" "http_file_share"
 """
 
@@ -75,7 +80,8 @@ class Prosody:
     def start(self) -> None:
         (self.base / "data").mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(CONFIG.format(base=self.base, port=self.port,
-                                                  http_port=self.http_port, domain=DOMAIN))
+                                                  http_port=self.http_port, domain=DOMAIN,
+                                                  plain_domain=PLAIN_DOMAIN))
         with open(self.base / "prosody.out", "ab") as out:
             self.process = subprocess.Popen([PROSODY, "--config", str(self.config_path)],
                                             stdout=out, stderr=subprocess.STDOUT,
@@ -100,11 +106,11 @@ class Prosody:
                 self.process.kill()
                 self.process.wait()
 
-    def register(self, user: str, password: str) -> str:
+    def register(self, user: str, password: str, domain: str = DOMAIN) -> str:
         result = subprocess.run([PROSODYCTL, "--config", str(self.config_path), "register", user,
-                                 DOMAIN, password], capture_output=True, text=True, timeout=60)
+                                 domain, password], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
-        jid = f"{user}@{DOMAIN}"
+        jid = f"{user}@{domain}"
         self.passwords[jid] = password
         return jid
 
@@ -117,7 +123,8 @@ class Prosody:
 
     def connector_settings(self) -> dict[str, Any]:
         """The bridge's `contacts.networks.xmpp` section for this server."""
-        return {"servers": {DOMAIN: f"127.0.0.1:{self.port}"}, "plaintext_on_loopback": True,
+        return {"servers": {domain: f"127.0.0.1:{self.port}" for domain in (DOMAIN, PLAIN_DOMAIN)},
+                "plaintext_on_loopback": True,
                 "files_from_private_addresses": True}
 
 
