@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from bridges.contacts.connectors import load_connectors, store
-from bridges.contacts.connectors.base import BadAddress
+from bridges.contacts.connectors.base import BadAddress, IncomingMessage
 from bridges.contacts.connectors.commands import roster_text
 from bridges.contacts.connectors.credentials import Unreadable, Vault
 from bridges.contacts.connectors.messages import fetchable, incoming_txn, outgoing_id
 from bridges.contacts.connectors.portals import RosterOutcome, escape_address
-from bridges.contacts.connectors.xmpp import XmppConnector, normalise_jid
+from bridges.contacts.connectors.xmpp import XmppConnector, XmppSettings, normalise_jid
+from bridges.contacts.connectors.xmpp.session import XmppSession, _Received
 from mercato.config import ConfigError, parse_config, write_config
 from mercato.db import open_database
 
@@ -83,6 +84,31 @@ def test_message_ids_are_the_same_every_time() -> None:
     one = incoming_txn("xmpp", "@a:x", "bob@y", "id1")
     assert one == incoming_txn("xmpp", "@a:x", "bob@y", "id1")
     assert one != incoming_txn("xmpp", "@b:x", "bob@y", "id1")
+
+
+def test_what_the_users_phone_wrote_is_theirs_and_the_bridges_own_echo_is_not() -> None:
+    session = XmppSession(XmppSettings(), "ann@x.org", "pw", events=None)  # type: ignore[arg-type]
+    client = session._new_client()  # registers the stanza plugins; connects nothing
+
+    def arrived(sender: str, to: str, body: str, stanza_id: str = "") -> IncomingMessage | None:
+        stanza = client.make_message(mto=to, mfrom=sender, mbody=body, mtype="chat")
+        stanza["id"] = stanza_id
+        if not stanza_id:  # slixmpp gives what it makes IDs of its own
+            del stanza["id"]
+            del stanza["origin_id"]
+        return session._incoming(_Received(stanza, "archive-7"))
+
+    from_bob = arrived("bob@y.org/laptop", "ann@x.org", "hi", "b1")
+    assert from_bob is not None and (from_bob.contact, from_bob.from_me) == ("bob@y.org", False)
+    assert (from_bob.message_id, from_bob.position) == ("b1", "archive-7")
+    from_phone = arrived("ann@x.org/phone", "bob@y.org", "on my way", "p1")
+    assert from_phone is not None and (from_phone.contact, from_phone.from_me) == ("bob@y.org",
+                                                                                 True)
+    assert arrived("ann@x.org/mercato", "bob@y.org", "sent for Matrix", "mercato-1") is None
+    assert arrived("ann@x.org/phone", "ann@x.org", "a note to self") is None
+    # Without an ID of the sender's, the archive's: the same live and read from the archive.
+    no_id = arrived("bob@y.org/laptop", "ann@x.org", "hi again")
+    assert no_id is not None and no_id.message_id == "archive-7"
 
 
 async def test_a_file_link_must_be_public_http() -> None:
