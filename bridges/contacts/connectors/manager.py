@@ -323,6 +323,8 @@ class Networks:
             await send_once(ghost, portal.room_id, notice,
                             txn_id=f"mercato.contacts.loggedout.{raw['event_id']}")
             return
+        # The message itself ends the typing on XMPP ("active"); its stop need not follow.
+        self._typing.discard(portal.room_id)
         await self.messages.outgoing(connector, portal, raw,
                                      self.session_of(portal.network, portal.user_id))
 
