@@ -178,10 +178,16 @@ class XmppSession(Session):
             await client.get_roster()
         except (IqError, IqTimeout) as e:
             log.warning("xmpp.roster_failed", account=self.jid, error=str(e))
+        # Logged in: a long catch-up must not make the login look like it timed out.
+        self._online = True
+        self._failures = 0
+        self._settle(None)
         self._catching_up = True
         try:
             await self._enable_carbons(client)
             await self._catch_up(client)
+        except Exception:  # never a reason to stay offline: offline storage still delivers
+            log.exception("xmpp.catch_up_failed", account=self.jid)
         finally:
             self._catching_up = False
             for item in self._held:
@@ -189,9 +195,6 @@ class XmppSession(Session):
             self._held.clear()
         # Initial presence: the server now delivers what it stored while we were away.
         client.send_presence()
-        self._online = True
-        self._failures = 0
-        self._settle(None)
         self._queue.put_nowait(("connected", None))
 
     def _on_failed_auth(self, _event: Any) -> None:
