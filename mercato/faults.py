@@ -39,8 +39,10 @@ def _due(name: str) -> float | None:
     return seconds or 0.0
 
 
-def fault_point(name: str) -> None:
-    if _due(name) is not None:
+def fault_point(name: str, detail: str | None = None) -> None:
+    """A crash point; `detail` narrows it: `inbox.after_handle[m.reaction]=1` counts only
+    the passes with that detail (where concurrent passes would make a count ambiguous)."""
+    if _due(name) is not None or (detail and _due(f"{name}[{detail}]") is not None):
         os._exit(137)
 
 

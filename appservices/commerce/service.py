@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from mautrix.api import Method, PathBuilder
 from mautrix.api import Path as MatrixPath
+from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError, MNotFound
 from mautrix.types import (
     ContentURI,
@@ -42,10 +43,11 @@ from appservices.commerce.errors import CommerceError
 from appservices.commerce.outbox import Outbox
 from appservices.commerce.support import SupportDesk
 from mercato.config import MercatoConfig
+from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService, membership_of
 from mercato.matrix.html import sanitize_html
-from mercato.matrix.sending import send_once
+from mercato.matrix.sending import replaying, send_once
 from mercato.templates import template_environment
 from mercato.types import MerchantSlug
 
@@ -53,6 +55,8 @@ log = get_logger(__name__)
 
 TEMPLATES = template_environment(Path(__file__).parent / "templates")
 SHOP_STATE = EventType.find(channels.SHOP_STATE_EVENT, EventType.Class.STATE)
+# In the creation content of a shop's DM with a buyer: the buyer it was made for.
+DIRECT_MARKER = "org.mercato.direct_with"
 
 
 class CommerceAppService(MercatoAppService):
@@ -233,12 +237,33 @@ class CommerceAppService(MercatoAppService):
             " ORDER BY created_at DESC LIMIT 1", merchant.slug, user_id)
         if existing:
             return existing
-        room_id = await self.intent_for(merchant.mxid).create_room(
-            preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True,
-            invitees=[UserID(user_id)], name=None)
+        intent = self.intent_for(merchant.mxid)
+        # An earlier try of this event may have created the room and stopped before
+        # recording it: then that room is the buyer's DM, not a second one.
+        room_id = await self._unrecorded_direct_room(intent, user_id) \
+            if replaying.get() else None
+        if room_id is None:
+            room_id = await intent.create_room(
+                preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True,
+                invitees=[UserID(user_id)], name=None,
+                creation_content={DIRECT_MARKER: user_id})
+            fault_point("direct_room.created")  # created, not yet recorded
         # The buyer's answers in this room reach the shop's staff like any conversation.
         await support_rows.open_thread(self.db, room_id, merchant.slug, user_id)
         return room_id
+
+    @staticmethod
+    async def _unrecorded_direct_room(intent: IntentAPI, user_id: str) -> str | None:
+        """The shop's DM with this buyer, found by the marker it was created with."""
+        for room_id in reversed(await intent.get_joined_rooms()):
+            try:
+                create = await intent.get_state_event(room_id, EventType.ROOM_CREATE)
+            except MatrixRequestError:
+                continue
+            if create.serialize().get(DIRECT_MARKER) == user_id:
+                log.info("direct_room.adopted", room_id=room_id, user_id=user_id)
+                return str(room_id)
+        return None
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
                           txn_id: str) -> tuple[str, str]:

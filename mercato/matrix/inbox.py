@@ -194,6 +194,14 @@ class Inbox:
             _now_ms() if parked else None, item.seq)
         return parked
 
+    async def _park(self, item: InboxEvent, error: str) -> None:
+        await self.db.execute(
+            "UPDATE as_inbox SET last_error=$1, failed=$2, handled_at=$3 WHERE seq=$4",
+            error, True, _now_ms(), item.seq)
+        log.error("inbox.parked", component=self.component, event_id=item.event_id,
+                  room_id=item.room_id, error=error)
+        EVENTS.labels(self.component, "parked").inc()
+
     async def _drain_room(self, items: list[InboxEvent], handler: EventHandler) -> bool:
         """Handle one room's pending events in order; stop at the first not due yet."""
         progressed = False
@@ -203,6 +211,15 @@ class Inbox:
             if item.next_attempt_at > _now_ms():
                 break
             fault_point("inbox.before_handle")  # stored and acknowledged, not handled yet
+            if item.attempts >= MAX_ATTEMPTS:
+                # Every earlier try ended with the process (a crash, a kill): stop trying.
+                await self._park(item, f"not finished in {item.attempts} tries: the process "
+                                       "stopped during each of them")
+                progressed = True
+                continue
+            # The try is on record before it starts, so one cut short by a crash counts too.
+            await self.db.execute("UPDATE as_inbox SET attempts=$1 WHERE seq=$2",
+                                  item.attempts + 1, item.seq)
             await fault_pause("inbox.slow_handle")  # a handler that runs long
             # A retried event may have sent part of its messages: sends look before posting.
             replay = sending.replaying.set(item.attempts > 0)
@@ -220,7 +237,8 @@ class Inbox:
                 continue
             finally:
                 sending.replaying.reset(replay)
-            fault_point("inbox.after_handle")  # handled, not yet marked handled
+            # handled, not yet marked handled
+            fault_point("inbox.after_handle", item.event.get("type"))
             await self._mark_handled(item.seq)
             EVENTS.labels(self.component, "handled").inc()
             progressed = True

@@ -1,6 +1,6 @@
 """The appservice dies (like SIGKILL) between receiving a transaction and finishing it.
 
-Three places, each a fault point in mercato/matrix/inbox.py:
+Four places, fault points in mercato/matrix/inbox.py and the commerce appservice:
 
 - inbox.after_store: the transaction is stored but Synapse never got its 200, so
   Synapse sends it again after the restart; the inbox must not handle it twice.
@@ -8,6 +8,8 @@ Three places, each a fault point in mercato/matrix/inbox.py:
   again, so the inbox must handle it after the restart.
 - inbox.after_handle: handled, side effects done, not marked handled: it is handled
   again after the restart, and the side effects must not double.
+- direct_room.created (in the handler): the shop's DM with the buyer is created but not
+  yet recorded; the retried event must find that room, not open a second DM.
 
 The event hit is a buyer's 🎟️ reaction that claims a coupon: its side effects are a
 code (a row) and a DM from the shop (a Matrix message). A follow (the buyer joining
@@ -62,6 +64,14 @@ async def _quiet(harness: Harness, seconds: float = 2.0) -> None:
     raise AssertionError("Synapse kept sending transactions")
 
 
+async def _rooms(client: MatrixClient) -> set[str]:
+    """Every room the user is in or invited to, as a fresh client sees them."""
+    client.next_batch = None
+    sync = await client.sync()
+    return set(sync.get("rooms", {}).get("join", {})) | set(
+        sync.get("rooms", {}).get("invite", {}))
+
+
 async def _dm_from(client: MatrixClient, sender: str) -> str:
     async def invited() -> str | None:
         sync = await client.sync(timeout_ms=500)
@@ -77,7 +87,7 @@ async def _dm_from(client: MatrixClient, sender: str) -> str:
 
 
 @pytest.mark.parametrize("fault", ["inbox.after_store", "inbox.before_handle",
-                                   "inbox.after_handle"])
+                                   "inbox.after_handle", "direct_room.created"])
 async def test_crash_in_the_inbox_loses_and_doubles_nothing(inbox_harness: Harness,
                                                             fault: str) -> None:
     harness = inbox_harness
@@ -101,7 +111,11 @@ async def test_crash_in_the_inbox_loses_and_doubles_nothing(inbox_harness: Harne
         # Restart commerce with the fault armed for the 2nd transaction / event from now.
         await _quiet(harness)
         harness.stop_commerce()
-        harness.start_commerce(env={"MERCATO_FAULTS": f"{fault}=2"})
+        # After the handler: the reaction's own pass (DM events handled meanwhile in other
+        # rooms would make a plain count ambiguous).
+        plan = {"inbox.after_handle": "inbox.after_handle[m.reaction]=1",
+                "direct_room.created": "direct_room.created=1"}.get(fault, f"{fault}=2")
+        harness.start_commerce(env={"MERCATO_FAULTS": plan})
         await _quiet(harness)
         await buyer.join(room_id)
         await until(lambda: harness.rows("SELECT COUNT(*) FROM follower WHERE user_id=?",
@@ -118,7 +132,7 @@ async def test_crash_in_the_inbox_loses_and_doubles_nothing(inbox_harness: Harne
         assert [row[0] is None for row in _handled(harness, reaction_id)] == [True], \
             "the reaction was stored before the crash and not marked handled"
         assert harness.rows(codes, buyer.user_id)[0][0] == (
-            1 if fault == "inbox.after_handle" else 0)
+            1 if fault in ("inbox.after_handle", "direct_room.created") else 0)
 
         harness.start_commerce()
         await until(lambda: [r[0] is not None for r in _handled(harness, reaction_id)]
@@ -142,6 +156,9 @@ async def test_crash_in_the_inbox_loses_and_doubles_nothing(inbox_harness: Harne
                             buyer.user_id)[0][0] == 1
         assert harness.rows("SELECT COUNT(*) FROM follow_log WHERE user_id=?",
                             buyer.user_id)[0][0] == 1
+        # One DM from the shop, even when the crash came after creating it.
+        client_rooms = await _rooms(buyer)
+        assert client_rooms - {room_id} == {dm_room}, client_rooms
         channel_posts = [e for e in await timeline(follower, room_id)
                          if "org.mercato.post" in e.get("content", {})]
         assert len(channel_posts) == 1

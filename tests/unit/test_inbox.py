@@ -248,8 +248,23 @@ async def test_failing_event_is_retried_and_holds_back_its_room(
     row = await inbox_row(db, "$a1")
     assert row["handled_at"] is not None
     assert not row["failed"]
-    assert row["attempts"] == 1  # the failed try stays on record
+    assert row["attempts"] == 2  # both tries are on record, the failed one too
     assert await inbox.count_pending() == 0
+
+
+async def test_an_event_that_ends_the_process_each_time_is_parked(
+    db: Database, inbox: Inbox
+) -> None:
+    """A try is recorded before it starts: one cut short by a crash counts."""
+    await inbox.store_transaction("txn1", [message("$a1"), message("$a2")])
+    await db.execute("UPDATE as_inbox SET attempts=$1 WHERE event_id=$2",
+                     MAX_ATTEMPTS, "$a1")  # as after that many crashes mid-handler
+    handler = Recorder()
+    await inbox.process_once(handler)
+    assert handler.calls == ["$a2"]
+    row = await inbox_row(db, "$a1")
+    assert row["failed"] and row["handled_at"] is not None
+    assert "process stopped" in row["last_error"]
 
 
 async def test_event_that_keeps_failing_is_parked_and_the_room_continues(
