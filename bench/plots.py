@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLOURS = {"sqlite": "#1f77b4", "postgres": "#d62728"}
 FULL_COLOURS = {"sqlite": "#08306b", "postgres": "#67000d"}  # darker: the full mode
 LABEL = {"sqlite": "Synapse on SQLite", "postgres": "Synapse on PostgreSQL"}
+ON_SHORT = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
 def _by_name(results: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -123,23 +124,28 @@ def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
 
 
 def storm(results: list[dict[str, Any]], path: Path) -> Path | None:
-    runs = _by_name(results, "follow storm")
+    runs = sorted(_by_name(results, "follow storm"),
+                  key=lambda r: (r["followers"], r.get("database", "") != "sqlite"))
     if not runs:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    data, labels = [], []
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
+    data, labels, colours = [], [], []
     for run in runs:
         db = run.get("database", "sqlite")
-        for key, when in (("post_latency_idle", "idle"), ("post_latency_storm", "during storm")):
+        for key, when in (("post_latency_idle", "idle"), ("post_latency_storm", "storm")):
             data.append(run[key].get("all_ms", []))
-            labels.append(f"{when}\n{LABEL[db]}")
-    ax.boxplot(data, whis=(5, 95))
+            labels.append(f"{when}\n{ON_SHORT[db]}, {run['followers']:,} joins")
+            colours.append(COLOURS[db])
+    boxes = ax.boxplot(data, whis=(5, 95), patch_artist=True)
+    for box, colour in zip(boxes["boxes"], colours, strict=True):
+        box.set_facecolor(colour)
+        box.set_alpha(0.35)
     ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-    ax.set_ylabel("ms from schedule call until sampled followers' /sync")
-    ax.set_title(f"Channel post latency, idle vs during {runs[0]['followers']:,} joins",
-                 fontsize=10)
-    ax.set_ylim(bottom=0)
-    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms from schedule call until sampled followers' /sync (log)")
+    ax.set_title("Channel post latency: idle, and while N people join the channel "
+                 "(boxes p25–p75, whiskers p5–p95)", fontsize=10)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
