@@ -18,7 +18,8 @@ import asyncpg
 from mautrix.util.async_db import Connection, Database, Scheme, UpgradeTable
 
 __all__ = ["Connection", "Database", "Scheme", "UpgradeTable", "open_database", "is_postgres",
-           "database_unavailable", "register_upgrade", "transaction"]
+           "database_unavailable", "durable_transaction", "register_upgrade",
+           "transaction"]
 
 # An upgrade step: takes the connection (and optionally the scheme), may return the
 # version it reached.
@@ -38,8 +39,12 @@ def open_database(url: str, upgrade_table: UpgradeTable, name: str) -> Database:
         path = Path(url.removeprefix("sqlite:").removeprefix("//"))
         path.parent.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{path.resolve()}"
-        # WAL lets readers (tests, the CLI) look while the service writes.
-        db_args = {"init_commands": ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000"]}
+        # WAL lets readers (tests, the CLI) look while the service writes. A commit in
+        # NORMAL mode survives the process being killed, not a power cut; what must
+        # survive that too (a transaction Synapse was told is stored) is committed with
+        # durable_transaction.
+        db_args = {"init_commands": ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000",
+                                     "PRAGMA synchronous=NORMAL"]}
     else:
         # mautrix exits the process on asyncpg's InternalClientError, which a database
         # restart raises on a connection cut mid-query: fail that query, not the component.
@@ -73,6 +78,24 @@ async def transaction(db: Database) -> AsyncIterator[Connection]:
     # mautrix annotates acquire() as returning the connection it yields, so its type is lost.
     async with db.acquire() as conn, conn.transaction():  # type: ignore[var-annotated]
         yield conn
+
+
+@asynccontextmanager
+async def durable_transaction(db: Database) -> AsyncIterator[Connection]:
+    """As `transaction`, but on SQLite the commit is flushed to disk before the block
+    returns (synchronous=FULL for this commit only), so it survives a power cut too.
+    PostgreSQL's commits always are."""
+    if is_postgres(db):
+        async with transaction(db) as conn:
+            yield conn
+        return
+    async with db.acquire() as conn:  # type: ignore[var-annotated]
+        await conn.execute("PRAGMA synchronous=FULL")
+        try:
+            async with conn.transaction():
+                yield conn
+        finally:
+            await conn.execute("PRAGMA synchronous=NORMAL")
 
 
 def is_postgres(db: Database) -> bool:

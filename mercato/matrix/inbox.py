@@ -20,7 +20,14 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from mercato.db import Connection, Database, Scheme, UpgradeTable, register_upgrade, transaction
+from mercato.db import (
+    Connection,
+    Database,
+    Scheme,
+    UpgradeTable,
+    durable_transaction,
+    register_upgrade,
+)
 from mercato.faults import fault_pause, fault_point
 from mercato.logging import get_logger
 from mercato.matrix import sending
@@ -133,7 +140,8 @@ class Inbox:
         """
         now = _now_ms()
         digest = transaction_digest(events)
-        async with transaction(self.db) as conn:
+        # Durable on SQLite even against a power cut: Synapse is told it is stored.
+        async with durable_transaction(self.db) as conn:
             # Write first: SQLite waits out another writer's lock (busy_timeout) only for
             # a transaction that has not read yet; a read-then-write one fails at once.
             new = await conn.fetchval(
