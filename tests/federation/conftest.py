@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mercato.config import MercatoConfig, parse_config, write_config
-from mercato.devnet import RunningNetwork, free_port, start_network, write_test_config
+from mercato.devnet import RunningNetwork, free_port, network_running, write_test_config
 from mercato.matrix.admin import register_user
 from mercato.render import render_all
 from tests.integration.client import MatrixClient
@@ -81,19 +81,21 @@ def _start_remote(base: Path) -> RemoteHomeserver:
     raise AssertionError("the remote homeserver did not start")
 
 
-@pytest.fixture(scope="session")
+# Package scope: both homeservers stop (and the scale profile's databases are dropped)
+# once the federation tests are done, so a whole-suite run never holds more networks
+# than PostgreSQL has connections for.
+@pytest.fixture(scope="package")
 def mercato_hs(tmp_path_factory: pytest.TempPathFactory,
                code_sinks: tuple[SmsGateway, MailSink]) -> Iterator[RunningNetwork]:
     base = tmp_path_factory.mktemp("mercato-hs")
     fed_port = free_port()
-    running = start_network(write_test_config(
-        base, server_name=f"127.0.0.1:{fed_port}",
-        synapse=_tls_settings(base, fed_port), contacts=contacts_settings(*code_sinks)))
-    yield running
-    assert running.stop() == 0
+    with network_running(write_test_config(
+            base, server_name=f"127.0.0.1:{fed_port}", synapse=_tls_settings(base, fed_port),
+            contacts=contacts_settings(*code_sinks))) as running:
+        yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def remote_hs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteHomeserver]:
     remote = _start_remote(tmp_path_factory.mktemp("remote-hs"))
     yield remote
