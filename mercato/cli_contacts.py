@@ -73,7 +73,7 @@ async def _call(session: Any, method: str, url: str, token: str,
                                    "that is not JSON.") from None
     if resp.status >= 400:
         raise click.ClickException(f"{data.get('error')} ({data.get('errcode')})")
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 @contacts.command(name="import")

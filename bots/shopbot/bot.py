@@ -427,7 +427,7 @@ class ShopBot:
             log.warning("shopbot.download_failed", mxc=attachment.mxc, error=response.message)
             raise CommandError(f"I could not fetch {attachment.filename} from the homeserver "
                                f"({response.message}); send it again.")
-        data = bytes(response.body)  # type: ignore[union-attr]
+        data = bytes(response.body)
         secret = attachment.encryption
         if secret:
             try:

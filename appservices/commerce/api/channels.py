@@ -17,7 +17,7 @@ CHANNEL_SUFFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,18}[a-z0-9]$")
 MAX_CHANNELS = 20
 
 
-async def _channel_views(db, slug: str) -> list[dict]:  # type: ignore[no-untyped-def]
+async def _channel_views(db, slug: str) -> list[dict]:
     views = []
     for channel in await store.channels_of(db, store.MerchantSlug(slug)):
         followers = await db.fetchval("SELECT COUNT(*) FROM follower WHERE room_id=$1",

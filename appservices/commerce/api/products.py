@@ -21,7 +21,7 @@ PRODUCT_BODY = {"sku": STRING, "title": STRING, "description": STRING, "price": 
                 "tags": {"type": "array"}}
 
 
-def _page(ctx, slug: str, sku: str) -> str:  # type: ignore[no-untyped-def]
+def _page(ctx, slug: str, sku: str) -> str:
     return products.product_page_url(ctx.matrix.public_url, slug, sku)
 
 
