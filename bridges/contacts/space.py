@@ -23,7 +23,14 @@ from typing import Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
-from mautrix.types import EventType, Membership, RoomCreatePreset, RoomID, UserID
+from mautrix.types import (
+    EventType,
+    Membership,
+    MemberStateEventContent,
+    RoomCreatePreset,
+    RoomID,
+    UserID,
+)
 
 from bridges.contacts.db import store
 from mercato.db import Database
@@ -112,6 +119,20 @@ class ContactsSpaces:
         child: Any = {"via": [self.server_name]}
         await self.bot.send_state_event(RoomID(space), SPACE_CHILD, child, state_key=room_id)
         await store.mark_in_space(self.db, user_id, room_id)
+        await self._invite_back(space, user_id)
+
+    async def _invite_back(self, space: str, user_id: str) -> None:
+        """Someone who left their space is invited again when it gains a chat (they can
+        decline; the space is where the bridge shows what it opened for them)."""
+        try:
+            member = await self.bot.get_state_event(RoomID(space), EventType.ROOM_MEMBER,
+                                                    state_key=user_id)
+        except MatrixRequestError:
+            return  # never a member that the bot can see: the creation invite stands
+        if isinstance(member, MemberStateEventContent) and \
+                member.membership == Membership.LEAVE:
+            await self.bot.invite_user(RoomID(space), UserID(user_id))
+            log.info("space.invited_back", user_id=user_id, room_id=space)
 
     async def catch_up(self) -> None:
         """Children whose sending was interrupted (a crash, the homeserver away)."""

@@ -124,3 +124,19 @@ async def test_confirmed_matches_become_chats_listed_in_the_contacts_space(
     assert await space_children(importer, space_id) == chats
     sync = await importer.sync()
     assert not sync.get("rooms", {}).get("invite")  # no new invitation
+
+    # Someone who left their space is invited back when a new chat is added to it.
+    await importer.leave(space_id)
+    lena = await new_user(network, http, "spacelena")
+    lena_e164, lena_raw = unique_number("4")
+    lena_room = await open_bridge_dm(lena, network)
+    await become_findable(lena, network, lena_room, code_sinks, f"findable phone {lena_raw}",
+                          lena_e164)
+    await send_file(importer, network, room_id, vcard([("Lena", lena_raw, None)]),
+                    "more.vcf", "text/vcard")
+    reply = await command(importer, network, room_id, f"dm {lena.user_id}")
+    assert "I opened a chat with each" in reply["content"]["body"]
+    again = await invites(importer, 2)
+    assert space_id in again and is_space(again[space_id])
+    await importer.join(space_id)
+    assert len(await space_children(importer, space_id)) == len(chats) + 1
