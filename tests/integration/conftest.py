@@ -9,6 +9,7 @@ from mercato.devnet import RunningNetwork, network_running, write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import Certificate, self_signed_certificate
 from tests.integration.shop_helpers import Api
+from tests.integration.xmpp_server import Prosody, prosody_running
 from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 
@@ -53,3 +54,10 @@ async def merchant(network: RunningNetwork, http: aiohttp.ClientSession) -> Matr
 async def api(network: RunningNetwork, http: aiohttp.ClientSession) -> Api:
     """The commerce API, as the operator and shops' back-ends call it."""
     return Api(network, http)
+
+
+@pytest.fixture(scope="module")
+def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
+    """A Prosody XMPP server on loopback, one per test module that asks for it."""
+    with prosody_running(tmp_path_factory.mktemp("prosody")) as server:
+        yield server

@@ -28,17 +28,11 @@ from tests.integration.test_contacts_bridge import (
     open_bridge_dm,
     upload,
 )
-from tests.integration.xmpp_server import Friend, Prosody, files_served, prosody_running
+from tests.integration.xmpp_server import Friend, Prosody, files_served
 from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 # Runs its own Synapse and bridge (on SQLite) whatever the profile: once is enough.
 pytestmark = pytest.mark.single_profile
-
-
-@pytest.fixture(scope="module")
-def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
-    with prosody_running(tmp_path_factory.mktemp("prosody")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
