@@ -29,26 +29,43 @@ from mercato.config import MercatoConfig, load_config, parse_config, scale_profi
 START_TIMEOUT = 240.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Ports below Linux's ephemeral range (32768+): an outgoing connection never takes
+# one between our check and the server's bind.
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
+def _bindable(ports: range) -> bool:
+    try:
+        with contextlib.ExitStack() as stack:
+            for port in ports:
+                sock = stack.enter_context(socket.socket())
+                sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def free_port_block(size: int) -> int:
-    """The first of `size` consecutive free ports (for the scale profile's workers)."""
-    for _ in range(200):
-        # Below Linux's ephemeral range (32768+): outgoing connections never take them.
-        base = random.randrange(20000, 32000 - size)
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + size):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
+    """The first of `size` consecutive free ports, none handed out before by this process.
+
+    Asking the kernel for port 0 twice in a row can return the same port when
+    nothing is listening on it yet: two services of one test network then got
+    one port (a CI failure). Remembering what was handed out rules that out.
+    """
+    low, high = _PORT_RANGE
+    for _ in range(500):
+        base = random.randrange(low, high - size)
+        ports = range(base, base + size)
+        if _handed_out.intersection(ports) or not _bindable(ports):
             continue
+        _handed_out.update(ports)
+        return base
     raise RuntimeError("no block of free ports found")
+
+
+def free_port() -> int:
+    return free_port_block(1)
 
 
 class NetworkRedis:
