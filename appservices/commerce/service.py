@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from mautrix.api import Method, PathBuilder
 from mautrix.api import Path as MatrixPath
-from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError, MNotFound
 from mautrix.types import (
     ContentURI,
@@ -47,7 +46,7 @@ from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService, membership_of
 from mercato.matrix.html import sanitize_html
-from mercato.matrix.sending import replaying, send_once
+from mercato.matrix.sending import create_room_once, send_once
 from mercato.templates import template_environment
 from mercato.types import MerchantSlug
 
@@ -237,33 +236,16 @@ class CommerceAppService(MercatoAppService):
             " ORDER BY created_at DESC LIMIT 1", merchant.slug, user_id)
         if existing:
             return existing
-        intent = self.intent_for(merchant.mxid)
         # An earlier try of this event may have created the room and stopped before
         # recording it: then that room is the buyer's DM, not a second one.
-        room_id = await self._unrecorded_direct_room(intent, user_id) \
-            if replaying.get() else None
-        if room_id is None:
-            room_id = await intent.create_room(
-                preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True,
-                invitees=[UserID(user_id)], name=None,
-                creation_content={DIRECT_MARKER: user_id})
-            fault_point("direct_room.created")  # created, not yet recorded
+        room_id = await create_room_once(
+            self.intent_for(merchant.mxid), user_id, field=DIRECT_MARKER,
+            preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True,
+            invitees=[UserID(user_id)])
+        fault_point("direct_room.created")  # created, not yet recorded
         # The buyer's answers in this room reach the shop's staff like any conversation.
         await support_rows.open_thread(self.db, room_id, merchant.slug, user_id)
         return room_id
-
-    @staticmethod
-    async def _unrecorded_direct_room(intent: IntentAPI, user_id: str) -> str | None:
-        """The shop's DM with this buyer, found by the marker it was created with."""
-        for room_id in reversed(await intent.get_joined_rooms()):
-            try:
-                create = await intent.get_state_event(room_id, EventType.ROOM_CREATE)
-            except MatrixRequestError:
-                continue
-            if create.serialize().get(DIRECT_MARKER) == user_id:
-                log.info("direct_room.adopted", room_id=room_id, user_id=user_id)
-                return str(room_id)
-        return None
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
                           txn_id: str) -> tuple[str, str]:
@@ -346,14 +328,17 @@ class CommerceAppService(MercatoAppService):
         users = {self.bot_mxid: 100}
         if not channels.room_version_has_privileged_creators(self.room_version):
             users[merchant.mxid] = 100
-        room_id = await intent.create_room(
+        # A shop is in few rooms when it is provisioned: finding the staff room an
+        # interrupted approval created is cheap, and a second one would split the staff.
+        room_id = RoomID(await create_room_once(
+            intent, f"staff:{merchant.slug}", adopt=True,
             preset=RoomCreatePreset.PRIVATE,
             name=f"{merchant.name} — staff",
             topic=channels.staff_room_topic(merchant.name),
             invitees=[self.bot_mxid],
             power_level_override={"users": users, "users_default": 0, "events_default": 0,
                                   "invite": 100, "kick": 100, "ban": 100, "state_default": 100},
-        )
+        ))
         await self.bot.ensure_joined(room_id)
         # Invited one by one: in createRoom, one unreachable server fails the whole call.
         for user_id in staff:

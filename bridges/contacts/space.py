@@ -12,6 +12,9 @@ The space is a room of type `m.space` the bot owns (only it may change its child
 created once per user and remembered; each chat the user asked for becomes an
 `m.space.child` of it. Sending that state again changes nothing, so a chat whose child
 event was not recorded as sent (a crash in between) is simply sent again at start-up.
+Chats and spaces carry what they were made for in their creation content, so an event
+handled again after a crash between creating one and recording it finds that room
+instead of opening a second.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from mautrix.types import (
 
 from bridges.contacts.db import store
 from mercato.db import Database
+from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.appservice import membership_of
+from mercato.matrix.sending import create_room_once
 
 log = get_logger(__name__)
 
@@ -45,6 +50,12 @@ SPACE_TOPIC = ("Chats with people from your address book, opened for you by Merc
 SPACE_CHILD = EventType.find("m.space.child", EventType.Class.STATE)
 # Chats opened for one request; more are opened by naming the person (`dm @…`).
 MAX_CHATS_PER_REQUEST = 25
+
+
+def chat_key(one: str, other: str) -> str:
+    """What a chat's creation content says it was opened for: the pair, in either order
+    (a retry after a crash finds the chat by it)."""
+    return "chat:" + " ".join(sorted((one, other)))
 
 
 def server_of(user_id: str) -> str:
@@ -87,9 +98,10 @@ class ContactsSpaces:
         async with self._locks[user_id]:
             room_id = await store.chat_between(self.db, user_id, other)
             if room_id is None:
-                room_id = await self.bot.create_room(
-                    preset=RoomCreatePreset.TRUSTED_PRIVATE,
+                room_id = await create_room_once(
+                    self.bot, chat_key(user_id, other), preset=RoomCreatePreset.TRUSTED_PRIVATE,
                     is_direct=True, invitees=[UserID(user_id), UserID(other)])
+                fault_point("contacts.chat.created")  # created, not yet recorded
                 log.info("chat.opened", user_id=user_id, other=other, room_id=room_id)
             await store.add_opened_chat(self.db, user_id, other, room_id)
             await self._add_child(user_id, room_id)
@@ -104,12 +116,14 @@ class ContactsSpaces:
         """The user's space, created (and the user invited) the first time."""
         room_id = await store.space_of(self.db, user_id)
         if room_id is None:
-            room_id = await self.bot.create_room(
-                name=SPACE_NAME, topic=SPACE_TOPIC, invitees=[UserID(user_id)],
+            room_id = await create_room_once(
+                self.bot, f"space:{user_id}", name=SPACE_NAME, topic=SPACE_TOPIC,
+                invitees=[UserID(user_id)],
                 preset=RoomCreatePreset.PRIVATE, creation_content={"type": "m.space"},
                 # Members may look, only the bridge arranges (and posts nothing).
                 power_level_override={"events_default": 100, "state_default": 100,
                                       "invite": 100})
+            fault_point("contacts.space.created")  # created, not yet recorded
             await store.set_space(self.db, user_id, room_id)
             log.info("space.created", user_id=user_id, room_id=room_id)
         return room_id

@@ -89,3 +89,39 @@ async def send_once(intent: IntentAPI, room_id: RoomID | str, content: dict[str,
             look_first = True
             await asyncio.sleep(min(8.0, 0.5 * 2 ** attempt))
     raise AssertionError("unreachable")
+
+
+# In a room's creation content: what the appservice created the room for.
+CREATED_FOR = "org.mercato.created_for"
+
+
+async def find_created(intent: IntentAPI, key: str, *, field: str = CREATED_FOR) -> str | None:
+    """A room this appservice user is in whose creation content has `field` = `key`."""
+    for room_id in reversed(await intent.get_joined_rooms()):  # newest last
+        try:
+            create = await intent.get_state_event(room_id, EventType.ROOM_CREATE)
+        except MatrixRequestError:
+            continue
+        if create.serialize().get(field) == key:
+            return str(room_id)
+    return None
+
+
+async def create_room_once(intent: IntentAPI, key: str, *, field: str = CREATED_FOR,
+                           adopt: bool | None = None, **create: Any) -> str:
+    """Create a room marked `field` = `key` in its creation content, unless an earlier
+    attempt of this work did and stopped before recording it.
+
+    Rooms, like messages, cannot be created idempotently: `adopt` (default: the inbox
+    is handling the event again) first searches the rooms the user is in for the mark.
+    `create` goes to `IntentAPI.create_room`.
+    """
+    if adopt is None:
+        adopt = replaying.get()
+    if adopt:
+        found = await find_created(intent, key, field=field)
+        if found:
+            log.info("room.adopted", room_id=found, key=key)
+            return found
+    content = {**(create.pop("creation_content", None) or {}), field: key}
+    return str(await intent.create_room(creation_content=content, **create))

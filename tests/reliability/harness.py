@@ -162,6 +162,9 @@ class Harness:
     def stop_shopbot(self, sig: int = signal.SIGTERM) -> int | None:
         return self._stop(self.shopbot, sig)
 
+    def stop_contacts(self, sig: int = signal.SIGTERM) -> int | None:
+        return self._stop(self.contacts, sig)
+
     def stop_commerce(self, sig: int = signal.SIGTERM) -> int | None:
         return self._stop(self.commerce, sig)
 

@@ -35,7 +35,7 @@ from bridges.contacts.summary import room_link
 from mercato.config import MercatoConfig
 from mercato.db import Database
 from mercato.logging import get_logger
-from mercato.matrix.sending import send_once
+from mercato.matrix.sending import create_room_once, send_once
 
 log = get_logger(__name__)
 
@@ -140,7 +140,12 @@ class Portals:
                 return found
             ghost = await self.ensure_ghost(connector, contact)
             name = safe_label(contact.name) or contact.remote_id
-            room_id = await ghost.create_room(
+            # The ghost is in one room per local user who has this contact: finding a
+            # portal created just before a crash (a roster import, a message caught up
+            # again) costs little, and a second portal would split the conversation.
+            room_id = await create_room_once(
+                ghost, f"portal:{connector.network}:{login.user_id}:{contact.remote_id}",
+                adopt=True,
                 preset=RoomCreatePreset.PRIVATE, is_direct=True,
                 invitees=[UserID(login.user_id)],
                 topic=f"{connector.label} chat with {contact.remote_id}, bridged by Mercato")
