@@ -286,7 +286,7 @@ class XmppSession(Session):
     async def _catch_up(self, client: slixmpp.ClientXMPP) -> None:
         """Queue what the archive holds after the last message the core recorded."""
         try:
-            info = await client.plugin["xep_0030"].get_info(jid=self.jid,
+            info = await client.plugin["xep_0030"].get_info(jid=slixmpp.JID(self.jid),
                                                              timeout=ARCHIVE_TIMEOUT)
             if MAM not in info["disco_info"]["features"]:
                 log.info("xmpp.no_archive", account=self.jid)
@@ -404,7 +404,8 @@ class XmppSession(Session):
         phones: list[str] = []
         avatar, avatar_type = None, ""
         try:
-            iq = await self._client.plugin["xep_0054"].get_vcard(jid, timeout=VCARD_TIMEOUT)
+            iq = await self._client.plugin["xep_0054"].get_vcard(slixmpp.JID(jid),
+                                                                 timeout=VCARD_TIMEOUT)
             card = iq["vcard_temp"]
             name = name or card["FN"] or ""
             emails = [e["USERID"] for e in card["emails"] if e["USERID"]]
