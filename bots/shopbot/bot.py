@@ -100,7 +100,7 @@ class ShopBot:
         self.commands = registry.with_prefix(config.shopbot.prefix)
         self.public_url = config.commerce_public_url
         self.waiting = WaitingCommands()
-        self.waiting.load(self._read_json(self._waiting_file), now_ms())
+        self.waiting.load(self._load_waiting(), now_ms())
         self.journal = EventJournal(self.state_dir / "journal.json")
         self.http: aiohttp.ClientSession | None = None
         self.api: CommerceApi | None = None
@@ -135,11 +135,23 @@ class ShopBot:
         session = self._read_json(self._session_file)
         return session if isinstance(session, dict) else {}
 
-    def _save_session(self, **values: str) -> None:
+    def _save_session(self, **values: Any) -> None:
         self._write_json(self._session_file, {**self._load_session(), **values})
 
-    def _save_waiting(self) -> None:
-        self._write_json(self._waiting_file, self.waiting.dump())
+    def _load_waiting(self) -> Any:
+        session = self._read_json(self._session_file)
+        if isinstance(session, dict) and "waiting" in session:
+            return session["waiting"]
+        return self._read_json(self._waiting_file)  # where earlier versions kept it
+
+    def _batch_done(self, since: str) -> None:
+        """Every event before `since` is handled: save the token and what the bot waits on
+        in one write. Saved apart, a crash in between would hand the bot an answer again
+        with its question already forgotten (the answer lost), or forget the answer with
+        the question still waiting."""
+        self._save_session(since=since, waiting=self.waiting.dump())
+        self._waiting_file.unlink(missing_ok=True)
+        self.journal.batch_done()
 
     async def login(self) -> None:
         """Resume the saved device with its keys, or log in as a new device."""
@@ -272,7 +284,6 @@ class ShopBot:
                 await self._resolve(waiting, answer, event_id)
                 return
             if not answer and (waiting := self.waiting.take_file(room_id, sender, now)):
-                self._save_waiting()
                 await self._notice(room_id, event_id, sender, Reply(
                     f"OK, I no longer wait for a file for “{waiting.command}”."))
                 return
@@ -303,7 +314,6 @@ class ShopBot:
             return
         waiting = self.waiting.take_file(room_id, sender, now_ms())
         if waiting is not None:
-            self._save_waiting()
             await self._run(room_id, event_id, sender, waiting.command,
                             direct=waiting.direct, attachment=attachment)
             return
@@ -355,7 +365,6 @@ class ShopBot:
         self.waiting.ask(room_id, sender, kind, body, direct=direct, command_event_id=reply_to,
                          now=now_ms(), question_event_id=question_id,
                          declined=reply.declined if isinstance(reply, Question) else "")
-        self._save_waiting()
         if kind == "confirm":
             for k, key in enumerate(buttons.CHOICES):
                 await self._send(room_id, reaction_content(question_id, key),
@@ -363,7 +372,7 @@ class ShopBot:
 
     async def _resolve(self, waiting: buttons.Waiting, yes: bool, answer_event_id: str) -> None:
         """The user answered the bot's question: run the command, or say it was not done."""
-        self._save_waiting()
+        fault_point("shopbot.answer_taken")  # the question taken, the command not yet run
         log.info("shopbot.answered", room_id=waiting.room_id, yes=yes,
                  question=waiting.question_event_id)
         if not yes:
@@ -479,8 +488,7 @@ class ShopBot:
                 continue
             await self._handle_sync(response)
             since = response.next_batch
-            self._save_session(since=since)
-            self.journal.batch_done()
+            self._batch_done(since)
 
     async def run_until_stopped(self) -> None:
         stop = asyncio.Event()

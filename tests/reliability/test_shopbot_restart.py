@@ -9,6 +9,10 @@ it is handed the command again. Two places, each a fault point in bots/shopbot/b
   not make a second key; it answers once, saying the command may have been done.
 - shopbot.after_reply: the answer was sent, neither the journal nor the sync token
   saved. The bot must not run the command again nor answer it twice.
+
+And one on a command that asks first (`products remove`): shopbot.answer_taken, the
+owner's ✅ taken as the answer, the command not yet run. After the restart the ✅ comes
+again and must still find its question: the product removed once, answered once.
 """
 
 from __future__ import annotations
@@ -78,3 +82,41 @@ async def test_a_command_cut_by_a_crash_is_done_and_answered_once(harness: Harne
 
 async def _answers_now(owner: MatrixClient, room_id: str, bot: str, command_id: str) -> bool:
     return bool(_answers(await timeline(owner, room_id), bot, command_id))
+
+
+async def test_a_yes_cut_by_a_crash_is_still_acted_on(harness: Harness, http) -> None:
+    harness.start_synapse()
+    harness.start_commerce()
+    bot = harness.config.user_id(harness.config.shopbot.localpart)
+    await register_user(http, harness.hs_url, harness.config.synapse.registration_shared_secret,
+                        harness.config.shopbot.localpart, harness.config.shopbot.password)
+    harness.start_shopbot(env={"MERCATO_FAULTS": "shopbot.answer_taken=1"})
+    api = Api(harness, http)
+    owner = await new_user(harness, http, "owner")
+    slug, key = await open_shop(api, owner.user_id)
+    status, product = await api.call("POST", f"/shops/{slug}/products", key, {
+        "sku": "mug-1", "title": "Stoneware mug", "price": "24.00", "currency": "EUR"})
+    assert status == 201, product
+    room_id = await _dm_with_bot(owner, bot)
+    products = "SELECT COUNT(*) FROM product WHERE merchant_slug=? AND sku=?"
+
+    command_id = await owner.send_text(room_id, "!products remove mug-1")
+    question = await owner.wait_for_message(
+        room_id, lambda e: e["sender"] == bot and e["type"] == "m.room.message"
+        and "Remove" in e["content"]["body"], timeout=30)
+    await owner.send(room_id, {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": question["event_id"], "key": "✅"}},
+        "m.reaction")
+    assert harness.shopbot is not None
+    await until(lambda: harness.shopbot.poll() is not None, 30, "the crash after the ✅")
+    assert harness.shopbot.returncode == 137
+    assert harness.rows(products, slug, "mug-1")[0][0] == 1, "removed before the crash"
+
+    harness.start_shopbot()
+    probe_id = await owner.send_text(room_id, "!ping")
+    await until(lambda: _answers_now(owner, room_id, bot, probe_id), 30, "the bot answering")
+    answers = [body for body in _answers(await timeline(owner, room_id), bot, command_id)
+               if body != question["content"]["body"]]
+    assert harness.rows(products, slug, "mug-1")[0][0] == 0, "the ✅ was lost"
+    assert len(answers) == 1 and answers[0].startswith("Removed mug-1"), answers
+    print("\nRESULT shopbot fault=shopbot.answer_taken removed=1 answers=1 lost=0 doubled=0")

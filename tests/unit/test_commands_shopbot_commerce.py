@@ -16,7 +16,7 @@ from nio import MemoryDownloadResponse, RoomSendResponse
 from bots.shopbot import buttons, campaign_text, catalog_text
 from bots.shopbot.api import ApiError
 from bots.shopbot.bot import ShopBot
-from bots.shopbot.buttons import NO, YES, WaitingCommands
+from bots.shopbot.buttons import NO, YES, WaitingCommands, now_ms
 from bots.shopbot.commands import registry
 from bots.shopbot.context import Attachment, AwaitFile, CardReply, Question, ShopContext
 from bots.shopbot.events import caption_of, links_to_answer, reaction_of, replied_to
@@ -557,9 +557,11 @@ async def test_a_question_gets_buttons_and_a_reaction_runs_the_command(bot: Shop
     assert [(k, c["m.relates_to"]["key"], c["m.relates_to"]["event_id"])
             for _, k, c, _ in seeds] == [("m.reaction", YES, "$sent1"),
                                          ("m.reaction", NO, "$sent1")]
-    # The state survives a restart: it is on disk.
-    assert json.loads((bot.state_dir / "waiting.json").read_text())[0]["command"] == \
-        "campaign send 1"
+    # The state survives a restart: saved with the sync token once the batch is handled.
+    bot._batch_done("s1")
+    saved = json.loads((bot.state_dir / "session.json").read_text())
+    assert saved["since"] == "s1" and saved["waiting"][0]["command"] == "campaign send 1"
+    assert ShopBot(bot.config).waiting.waiting("!dm", "@o:hs", now_ms()) is not None
 
     # Someone else's ✅, or a ✅ on another event, does nothing.
     yes_elsewhere = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$x", "key": YES}}
