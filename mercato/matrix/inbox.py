@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,10 @@ log = get_logger(__name__)
 MAX_ATTEMPTS = 6
 RETENTION_SECONDS = 7 * 24 * 3600
 STOP_GRACE_SECONDS = 10.0
+PASS_LIMIT = 500  # events read at a time
+# Rooms left out of a pass's read by name (more would make a long statement; the rest
+# only take up room in the pass, as all did before rooms were left out).
+MAX_SKIPPED_ROOMS = 1000
 
 TRANSACTIONS = Counter("mercato_as_transactions_total", "Appservice transactions received",
                        ["component", "outcome"])
@@ -127,6 +131,7 @@ class Inbox:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rooms: dict[str, asyncio.Task[bool]] = {}  # rooms being worked on
+        self._retrying: dict[str, int] = {}  # rooms whose first event waits: when it is due
         self._stopping = False
         self._last_prune = 0.0
 
@@ -177,10 +182,16 @@ class Inbox:
         self._wakeup.set()
         return True
 
-    async def pending(self, limit: int = 500) -> list[InboxEvent]:
+    async def pending(self, limit: int = PASS_LIMIT,
+                      skip_rooms: Collection[str] = ()) -> list[InboxEvent]:
+        """The oldest unhandled events, but none of `skip_rooms` (whose events cannot
+        start now: a room being worked on, or waiting for a retry)."""
+        skip = sorted(skip_rooms)[:MAX_SKIPPED_ROOMS]
+        not_in = (f" AND room_id NOT IN ({', '.join(f'${n + 2}' for n in range(len(skip)))})"
+                  if skip else "")
         rows = await self.db.fetch(
             "SELECT seq, event_id, room_id, event_json, attempts, next_attempt_at FROM as_inbox"
-            " WHERE handled_at IS NULL ORDER BY seq LIMIT $1", limit)
+            f" WHERE handled_at IS NULL{not_in} ORDER BY seq LIMIT $1", limit, *skip)
         return [InboxEvent(seq=row["seq"], event_id=row["event_id"], room_id=row["room_id"],
                            event=json.loads(row["event_json"]), attempts=row["attempts"],
                            next_attempt_at=row["next_attempt_at"]) for row in rows]
@@ -315,20 +326,31 @@ class Inbox:
     async def _start_rooms(self, handler: EventHandler) -> int | None:
         """Start a task for each room with a due event and none running; returns the
         earliest retry time of the events that wait."""
-        items = await self.pending()
-        PENDING.labels(self.component).set(len(items))
-        by_room: dict[str, list[InboxEvent]] = {}
-        for item in items:
-            if item.room_id not in self._rooms:
-                by_room.setdefault(item.room_id, []).append(item)
         now = _now_ms()
-        for room_id, room_items in by_room.items():
-            if room_items[0].next_attempt_at > now:
-                continue
-            task = asyncio.create_task(self._drain_room(room_items, handler),
-                                       name=f"inbox-{self.component}-room")
-            task.add_done_callback(lambda _: self._wakeup.set())  # its room may have more
-            self._rooms[room_id] = task
+        # A room being worked on, or whose first event waits for its retry, cannot start
+        # now: reading its events (a slow room may have thousands) would fill the pass
+        # and hide the rooms that can. A full read may hide more rooms: read again
+        # without the ones just started.
+        self._retrying = {room: due for room, due in self._retrying.items() if due > now}
+        read = 0
+        while True:
+            items = await self.pending(skip_rooms=self._rooms.keys() | self._retrying.keys())
+            read += len(items)
+            by_room: dict[str, list[InboxEvent]] = {}
+            for item in items:
+                if item.room_id not in self._rooms:
+                    by_room.setdefault(item.room_id, []).append(item)
+            for room_id, room_items in by_room.items():
+                if room_items[0].next_attempt_at > now:
+                    self._retrying[room_id] = room_items[0].next_attempt_at
+                    continue
+                task = asyncio.create_task(self._drain_room(room_items, handler),
+                                           name=f"inbox-{self.component}-room")
+                task.add_done_callback(lambda _: self._wakeup.set())  # its room may have more
+                self._rooms[room_id] = task
+            if len(items) < PASS_LIMIT or not by_room:
+                break
+        PENDING.labels(self.component).set(read)
         return await self.db.fetchval(
             "SELECT MIN(next_attempt_at) FROM as_inbox WHERE handled_at IS NULL"
             " AND next_attempt_at > $1", now)

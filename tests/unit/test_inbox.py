@@ -374,3 +374,40 @@ async def test_prune_forgets_only_old_handled_events(db: Database, inbox: Inbox)
 ])
 def test_retry_delay_doubles_up_to_a_minute(attempts: int, delay: int) -> None:
     assert retry_delay_ms(attempts) == delay
+
+
+async def test_a_room_stuck_with_many_waiting_events_does_not_hide_the_others(
+        db: Database, inbox: Inbox) -> None:
+    # Room A: its first event's handler hangs and 600 more wait behind it — more than a
+    # pass reads (500). Room C: its first event failed and waits for its retry, with 600
+    # behind it. Room B's one event came after all of them.
+    release = asyncio.Event()
+
+    async def stuck_in_room_a(event: dict[str, Any]) -> None:
+        if event["event_id"] == "$a0":
+            await release.wait()
+
+    handler = Recorder(stuck_in_room_a)
+    for room, prefix in ((ROOM_A, "$a"), ("!c:localhost", "$c")):
+        for chunk in range(6):
+            await inbox.store_transaction(f"{prefix}{chunk}", [
+                message(f"{prefix}{chunk * 100 + k}", room) for k in range(100)])
+    await db.execute("UPDATE as_inbox SET attempts=1, next_attempt_at=$1 WHERE event_id='$c0'",
+                     int(time.time() * 1000) + 60_000)
+    await inbox.store_transaction("txn-b", [message("$b1", ROOM_B)])
+    inbox.start(handler)
+    try:
+        async with asyncio.timeout(10):
+            while handler.in_room(ROOM_B) != ["$b1"]:
+                await asyncio.sleep(0.01)
+        assert handler.in_room(ROOM_A) == [] and handler.in_room("!c:localhost") == []
+        release.set()
+        async with asyncio.timeout(30):
+            while len(handler.in_room(ROOM_A)) < 600:
+                await asyncio.sleep(0.05)
+    finally:
+        release.set()
+        await inbox.stop()
+    assert handler.in_room(ROOM_A) == [f"$a{n}" for n in range(600)]
+    assert handler.in_room("!c:localhost") == []  # still waiting for its retry
+    assert await inbox.count_pending() == 600
