@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from mautrix.util.async_db import Connection, Database, Scheme, UpgradeTable
 
 __all__ = ["Connection", "Database", "Scheme", "UpgradeTable", "open_database", "is_postgres",
            "database_unavailable", "durable_transaction", "register_upgrade",
-           "transaction"]
+           "transaction", "OutageLog"]
 
 # An upgrade step: takes the connection (and optionally the scheme), may return the
 # version it reached.
@@ -131,3 +132,34 @@ async def create_database(admin: asyncpg.Connection, name: str) -> None:
     components do not mind the C collation, so every database is made the same way."""
     await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 '
                         "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+
+
+class OutageLog:
+    """How a background loop reports that its database is unavailable: one warning when
+    an outage starts (no traceback: nothing is wrong with the code) and one line when it
+    ends, instead of a traceback every pass. Other errors are left to the caller."""
+
+    def __init__(self, log: Any, name: str, **context: Any) -> None:
+        self.log, self.context = log, context
+        self._down, self._back = f"{name}.database_unavailable", f"{name}.database_back"
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> bool:
+        """True if `error` is the database being unavailable (then it is reported here)."""
+        if not database_unavailable(error):
+            return False
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning(self._down, **self.context,
+                             error=f"{type(error).__name__}: {error}",
+                             note="retrying every few seconds; logged once per outage")
+        return True
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            self.log.warning(self._back, **self.context,
+                             after_s=round(time.monotonic() - self.since, 1),
+                             failed_passes=self.failures)
+            self.since, self.failures = None, 0

@@ -24,7 +24,7 @@ from mautrix.types import RoomID
 from appservices.commerce import broadcast, campaigns
 from appservices.commerce.db import campaigns as rows
 from appservices.commerce.db import store
-from mercato.db import transaction
+from mercato.db import OutageLog, transaction
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.sending import send_once
@@ -63,16 +63,19 @@ class Outbox:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
+        outage = OutageLog(log, "outbox")
         while True:
             self.wakeup.clear()
             try:
                 await self.start_due_campaigns()
                 await self.send_pending()
                 await self.finish_campaigns()
+                outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox.pass_failed")
+            except Exception as e:
+                if not outage.failed(e):
+                    log.exception("outbox.pass_failed")
             try:
                 await asyncio.wait_for(self.wakeup.wait(), 1.0)
             except TimeoutError:

@@ -23,8 +23,10 @@ from prometheus_client import Counter, Gauge
 from mercato.db import (
     Connection,
     Database,
+    OutageLog,
     Scheme,
     UpgradeTable,
+    database_unavailable,
     durable_transaction,
     register_upgrade,
 )
@@ -134,6 +136,7 @@ class Inbox:
         self._retrying: dict[str, int] = {}  # rooms whose first event waits: when it is due
         self._stopping = False
         self._last_prune = 0.0
+        self._outage = OutageLog(log, "inbox", component=component)
 
     async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
         """Persist a transaction's events in one database transaction.
@@ -245,6 +248,8 @@ class Inbox:
             try:
                 await handler(item.event)
             except Exception as e:
+                if database_unavailable(e):
+                    raise  # not the event's fault: the room waits for the database (`run`)
                 parked = await self._mark_failed_attempt(item, f"{type(e).__name__}: {e}")
                 log.exception("inbox.handler_failed", component=self.component,
                               event_id=item.event_id, room_id=item.room_id,
@@ -297,11 +302,13 @@ class Inbox:
                     if time.monotonic() - self._last_prune > 3600:
                         self._last_prune = time.monotonic()
                         await self.prune()
+                    self._outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:
                 # The database itself failed; wait a moment and try again.
-                log.exception("inbox.pass_failed", component=self.component)
+                if not self._outage.failed(e):
+                    log.exception("inbox.pass_failed", component=self.component)
                 next_retry = _now_ms() + 2000
             timeout = 30.0 if next_retry is None else max(0.05, (next_retry - _now_ms()) / 1000)
             try:
@@ -318,8 +325,9 @@ class Inbox:
                 continue
             del self._rooms[room_id]
             if not task.cancelled() and (error := task.exception()) is not None:
-                log.error("inbox.room_failed", component=self.component, room_id=room_id,
-                          error=f"{type(error).__name__}: {error}")
+                if not self._outage.failed(error):
+                    log.error("inbox.room_failed", component=self.component, room_id=room_id,
+                              error=f"{type(error).__name__}: {error}")
                 failed = True
         return failed
 
