@@ -19,7 +19,6 @@ import aiohttp
 import pytest
 
 from bridges.contacts.connectors.portals import escape_address
-from tests.integration.bridge_alone import BridgeAlone
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import (
@@ -29,6 +28,7 @@ from tests.integration.test_contacts_bridge import (
     upload,
 )
 from tests.integration.xmpp_server import Friend, Prosody, files_served
+from tests.reliability.harness import Harness
 from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 # Runs its own Synapse and bridge (on SQLite) whatever the profile: once is enough.
@@ -47,12 +47,12 @@ def sinks() -> Iterator[tuple[SmsGateway, MailSink]]:
 
 @pytest.fixture(scope="module")
 def bridged(tmp_path_factory: pytest.TempPathFactory, prosody: Prosody,
-            sinks: tuple[SmsGateway, MailSink]) -> Iterator[BridgeAlone]:
-    net = BridgeAlone(tmp_path_factory.mktemp("xmpp-network"), contacts={
+            sinks: tuple[SmsGateway, MailSink]) -> Iterator[Harness]:
+    net = Harness(tmp_path_factory.mktemp("xmpp-network"), contacts={
         **contacts_settings(*sinks), "networks": {"xmpp": prosody.connector_settings()}})
     try:
         net.start_synapse()
-        net.start_bridge()
+        net.start_contacts()
         yield net
     finally:
         net.stop_all()
@@ -64,7 +64,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def ghost_of(net: BridgeAlone, jid: str) -> str:
+def ghost_of(net: Harness, jid: str) -> str:
     return net.config.user_id(f"{net.config.contacts.user_prefix}xmpp_{escape_address(jid)}")
 
 
@@ -119,7 +119,7 @@ def bodies_from(events: list[dict[str, Any]], sender: str) -> list[str]:
 
 
 async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
-        bridged: BridgeAlone, prosody: Prosody, sinks: tuple[SmsGateway, MailSink],
+        bridged: Harness, prosody: Prosody, sinks: tuple[SmsGateway, MailSink],
         http: aiohttp.ClientSession) -> None:
     jids = await accounts(prosody, "alice", "bob", "carol", "dave")
     alice, bob, carol, dave = (jids[n] for n in ("alice", "bob", "carol", "dave"))
@@ -159,7 +159,8 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     await invited_to(me, native)  # a chat of the two (the user's space is another invite)
     member = await me.state(portal, "m.room.member", ghost_of(bridged, bob))
     assert member["displayname"] == "Bob Builder (XMPP)"
-    portals = bridged.rows("SELECT remote_id FROM network_portal WHERE user_id=?", me.user_id)
+    portals = bridged.contacts_rows("SELECT remote_id FROM network_portal WHERE user_id=?",
+                                    me.user_id)
     assert sorted(row[0] for row in portals) == sorted([bob, dave])
 
     # Messages both ways, with replies.
@@ -203,12 +204,12 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
         assert await resp.read() == snapshot
 
     # The bridge goes down mid-conversation; both sides keep writing.
-    assert bridged.stop_bridge() == 0
+    assert bridged.stop_contacts() == 0
     friend.send(alice, "Sent while the bridge was down 1")
     friend.send(alice, "Sent while the bridge was down 2")
     await me.send_text(portal, "Matrix message while the bridge was down")
     await asyncio.sleep(2)
-    bridged.start_bridge()
+    bridged.start_contacts()
 
     await me.wait_for_message(portal, lambda e: e["content"].get("body")
                               == "Sent while the bridge was down 2", timeout=90)
@@ -230,12 +231,13 @@ async def test_a_roster_comes_over_and_a_conversation_survives_a_bridge_restart(
     # The password is kept encrypted only; no message text stays once delivered.
     stored = b"".join(path.read_bytes() for path in bridged.config.data_path.glob("contacts.db*"))
     assert password.encode() not in stored
-    assert password not in bridged.bridge_log.read_text(errors="replace")
-    assert bridged.rows("SELECT COUNT(*) FROM network_message WHERE payload IS NOT NULL")[0][0] == 0
+    assert password not in bridged.contacts_log_path.read_text(errors="replace")
+    assert bridged.contacts_rows(
+        "SELECT COUNT(*) FROM network_message WHERE payload IS NOT NULL")[0][0] == 0
 
 
 async def test_a_contact_who_joins_later_is_pointed_to_a_matrix_dm(
-        bridged: BridgeAlone, prosody: Prosody, sinks: tuple[SmsGateway, MailSink],
+        bridged: Harness, prosody: Prosody, sinks: tuple[SmsGateway, MailSink],
         http: aiohttp.ClientSession) -> None:
     jids = await accounts(prosody, "ann", "erin")
     ann, erin = jids["ann"], jids["erin"]
@@ -274,7 +276,7 @@ async def test_a_contact_who_joins_later_is_pointed_to_a_matrix_dm(
 
 
 async def test_a_refused_login_keeps_nothing_and_logout_forgets_the_password(
-        bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession) -> None:
+        bridged: Harness, prosody: Prosody, http: aiohttp.ClientSession) -> None:
     jids = await accounts(prosody, "gus")
     gus = jids["gus"]
     me = await new_user(bridged, http, "gus")
@@ -285,7 +287,7 @@ async def test_a_refused_login_keeps_nothing_and_logout_forgets_the_password(
     assert "refused" in reply["content"]["body"]
     reply = await command(me, bridged, room, "xmpp login not-an-address pw")
     assert "cannot use that address" in reply["content"]["body"]
-    assert bridged.rows("SELECT COUNT(*) FROM network_login WHERE user_id=?",
+    assert bridged.contacts_rows("SELECT COUNT(*) FROM network_login WHERE user_id=?",
                         me.user_id)[0][0] == 0
 
     reply = await command(me, bridged, room,
@@ -297,8 +299,8 @@ async def test_a_refused_login_keeps_nothing_and_logout_forgets_the_password(
     # The password changes on the XMPP side; after a restart the bridge says so, and a
     # new `xmpp login` replaces the stored one.
     await asyncio.to_thread(prosody.change_password, gus, f"new-{uuid.uuid4().hex[:10]}")
-    assert bridged.stop_bridge() == 0
-    await asyncio.to_thread(bridged.start_bridge)
+    assert bridged.stop_contacts() == 0
+    await asyncio.to_thread(bridged.start_contacts)
     bot = bridged.config.user_id(bridged.config.contacts.bot_localpart)
     told = await me.wait_for_message(room, lambda e: e["sender"] == bot and "could not log "
                                      "you back in" in e["content"].get("body", ""), timeout=60)
@@ -312,14 +314,14 @@ async def test_a_refused_login_keeps_nothing_and_logout_forgets_the_password(
     assert "connected" in reply["content"]["body"]
     reply = await command(me, bridged, room, "xmpp logout")
     assert "deleted your password" in reply["content"]["body"]
-    assert bridged.rows("SELECT COUNT(*) FROM network_login WHERE user_id=?",
+    assert bridged.contacts_rows("SELECT COUNT(*) FROM network_login WHERE user_id=?",
                         me.user_id)[0][0] == 0
     reply = await command(me, bridged, room, "xmpp status")
     assert "not logged in" in reply["content"]["body"]
 
 
 async def test_a_restart_of_the_xmpp_server_loses_nothing(
-        bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession) -> None:
+        bridged: Harness, prosody: Prosody, http: aiohttp.ClientSession) -> None:
     jids = await accounts(prosody, "hal", "ivy")
     hal, ivy = jids["hal"], jids["ivy"]
     await with_roster(prosody, hal, {ivy: "Ivy"})

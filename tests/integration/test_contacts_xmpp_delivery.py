@@ -26,7 +26,6 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from tests.integration.bridge_alone import BridgeAlone
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import command, open_bridge_dm
@@ -37,6 +36,7 @@ from tests.integration.xmpp_server import (
     Friend,
     Prosody,
 )
+from tests.reliability.harness import Harness
 from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 # Runs its own Synapse and bridge (on SQLite) whatever the profile: once is enough.
@@ -44,13 +44,13 @@ pytestmark = pytest.mark.single_profile
 
 
 @pytest.fixture(scope="module")
-def bridged(tmp_path_factory: pytest.TempPathFactory, prosody: Prosody) -> Iterator[BridgeAlone]:
+def bridged(tmp_path_factory: pytest.TempPathFactory, prosody: Prosody) -> Iterator[Harness]:
     sms, mail = SmsGateway(token="xmpp-delivery-sms-token").start(), MailSink().start()
-    net = BridgeAlone(tmp_path_factory.mktemp("xmpp-delivery"), contacts={
+    net = Harness(tmp_path_factory.mktemp("xmpp-delivery"), contacts={
         **contacts_settings(sms, mail), "networks": {"xmpp": prosody.connector_settings()}})
     try:
         net.start_synapse()
-        net.start_bridge()
+        net.start_contacts()
         yield net
     finally:
         net.stop_all()
@@ -64,7 +64,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def logged_in(bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession,
+async def logged_in(bridged: Harness, prosody: Prosody, http: aiohttp.ClientSession,
                     name: str, contact: str, domain: str = DOMAIN
                     ) -> tuple[MatrixClient, str, str, str, str]:
     """A Mercato user logged in to a fresh XMPP account (on `domain`) with `contact` on its
@@ -82,23 +82,23 @@ async def logged_in(bridged: BridgeAlone, prosody: Prosody, http: aiohttp.Client
     return me, bot_room, mine, theirs, portal
 
 
-async def crashed(bridged: BridgeAlone, timeout: float = 30.0) -> int:
-    assert bridged.bridge is not None
+async def crashed(bridged: Harness, timeout: float = 30.0) -> int:
+    assert bridged.contacts is not None
     deadline = time.monotonic() + timeout
-    while bridged.bridge.poll() is None:
+    while bridged.contacts.poll() is None:
         assert time.monotonic() < deadline, "the bridge did not reach its fault point"
         await asyncio.sleep(0.1)
-    return bridged.bridge.returncode
+    return bridged.contacts.returncode
 
 
 @pytest.mark.parametrize("fault", ["network.before_record=2", "network.after_deliver=2"])
 async def test_a_bridge_killed_mid_message_delivers_each_message_once_in_order(
-        bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession,
+        bridged: Harness, prosody: Prosody, http: aiohttp.ClientSession,
         fault: str) -> None:
     me, bot_room, mine, theirs, portal = await logged_in(bridged, prosody, http, "jon", "kim")
     ghost = ghost_of(bridged, theirs)
-    assert bridged.stop_bridge() == 0
-    await asyncio.to_thread(bridged.start_bridge, {"MERCATO_FAULTS": fault})
+    assert bridged.stop_contacts() == 0
+    await asyncio.to_thread(bridged.start_contacts, {"MERCATO_FAULTS": fault})
 
     friend = await Friend(prosody, theirs).connect()
     friend.send(mine, "one")
@@ -108,7 +108,7 @@ async def test_a_bridge_killed_mid_message_delivers_each_message_once_in_order(
     assert await crashed(bridged) == 137
     friend.send(mine, "six, while the bridge is down")
     await asyncio.sleep(1)
-    await asyncio.to_thread(bridged.start_bridge)
+    await asyncio.to_thread(bridged.start_contacts)
 
     await me.wait_for_message(portal, lambda e: e["content"].get("body")
                               == "six, while the bridge is down", timeout=60)
@@ -117,7 +117,7 @@ async def test_a_bridge_killed_mid_message_delivers_each_message_once_in_order(
     await asyncio.sleep(3)  # time for anything doubled to show up
     assert bodies_from(await me.messages(portal), ghost) == [
         "one", "two", "three", "four", "five", "six, while the bridge is down", "seven"]
-    assert bridged.rows("SELECT COUNT(*) FROM network_message WHERE delivered=false"
+    assert bridged.contacts_rows("SELECT COUNT(*) FROM network_message WHERE delivered=false"
                         " AND user_id=?", me.user_id)[0][0] == 0
     await friend.disconnect()
     reply = await command(me, bridged, bot_room, "xmpp logout")  # the next test's crash is its own
@@ -125,17 +125,17 @@ async def test_a_bridge_killed_mid_message_delivers_each_message_once_in_order(
 
 
 async def test_a_server_without_an_archive_still_loses_nothing_across_a_restart(
-        bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession) -> None:
+        bridged: Harness, prosody: Prosody, http: aiohttp.ClientSession) -> None:
     me, bot_room, mine, theirs, portal = await logged_in(bridged, prosody, http, "ned", "ola",
                                                          domain=PLAIN_DOMAIN)
     friend = await Friend(prosody, theirs).connect()
     friend.send(mine, "Before the restart")
     await me.wait_for_message(portal, lambda e: e["content"].get("body") == "Before the restart",
                               timeout=60)
-    assert bridged.stop_bridge() == 0
+    assert bridged.stop_contacts() == 0
     friend.send(mine, "While the bridge is down")  # kept by the server's offline storage
     await asyncio.sleep(1)
-    await asyncio.to_thread(bridged.start_bridge)
+    await asyncio.to_thread(bridged.start_contacts)
     await me.wait_for_message(portal, lambda e: e["content"].get("body")
                               == "While the bridge is down", timeout=60)
     await me.send_text(portal, "Answer from Matrix")
@@ -143,7 +143,7 @@ async def test_a_server_without_an_archive_still_loses_nothing_across_a_restart(
     await asyncio.sleep(2)
     assert bodies_from(await me.messages(portal), ghost_of(bridged, theirs)) == [
         "Before the restart", "While the bridge is down"]
-    assert '"xmpp.no_archive"' in bridged.bridge_log.read_text(errors="replace")
+    assert '"xmpp.no_archive"' in bridged.contacts_log_path.read_text(errors="replace")
     await friend.disconnect()
     await command(me, bridged, bot_room, "xmpp logout")
 
@@ -157,7 +157,7 @@ def _typing_states(friend: Friend) -> list[str]:
 
 
 async def test_the_users_phone_shows_in_the_portal_and_their_typing_reaches_the_contact(
-        bridged: BridgeAlone, prosody: Prosody, http: aiohttp.ClientSession) -> None:
+        bridged: Harness, prosody: Prosody, http: aiohttp.ClientSession) -> None:
     me, _bot_room, mine, theirs, portal = await logged_in(bridged, prosody, http, "lia",
                                                            "max")
     ghost = ghost_of(bridged, theirs)
@@ -186,12 +186,12 @@ async def test_the_users_phone_shows_in_the_portal_and_their_typing_reaches_the_
                               timeout=60)
 
     # The same while the bridge is down: it reads them from the archive when it is back.
-    assert bridged.stop_bridge() == 0
+    assert bridged.stop_contacts() == 0
     phone.send(theirs, "Phone, while the bridge is down")
     await friend.wait_for(lambda m: m["body"] == "Phone, while the bridge is down")
     friend.send(f"{mine}/phone", "To the phone, while the bridge is down")
     await asyncio.sleep(1)
-    await asyncio.to_thread(bridged.start_bridge)
+    await asyncio.to_thread(bridged.start_contacts)
     await me.wait_for_message(portal, lambda e: e["content"].get("body")
                               == "To the phone, while the bridge is down", timeout=60)
     await asyncio.sleep(2)

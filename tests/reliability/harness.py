@@ -1,11 +1,12 @@
-"""Synapse and the commerce appservice as separate processes a test can kill one at a time.
+"""Synapse and Mercato's components as separate processes a test can kill one at a time.
 
-`mercato up` stops the whole network when commerce dies (right for an operator:
-nothing half-runs unnoticed), so a fault test that needs commerce down while Synapse
-keeps running — or Synapse down under a running commerce — starts the two itself,
-with the configuration `mercato up` renders (`render_all`) and the same commands
-(`python -m synapse.app.homeserver`, `mercato run commerce`). Nothing in the
-product changes for the tests; the contacts bridge and the shop bot are not needed.
+`mercato up` stops the whole network when a component dies (right for an operator:
+nothing half-runs unnoticed), so a fault test that needs commerce (or the contacts
+bridge, or the shop bot) down while Synapse keeps running — or Synapse down under a
+running component — starts each itself, with the configuration `mercato up` renders
+(`render_all`) and the same commands (`python -m synapse.app.homeserver`,
+`mercato run commerce|contacts|shopbot`). A test starts only what it needs. Nothing
+in the product changes for the tests.
 """
 
 from __future__ import annotations
@@ -151,7 +152,11 @@ class Harness:
             [sys.executable, "-m", "mercato", "--config", str(self.config_path),
              "run", "contacts"], "contacts.out", env)
         self._wait_healthy(self.contacts, f"http://127.0.0.1:{self.config.contacts.port}/health",
-                           "contacts", self.paths.log_dir / "contacts.out")
+                           "contacts", self.contacts_log_path)
+
+    @property
+    def contacts_log_path(self) -> Path:
+        return self.paths.log_dir / "contacts.out"
 
     def contacts_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """The contacts bridge's SQLite database as it is now."""
