@@ -37,8 +37,8 @@ POST_KEY = "org.mercato.post"
 
 
 class Harness:
-    """One Synapse and one commerce appservice; `hs_url`, `config` and `commerce_url`
-    make it usable wherever the integration helpers take a RunningNetwork."""
+    """One Synapse and the components a test starts; `hs_url`, `config` and
+    `commerce_url` make it usable wherever the integration helpers take a RunningNetwork."""
 
     def __init__(self, base_dir: Path, **overrides: Any) -> None:
         self.base_dir = base_dir
