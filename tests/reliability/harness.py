@@ -250,6 +250,35 @@ async def draft(api: Api, slug: str, key: str, title: str, text: str, **extra: A
     return int(campaign["id"])
 
 
+async def draft_rounds(api: Api, shops: list[tuple[str, str]], rounds: int
+                       ) -> tuple[dict[str, list[int]], dict[int, str]]:
+    """`rounds` text campaigns per shop, drafted round by round ("Post 0" of every shop,
+    then "Post 1", …): each shop's campaign IDs in order, and each campaign's shop."""
+    order: dict[str, list[int]] = {slug: [] for slug, _ in shops}
+    campaigns: dict[int, str] = {}
+    for n in range(rounds):
+        for slug, key in shops:
+            campaign_id = await draft(api, slug, key, f"Post {n}", f"{slug} number {n}")
+            order[slug].append(campaign_id)
+            campaigns[campaign_id] = slug
+    return order, campaigns
+
+
+async def posted_coupon(api: Api, slug: str, key: str, follower: MatrixClient,
+                        room_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A coupon campaign (5 codes, a day to claim them) sent now: the campaign, and its
+    post as the follower in `room_id` received it."""
+    status, campaign = await api.call("POST", f"/shops/{slug}/campaigns", key, {
+        "kind": "coupon", "fields": {"title": "Ten percent off"},
+        "coupon": {"stock": 5, "expires_at": int(time.time() * 1000) + 86_400_000}})
+    assert status == 201, campaign
+    await schedule(api, slug, key, campaign["id"])
+    post = await follower.wait_for_message(
+        room_id, lambda e: e.get("content", {}).get(POST_KEY, {}).get(
+            "campaign") == campaign["id"])
+    return campaign, post
+
+
 async def schedule(api: Api, slug: str, key: str, campaign_id: int,
                    at_ms: int | None = None) -> None:
     body = {"at": at_ms} if at_ms is not None else None

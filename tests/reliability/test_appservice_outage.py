@@ -26,7 +26,7 @@ from tests.integration.shop_helpers import Api, new_user, open_shop
 from tests.reliability.harness import (
     Harness,
     check_exactly_once_in_order,
-    draft,
+    draft_rounds,
     posts_in,
     schedule,
     timeline,
@@ -84,13 +84,7 @@ async def test_commerce_down_mid_campaign_catches_up_after_ping(harness: Harness
     rooms = {slug: await follower.join(f"#shop_{slug}:localhost") for slug, _ in shops}
 
     # Campaign 0 of every shop goes out now; 1..3 fall due while commerce is down.
-    order: dict[str, list[int]] = {slug: [] for slug, _ in shops}
-    campaigns: dict[int, str] = {}
-    for n in range(CAMPAIGNS_PER_SHOP):
-        for slug, key in shops:
-            campaign_id = await draft(api, slug, key, f"Post {n}", f"{slug} number {n}")
-            order[slug].append(campaign_id)
-            campaigns[campaign_id] = slug
+    order, campaigns = await draft_rounds(api, shops, CAMPAIGNS_PER_SHOP)
     due = int(time.time() * 1000) + 4000
     for n in range(1, CAMPAIGNS_PER_SHOP):
         for slug, key in shops:

@@ -28,7 +28,7 @@ import pytest
 
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, new_user, open_shop
-from tests.reliability.harness import Harness, schedule, timeline, until
+from tests.reliability.harness import Harness, posted_coupon, timeline, until
 
 CLAIM = "🎟️"
 
@@ -99,14 +99,7 @@ async def test_crash_in_the_inbox_loses_and_doubles_nothing(inbox_harness: Harne
         slug, key = await open_shop(api, owner.user_id)
         shop = f"@shop_{slug}:localhost"
         room_id = await follower.join(f"#shop_{slug}:localhost")
-        status, campaign = await api.call("POST", f"/shops/{slug}/campaigns", key, {
-            "kind": "coupon", "fields": {"title": "Ten percent off"},
-            "coupon": {"stock": 5, "expires_at": int(time.time() * 1000) + 86_400_000}})
-        assert status == 201, campaign
-        await schedule(api, slug, key, campaign["id"])
-        post = await follower.wait_for_message(
-            room_id, lambda e: e.get("content", {}).get("org.mercato.post", {}).get(
-                "campaign") == campaign["id"])
+        _, post = await posted_coupon(api, slug, key, follower, room_id)
 
         # Restart commerce with the fault armed for the 2nd transaction / event from now.
         await _quiet(harness)

@@ -28,7 +28,7 @@ from tests.integration.shop_helpers import Api, new_user, open_shop
 from tests.reliability.harness import (
     Harness,
     check_exactly_once_in_order,
-    draft,
+    draft_rounds,
     posts_in,
     schedule,
     until,
@@ -122,13 +122,7 @@ async def test_postgres_restart_and_outage_fail_single_requests_and_lose_nothing
     latecomer = await new_user(harness, http, "late")
     shops = [await open_shop(api, owner.user_id, quota=20) for _ in range(SHOPS)]
     rooms = {slug: await follower.join(f"#shop_{slug}:localhost") for slug, _ in shops}
-    order: dict[str, list[int]] = {slug: [] for slug, _ in shops}
-    campaigns: dict[int, str] = {}
-    for n in range(3):
-        for slug, key in shops:
-            campaign_id = await draft(api, slug, key, f"Post {n}", f"{slug} number {n}")
-            order[slug].append(campaign_id)
-            campaigns[campaign_id] = slug
+    order, campaigns = await draft_rounds(api, shops, 3)
 
     # 1. A fast restart while the API is called and the first campaign goes out.
     slug, key = shops[0]

@@ -15,7 +15,7 @@ import re
 import time
 
 from tests.integration.shop_helpers import Api, new_user, open_shop
-from tests.reliability.harness import Harness, schedule, timeline, until
+from tests.reliability.harness import Harness, posted_coupon, timeline, until
 from tests.reliability.test_inbox_crash import CLAIM, _dm_from, _quiet
 
 STALL_SECONDS = 65  # past Synapse's 60 s timeout for appservice transactions
@@ -32,14 +32,7 @@ async def test_a_handler_slower_than_synapses_timeout_loses_and_doubles_nothing(
     (slug, key), (other_slug, _) = [await open_shop(api, owner.user_id) for _ in range(2)]
     shop = f"@shop_{slug}:localhost"
     room_id = await follower.join(f"#shop_{slug}:localhost")
-    status, campaign = await api.call("POST", f"/shops/{slug}/campaigns", key, {
-        "kind": "coupon", "fields": {"title": "Ten percent off"},
-        "coupon": {"stock": 5, "expires_at": int(time.time() * 1000) + 86_400_000}})
-    assert status == 201, campaign
-    await schedule(api, slug, key, campaign["id"])
-    post = await follower.wait_for_message(
-        room_id, lambda e: e.get("content", {}).get("org.mercato.post", {}).get(
-            "campaign") == campaign["id"])
+    _, post = await posted_coupon(api, slug, key, follower, room_id)
 
     # From the restart on: the 1st event is the buyer's follow, the 2nd the reaction.
     await _quiet(harness)

@@ -30,6 +30,7 @@ from tests.reliability.harness import (
     Harness,
     check_exactly_once_in_order,
     draft,
+    draft_rounds,
     posts_in,
     schedule,
     tail,
@@ -136,13 +137,7 @@ async def _campaign_through_a_crash(harness: Harness, http: Any, proxy: FaultyPr
     follower = await new_user(harness, http, "follower")
     shops = [await open_shop(api, owner.user_id, quota=20) for _ in range(SHOPS)]
     rooms = {slug: await follower.join(f"#shop_{slug}:localhost") for slug, _ in shops}
-    order: dict[str, list[int]] = {slug: [] for slug, _ in shops}
-    campaigns: dict[int, str] = {}
-    for n in range(CAMPAIGNS_PER_SHOP):
-        for slug, key in shops:
-            campaign_id = await draft(api, slug, key, f"Post {n}", f"{slug} number {n}")
-            order[slug].append(campaign_id)
-            campaigns[campaign_id] = slug
+    order, campaigns = await draft_rounds(api, shops, CAMPAIGNS_PER_SHOP)
     for n in range(CAMPAIGNS_PER_SHOP):
         for slug, key in shops:
             await schedule(api, slug, key, order[slug][n])
