@@ -110,8 +110,8 @@ class ContactsBridge(MercatoAppService):
         kind = raw.get("type")
         if kind == EventType.ROOM_MEMBER.t:
             content = raw.get("content") or {}
-            if content.get("membership") == "join" and raw.get("state_key"):
-                await self.spaces.member_joined(raw["room_id"], raw["state_key"])
+            if content.get("membership") in ("join", "leave", "ban") and raw.get("state_key"):
+                await self.spaces.membership_changed(raw["room_id"], raw["state_key"])
             return
         if kind not in (EventType.ROOM_MESSAGE.t, EventType.REACTION.t,
                         EventType.ROOM_ENCRYPTED.t):

@@ -3,10 +3,11 @@ it keeps for each user that asked, listing those chats.
 
 A chat is opened by the bridge bot (the appservice cannot act as either person): it
 creates a private direct chat, invites both with `is_direct` and gives both the
-creator's power, and leaves as soon as one of them has joined — from then on the room
-is theirs alone. One chat per pair of people, whoever asked first. (When the one who
-joined is on another homeserver, the bot stays until leaving would not shut the other
-out: see `leaving_strands_no_one`.)
+creator's power, and leaves once neither is still invited (both joined, or one
+declined) — from then on the room is theirs alone. One chat per pair of people,
+whoever asked first. It does not leave earlier: an invitation is accepted through a
+server with someone in the room, so if the first to join left again before the other
+accepted, a room the bot had already left would have no one to let the other in.
 
 The space is a room of type `m.space` the bot owns (only it may change its children),
 created once per user and remembered; each chat the user asked for becomes an
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mautrix.appservice import IntentAPI
@@ -60,18 +61,6 @@ def chat_key(one: str, other: str) -> str:
 
 def server_of(user_id: str) -> str:
     return user_id.split(":", 1)[1]
-
-
-def leaving_strands_no_one(server_name: str, joined: Iterable[str],
-                           invited: Iterable[str]) -> bool:
-    """Whether everyone still invited can join after the bot (of `server_name`) leaves.
-
-    An invitation is accepted through the inviting server — this one — which can let
-    people in only while one of its users is in the room; or, with no server named, by
-    a server already in the room: the invited person's own.
-    """
-    servers = {server_of(user) for user in joined}
-    return server_name in servers or all(server_of(user) in servers for user in invited)
 
 
 class ContactsSpaces:
@@ -158,9 +147,9 @@ class ContactsSpaces:
                 log.warning("space.child_failed", user_id=user_id, room_id=room_id,
                             errcode=e.errcode)
 
-    async def member_joined(self, room_id: str, user_id: str) -> None:
-        """One of the two joined a chat the bridge opened: the bot leaves it to them
-        (unless that would shut out the other one, who is then awaited)."""
+    async def membership_changed(self, room_id: str, user_id: str) -> None:
+        """One of the two joined, declined or left a chat the bridge opened: once no one
+        is still invited, the bot leaves it to them."""
         if user_id == self.bot.mxid or not await store.is_opened_chat(self.db, room_id,
                                                                         user_id):
             return
@@ -169,10 +158,8 @@ class ContactsSpaces:
         except MatrixRequestError as e:  # the bot already left: nothing to do
             log.info("chat.members_unknown", room_id=room_id, errcode=e.errcode)
             return
-        joined = {m.state_key for m in members if membership_of(m) == Membership.JOIN
-                  and m.state_key != self.bot.mxid}
         invited = {m.state_key for m in members if membership_of(m) == Membership.INVITE}
-        if not leaving_strands_no_one(self.server_name, joined, invited):
+        if invited:
             log.info("chat.bot_stays", room_id=room_id, invited=len(invited))
             return
         try:

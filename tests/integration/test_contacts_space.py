@@ -62,6 +62,15 @@ async def members(client: MatrixClient, room_id: str) -> dict[str, str]:
             for e in await client.full_state(room_id) if e["type"] == "m.room.member"}
 
 
+async def bot_gone(client: MatrixClient, room_id: str, bot: str) -> dict[str, str]:
+    """The room's members once the bot has left it."""
+    deadline = time.monotonic() + 30
+    while (await members(client, room_id)).get(bot) != "leave" and \
+            time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+    return await members(client, room_id)
+
+
 async def test_confirmed_matches_become_chats_listed_in_the_contacts_space(
         network: RunningNetwork, http: aiohttp.ClientSession,
         code_sinks: tuple[SmsGateway, MailSink]) -> None:
@@ -104,17 +113,18 @@ async def test_confirmed_matches_become_chats_listed_in_the_contacts_space(
     await importer.join(space_id)
     assert await space_children(importer, space_id) == chats
 
-    # Ola accepts his invitation: the bot leaves, the chat is Ola's and the importer's.
+    # Ola accepts his invitation: the bot stays while the importer is still invited,
+    # and leaves once both are in — the chat is then Ola's and the importer's alone.
     ola_chat = (await invites(ola, 1)).keys() & chats
     assert len(ola_chat) == 1
     chat = ola_chat.pop()
     await ola.join(chat)
-    deadline = time.monotonic() + 30
-    while (await members(ola, chat)).get(bot) != "leave" and time.monotonic() < deadline:
-        await asyncio.sleep(0.3)
+    await asyncio.sleep(1)
     assert await members(ola, chat) == {ola.user_id: "join", importer.user_id: "invite",
-                                        bot: "leave"}
+                                        bot: "join"}
     await importer.join(chat)
+    assert await bot_gone(ola, chat, bot) == {ola.user_id: "join", importer.user_id: "join",
+                                              bot: "leave"}
     await ola.send_text(chat, "Hei!")
     await importer.wait_for_message(chat, lambda e: e.get("sender") == ola.user_id)
 
@@ -140,3 +150,28 @@ async def test_confirmed_matches_become_chats_listed_in_the_contacts_space(
     assert space_id in again and is_space(again[space_id])
     await importer.join(space_id)
     assert len(await space_children(importer, space_id)) == len(chats) + 1
+
+
+async def test_the_second_person_gets_in_after_the_first_left_again(
+        network: RunningNetwork, http: aiohttp.ClientSession,
+        code_sinks: tuple[SmsGateway, MailSink]) -> None:
+    bot = network.config.user_id(network.config.contacts.bot_localpart)
+    found = await new_user(network, http, "spacefound")
+    importer = await new_user(network, http, "spacefinder")
+    e164, raw = unique_number("4")
+    found_room = await open_bridge_dm(found, network)
+    await become_findable(found, network, found_room, code_sinks, f"findable phone {raw}", e164)
+    room_id = await open_bridge_dm(importer, network)
+    await importer.sync()
+    await send_file(importer, network, room_id, vcard([("Found", raw, None)]), "c.vcf",
+                    "text/vcard")
+    await command(importer, network, room_id, f"dm {found.user_id}")
+    chat = next(iter((await invites(found, 1)).keys()))
+
+    # The one found joins and leaves again before the importer has answered.
+    await found.join(chat)
+    await found.leave(chat)
+    await asyncio.sleep(1)
+    await importer.join(chat)  # refused if no one of this server were left in the room
+    assert await bot_gone(importer, chat, bot) == {
+        importer.user_id: "join", found.user_id: "leave", bot: "leave"}
