@@ -47,4 +47,6 @@ async def test_scheduled_campaign_survives_a_restart(tmp_path) -> None:
                 "org.mercato.post", {}).get("campaign") == campaign["id"]]
             assert len(found) == 1
     finally:
-        assert second.stop() == 0
+        stopped_code = second.stop()
+        second.drop_databases()  # the scale profile's, kept across the restart until now
+        assert stopped_code == 0
