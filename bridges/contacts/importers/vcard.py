@@ -26,6 +26,9 @@ MAX_VALUES_PER_CARD = 200
 _ENCODINGS_21 = {"QUOTED-PRINTABLE", "BASE64", "8BIT", "7BIT", "B"}
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+# A header that may name an encoding or a charset (else its value is read as it is):
+# ENCODING=…, CHARSET=…, or vCard 2.1's bare QUOTED-PRINTABLE / BASE64 / B.
+_MAY_ENCODE = re.compile(rb"(?i)ENCODING|CHARSET|;\s*(QUOTED-PRINTABLE|BASE64|B)\s*(;|$)")
 
 
 @dataclass
@@ -122,6 +125,7 @@ class VCardParser:
         self._card: RawContact | None = None
         self._depth = 0
         self._pending = bytearray()
+        self._pending_name = b""
         self._has_pending = False
         self._pending_wanted = False
         self._pending_too_long = False
@@ -154,10 +158,11 @@ class VCardParser:
 
     def _start(self, line: bytes) -> None:
         self._has_pending = True
-        self._pending_wanted = _property_name(line) in WANTED
+        head = line.split(b":", 1)[0]
+        self._pending_name = head.split(b";", 1)[0].rsplit(b".", 1)[-1].strip().upper()
+        self._pending_wanted = self._pending_name in WANTED
         self._pending_too_long = False
-        header = line.split(b":", 1)[0].upper()
-        self._pending_qp = b"QUOTED-PRINTABLE" in header
+        self._pending_qp = b"QUOTED-PRINTABLE" in head.upper()
         self._pending.clear()
         self._extend(line)
 
@@ -198,7 +203,8 @@ class VCardParser:
                 self.lines_outside_cards += 1
             return None
         header, value = split
-        name = _property_name(header)
+        # The name read when the line started, unless a quoted colon makes that unsure.
+        name = _property_name(header) if b'"' in header else self._pending_name
         if name == b"BEGIN" and value.strip().upper() == b"VCARD":
             return self._begin()
         if name == b"END" and value.strip().upper() == b"VCARD":
@@ -255,6 +261,8 @@ class VCardParser:
         return finished
 
     def _text(self, header: bytes, value: bytes, card: RawContact) -> str | None:
+        if not _MAY_ENCODE.search(header):  # most lines: plain text in the file's encoding
+            return self._decoded(value, card)
         params = _parameters(header)
         encoding = (params.get("ENCODING") or [""])[0].upper()
         if encoding == "QUOTED-PRINTABLE":
@@ -272,6 +280,9 @@ class VCardParser:
                 return value.decode(charset)
             except (LookupError, UnicodeDecodeError):
                 pass
+        return self._decoded(value, card)
+
+    def _decoded(self, value: bytes, card: RawContact) -> str:
         text, repaired = self.decoder.decode(value)
         if repaired:
             card.problem("some characters were not in the file's encoding and may show "
