@@ -476,6 +476,9 @@ class CommerceAppService(MercatoAppService):
                     await self.send_direct(merchant, sender, f"Sorry: {e.message}",
                                            txn_id=f"mercato.coupon.refused.{raw['event_id']}")
 
+    def wants_ephemeral(self, raw: dict[str, Any]) -> bool:
+        return raw.get("type") == "m.receipt"  # views of posts; typing and presence unused
+
     async def handle_ephemeral(self, raw: dict[str, Any]) -> None:
         if raw.get("type") != "m.receipt" or not isinstance(raw.get("content"), dict):
             return

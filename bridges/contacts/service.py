@@ -134,14 +134,21 @@ class ContactsBridge(MercatoAppService):
         await self._maybe_prune()
 
     def wants_ephemeral(self, raw: dict[str, Any]) -> bool:
-        # Only typing in portals is used (passed on to the network); nothing else is kept.
-        return raw.get("type") == "m.typing" and raw.get("room_id") in self.networks.portals.rooms
+        # Only typing in portals and the presence of users logged in to a network are used
+        # (passed on to the network); nothing else is kept.
+        if raw.get("type") == "m.typing":
+            return raw.get("room_id") in self.networks.portals.rooms
+        return raw.get("type") == "m.presence" and \
+            self.networks.logged_in(str(raw.get("sender")))
 
     async def handle_ephemeral(self, raw: dict[str, Any]) -> None:
         content = raw.get("content")
-        if raw.get("type") == "m.typing" and isinstance(content, dict) and \
-                isinstance(content.get("user_ids"), list):
+        if not isinstance(content, dict):
+            return
+        if raw.get("type") == "m.typing" and isinstance(content.get("user_ids"), list):
             await self.networks.matrix_typing(str(raw.get("room_id")), content["user_ids"])
+        elif raw.get("type") == "m.presence" and isinstance(content.get("presence"), str):
+            await self.networks.matrix_presence(str(raw.get("sender")), content["presence"])
 
     async def _tell_failure(self, raw: dict[str, Any]) -> None:
         if raw.get("type") != EventType.ROOM_MESSAGE.t:

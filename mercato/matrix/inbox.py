@@ -104,6 +104,18 @@ def transaction_digest(events: list[dict[str, Any]]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def queue_of(event: dict[str, Any]) -> str | None:
+    """Which queue an event waits in, in order: its room's; a presence update (it has no
+    room) its sender's. The `room_id` column holds the queue's name."""
+    room_id = event.get("room_id")
+    if isinstance(room_id, str):
+        return room_id
+    sender = event.get("sender")
+    if event.get("type") == "m.presence" and isinstance(sender, str):
+        return f"presence {sender}"
+    return None
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -169,9 +181,9 @@ class Inbox:
                     " WHERE txn_id=$4", now, len(events), digest, txn_id)
             rows = []
             for event in events:
-                room_id = event.get("room_id")
-                if not isinstance(room_id, str):
-                    continue  # not a room event; nothing of ours acts on those yet
+                room_id = queue_of(event)
+                if room_id is None:
+                    continue  # not a room event, nor one we queue otherwise
                 event_id = event.get("event_id")
                 rows.append((txn_id, event_id if isinstance(event_id, str) else None, room_id,
                              json.dumps(event), now))

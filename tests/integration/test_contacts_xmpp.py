@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -364,4 +365,12 @@ async def test_a_restart_of_the_xmpp_server_loses_nothing(
     await me.join(portal)
     await me.wait_for_message(portal, lambda e: e["content"].get("body")
                               == "Are you still there?", timeout=60)
+
+    # Ivy follows Hal's presence: it shows what Hal's Matrix presence is.
+    ivy_phone.client.send_presence_subscription(pto=hal)
+    await ivy_phone.wait_presence(hal, "")
+    for state, show in (("unavailable", "away"), ("online", "")):
+        await me.request("PUT", f"/_matrix/client/v3/presence/{quote(me.user_id)}/status",
+                         {"presence": state})
+        await ivy_phone.wait_presence(hal, show)
     await ivy_phone.disconnect()

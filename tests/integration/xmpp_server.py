@@ -140,6 +140,10 @@ def prosody_running(base: Path) -> Iterator[Prosody]:
         server.stop()
 
 
+# slixmpp gives an available presence's <show/> as its type too.
+PRESENCE_SHOWS = ("away", "xa", "dnd", "chat")
+
+
 class Friend:
     """Someone who has not moved: an XMPP account driven by slixmpp, keeping what it gets."""
 
@@ -158,11 +162,29 @@ class Friend:
                        "xep_0461"):
             self.client.register_plugin(plugin)
         self.client.add_event_handler("message", self._on_message)
+        self.presences: list[tuple[str, str, str]] = []  # (from, type, show), as they came
+        self.client.add_event_handler("presence", self._on_presence)
 
     def _on_message(self, message: Any) -> None:
         if message["body"]:
             self.received.append(message)
             self._arrived.set()
+
+    def _on_presence(self, presence: Any) -> None:
+        self.presences.append((str(presence["from"].bare), str(presence["type"]),
+                               str(presence["show"])))
+
+    async def wait_presence(self, jid: str, show: str, timeout: float = 30.0) -> None:
+        """Until `jid`'s latest presence is available with this <show/> ("" for none)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            latest = [p for p in self.presences if p[0] == jid]
+            if latest and latest[-1][1] in ("available", *PRESENCE_SHOWS) and \
+                    latest[-1][2] == show:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{self.jid} saw no presence {show!r} from {jid} in {timeout} s; "
+                             f"saw {[p for p in self.presences if p[0] == jid]}")
 
     async def connect(self) -> Friend:
         started = asyncio.Event()

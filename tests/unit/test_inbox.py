@@ -165,14 +165,26 @@ async def test_event_already_handled_is_not_handled_again(inbox: Inbox) -> None:
     assert handler.calls == ["$a1"]
 
 
-async def test_non_room_events_are_ignored(db: Database, inbox: Inbox) -> None:
-    presence = {"type": "m.presence", "sender": "@buyer:localhost",
-                "content": {"presence": "online"}}
-    assert await inbox.store_transaction("txn1", [presence, message("$a1")]) is True
-    assert [p.event_id for p in await inbox.pending()] == ["$a1"]
-    handler = Recorder()
+async def test_presence_waits_in_its_senders_queue_other_roomless_events_are_ignored(
+        db: Database, inbox: Inbox) -> None:
+    presence = [{"type": "m.presence", "sender": "@buyer:localhost",
+                 "content": {"presence": state}} for state in ("online", "unavailable")]
+    odd = {"type": "m.something", "sender": "@buyer:localhost", "content": {}}
+    assert await inbox.store_transaction("txn1", [presence[0], odd, message("$a1"),
+                                                  presence[1]]) is True
+    assert [(p.room_id, p.event.get("content")) for p in await inbox.pending()] == [
+        ("presence @buyer:localhost", {"presence": "online"}),
+        (ROOM_A, {"msgtype": "m.text", "body": "hi"}),
+        ("presence @buyer:localhost", {"presence": "unavailable"})]
+    seen: list[str] = []
+
+    async def handler(event: dict[str, Any]) -> None:
+        seen.append(event.get("event_id") or event["content"]["presence"])
+
     await inbox.process_once(handler)
-    assert handler.calls == ["$a1"]
+    assert sorted(seen) == ["$a1", "online", "unavailable"]
+    assert seen.index("online") < seen.index("unavailable")
+    assert await inbox.count_pending() == 0
 
 
 async def test_empty_transaction_is_remembered(db: Database, inbox: Inbox) -> None:

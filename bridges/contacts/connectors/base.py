@@ -145,6 +145,10 @@ class Session(ABC):
     async def set_typing(self, contact: RemoteID, typing: bool) -> None:  # noqa: B027
         """Tell the contact the user is typing; networks without it ignore it."""
 
+    async def set_presence(self, state: str) -> None:  # noqa: B027
+        """Show the user's Matrix presence (`online`, `unavailable` or `offline`) to their
+        contacts, the session staying connected; networks without it ignore it."""
+
 
 @dataclass(frozen=True)
 class CredentialField:

@@ -220,6 +220,16 @@ class Networks:
         if found is not None and found.is_connected:
             await self.messages.flush_out(connector, login.user_id, found)
 
+    def logged_in(self, user_id: str) -> bool:
+        return any(user == user_id for _network, user in self.sessions)
+
+    async def matrix_presence(self, user_id: str, state: str) -> None:
+        """The user's Matrix presence changed: their contacts on each network see it."""
+        for (_network, user), (session, _login) in list(self.sessions.items()):
+            if user == user_id:
+                with contextlib.suppress(Exception):  # presence is a hint, like typing
+                    await session.set_presence(state)
+
     def session_of(self, network: str, user_id: str) -> Session | None:
         found = self.sessions.get((network, user_id))
         return found[0] if found else None

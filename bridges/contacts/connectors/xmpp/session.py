@@ -59,6 +59,8 @@ UPLOAD_TIMEOUT = 60.0
 RECONNECT_MAX_SECONDS = 60.0
 VCARD_TIMEOUT = 5.0
 VCARD_CONCURRENCY = 4
+# The user's Matrix presence as XMPP shows it (RFC 6121 <show/>; "" is plain available).
+PRESENCE_SHOW = {"online": "", "unavailable": "away", "offline": "xa"}
 MAX_AVATAR_BYTES = 1024 * 1024
 
 
@@ -98,6 +100,7 @@ class XmppSession(Session):
         self._worker: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] | None = None
         self._online = False
+        self._show = ""  # the user's Matrix presence, as <show/>
         self._stopping = False
         self._failures = 0
         # While the archive is read, live messages wait here (they are newer).
@@ -194,7 +197,7 @@ class XmppSession(Session):
                 self._queue.put_nowait(("message", item))
             self._held.clear()
         # Initial presence: the server now delivers what it stored while we were away.
-        client.send_presence()
+        self._send_presence(client)
         self._queue.put_nowait(("connected", None))
 
     def _on_failed_auth(self, _event: Any) -> None:
@@ -451,6 +454,22 @@ class XmppSession(Session):
         except (FileUploadError, IqError, IqTimeout, aiohttp.ClientError, TimeoutError) as e:
             log.info("xmpp.upload_failed", account=self.jid, error=type(e).__name__)
             return None
+
+    async def set_presence(self, state: str) -> None:
+        show = PRESENCE_SHOW.get(state, "")
+        if show == self._show:
+            return
+        self._show = show
+        if self._client is not None and self._online:
+            self._send_presence(self._client)
+
+    def _send_presence(self, client: slixmpp.ClientXMPP) -> None:
+        """Available, or away while the user is not at their Matrix client: the bridge
+        stays connected either way (it still receives for them)."""
+        if self._show:
+            client.send_presence(pshow=self._show)
+        else:
+            client.send_presence()
 
     async def set_typing(self, contact: RemoteID, typing: bool) -> None:
         if self._client is None or not self._online:
