@@ -186,6 +186,9 @@ class ContactsConfig(AppServiceConfig):
     # Identifiers looked up per day: a real address book passes, enumeration does not.
     lookups_per_user_per_day: int = Field(default=25_000, ge=1)
     lookups_per_ip_per_day: int = Field(default=25_000, ge=1)
+    # All users of one other homeserver together (its operator can make any number of
+    # accounts): imports by its users, and their identity-service lookups.
+    lookups_per_remote_server_per_day: int = Field(default=100_000, ge=1)
     # How the bridge verifies the phone numbers and emails people opt in with, when the
     # homeserver has not verified them already: codes by mail (smtp.host) and by SMS
     # through a gateway that takes POST {"to": "+47…", "text": "…"} (sms_webhook_url,

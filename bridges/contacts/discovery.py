@@ -208,6 +208,10 @@ class Discovery:
         """False when `import_id` was charged before (see `store.charge`)."""
         now = self.clock()
         charges = [("user", f"user:{user_id}", self.limits.per_user_per_day)]
+        server = user_id.split(":", 1)[1] if ":" in user_id else ""
+        if self.limits.local_server and server != self.limits.local_server:
+            charges.append(("server", f"server:{server}",
+                            self.limits.per_remote_server_per_day))
         if ip:
             charges.append(("ip", f"ip:{ip}", self.limits.per_ip_per_day))
         return await store.charge(self.db, charges, policy.window_start(now), amount,
@@ -271,8 +275,12 @@ class Discovery:
             charged = await self.charge(user_id, count, import_id=import_id, run=(
                 user_id, source, report.contacts, count, len(matches)))
         except QuotaExceeded as e:
-            outcome.refused = (f"you have looked up {self.limits.per_user_per_day:,} phone "
-                               "numbers and addresses today, the most a day allows")
+            outcome.refused = (
+                f"the users of your homeserver have looked up {e.limit:,} phone numbers and "
+                "addresses today between them, the most this server allows a day"
+                if e.subject_kind == "server" else
+                f"you have looked up {self.limits.per_user_per_day:,} phone "
+                "numbers and addresses today, the most a day allows")
             outcome.quota_retry_after_s = e.retry_after_s
             log.warning("import.refused", user_id=user_id, source=source, identifiers=count,
                         reason="quota")

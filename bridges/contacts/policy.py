@@ -32,13 +32,18 @@ class Limits:
     per_ip_per_day: int
     max_upload_bytes: int
 
+    per_remote_server_per_day: int = 100_000
+    local_server: str = ""  # users of any other homeserver also share its quota
+
     @classmethod
-    def of(cls, config: ContactsConfig) -> Limits:
+    def of(cls, config: ContactsConfig, local_server: str = "") -> Limits:
         return cls(max_contacts=config.max_contacts_per_import,
                    max_identifiers=config.max_identifiers_per_import,
                    per_user_per_day=config.lookups_per_user_per_day,
                    per_ip_per_day=config.lookups_per_ip_per_day,
-                   max_upload_bytes=config.max_upload_bytes)
+                   max_upload_bytes=config.max_upload_bytes,
+                   per_remote_server_per_day=config.lookups_per_remote_server_per_day,
+                   local_server=local_server)
 
 
 def too_many(count: int, limits: Limits) -> str | None:

@@ -52,7 +52,8 @@ class ContactsBridge(MercatoAppService):
         super().__init__(config, config.contacts, upgrade_table)
         settings = config.contacts
         self.hasher = IdentifierHasher(settings.hmac_secret, settings.lookup_pepper)
-        self.discovery = Discovery(self.db, self.hasher, Limits.of(settings))
+        self.discovery = Discovery(self.db, self.hasher,
+                                   Limits.of(settings, config.server_name))
         self.spaces = ContactsSpaces(self.db, lambda: self.bot, config.server_name)
         self.handlers = ContactsHandlers(
             self, self.discovery, spaces=self.spaces,

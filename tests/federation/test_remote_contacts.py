@@ -136,6 +136,9 @@ async def test_a_remote_user_finds_local_people_with_their_address_book(
         code_sinks: tuple[SmsGateway, MailSink]) -> None:
     near = await local_user(mercato_hs, http, f"found{uuid.uuid4().hex[:6]}")
     far = await remote_user(remote_hs, http, f"seeker{uuid.uuid4().hex[:6]}")
+    server_quota = f"server:{remote_hs.server_name}"
+    used_before = (await asyncio.to_thread(_quota_rows, mercato_hs, remote_hs.server_name)
+                   ).get(server_quota, 0)
     email = f"near.{uuid.uuid4().hex[:8]}@example.org"
     near_room = await open_bridge_dm(near, mercato_hs)
     reply = await become_findable(near, mercato_hs, near_room, code_sinks,
@@ -148,3 +151,30 @@ async def test_a_remote_user_finds_local_people_with_their_address_book(
     answer = await send_file(far, mercato_hs, far_room, book, "book.csv", "text/csv")
     assert f"• {near.user_id} — your contact “Near Friend”" in answer["content"]["body"], \
         answer["content"]["body"]
+
+    # The same through the identity-service API: the remote user registers with an
+    # OpenID token of their own homeserver, which the bridge checks over federation.
+    identity = IdentityClient(http, mercato_hs)
+    await identity.register(far)
+    status, account = await identity.call("GET", "/account")
+    assert (status, account["user_id"]) == (200, far.user_id)
+    _, details = await identity.call("GET", "/hash_details")
+    hashed = spec_hash(email, "email", details["lookup_pepper"])
+    assert await lookup(identity, [hashed]) == {hashed: near.user_id}
+    # The import and the lookup: charged to the user, and to their homeserver's quota.
+    used = await asyncio.to_thread(_quota_rows, mercato_hs, remote_hs.server_name)
+    assert used[f"user:{far.user_id}"] == 2 and used[server_quota] == used_before + 2, used
+    # A token the remote server never issued is refused.
+    status, body = await identity.call("POST", "/account/register", {
+        "access_token": "made-up", "token_type": "Bearer",
+        "matrix_server_name": remote_hs.server_name, "expires_in": 3600})
+    assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+
+
+def _quota_rows(network: RunningNetwork, remote: str) -> dict[str, int]:
+    """What the bridge charged today, per subject, for the remote server and its users."""
+    rows = network.rows(
+        "contacts",
+        "SELECT subject, SUM(used) FROM quota_use WHERE subject LIKE ? OR subject LIKE ?"
+        " GROUP BY subject", f"user:%:{remote}", f"server:{remote}")
+    return {subject: int(used) for subject, used in rows}

@@ -12,12 +12,13 @@ from bridges.contacts.connectors import load_connectors, store
 from bridges.contacts.connectors.base import BadAddress, IncomingMessage
 from bridges.contacts.connectors.commands import roster_text
 from bridges.contacts.connectors.credentials import Unreadable, Vault
-from bridges.contacts.connectors.messages import fetchable, incoming_txn, outgoing_id
+from bridges.contacts.connectors.messages import incoming_txn, outgoing_id
 from bridges.contacts.connectors.portals import RosterOutcome, escape_address
 from bridges.contacts.connectors.xmpp import XmppConnector, XmppSettings, normalise_jid
 from bridges.contacts.connectors.xmpp.session import XmppSession, _Received
 from mercato.config import ConfigError, parse_config, write_config
 from mercato.db import open_database
+from mercato.net import fetchable
 
 
 def test_an_address_becomes_a_localpart_reversibly() -> None:

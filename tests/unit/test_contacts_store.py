@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -149,6 +150,25 @@ async def test_quota_charges_user_and_ip_all_or_nothing(db: Database,
     window = 10 * DAY_SECONDS
     assert await store.used(db, f"user:{KARI}", window) == 0
     assert await store.used(db, "ip:192.0.2.1", window) == 100
+
+
+async def test_users_of_another_homeserver_share_its_quota(db: Database,
+                                                          hasher: IdentifierHasher) -> None:
+    # Another server's operator can make any number of accounts: together they get
+    # per_remote_server_per_day, each still no more than per_user_per_day.
+    limits = dataclasses.replace(LIMITS, local_server="localhost",
+                                 per_remote_server_per_day=200)
+    discovery = Discovery(db, hasher, limits, clock=lambda: 10 * DAY_SECONDS + 60)
+    await discovery.charge("@a:far.example", 150)
+    with pytest.raises(QuotaExceeded) as refused:
+        await discovery.charge("@b:far.example", 51)
+    assert refused.value.subject_kind == "server"
+    assert await store.used(db, "user:@b:far.example", 10 * DAY_SECONDS) == 0
+    await discovery.charge("@b:far.example", 50)
+    await discovery.charge("@c:other.example", 150)  # another server: its own quota
+    await discovery.charge(ME, 150)  # this server's users: only their own quota
+    await discovery.charge(OLA, 150)
+    assert await store.used(db, "server:localhost", 10 * DAY_SECONDS) == 0
 
 
 async def test_spec_lookup(discovery: Discovery, hasher: IdentifierHasher) -> None:

@@ -5,8 +5,11 @@ Served: the status check, terms (none), account registration with an OpenID toke
 Not served: 3PID binding and validation (`/validate/*`, `/3pid/*`), invitations and
 signing keys — opt-in happens with the bridge bot instead (docs/contacts.md).
 
-Only accounts of this server can register: the OpenID token is checked against our
-own homeserver; resolving and trusting other homeservers is future work.
+Accounts of any homeserver can register: the OpenID token is checked with the server
+it names (ours directly; another through its federation API, found as the spec says,
+only at public addresses). Users of another homeserver share one daily lookup quota
+(`contacts.lookups_per_remote_server_per_day`), since its operator can make any
+number of accounts.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from bridges.contacts.db import store
 from bridges.contacts.discovery import QuotaExceeded, Refused
 from bridges.contacts.hashing import LookupHash
 from mercato.logging import get_logger
+from mercato.matrix.federation import UnreachableServer, federation_base_url
 
 log = get_logger(__name__)
 
@@ -68,18 +72,31 @@ async def register(request: web.Request) -> web.Response:
         raise ApiError(400, "M_BAD_JSON", "Send the OpenID token object the homeserver gave "
                                           "you: access_token, token_type, matrix_server_name, "
                                           "expires_in.")
-    if server != ctx.config.server_name:
-        raise ApiError(403, "M_FORBIDDEN", f"This identity service serves accounts of "
-                                           f"{ctx.config.server_name} only.")
-    url = (f"{ctx.config.homeserver_url}/_matrix/federation/v1/openid/userinfo"
-           f"?access_token={quote(openid, safe='')}")
+    config = ctx.config
     try:
-        async with ctx.http().get(url, timeout=aiohttp.ClientTimeout(total=15)) as resp:
+        if server == config.server_name:
+            base = config.homeserver_url
+        else:
+            # Test networks federate on loopback with self-signed certificates.
+            loopback = config.synapse.loopback_federation_for_tests
+            base = await federation_base_url(ctx.http(), server, private_allowed=loopback,
+                                             verify_tls=not loopback)
+    except UnreachableServer as e:
+        raise ApiError(403, "M_FORBIDDEN", f"Cannot check a token of {server[:80]}: {e}."
+                       ) from None
+    url = f"{base}/_matrix/federation/v1/openid/userinfo?access_token={quote(openid, safe='')}"
+    try:
+        async with ctx.http().get(url, timeout=aiohttp.ClientTimeout(total=15),
+                                  allow_redirects=False,
+                                  ssl=not config.synapse.loopback_federation_for_tests
+                                  ) as resp:
             info = await resp.json(content_type=None) if resp.status == 200 else None
-    except (aiohttp.ClientError, TimeoutError):
-        raise ApiError(502, "M_UNKNOWN", "The homeserver did not answer; try again.") from None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        raise ApiError(502, "M_UNKNOWN", f"The homeserver {server[:80]} did not answer; try "
+                                         "again.") from None
     user_id = info.get("sub") if isinstance(info, dict) else None
-    if not isinstance(user_id, str) or not user_id.endswith(f":{ctx.config.server_name}"):
+    # The token's server vouches only for its own users.
+    if not isinstance(user_id, str) or not user_id.endswith(f":{server}"):
         raise ApiError(401, "M_UNKNOWN_TOKEN", "The homeserver did not accept this OpenID "
                                                "token; request a new one.")
     token = secrets.token_urlsafe(32)
@@ -136,8 +153,10 @@ async def run_lookup(request: web.Request, user_id: str, hashes: list[LookupHash
         raise ApiError(413, "M_TOO_LARGE", f"Refused: {e.reason}. Look up fewer at a time."
                        ) from None
     except QuotaExceeded as e:
+        per = "homeserver (its users together)" if e.subject_kind == "server" \
+            else e.subject_kind
         raise ApiError(429, "M_LIMIT_EXCEEDED", f"Lookup quota reached ({e.limit:,} a day per "
-                                                f"{e.subject_kind}).",
+                                                f"{per}).",
                        retry_after_ms=e.retry_after_s * 1000) from None
     return web.json_response({"mappings": mappings})
 

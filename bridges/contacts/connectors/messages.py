@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
-import socket
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from mautrix.errors import MatrixError
@@ -46,6 +43,7 @@ from mercato.commands import strip_reply_fallback
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.sending import send_once
+from mercato.net import fetchable
 
 log = get_logger(__name__)
 
@@ -66,24 +64,6 @@ def outgoing_id(event_id: str) -> RemoteMessageID:
 def incoming_txn(network: str, user_id: str, contact: str, message_id: str) -> str:
     # Synapse's appservice txn cache ignores the sender: the ID names everything.
     return f"mercato.contacts.{network}.in.{_digest(user_id, contact, message_id)}"
-
-
-async def fetchable(url: str, private_allowed: bool = False) -> bool:
-    """An http(s) link whose host is on the public internet (unless private ones are
-    allowed): a contact's link must not make the bridge fetch from the operator's network.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    if private_allowed:
-        return True
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-            type=socket.SOCK_STREAM)
-    except (OSError, ValueError):
-        return False
-    return bool(found) and all(ipaddress.ip_address(info[4][0]).is_global for info in found)
 
 
 class Messages:
