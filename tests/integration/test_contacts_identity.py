@@ -120,14 +120,16 @@ async def test_an_enumeration_sized_lookup_is_refused(network: RunningNetwork,
     assert "lookup.refused" in logs and seeker.user_id in logs
 
 
-async def test_only_this_servers_openid_tokens_register(network: RunningNetwork,
-                                                        http: aiohttp.ClientSession) -> None:
+async def test_an_openid_token_its_server_did_not_issue_is_refused(
+        network: RunningNetwork, http: aiohttp.ClientSession) -> None:
     identity = IdentityClient(http, network)
     status, body = await identity.call("POST", "/account/register", {
         "access_token": "made-up", "token_type": "Bearer",
         "matrix_server_name": network.config.server_name, "expires_in": 3600})
     assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    # A server name that leads nowhere public is not called at all.
     status, body = await identity.call("POST", "/account/register", {
         "access_token": "made-up", "token_type": "Bearer",
         "matrix_server_name": "elsewhere.example", "expires_in": 3600})
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert "public internet" in body["error"]
