@@ -74,6 +74,12 @@ class SupportDesk:
         sender = str(event.sender)
         if sender == self.service.bot_mxid or self.service.is_shop_user(sender):
             return False
+        # One question first: most messages (in channels, in groups) are in neither kind
+        # of room, and the inbox handles them one after another.
+        if not await self.db.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM support_thread WHERE dm_room_id=$1)"
+                " OR EXISTS (SELECT 1 FROM merchant WHERE staff_room_id=$1)", event.room_id):
+            return False
         thread = await support.thread_for_dm(self.db, event.room_id)
         if thread is not None:
             await self._from_buyer(thread, event, raw.get("content") or {})

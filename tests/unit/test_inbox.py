@@ -209,8 +209,23 @@ async def test_process_once_handles_everything_and_marks_it(db: Database, inbox:
     row = await inbox_row(db, "$a2")
     assert row["handled_at"] is not None
     assert not row["failed"]
+    # Each try on record once (the next event's try is written with the previous end).
+    for event_id in ("$a1", "$a2", "$b1"):
+        assert (await inbox_row(db, event_id))["attempts"] == 1, event_id
     assert await inbox.process_once(handler) == (False, None)
     assert len(handler.calls) == 3
+
+
+async def test_the_next_events_try_is_on_record_before_it_starts(db: Database,
+                                                                 inbox: Inbox) -> None:
+    await inbox.store_transaction("txn1", [message("$a1"), message("$a2"), message("$a3")])
+    seen: dict[str, int] = {}
+
+    async def attempts_while_handled(event: dict[str, Any]) -> None:
+        seen[event["event_id"]] = (await inbox_row(db, event["event_id"]))["attempts"]
+
+    await inbox.process_once(attempts_while_handled)
+    assert seen == {"$a1": 1, "$a2": 1, "$a3": 1}
 
 
 async def test_rooms_are_handled_concurrently_each_in_order(inbox: Inbox) -> None:

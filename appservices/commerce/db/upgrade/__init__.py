@@ -11,4 +11,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v03_campaigns,
     v04_catalog,
     v05_pending_direct,
+    v06_staff_room_index,
 )
