@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from mautrix.util.async_db import Connection, Database, Scheme, UpgradeTable
+from mautrix.util.async_db.aiosqlite import in_transaction as sqlite_in_transaction
 
 __all__ = ["Connection", "Database", "Scheme", "UpgradeTable", "open_database", "is_postgres",
            "database_unavailable", "durable_transaction", "register_upgrade",
@@ -75,10 +76,36 @@ def register_upgrade(table: UpgradeTable,
 @asynccontextmanager
 async def transaction(db: Database) -> AsyncIterator[Connection]:
     """A connection with a transaction open on it: committed when the block ends, rolled
-    back when it raises (`db.acquire()` then `conn.transaction()`)."""
+    back when it raises (`db.acquire()` then `conn.transaction()`).
+
+    On SQLite the transaction takes the write lock when it begins (BEGIN IMMEDIATE),
+    waiting out another writer within the busy timeout: a transaction that read first
+    and then wrote would fail at once if another connection (the inbox's intake has
+    one of its own) committed in between.
+    """
     # mautrix annotates acquire() as returning the connection it yields, so its type is lost.
-    async with db.acquire() as conn, conn.transaction():  # type: ignore[var-annotated]
-        yield conn
+    async with db.acquire() as conn:  # type: ignore[var-annotated]
+        async with _begun(db, conn):
+            yield conn
+
+
+@asynccontextmanager
+async def _begun(db: Database, conn: Any) -> AsyncIterator[None]:
+    if is_postgres(db) or sqlite_in_transaction.get():
+        async with conn.transaction():
+            yield
+        return
+    await conn.execute("BEGIN IMMEDIATE")
+    token = sqlite_in_transaction.set(True)  # nested transaction() blocks join this one
+    try:
+        yield
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    else:
+        await conn.execute("COMMIT")
+    finally:
+        sqlite_in_transaction.reset(token)
 
 
 @asynccontextmanager
@@ -93,7 +120,7 @@ async def durable_transaction(db: Database) -> AsyncIterator[Connection]:
     async with db.acquire() as conn:  # type: ignore[var-annotated]
         await conn.execute("PRAGMA synchronous=FULL")
         try:
-            async with conn.transaction():
+            async with _begun(db, conn):
                 yield conn
         finally:
             await conn.execute("PRAGMA synchronous=NORMAL")

@@ -67,9 +67,13 @@ class MercatoAppService:
         self.config = config
         self.service = service
         self.appservice_id = f"mercato-{self.name}"
-        self.db: Database = open_database(config.database_url(self.name),  # type: ignore[arg-type]
-                                          upgrade_table, self.name)
-        self.inbox = Inbox(self.db, self.name)
+        url = config.database_url(self.name)  # type: ignore[arg-type]
+        self.db: Database = open_database(url, upgrade_table, self.name)
+        # SQLite: the inbox stores transactions through a second connection (PostgreSQL's
+        # pool has several already).
+        self.intake_db = open_database(url, UpgradeTable(), self.name) \
+            if url.startswith("sqlite:") else None
+        self.inbox = Inbox(self.db, self.name, self.intake_db)
         self.state_store = PgASStateStore(self.db)
         self.ready = False
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -230,6 +234,8 @@ class MercatoAppService:
         await self.db.start()
         await inbox_module.upgrade_table.upgrade(self.db)
         await PgStateStore.upgrade_table.upgrade(self.db)
+        if self.intake_db is not None:
+            await self.intake_db.start()
         self._session = aiohttp.ClientSession()
         self._api = AppServiceAPI(
             base_url=self.config.homeserver_url,
@@ -262,6 +268,8 @@ class MercatoAppService:
             await self._runner.cleanup()
         if self._session:
             await self._session.close()
+        if self.intake_db is not None:
+            await self.intake_db.stop()
         await self.db.stop()
         log.info("appservice.stopped", component=self.name)
 

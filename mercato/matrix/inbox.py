@@ -40,6 +40,7 @@ MAX_ATTEMPTS = 6
 RETENTION_SECONDS = 7 * 24 * 3600
 STOP_GRACE_SECONDS = 10.0
 PASS_LIMIT = 500  # events read at a time
+DEEP_READ_INTERVAL_MS = 1000  # the most often a pass reads past rooms that cannot start
 # Rooms left out of a pass's read by name (more would make a long statement; the rest
 # only take up room in the pass, as all did before rooms were left out).
 MAX_SKIPPED_ROOMS = 1000
@@ -139,8 +140,11 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Inbox:
-    def __init__(self, db: Database, component: str) -> None:
+    def __init__(self, db: Database, component: str, intake: Database | None = None) -> None:
         self.db = db
+        # Where transactions are stored: on SQLite a connection of its own, so that an
+        # arriving transaction does not queue behind the handlers' statements.
+        self.intake = intake or db
         self.component = component
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -149,6 +153,10 @@ class Inbox:
         self._stopping = False
         self._last_prune = 0.0
         self._outage = OutageLog(log, "inbox", component=component)
+        self._deep_read_at = 0.0  # when a pass last read past the rooms that cannot start
+        self._storing = 0  # transactions being stored now
+        self._intake_clear = asyncio.Event()  # set while none is
+        self._intake_clear.set()
 
     async def store_transaction(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
         """Persist a transaction's events in one database transaction.
@@ -157,11 +165,25 @@ class Inbox:
         nothing is written then. The same txnId with other events is a new transaction
         (Synapse reuses txnIds after a restart on SQLite); its events are stored, each
         event ID still at most once.
+
+        While a transaction is being stored, room tasks start no new event: Synapse
+        waits for this answer before it sends anything else, and on SQLite every
+        statement of the process queues for one connection.
         """
+        self._storing += 1
+        self._intake_clear.clear()
+        try:
+            return await self._store(txn_id, events)
+        finally:
+            self._storing -= 1
+            if not self._storing:
+                self._intake_clear.set()
+
+    async def _store(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
         now = _now_ms()
         digest = transaction_digest(events)
         # Durable on SQLite even against a power cut: Synapse is told it is stored.
-        async with durable_transaction(self.db) as conn:
+        async with durable_transaction(self.intake) as conn:
             # Write first: SQLite waits out another writer's lock (busy_timeout) only for
             # a transaction that has not read yet; a read-then-write one fails at once.
             new = await conn.fetchval(
@@ -259,6 +281,7 @@ class Inbox:
         progressed = False
         on_record = None  # the event whose try was recorded with the previous one's end
         for index, item in enumerate(items):
+            await self._intake_clear.wait()  # a transaction being stored goes first
             if self._stopping:
                 break  # stopping: finish the event in hand, start no other
             if item.next_attempt_at > _now_ms():
@@ -369,33 +392,46 @@ class Inbox:
         """Start a task for each room with a due event and none running; returns the
         earliest retry time of the events that wait."""
         now = _now_ms()
-        # A room being worked on, or whose first event waits for its retry, cannot start
-        # now: reading its events (a slow room may have thousands) would fill the pass
-        # and hide the rooms that can. A full read may hide more rooms: read again
-        # without the ones just started.
         self._retrying = {room: due for room, due in self._retrying.items() if due > now}
-        read = 0
-        while True:
-            items = await self.pending(skip_rooms=self._rooms.keys() | self._retrying.keys())
-            read += len(items)
-            by_room: dict[str, list[InboxEvent]] = {}
-            for item in items:
-                if item.room_id not in self._rooms:
-                    by_room.setdefault(item.room_id, []).append(item)
-            for room_id, room_items in by_room.items():
-                if room_items[0].next_attempt_at > now:
-                    self._retrying[room_id] = room_items[0].next_attempt_at
-                    continue
-                task = asyncio.create_task(self._drain_room(room_items, handler),
-                                           name=f"inbox-{self.component}-room")
-                task.add_done_callback(lambda _: self._wakeup.set())  # its room may have more
-                self._rooms[room_id] = task
-            if len(items) < PASS_LIMIT or not by_room:
-                break
-        PENDING.labels(self.component).set(read)
-        return await self.db.fetchval(
+        items = await self.pending()  # the oldest events, whatever their room
+        started = self._start_tasks(items, handler, now)
+        come_back: int | None = None
+        if len(items) >= PASS_LIMIT:
+            # A full read may hide rooms: when one room that cannot start now (being worked
+            # on, or waiting for a retry) holds hundreds of events, the oldest events are
+            # all its. Then read again without such rooms — at most once a second, since
+            # that read passes over their events — and come back in a second to see.
+            come_back = now + DEEP_READ_INTERVAL_MS
+            if not started and time.monotonic() - self._deep_read_at >= \
+                    DEEP_READ_INTERVAL_MS / 1000:
+                self._deep_read_at = time.monotonic()
+                items = await self.pending(
+                    skip_rooms=self._rooms.keys() | self._retrying.keys())
+                self._start_tasks(items, handler, now)
+        PENDING.labels(self.component).set(len(items))
+        retry = await self.db.fetchval(
             "SELECT MIN(next_attempt_at) FROM as_inbox WHERE handled_at IS NULL"
             " AND next_attempt_at > $1", now)
+        return min((t for t in (retry, come_back) if t is not None), default=None)
+
+    def _start_tasks(self, items: list[InboxEvent], handler: EventHandler, now: int) -> int:
+        """A task for each room of `items` that has none and whose first event is due;
+        returns how many were started."""
+        by_room: dict[str, list[InboxEvent]] = {}
+        for item in items:
+            if item.room_id not in self._rooms:
+                by_room.setdefault(item.room_id, []).append(item)
+        started = 0
+        for room_id, room_items in by_room.items():
+            if room_items[0].next_attempt_at > now:
+                self._retrying[room_id] = room_items[0].next_attempt_at
+                continue
+            task = asyncio.create_task(self._drain_room(room_items, handler),
+                                       name=f"inbox-{self.component}-room")
+            task.add_done_callback(lambda _: self._wakeup.set())  # its room may have more
+            self._rooms[room_id] = task
+            started += 1
+        return started
 
     def start(self, handler: EventHandler) -> None:
         self._task = asyncio.create_task(self.run(handler), name=f"inbox-{self.component}")
