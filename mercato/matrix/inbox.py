@@ -167,8 +167,8 @@ class Inbox:
         event ID still at most once.
 
         While a transaction is being stored, room tasks start no new event: Synapse
-        waits for this answer before it sends anything else, and on SQLite every
-        statement of the process queues for one connection.
+        waits for this answer before it sends anything else, and the handlers' writes
+        would compete with it for the database.
         """
         self._storing += 1
         self._intake_clear.clear()
