@@ -96,17 +96,23 @@ class ContactsSpaces:
             await self._add_child(user_id, room_id)
         return room_id
 
-    async def add_child(self, user_id: str, room_id: str) -> None:
-        """Put a room the bridge made for the user (a network portal) in their space."""
+    async def add_child(self, user_id: str, room_id: str, *, recovering: bool = False) -> None:
+        """Put a room the bridge made for the user (a network portal) in their space;
+        `recovering`: this is the start-up catch-up after a crash or an outage."""
         async with self._locks[user_id]:
-            await self._add_child(user_id, room_id)
+            await self._add_child(user_id, room_id, recovering=recovering)
 
-    async def space_of(self, user_id: str) -> str:
-        """The user's space, created (and the user invited) the first time."""
+    async def space_of(self, user_id: str, *, recovering: bool = False) -> str:
+        """The user's space, created (and the user invited) the first time.
+
+        Work done again — an event the inbox hands over again, or the catch-up at
+        start-up (`recovering`) — first looks for a space an interrupted try created.
+        """
         room_id = await store.space_of(self.db, user_id)
         if room_id is None:
             room_id = await create_room_once(
-                self.bot, f"space:{user_id}", name=SPACE_NAME, topic=SPACE_TOPIC,
+                self.bot, f"space:{user_id}", adopt=True if recovering else None,
+                name=SPACE_NAME, topic=SPACE_TOPIC,
                 invitees=[UserID(user_id)],
                 preset=RoomCreatePreset.PRIVATE, creation_content={"type": "m.space"},
                 # Members may look, only the bridge arranges (and posts nothing).
@@ -117,8 +123,9 @@ class ContactsSpaces:
             log.info("space.created", user_id=user_id, room_id=room_id)
         return room_id
 
-    async def _add_child(self, user_id: str, room_id: str) -> None:
-        space = await self.space_of(user_id)
+    async def _add_child(self, user_id: str, room_id: str, *,
+                         recovering: bool = False) -> None:
+        space = await self.space_of(user_id, recovering=recovering)
         child: Any = {"via": [self.server_name]}
         await self.bot.send_state_event(RoomID(space), SPACE_CHILD, child, state_key=room_id)
         await store.mark_in_space(self.db, user_id, room_id)
@@ -142,7 +149,7 @@ class ContactsSpaces:
         for user_id, room_id in await store.chats_not_in_space(self.db):
             try:
                 async with self._locks[user_id]:
-                    await self._add_child(user_id, room_id)
+                    await self._add_child(user_id, room_id, recovering=True)
             except MatrixRequestError as e:
                 log.warning("space.child_failed", user_id=user_id, room_id=room_id,
                             errcode=e.errcode)

@@ -161,10 +161,11 @@ class Portals:
         await self.into_space(login.user_id, room_id)
         return portal
 
-    async def into_space(self, user_id: str, room_id: str) -> None:
-        """The portal among the user's chats in their Contacts space (retried at start-up)."""
+    async def into_space(self, user_id: str, room_id: str, *, recovering: bool = False) -> None:
+        """The portal among the user's chats in their Contacts space (retried at start-up,
+        `recovering`)."""
         try:
-            await self.bridge.spaces.add_child(user_id, room_id)
+            await self.bridge.spaces.add_child(user_id, room_id, recovering=recovering)
         except (MatrixError, aiohttp.ClientError, OSError) as e:  # the chat works without it
             log.warning("network.portal_not_in_space", user_id=user_id, error=str(e))
             return
@@ -174,7 +175,7 @@ class Portals:
         """Portals whose place in the space was not recorded (a crash, the homeserver away,
         or made before portals went into spaces)."""
         for user_id, room_id in await store.portals_not_in_space(self.db):
-            await self.into_space(user_id, room_id)
+            await self.into_space(user_id, room_id, recovering=True)
 
     async def import_roster(self, connector: Connector, login: store.Login,
                             contacts: list[RemoteContact]) -> RosterOutcome:
