@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench reset install
+.PHONY: run test test-prerequisites lint bench reset install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ install: $(STAMP)
 run: $(STAMP)
 	exec $(BIN)/mercato up
 
-test: $(STAMP)
+# Chromium, Prosody, PostgreSQL and Redis: installed or started when missing (as root), or
+# named with the command that brings them.
+test-prerequisites:
+	bash tests/tools/prerequisites.sh
+
+test: $(STAMP) test-prerequisites
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

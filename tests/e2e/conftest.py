@@ -1,7 +1,7 @@
 """Browser tests: Debian's Chromium driven by Playwright against the session network.
 
 Playwright's own browser download cannot work on this network, so the tests launch
-/usr/bin/chromium (`.ci/run` installs it); without it they fail in CI and skip elsewhere.
+/usr/bin/chromium (`make test` installs it, as root); without it they fail in CI and skip elsewhere.
 """
 
 from __future__ import annotations
