@@ -18,7 +18,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from mautrix.api import Method, PathBuilder
+from mautrix.api import Method
 from mautrix.types import RoomID
 
 from appservices.commerce import broadcast, campaigns
@@ -27,6 +27,7 @@ from appservices.commerce.db import store
 from mercato.db import OutageLog, transaction
 from mercato.faults import fault_point
 from mercato.logging import get_logger
+from mercato.matrix.paths import matrix_path
 from mercato.matrix.sending import send_once
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class Outbox:
     async def reach(self, room_id: str) -> int:
         """Followers in the room when the post went out."""
         members: dict[str, Any] = (await self.service.bot.api.request(
-            Method.GET, PathBuilder(f"/_matrix/client/v3/rooms/{room_id}/joined_members"),
+            Method.GET, matrix_path("client", "v3", "rooms", room_id, "joined_members"),
         )).get("joined", {})
         return sum(1 for user in members if not self.service.is_own_user(user))
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mautrix.api import Method, PathBuilder
-from mautrix.api import Path as MatrixPath
+from mautrix.api import Method
 from mautrix.errors import MatrixRequestError, MNotFound
 from mautrix.types import (
     ContentURI,
@@ -46,6 +45,7 @@ from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService, membership_of
 from mercato.matrix.html import sanitize_html
+from mercato.matrix.paths import matrix_path
 from mercato.matrix.sending import create_room_once, send_once
 from mercato.templates import template_environment
 from mercato.types import MerchantSlug
@@ -86,7 +86,7 @@ class CommerceAppService(MercatoAppService):
 
     async def on_start(self) -> None:
         capabilities = await self.bot.api.request(
-            Method.GET, PathBuilder("/_matrix/client/v3/capabilities"))
+            Method.GET, matrix_path("client", "v3", "capabilities"))
         self.room_version = capabilities["capabilities"]["m.room_versions"]["default"]
         if self.config.demo.enabled:
             await self._seed_demo()
@@ -202,8 +202,8 @@ class CommerceAppService(MercatoAppService):
             # No retries: an owner waits for this answer, and Synapse already retried
             # the user's server before giving up.
             await self.intent_for(shop).api.request(
-                Method.POST, MatrixPath.v3.rooms[room_id].invite, {"user_id": user_id},
-                retry_count=0)
+                Method.POST, matrix_path("client", "v3", "rooms", room_id, "invite"),
+                {"user_id": user_id}, retry_count=0)
         except MatrixRequestError as e:
             raise merchants.StaffInviteFailed(e.message or str(e)) from None
 
@@ -259,7 +259,7 @@ class CommerceAppService(MercatoAppService):
         try:
             member = await intent.api.request(
                 Method.GET,
-                PathBuilder(f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user_id}"))
+                matrix_path("client", "v3", "rooms", room_id, "state", "m.room.member", user_id))
             membership = member.get("membership")
         except MNotFound:
             membership = None

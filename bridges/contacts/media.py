@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from mercato.matrix.paths import matrix_path
+
 _MXC = re.compile(r"^mxc://([A-Za-z0-9.:\[\]-]+)/([A-Za-z0-9_-]+)$")
 CHUNK_BYTES = 64 * 1024
 
@@ -29,8 +31,8 @@ def media_paths(mxc: str) -> list[str]:
     if not match:
         raise MediaError("The attachment has no valid mxc:// address.")
     server, media_id = match.groups()
-    return [f"/_matrix/client/v1/media/download/{server}/{media_id}",
-            f"/_matrix/media/v3/download/{server}/{media_id}"]
+    return [str(matrix_path("client", "v1", "media", "download", server, media_id)),
+            str(matrix_path("media", "v3", "download", server, media_id))]
 
 
 async def stream_media(session: aiohttp.ClientSession, homeserver_url: str, token: str,

@@ -22,7 +22,6 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from urllib.parse import quote
 
 import aiohttp
 
@@ -30,6 +29,7 @@ from bridges.contacts.importers import Medium
 from bridges.contacts.normalise import InvalidIdentifier, normalise_email, normalise_phone
 from mercato.config import ContactsConfig
 from mercato.logging import get_logger
+from mercato.matrix import paths
 
 log = get_logger(__name__)
 
@@ -160,7 +160,7 @@ class HomeserverThreepids:
         """Empty when the homeserver lists none, or will not tell (the bot is no admin)."""
         if not user_id.endswith(f":{self.server_name}"):
             return set()  # the admin API knows this server's users only
-        url = f"{self.homeserver_url}/_synapse/admin/v2/users/{quote(user_id, safe='@:')}"
+        url = paths.url(self.homeserver_url, paths.synapse_path("admin", "v2", "users", user_id))
         try:
             async with self.http().get(url, headers={
                     "Authorization": f"Bearer {self.as_token}"},

@@ -8,6 +8,7 @@ import hmac
 import aiohttp
 
 from mercato.logging import get_logger
+from mercato.matrix import paths
 
 log = get_logger(__name__)
 
@@ -29,7 +30,7 @@ async def register_user(session: aiohttp.ClientSession, homeserver_url: str,
                         shared_secret: str, localpart: str, password: str,
                         *, admin: bool = False, displayname: str | None = None) -> bool:
     """Create a password account; returns False if it already existed."""
-    url = f"{homeserver_url}/_synapse/admin/v1/register"
+    url = paths.url(homeserver_url, paths.synapse_path("admin", "v1", "register"))
     async with session.get(url) as resp:
         if resp.status != 200:
             raise HomeserverAdminError(f"shared-secret registration unavailable ({resp.status})")

@@ -39,6 +39,7 @@ from mercato.config import AppServiceConfig, MercatoConfig
 from mercato.db import open_database
 from mercato.logging import get_logger
 from mercato.matrix import inbox as inbox_module
+from mercato.matrix import paths
 from mercato.matrix.inbox import Inbox
 from mercato.web import add_health_routes, json_error, serve
 
@@ -216,7 +217,7 @@ class MercatoAppService:
 
     async def _wait_for_homeserver(self) -> None:
         assert self._session is not None
-        url = f"{self.config.homeserver_url}/_matrix/client/versions"
+        url = paths.url(self.config.homeserver_url, paths.matrix_path("client", "versions"))
         deadline = asyncio.get_running_loop().time() + HOMESERVER_WAIT_SECONDS
         while True:
             try:

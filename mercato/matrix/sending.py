@@ -16,12 +16,13 @@ import json
 from typing import Any
 
 import aiohttp
-from mautrix.api import Method, PathBuilder
+from mautrix.api import Method
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
 from mercato.logging import get_logger
+from mercato.matrix.paths import matrix_path
 
 log = get_logger(__name__)
 
@@ -45,7 +46,7 @@ def is_transient(error: BaseException) -> bool:
 async def find_marked(intent: IntentAPI, room_id: RoomID | str, txn_id: str) -> EventID | None:
     """The event this appservice user sent with `txn_id`, if it is among its recent ones."""
     response = await intent.api.request(
-        Method.GET, PathBuilder(f"/_matrix/client/v3/rooms/{room_id}/messages"),
+        Method.GET, matrix_path("client", "v3", "rooms", room_id, "messages"),
         query_params={"dir": "b", "limit": str(HISTORY_SCAN),
                       "filter": json.dumps({"senders": [intent.mxid]})})
     for event in response.get("chunk", []):

@@ -15,7 +15,6 @@ number of accounts.
 from __future__ import annotations
 
 import secrets
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +34,7 @@ from bridges.contacts.db import store
 from bridges.contacts.discovery import QuotaExceeded, Refused
 from bridges.contacts.hashing import LookupHash
 from mercato.logging import get_logger
+from mercato.matrix import paths
 from mercato.matrix.federation import UnreachableServer, federation_base_url
 
 log = get_logger(__name__)
@@ -84,9 +84,10 @@ async def register(request: web.Request) -> web.Response:
     except UnreachableServer as e:
         raise ApiError(403, "M_FORBIDDEN", f"Cannot check a token of {server[:80]}: {e}."
                        ) from None
-    url = f"{base}/_matrix/federation/v1/openid/userinfo?access_token={quote(openid, safe='')}"
+    url = paths.url(base, paths.matrix_path("federation", "v1", "openid", "userinfo"))
     try:
-        async with ctx.http().get(url, timeout=aiohttp.ClientTimeout(total=15),
+        async with ctx.http().get(url, params={"access_token": openid},
+                                  timeout=aiohttp.ClientTimeout(total=15),
                                   allow_redirects=False,
                                   ssl=not config.synapse.loopback_federation_for_tests
                                   ) as resp:
