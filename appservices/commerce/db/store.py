@@ -45,6 +45,7 @@ class Merchant:
     keyword_replies: str = "[]"
     updated_at: int = 0
     daily_post_quota: int = 3
+    daily_share_quota: int = 10
 
     @property
     def verified(self) -> bool:
@@ -69,14 +70,14 @@ _MERCHANT_COLUMNS = (
     "slug, name, description, website, mxid, owner_mxid, status, created_at, avatar_url, "
     "status_reason, flagged_reason, verified_at, verified_by, verified_website, "
     "verification_method, domain_token, staff_room_id, welcome_message, away_message, "
-    "opening_hours, keyword_replies, updated_at, daily_post_quota"
+    "opening_hours, keyword_replies, updated_at, daily_post_quota, daily_share_quota"
 )
 # Columns a shop's own data may change through update_merchant.
 UPDATABLE = frozenset({
     "name", "description", "website", "avatar_url", "status", "status_reason",
     "flagged_reason", "verified_at", "verified_by", "verified_website", "verification_method",
     "domain_token", "staff_room_id", "welcome_message", "away_message", "opening_hours",
-    "keyword_replies", "daily_post_quota",
+    "keyword_replies", "daily_post_quota", "daily_share_quota",
 })
 _CHANNEL_COLUMNS = "room_id, merchant_slug, alias, name, is_primary, welcome_event_id"
 

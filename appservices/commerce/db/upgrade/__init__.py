@@ -12,4 +12,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v04_catalog,
     v05_pending_direct,
     v06_staff_room_index,
+    v07_share_quota,
 )
