@@ -13,4 +13,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v05_pending_direct,
     v06_staff_room_index,
     v07_share_quota,
+    v08_card_edits,
 )
