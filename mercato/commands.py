@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from mercato.commands_text import (
+    MAX_COMMAND_CHARS,
     ArgumentError,
     CommandError,
     CommandText,
@@ -37,7 +38,9 @@ from mercato.commands_text import (
     matrix_user_id,
     one_of,
     parse_command,
+    quoted,
     raw_text,
+    shorten,
     strip_reply_fallback,
     text,
     tokenize,
@@ -50,7 +53,7 @@ __all__ = [
     "ArgumentError", "Argument", "Command", "CommandError", "CommandText", "Context",
     "Group", "Invocation", "Option", "Outcome", "Parser", "Registry", "Reply", "Token",
     "UsageError", "argument", "https_url", "integer", "matrix_user_id", "one_of", "option",
-    "parse_command", "strip_reply_fallback", "text", "tokenize",
+    "parse_command", "quoted", "shorten", "strip_reply_fallback", "text", "tokenize",
 ]
 
 DEFAULT_PREFIX = "!"
@@ -135,13 +138,19 @@ class Reply:
 
 @dataclass
 class Context:
-    """Who asked, and where. Bots subclass it to carry what their handlers need."""
+    """Who asked, and where. Bots subclass it to carry what their handlers need.
+
+    `prefix` is how replies write a command where the user is: nothing in a direct chat
+    (`help`), the prefix in a group room (`!help`), where a command needs it.
+    `room_prefix` is the bot's prefix itself. `dispatch` sets both.
+    """
 
     sender: str
     room_id: str = ""
     event_id: str = ""
     direct: bool = False
     prefix: str = DEFAULT_PREFIX
+    room_prefix: str = DEFAULT_PREFIX
 
 
 class Command:
@@ -231,7 +240,7 @@ class Command:
                     i += 1
                     continue
                 hint = f" Did you mean --{nearest[0]}?" if nearest else ""
-                raise UsageError(f"Unknown option --{name}.{hint}")
+                raise UsageError(f"Unknown option --{shorten(name)}.{hint}")
             opt = self.options[name]
             key = opt.name.replace("-", "_")
             inline = token.text.split("=", 1)[1] if "=" in token.text else None
@@ -290,17 +299,17 @@ class Command:
             position += 1
         if position < len(words):
             extra = " ".join(w.text for w in words[position:])
-            raise UsageError(f"I did not expect '{extra}' there.")
+            raise UsageError(f"I did not expect {quoted(extra)} there.")
         return values
 
 
 def _convert(parser: Parser, raw: str, label: str) -> Any:
     try:
         return parser(raw)
-    except ArgumentError as e:
-        raise UsageError(f"{label}: {e}") from None
-    except ValueError as e:
-        raise UsageError(f"{label}: {e}") from None
+    except ValueError as e:  # ArgumentError included
+        # A parser that quotes the whole value back gets it shortened here.
+        message = str(e).replace(raw, shorten(raw)) if len(raw) > len(shorten(raw)) else str(e)
+        raise UsageError(f"{label}: {message}") from None
 
 
 class Group:
@@ -396,16 +405,22 @@ class Registry(Group, Generic[C]):
     `permission`; it raises CommandError to refuse, and may return changed values
     (for example a shop filled in because the user works for only one).
     `describe_permission(permission)` is the sentence `help <command>` shows for it.
+
+    Both `help` and `!help` work in a direct chat; in a group room only `!help` does. Replies
+    write commands the way that works where they are read (`shown_prefix`).
+    A message longer than `max_length` is answered without being parsed.
     """
 
     def __init__(self, *, prefix: str = DEFAULT_PREFIX, bot_name: str = "me",
                  authorize: Authorize | None = None,
-                 describe_permission: Callable[[Any], str] | None = None) -> None:
+                 describe_permission: Callable[[Any], str] | None = None,
+                 max_length: int = MAX_COMMAND_CHARS) -> None:
         super().__init__("", help="")
         self.prefix = prefix
         self.bot_name = bot_name
         self.authorize = authorize
         self.describe_permission = describe_permission or (lambda permission: "")
+        self.max_length = max_length
         self._add_help()
 
     def with_prefix(self, prefix: str) -> Registry[C]:
@@ -416,14 +431,23 @@ class Registry(Group, Generic[C]):
 
     # -- parsing (pure) -----------------------------------------------------------------
 
+    def shown_prefix(self, *, direct: bool) -> str:
+        """How replies write commands: plain in a direct chat, with the prefix elsewhere."""
+        return "" if direct else self.prefix
+
     def parse(self, body: str, *, direct: bool) -> Invocation | None:
         """The command in a message, or None if the message is not one; UsageError if wrong."""
         typed = parse_command(body, self.prefix, direct=direct)
         if typed is None:
             return None
+        p = self.shown_prefix(direct=direct)
+        if len(body) > self.max_length:
+            raise UsageError(f"That message is too long for a command ({len(body):,} "
+                             f"characters; a command has at most {self.max_length:,}), so I "
+                             f"did not read it. Type {p}help for the commands.")
         entry = self.lookup(typed.name)
         if entry is None:
-            raise UsageError(self._unknown(typed.name))
+            raise UsageError(self._unknown(typed.name, p))
         rest = typed.args
         while not isinstance(entry, Command):
             words = rest.split(None, 1)
@@ -431,25 +455,24 @@ class Registry(Group, Generic[C]):
                 if entry.default:
                     entry = entry.children[entry.default]
                     continue
-                raise UsageError(f"{self.prefix}{entry.path} needs one of: "
-                                 f"{', '.join(entry.children)}.\n{entry.describe(self.prefix)}")
+                raise UsageError(f"{p}{entry.path} needs one of: "
+                                 f"{', '.join(entry.children)}.\n{entry.describe(p)}")
             child = entry.lookup(words[0])
             if child is None:
-                raise UsageError(self._unknown_subcommand(entry, words[0]))
+                raise UsageError(self._unknown_subcommand(entry, words[0], p))
             entry = child
             rest = words[1] if len(words) > 1 else ""
         return Invocation(entry, entry.parse_arguments(rest))
 
-    def _unknown(self, word: str) -> str:
+    def _unknown(self, word: str, p: str) -> str:
         suggestion = self.suggest(word)
-        hint = f" Did you mean {self.prefix}{suggestion}?" if suggestion else ""
-        return (f"Unknown command '{word}'.{hint} Type {self.prefix}help for the list.")
+        hint = f" Did you mean {p}{suggestion}?" if suggestion else ""
+        return f"Unknown command {quoted(word)}.{hint} Type {p}help for the list."
 
-    def _unknown_subcommand(self, group: Group, word: str) -> str:
+    def _unknown_subcommand(self, group: Group, word: str, p: str) -> str:
         nearest = difflib.get_close_matches(word.lower(), list(group.children), n=1)
-        hint = f" Did you mean {self.prefix}{group.path} {nearest[0]}?" if nearest else ""
-        return (f"{self.prefix}{group.path} has no '{word}'.{hint}\n"
-                f"{group.describe(self.prefix)}")
+        hint = f" Did you mean {p}{group.path} {nearest[0]}?" if nearest else ""
+        return f"{p}{group.path} has no {quoted(word)}.{hint}\n{group.describe(p)}"
 
     def suggest(self, word: str) -> str | None:
         """The nearest command: by spelling, or a subcommand typed on its own (`apply`)."""
@@ -471,17 +494,18 @@ class Registry(Group, Generic[C]):
 
     async def dispatch(self, body: str, ctx: C) -> Outcome | None:
         """Run the command in `body` for `ctx`; None when the message is not a command."""
-        ctx.prefix = self.prefix
+        ctx.prefix = self.shown_prefix(direct=ctx.direct)
+        ctx.room_prefix = self.prefix
         try:
             invocation = self.parse(body, direct=ctx.direct)
         except UsageError as e:
-            return Outcome(Reply(self._usage_reply(e)), "usage_error", ok=False)
+            return Outcome(Reply(self._usage_reply(e, ctx.prefix)), "usage_error", ok=False)
         if invocation is None:
             return None
         command = invocation.command
         try:
             if command.direct_only and not ctx.direct:
-                raise CommandError(f"{self.prefix}{command.path} works only in a direct chat "
+                raise CommandError(f"{ctx.prefix}{command.path} works only in a direct chat "
                                    f"with {self.bot_name}, so no one else sees the answer. "
                                    "Open one and type it there.")
             values = invocation.values
@@ -492,22 +516,22 @@ class Registry(Group, Generic[C]):
                 result = await result
         except UsageError as e:
             e.command = e.command or command
-            return Outcome(Reply(self._usage_reply(e)), command.path, ok=False)
+            return Outcome(Reply(self._usage_reply(e, ctx.prefix)), command.path, ok=False)
         except CommandError as e:
             return Outcome(Reply(e.message), command.path, ok=False)
         except Exception:
             log.exception("command.failed", command=command.path, sender=ctx.sender)
-            return Outcome(Reply(f"{self.prefix}{command.path} failed on my side. Try again in "
+            return Outcome(Reply(f"{ctx.prefix}{command.path} failed on my side. Try again in "
                                  "a moment; if it keeps failing, tell the operator."),
                            command.path, ok=False)
         reply = result if isinstance(result, Reply) else Reply(str(result or "Done."))
         return Outcome(reply, command.path, ok=True)
 
-    def _usage_reply(self, error: UsageError) -> str:
+    def _usage_reply(self, error: UsageError, p: str) -> str:
         if error.command is None:
             return error.message
-        return (f"{error.message}\nUsage: {error.command.usage(self.prefix)}\n"
-                f"(type {self.prefix}help {error.command.path} for details)")
+        return (f"{error.message}\nUsage: {error.command.usage(p)}\n"
+                f"(type {p}help {error.command.path} for details)")
 
     # -- help ---------------------------------------------------------------------------
 
@@ -516,27 +540,37 @@ class Registry(Group, Generic[C]):
                       examples=("help", "help shop apply"))
         @argument("command", required=False, rest=True, help="a command, e.g. 'shop apply'")
         def show_help(ctx: Context, command: str | None) -> str:
-            # ctx.prefix: this registry may be a copy under another prefix.
-            return self.help_text(command, prefix=ctx.prefix)
+            # From ctx: this registry may be a copy under another prefix.
+            return self.help_text(command, prefix=ctx.prefix, room_prefix=ctx.room_prefix)
 
-    def help_text(self, topic: str | None = None, *, prefix: str | None = None) -> str:
-        p = self.prefix if prefix is None else prefix
+    def help_text(self, topic: str | None = None, *, prefix: str | None = None,
+                  room_prefix: str | None = None) -> str:
+        """The list of commands, or one command's details, written with `prefix` (default:
+        the group-room spelling); `room_prefix` is the prefix a group room needs."""
+        rp = self.prefix if room_prefix is None else room_prefix
+        p = rp if prefix is None else prefix
         if not topic:
             lines = ["Commands:"]
             for entry in self.children.values():
                 lines.append(f"{entry.usage(p)} — {entry.help}" if isinstance(entry, Command)
                              else entry.summary(p))
-            lines.append(f"Type {p}help <command> for details. In a direct chat with "
-                         f"{self.bot_name}, the {p} is optional.")
+            if p:
+                lines.append(f"Type {p}help <command> for details. In a direct chat with "
+                             f"{self.bot_name}, the {p} is optional.")
+            else:
+                lines.append("Type help <command> for details."
+                             + (f" In a group room, start each command with {rp} ({rp}help)."
+                                if rp else ""))
             return "\n".join(lines)
         target: Command | Group = self
         for word in topic.split():
-            word = word.removeprefix(p)
+            word = word.removeprefix(rp) if rp else word
             found = target.lookup(word) if isinstance(target, Group) else None
             if found is None:
                 suggestion = self.suggest(word)
                 hint = f" Did you mean {p}help {suggestion}?" if suggestion else ""
-                return f"There is no command '{topic}'.{hint} Type {p}help for the list."
+                return (f"There is no command {quoted(topic)}.{hint} Type {p}help for "
+                        "the list.")
             target = found
         if isinstance(target, Group):
             return target.describe(p)

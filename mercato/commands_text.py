@@ -2,7 +2,8 @@
 
 The first half of `mercato.commands` (which re-exports all of this): splitting a
 message into words with their places in the text, the errors a user sees, and the
-parsers that turn a word into a typed value.
+parsers that turn a word into a typed value. A reply quotes back at most a short
+prefix of what was typed (`quoted`): a pasted page must not come back whole.
 """
 
 from __future__ import annotations
@@ -18,6 +19,21 @@ if TYPE_CHECKING:
 
 # Opening quote → closing quote. Phones type curly quotes.
 QUOTES = {'"': '"', "“": "”", "„": "“"}
+# A longer message is refused unread: no command needs more, and a huge one (a pasted file)
+# must get a short answer quickly.
+MAX_COMMAND_CHARS = 16_000
+# How much of what the user typed a reply quotes back (an unknown word, a bad value).
+MAX_QUOTED_CHARS = 50
+
+
+def shorten(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`value`, or its first `limit` characters and an ellipsis when it is longer."""
+    return value if len(value) <= limit else value[:limit].rstrip() + "…"
+
+
+def quoted(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """What the user typed, in quotes for a reply: never more than a short prefix of it."""
+    return f"'{shorten(value, limit)}'"
 
 
 # -- what the user typed ----------------------------------------------------------------
@@ -129,7 +145,8 @@ def matrix_user_id(value: str) -> str:
     """A Matrix user ID, as typed or as a client's mention pill left it."""
     candidate = value.strip().rstrip(",;")
     if not _MATRIX_USER_ID.match(candidate):
-        raise ArgumentError(f"'{value}' is not a Matrix ID; write it like @alice:example.org")
+        raise ArgumentError(f"{quoted(value)} is not a Matrix ID; write it like "
+                            "@alice:example.org")
     return candidate
 
 
@@ -140,7 +157,7 @@ def one_of(*choices: str) -> Parser:
             return word
         nearest = difflib.get_close_matches(word, choices, n=1)
         hint = f" Did you mean {nearest[0]}?" if nearest else ""
-        raise ArgumentError(f"'{value}' is not one of {', '.join(choices)}.{hint}")
+        raise ArgumentError(f"{quoted(value)} is not one of {', '.join(choices)}.{hint}")
 
     parse.__name__ = "|".join(choices)
     parse.choices = choices  # type: ignore[attr-defined]
@@ -152,7 +169,7 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
         try:
             number = int(value)
         except ValueError:
-            raise ArgumentError(f"'{value}' is not a whole number") from None
+            raise ArgumentError(f"{quoted(value)} is not a whole number") from None
         if minimum is not None and number < minimum:
             raise ArgumentError(f"{number} is less than {minimum}")
         if maximum is not None and number > maximum:
@@ -167,7 +184,7 @@ def https_url(value: str) -> str:
     if "://" not in url:
         url = "https://" + url
     if not re.match(r"^https://[^\s/@]+\.[^\s/@]+(/\S*)?$", url):
-        raise ArgumentError(f"'{value}' is not a web address; write it like "
+        raise ArgumentError(f"{quoted(value)} is not a web address; write it like "
                             "https://shop.example")
     return url
 

@@ -8,7 +8,9 @@ reply to the command. The commands call the commerce HTTP API for the sender.
 
 Besides commands: a pasted product link is answered with the product's card; a
 question the bot asks (`buttons`) is answered by a reaction or a typed yes/no; a
-file the bot asked for completes the command that asked for it.
+file the bot asked for completes the command that asked for it, and a file sent alone
+in a direct chat is answered with what to do with it (`files`). A message too long
+for any command gets a short answer, unread.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from bots.shopbot.events import (
     replied_to,
     reply_content,
 )
+from bots.shopbot.files import file_answer
 from bots.shopbot.journal import EventJournal
 from mercato.commands import CommandError, Outcome, Reply, parse_command
 from mercato.config import MercatoConfig
@@ -277,6 +280,10 @@ class ShopBot:
         body = command_text(content)
         if body is None:
             return
+        if len(body) > self.commands.max_length:
+            # Not read for links or answers: the framework answers a command with its length.
+            await self._run(room_id, event_id, sender, body, direct=direct)
+            return
         answer = buttons.typed_answer(body)
         if answer is not None:
             waiting = self.waiting.answer(room_id, sender, now)
@@ -317,11 +324,23 @@ class ShopBot:
             await self._run(room_id, event_id, sender, waiting.command,
                             direct=waiting.direct, attachment=attachment)
             return
-        if direct and attachment.filename.lower().endswith(".csv"):
-            p = self.commands.prefix
-            await self._notice(room_id, event_id, sender, Reply(
-                f"To import this file into your catalog, reply to it with {p}products import "
-                "(add --currency EUR if it has no currency column)."))
+        if direct:  # in a group room a file is for the people there, not for the bot
+            await self._answer_file(room_id, event_id, sender, attachment)
+
+    async def _answer_file(self, room_id: str, event_id: str, sender: str,
+                           attachment: Attachment) -> None:
+        """A file sent alone: say which command takes it from this sender, or where it goes."""
+        shops: list[dict[str, str]] | None = None
+        if self.api is not None:
+            try:
+                shops = await self.api.as_user(sender).my_shops()
+            except CommandError as e:  # the answer does without the sender's roles
+                log.warning("shopbot.file_roles_unknown", sender=sender, error=e.message)
+        contacts_bot = self.config.user_id(self.config.contacts.bot_localpart)
+        answer = file_answer(attachment, shops, prefix=self.commands.shown_prefix(direct=True),
+                             contacts_bot=contacts_bot)
+        log.info("shopbot.file_alone", room_id=room_id, mimetype=attachment.mimetype)
+        await self._notice(room_id, event_id, sender, Reply(answer))
 
     async def _run(self, room_id: str, event_id: str, sender: str, body: str, *,
                    direct: bool, attachment: Attachment | None = None,
@@ -434,7 +453,7 @@ class ShopBot:
         response = await self.client.download(mxc=attachment.mxc)
         if isinstance(response, DownloadError):
             log.warning("shopbot.download_failed", mxc=attachment.mxc, error=response.message)
-            raise CommandError(f"I could not fetch {attachment.filename} from the homeserver "
+            raise CommandError(f"I could not fetch {attachment.shown_name} from the homeserver "
                                f"({response.message}); send it again.")
         data = bytes(response.body)
         secret = attachment.encryption
@@ -443,7 +462,7 @@ class ShopBot:
                 data = decrypt_attachment(data, secret["key"]["k"], secret["hashes"]["sha256"],
                                           secret["iv"])
             except (KeyError, TypeError, ValueError) as e:
-                raise CommandError(f"{attachment.filename} could not be decrypted ({e}); send "
+                raise CommandError(f"{attachment.shown_name} could not be decrypted ({e}); send "
                                    "it again.") from None
         return data
 

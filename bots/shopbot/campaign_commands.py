@@ -46,7 +46,7 @@ async def _image(ctx: ShopContext, shop: MerchantSlug) -> dict[str, Any]:
     if attachment is None:
         return {}
     if not attachment.mimetype.startswith("image/"):
-        raise CommandError(f"{attachment.filename} is not an image; a post can carry a PNG, "
+        raise CommandError(f"{attachment.shown_name} is not an image; a post can carry a PNG, "
                            "JPEG, WebP or GIF image.")
     if attachment.size is not None and attachment.size > MAX_IMAGE_BYTES:
         raise CommandError(f"The image is over {MAX_IMAGE_BYTES // 2**20} MiB; send a smaller "

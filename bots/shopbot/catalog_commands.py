@@ -15,7 +15,7 @@ from bots.shopbot.context import (
     ShopContext,
     registry,
 )
-from mercato.commands import CommandError, Reply, UsageError, argument, option
+from mercato.commands import CommandError, Reply, UsageError, argument, option, shorten
 from mercato.types import MerchantSlug, Sku
 
 # What a shop's product exports weigh, with room to spare; the API has its own limit.
@@ -37,8 +37,9 @@ SKU_ARGUMENT = argument("sku", parser=catalog_text.parse_sku,
 async def products_list(ctx: ShopContext, search: str | None, shop: MerchantSlug) -> Reply:
     query = (search or "").strip()
     found = await ctx.commerce.products(shop, query)
+    # The answer quotes the search back: a short prefix of it.
     return catalog_text.product_list(shop, found["products"], int(found.get("total", 0)),
-                                     query, ctx.prefix)
+                                     shorten(query), ctx.prefix)
 
 
 def _product_options(command: Any) -> Any:
@@ -158,11 +159,11 @@ async def products_import(ctx: ShopContext, currency: str | None, shop: Merchant
     name = attachment.filename.lower()
     if attachment.mimetype.startswith("image/") or not (
             name.endswith((".csv", ".txt")) or attachment.mimetype in CSV_TYPES):
-        raise CommandError(f"{attachment.filename} is not a CSV file. Export your products as "
+        raise CommandError(f"{attachment.shown_name} is not a CSV file. Export your products as "
                            "CSV (Shopify: Products → Export; WooCommerce: Products → Export) "
                            "and send that file.")
     if attachment.size is not None and attachment.size > MAX_IMPORT_BYTES:
-        raise CommandError(f"{attachment.filename} is over {MAX_IMPORT_BYTES // 2**20} MiB; "
+        raise CommandError(f"{attachment.shown_name} is over {MAX_IMPORT_BYTES // 2**20} MiB; "
                            "split it into smaller files and send them one by one.")
     data = await ctx.bot_matrix.download(attachment)
     try:
@@ -172,4 +173,4 @@ async def products_import(ctx: ShopContext, currency: str | None, shop: Merchant
         if e.status in (404, 405) and e.errcode in ("", "M_UNRECOGNIZED"):
             raise CommandError(IMPORT_MISSING.format(prefix=ctx.prefix)) from None
         raise
-    return catalog_text.import_report(shop, report, attachment.filename)
+    return catalog_text.import_report(shop, report, attachment.shown_name)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from bots.shopbot import replies
 from bots.shopbot.api import UserApi
-from mercato.commands import Command, CommandError, Context, Registry, Reply, option
+from mercato.commands import Command, CommandError, Context, Registry, Reply, option, shorten
 from mercato.types import MerchantSlug
 
 ROLES = ("owner", "editor", "support", "analyst")
@@ -39,6 +39,9 @@ WHO = {Need.STAFF: "the shop's staff (any role)", Need.OWNER: "the shop's owners
        Need.EDITOR: "the shop's owners and editors", Need.STATS: "owners, editors and analysts"}
 
 
+FILE_MSGTYPES = ("m.file", "m.image", "m.video", "m.audio")
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A file a user sent: where it is, and its key when the room is encrypted."""
@@ -51,8 +54,8 @@ class Attachment:
 
     @classmethod
     def of(cls, content: dict[str, Any]) -> Attachment | None:
-        """The file of an m.file/m.image message, or None."""
-        if content.get("msgtype") not in ("m.file", "m.image"):
+        """The file of an m.file/m.image/m.video/m.audio message, or None."""
+        if content.get("msgtype") not in FILE_MSGTYPES:
             return None
         info = content.get("info")
         info = info if isinstance(info, dict) else {}
@@ -65,6 +68,11 @@ class Attachment:
         size = info.get("size")
         return cls(mxc=mxc, filename=str(name), mimetype=str(info.get("mimetype") or ""),
                    size=size if isinstance(size, int) else None, encryption=encrypted)
+
+    @property
+    def shown_name(self) -> str:
+        """The file's name for a reply: a name can be as long as a message."""
+        return shorten(self.filename)
 
 
 class BotMatrix(Protocol):

@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mercato.commands import ArgumentError, Reply
+from mercato.commands import ArgumentError, Reply, quoted
 from mercato.types import MerchantSlug
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -34,13 +34,15 @@ STATUS_TEXT = {
 # -- parsers ----------------------------------------------------------------------------
 
 _SLUG_SHAPE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+MAX_SLUG = 32
 
 
 def parse_slug(value: str) -> MerchantSlug:
     """A shop's short name as typed; the API applies the full rules."""
-    if not _SLUG_SHAPE.match(value):
-        raise ArgumentError(f"'{value}' is not a shop's short name: use lowercase letters, "
-                            "digits and '-', for example green-grocer")
+    if not _SLUG_SHAPE.match(value) or len(value) > MAX_SLUG:
+        raise ArgumentError(f"{quoted(value)} is not a shop's short name: use up to "
+                            f"{MAX_SLUG} lowercase letters, digits and '-', for example "
+                            "green-grocer")
     return MerchantSlug(value)
 
 
@@ -79,7 +81,7 @@ def _span(word: str) -> str | None:
     start = (int(start_h), int(start_m or 0))
     end = (int(end_h), int(end_m or 0))
     if start[0] > 23 or end > (24, 0) or start[1] > 59 or end[1] > 59 or end <= start:
-        raise ArgumentError(f"'{word}' is not a span of time in one day; write it like "
+        raise ArgumentError(f"{quoted(word)} is not a span of time in one day; write it like "
                             "09:00-18:00")
     return f"{start[0]:02d}:{start[1]:02d}-{end[0]:02d}:{end[1]:02d}"
 
@@ -103,7 +105,7 @@ def parse_opening_hours(value: str) -> dict[str, Any]:
             try:
                 ZoneInfo(original)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ArgumentError(f"unknown time zone '{original}'; use a name such as "
+                raise ArgumentError(f"unknown time zone {quoted(original)}; use a name such as "
                                     "Europe/Paris") from None
             timezone = original
             continue
@@ -119,7 +121,7 @@ def parse_opening_hours(value: str) -> dict[str, Any]:
             continue
         span = _span(word)
         if span is None:
-            raise ArgumentError(f"I do not understand '{original}': write days then hours, "
+            raise ArgumentError(f"I do not understand {quoted(original)}: write days then hours, "
                                 "like mon-fri 09:00-18:00 sat 10:00-14:00 Europe/Paris")
         if not current:
             raise ArgumentError("say which days first, like mon-fri 09:00-18:00")
@@ -143,7 +145,7 @@ def parse_keyword_replies(value: str) -> list[dict[str, str]]:
             continue
         keyword, colon, reply = entry.partition(":")
         if not colon or not keyword.strip() or not reply.strip():
-            raise ArgumentError(f"'{entry}' needs a keyword and a reply: keyword: reply "
+            raise ArgumentError(f"{quoted(entry)} needs a keyword and a reply: keyword: reply "
                                 "(several separated by ; or new lines)")
         replies.append({"keyword": keyword.strip().lower(), "reply": reply.strip()})
     return replies
@@ -238,11 +240,11 @@ def directory(shops: Sequence[dict[str, Any]], query: str, prefix: str) -> Reply
     """The shop directory, verified shops first (the API's order)."""
     if not shops:
         if query:
-            return Reply(f"No shop matches '{query}'. Try another word, or {prefix}shops "
+            return Reply(f"No shop matches {quoted(query)}. Try another word, or {prefix}shops "
                          "for the whole directory.")
         return Reply("There are no shops in the directory yet.")
     shown = shops[:MAX_LISTED_SHOPS]
-    lines = [f"Shops matching '{query}':" if query else "Shops:"]
+    lines = [f"Shops matching {quoted(query)}:" if query else "Shops:"]
     rows = []
     for shop in shown:
         mark = "✓ " if shop.get("verified") else ""

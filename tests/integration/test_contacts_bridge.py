@@ -254,7 +254,7 @@ async def test_the_bridge_bot_answers_help(network: RunningNetwork,
     user = await new_user(network, http, "helpme")
     room_id = await open_bridge_dm(user, network)
     reply = await command(user, network, room_id, "help")
-    assert "!findable" in reply["content"]["body"] and "!dm" in reply["content"]["body"]
+    assert "\nfindable " in reply["content"]["body"] and "\ndm " in reply["content"]["body"]
     reply = await command(user, network, room_id, "findabel phone +4741234567")
     assert "Did you mean" in reply["content"]["body"]
 

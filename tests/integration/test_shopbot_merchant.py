@@ -150,7 +150,7 @@ async def test_who_is_not_staff_is_refused_clearly(
 
     refusal = await chat.say(f"staff add {stranger.user_id} owner --shop {slug}")
     assert refusal == (f"You are not staff of the shop '{slug}', so you cannot use "
-                       "!staff add there.")
+                       "staff add there.")
     assert (await chat.say("staff list")).startswith("You do not work for any shop.")
     # Even past the bot's own check, the API refuses: nothing changed.
     staff = await operator.call("GET", f"/shops/{slug}/staff")
@@ -160,7 +160,7 @@ async def test_who_is_not_staff_is_refused_clearly(
     await operator.call("POST", f"/shops/{slug}/staff",
                         {"user_id": stranger.user_id, "role": "editor"})
     assert await chat.say(f"shop set welcome Hi --shop {slug}") == (
-        f"Only an owner of '{slug}' can use !shop set welcome; your role there is editor. "
+        f"Only an owner of '{slug}' can use shop set welcome; your role there is editor. "
         "Ask an owner.")
 
 
@@ -169,18 +169,19 @@ async def test_help_usage_and_suggestions(network: RunningNetwork,
     chat = await Chat.direct(network, await new_user(network, http, "buyer"))
 
     help_shop = await chat.say("help shop")
-    assert "!shop apply <slug> <name…> [--website https://…] [--description text…]" in help_shop
-    assert "!shop status [slug]" in help_shop
-    assert "!shop set hours <days hours…> [--shop slug]" in help_shop
+    assert "\nshop apply <slug> <name…> [--website https://…] [--description text…]" \
+        in help_shop
+    assert "\nshop status [slug]" in help_shop
+    assert "\nshop set hours <days hours…> [--shop slug]" in help_shop
 
     assert (await chat.say("shpo status")).startswith(
-        "Unknown command 'shpo'. Did you mean !shop?")
-    assert "Did you mean !shop apply?" in await chat.say("apply my-shop My Shop")
+        "Unknown command 'shpo'. Did you mean shop?")
+    assert "Did you mean shop apply?" in await chat.say("apply my-shop My Shop")
 
     wrong = await chat.say("staff add alice editor")
     assert wrong.splitlines()[:2] == [
         "<@user:server>: 'alice' is not a Matrix ID; write it like @alice:example.org",
-        "Usage: !staff add <@user:server> <owner|editor|support|analyst> [--shop slug]"]
+        "Usage: staff add <@user:server> <owner|editor|support|analyst> [--shop slug]"]
     assert (await chat.say("!ping")) == "pong"
 
 

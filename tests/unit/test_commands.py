@@ -191,7 +191,11 @@ async def test_configured_prefix_is_used_in_answers() -> None:
     assert await run(registry, "?ping", direct=False) == "pong"
     assert await registry.dispatch("!ping", Context(sender="@a:b")) is None
     assert "?help" in await run(registry, "?pnig", direct=False)
-    assert "?shop apply <slug>" in await run(registry, "?help shop")
+    assert "?shop apply <slug>" in await run(registry, "?help shop", direct=False)
+    # In a direct chat no prefix is needed, so none is shown; the footer names this one.
+    text = await run(registry, "help")
+    assert "\nshop apply|status|set … — your shop" in text
+    assert text.endswith("In a group room, start each command with ? (?help).")
 
 
 async def test_rest_of_line_keeps_what_was_typed() -> None:
@@ -209,10 +213,13 @@ async def test_typed_arguments_are_converted() -> None:
 
 async def test_bad_argument_says_what_to_type_instead() -> None:
     registry = make_registry()
-    text = await run(registry, "count five")
+    text = await run(registry, "!count five", direct=False)
     assert text.splitlines() == ["<upto>: 'five' is not a whole number",
                                  "Usage: !count <upto> [step]",
                                  "(type !help count for details)"]
+    # In a direct chat the same answer writes commands as they are typed there.
+    assert (await run(registry, "count five")).splitlines()[1:] == [
+        "Usage: count <upto> [step]", "(type help count for details)"]
     assert "more than 10" in await run(registry, "count 11")
 
 
@@ -221,7 +228,7 @@ async def test_missing_and_extra_arguments() -> None:
     assert (await run(registry, "staff add @bob:example.org")).startswith("Missing <role>.")
     text = await run(registry, "count 1 2 3")
     assert text.startswith("I did not expect '3' there.")
-    assert "Usage: !count <upto> [step]" in text
+    assert "Usage: count <upto> [step]" in text
 
 
 async def test_options_anywhere_and_rest_options_run_to_the_next_option() -> None:
@@ -239,7 +246,8 @@ async def test_options_anywhere_and_rest_options_run_to_the_next_option() -> Non
 
 async def test_option_typos_and_missing_values() -> None:
     registry = make_registry()
-    text = await run(registry, "shop apply a-b Name --webiste https://x.example")
+    text = await run(registry, "!shop apply a-b Name --webiste https://x.example",
+                     direct=False)
     assert text.startswith("Unknown option --webiste. Did you mean --website?")
     assert "Usage: !shop apply <slug> <name…> [--website https://…]" in text
     assert (await run(registry, "shop apply a-b Name --website")).startswith(
@@ -259,21 +267,73 @@ async def test_subcommands_nested_and_default() -> None:
     registry = make_registry()
     assert await run(registry, "shop status corner") == "status of corner"
     assert await run(registry, "shop") == "status of your shop"
-    text = await run(registry, "shop stats")
+    text = await run(registry, "!shop stats", direct=False)
     assert text.startswith("!shop has no 'stats'. Did you mean !shop status?")
     assert "!shop apply <slug> <name…>" in text
     text = await run(registry, "staff")
-    assert text.startswith("!staff needs one of: add, boom, refuse.")
+    assert text.startswith("staff needs one of: add, boom, refuse.")
 
 
 async def test_unknown_command_suggests_the_nearest() -> None:
     registry = make_registry()
-    assert await run(registry, "pnig") == \
+    assert await run(registry, "!pnig", direct=False) == \
         "Unknown command 'pnig'. Did you mean !ping? Type !help for the list."
-    assert "Did you mean !shop?" in await run(registry, "shp")
+    assert await run(registry, "pnig") == \
+        "Unknown command 'pnig'. Did you mean ping? Type help for the list."
+    assert "Did you mean shop?" in await run(registry, "shp")
     # A subcommand typed on its own points to its group.
-    assert "Did you mean !shop apply?" in await run(registry, "apply x y")
+    assert "Did you mean shop apply?" in await run(registry, "apply x y")
     assert "Did you mean" not in await run(registry, "xyzzy")
+
+
+HUGE = "x" * 65_536
+
+
+@pytest.mark.parametrize("body", [
+    HUGE,  # an unknown command
+    "!" + HUGE,
+    "shop " + HUGE,  # an unknown subcommand
+    "count " + HUGE,  # a bad value
+    "count 1 2 " + HUGE,  # words too many
+    "shop apply a-b Name --" + HUGE,  # an unknown option
+    "shop apply a-b Name --website " + HUGE,
+    "staff add " + HUGE + " editor",  # a parser of the framework
+    "help " + HUGE,
+])
+async def test_a_huge_message_gets_a_short_answer(body: str) -> None:
+    for direct in (True, False):
+        if not direct and not body.startswith("!"):
+            body = "!" + body
+        text = await run(make_registry(), body, direct=direct)
+        assert len(text) < 500, text[:600]
+        assert "help" in text
+
+
+@pytest.mark.parametrize(("body", "quoted"), [
+    ("y" * 200, "Unknown command 'yyyyy"),
+    ("count " + "9" * 60 + "z", "<upto>: '99999"),
+    ("shop apply a-b Name --website " + "w" * 80, "--website: 'wwww"),
+    ("count 1 2 " + "extra " * 40, "I did not expect 'extra extra"),
+    ("shop " + "s" * 100, "shop has no 'ssss"),
+    ("help " + "h" * 100, "There is no command 'hhhh"),
+    ("staff add @bob:example.org " + "r" * 70, "<role>: 'rrrr"),
+])
+async def test_what_was_typed_is_quoted_as_a_short_prefix(body: str, quoted: str) -> None:
+    text = await run(make_registry(), body)
+    assert quoted in text
+    start = text.index(quoted) + quoted.index("'") + 1
+    shown = text[start:text.index("'", start)]
+    assert len(shown) <= 51 and shown.endswith("…"), shown
+
+
+async def test_a_message_too_long_for_any_command_is_not_read() -> None:
+    registry = make_registry()
+    text = await run(registry, "echo " + "w " * 10_000)
+    assert text == ("That message is too long for a command (20,005 characters; a command has "
+                    "at most 16,000), so I did not read it. Type help for the commands.")
+    assert await run(registry, "echo " + "w" * 15_000) == "w" * 15_000
+    # In a group room, a long message that is no command is left alone, as any other.
+    assert await registry.dispatch("w " * 10_000, Context(sender="@a:b", direct=False)) is None
 
 
 async def test_direct_only_commands_refuse_in_groups() -> None:
@@ -324,7 +384,7 @@ async def test_handlers_may_answer_with_html() -> None:
 # -- help -------------------------------------------------------------------------------
 
 async def test_help_lists_every_top_level_command() -> None:
-    text = await run(make_registry(), "help")
+    text = await run(make_registry(), "!help", direct=False)
     assert text.splitlines() == [
         "Commands:",
         "!help [command…] — show the commands, or how to use one",
@@ -337,8 +397,19 @@ async def test_help_lists_every_top_level_command() -> None:
     ]
 
 
+@pytest.mark.parametrize("typed", ["help", "!help", "HELP", "! help"])
+async def test_help_in_a_direct_chat_writes_commands_as_typed_there(typed: str) -> None:
+    # One spelling in a direct chat, the one the docs use: no prefix; both are accepted.
+    lines = (await run(make_registry(), typed)).splitlines()
+    assert lines[1:3] == ["help [command…] — show the commands, or how to use one",
+                          "ping — check that the bot is alive"]
+    assert not any(line.startswith("!") for line in lines)
+    assert lines[-1] == ("Type help <command> for details. In a group room, start each "
+                         "command with ! (!help).")
+
+
 async def test_help_of_a_group_lists_its_commands_with_usage() -> None:
-    text = await run(make_registry(), "help shop")
+    text = await run(make_registry(), "!help shop", direct=False)
     assert text.splitlines() == [
         "!shop — your shop",
         "!shop apply <slug> <name…> [--website https://…] [--description text…] [--dry-run]"
@@ -351,20 +422,21 @@ async def test_help_of_a_group_lists_its_commands_with_usage() -> None:
 async def test_help_of_a_command_explains_it() -> None:
     registry = make_registry()
     registry.describe_permission = lambda permission: f"Needs: {permission}."
-    text = await run(registry, "help shop apply")
+    text = await run(registry, "!help shop apply", direct=False)
     assert text.splitlines()[:3] == [
         "!shop apply <slug> <name…> [--website https://…] [--description text…] [--dry-run]"
         " — apply for a shop",
         "Short names use !-free lowercase words.",
         "  <slug>: the short name",
     ]
-    assert "Example: !echo hello" in await run(registry, "help !echo")
+    assert "Example: !echo hello" in await run(registry, "!help !echo", direct=False)
+    assert "Example: echo hello" in await run(registry, "help !echo")
     text = await run(registry, "help staff add")
     assert "Needs: owner." in text and "Works only in a direct chat" in text
 
 
 async def test_help_for_an_unknown_command_suggests() -> None:
-    text = await run(make_registry(), "help shop aply")
+    text = await run(make_registry(), "!help shop aply", direct=False)
     assert text == ("There is no command 'shop aply'. Did you mean !help shop apply? "
                     "Type !help for the list.")
 

@@ -165,12 +165,14 @@ async def test_several_shops_need_the_shop_option() -> None:
 
 async def test_refusals_say_why_and_what_next() -> None:
     assert (await say("staff list", {})).startswith("You do not work for any shop. Open one "
-                                                    "with !shop apply <slug> <name…>")
+                                                    "with shop apply <slug> <name…>")
+    assert (await say("!staff list", {}, direct=False)).startswith(
+        "You do not work for any shop. Open one with !shop apply <slug> <name…>")
     text = await say("staff add @x:localhost editor --shop other", {"corner": "owner"})
-    assert text == ("You are not staff of the shop 'other', so you cannot use !staff add "
+    assert text == ("You are not staff of the shop 'other', so you cannot use staff add "
                     "there. Your shops: corner.")
     text = await say("keys list", {"corner": "editor"})
-    assert text == ("Only an owner of 'corner' can use !keys list; your role there is editor. "
+    assert text == ("Only an owner of 'corner' can use keys list; your role there is editor. "
                     "Ask an owner.")
 
 
@@ -197,7 +199,7 @@ async def test_settings_are_parsed_and_confirmed() -> None:
     assert await say("shop set welcome off", api=api) == "Welcome message of corner removed."
     text = await say("shop set hours 09:00-17:00", api=api)
     assert text.startswith("<days hours…>: say which days first")
-    assert "Usage: !shop set hours <days hours…> [--shop slug]" in text
+    assert "Usage: shop set hours <days hours…> [--shop slug]" in text
 
 
 async def test_keys_are_created_only_in_a_direct_chat() -> None:
@@ -211,7 +213,7 @@ async def test_keys_are_created_only_in_a_direct_chat() -> None:
 
 async def test_status_without_a_shop_says_how_to_start() -> None:
     text = await say("shop status", {})
-    assert text.startswith("You do not work for any shop yet. Open one with !shop apply")
+    assert text.startswith("You do not work for any shop yet. Open one with shop apply")
     text = await say("shop", {"corner": "owner"})
     assert text.splitlines()[:2] == ["Corner (corner) — awaits the operator's approval",
                                      "Your role: owner"]
@@ -228,7 +230,7 @@ async def test_directory_search() -> None:
 async def test_bad_slug_shows_usage() -> None:
     text = await say("shop apply My Shop")
     assert text.startswith("<slug>: 'My' is not a shop's short name")
-    assert "Usage: !shop apply <slug> <name…>" in text
+    assert "Usage: shop apply <slug> <name…>" in text
 
 
 # -- the API client over real HTTP ------------------------------------------------------

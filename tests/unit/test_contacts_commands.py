@@ -211,7 +211,7 @@ async def test_dm_gives_links_from_the_last_summary(db: Database,
 async def test_help_lists_the_commands(db: Database, discovery: Discovery) -> None:
     reply, _ = await say("help", db, discovery)
     for word in ("findable", "region", "dm", "import"):
-        assert f"!{word}" in reply
+        assert f"\n{word} " in reply  # written as typed in a direct chat: no prefix
     reply, _ = await say("import", db, discovery)
     assert ".vcf" in reply and "name,phone,email" in reply
 
