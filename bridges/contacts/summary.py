@@ -17,6 +17,7 @@ CONFIRM_KEY = "✅"
 CONFIRM_KEYS = frozenset({"✅", "✔️", "✔", "☑️", "👍"})
 MAX_LISTED_MATCHES = 50
 MAX_LISTED_PROBLEMS = 15
+MAX_LISTED_COLUMNS = 4
 
 
 def matrix_to(user_id: str) -> str:
@@ -41,6 +42,9 @@ def import_summary(outcome: ImportOutcome, filename: str) -> Reply:
     head += (f" ({', '.join(extras)})." if extras else ".")
     text = [head]
     body = [html.escape(head)]
+    if columns := columns_used(report.columns):
+        text.append(columns)
+        body.append(html.escape(columns))
     if outcome.refused:
         line = (f"I did not look any of them up: {outcome.refused}. Nothing was kept. "
                 "If this is a real address book, send a smaller part of it.")
@@ -79,6 +83,25 @@ def import_summary(outcome: ImportOutcome, filename: str) -> Reply:
         body.append(f"{html.escape(title)}<ul>"
                     + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>")
     return Reply("\n".join(text), "<br>".join(body))
+
+
+def columns_used(columns: dict[str, list[str]]) -> str:
+    """Which CSV columns were read: "Read names from 姓名, phone numbers from 手机, emails
+    from 邮箱." (so a user whose export was half understood sees which half)."""
+    parts = [f"{what} from {_listed(columns[kind])}"
+             for kind, what in (("name", "names"), ("phone", "phone numbers"),
+                                ("email", "emails")) if columns.get(kind)]
+    if not parts:
+        return ""
+    several = any(len(names) > 1 for names in columns.values())
+    return f"Read {('; ' if several else ', ').join(parts)}."
+
+
+def _listed(headers: list[str]) -> str:
+    shown = headers[:MAX_LISTED_COLUMNS]
+    if len(headers) > len(shown):
+        return f"{', '.join(shown)} and {len(headers) - len(shown)} more columns"
+    return " and ".join([", ".join(shown[:-1]), shown[-1]]) if len(shown) > 1 else shown[0]
 
 
 def _problem_lines(outcome: ImportOutcome) -> list[str]:

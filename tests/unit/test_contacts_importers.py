@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bridges.contacts.importers import Contact, ContactReader, DigestSet, ImportFailed, read_all
-from bridges.contacts.importers import text as text_module
-from bridges.contacts.importers.csv_formats import Column, classify
+from bridges.contacts.importers.csv_headers import Column, classify
+from mercato import text_decoding as text_module
 
 CORPUS = Path(__file__).parent / "fixtures" / "contacts"
 
@@ -171,7 +171,7 @@ def test_plain_csv_merges_duplicates() -> None:
 
 def test_gbk_csv() -> None:
     contacts, report = read_all(corpus("gbk.csv"), region="CN")
-    assert report.encoding == "GBK"
+    assert report.encoding == "GBK/GB18030"
     assert [c.label for c in contacts] == ["张伟", "王芳", "李娜"]
     assert by_label(contacts)["王芳"].phones == ("+8613512345678",)
 
@@ -181,7 +181,7 @@ def test_gbk_csv() -> None:
     ("E-mail 2 - Value", Column.EMAIL), ("E-mail Display Name", Column.OTHER),
     ("E-mail 3 Address", Column.EMAIL), ("Business Fax", Column.OTHER),
     ("TTY/TDD Phone", Column.OTHER), ("Mobile Phone", Column.PHONE),
-    ("Telex", Column.OTHER), ("Hotel", Column.OTHER), ("phone2", Column.OTHER),
+    ("Telex", Column.OTHER), ("Hotel", Column.OTHER), ("phone2", Column.PHONE),
     ("phone", Column.PHONE), ("Email", Column.EMAIL), ("Given Name", Column.FIRST),
 ])
 def test_csv_columns_are_recognised_by_name(header: str, column: Column) -> None:
@@ -291,12 +291,23 @@ def test_truncated_vcard_is_a_partial_import_with_a_report() -> None:
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 20,
     b"PK\x03\x04\x14\x00\x06\x00" + bytes(4000),
     bytes(range(1, 32)) * 200,
-    b"\xff\xfe\x00\x00" + "BEGIN:VCARD".encode("utf-32-le"),
+    "BEGIN:VCARD".encode("utf-32-le"),  # UTF-32 without its BOM: too many zero bytes
 ])
 def test_binary_files_are_refused_clearly(data: bytes) -> None:
     with pytest.raises(ImportFailed) as refused:
         read_all(data)
     assert "file" in refused.value.message
+
+
+@pytest.mark.parametrize("encoding", ["utf-32", "utf-32-be"])
+def test_utf32_with_a_bom_is_read(encoding: str) -> None:
+    card = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Анна Иванова\r\nTEL:+7 912 345-67-89\r\nEND:VCARD\r\n"
+    data = card.encode(encoding)
+    if encoding == "utf-32-be":
+        data = b"\x00\x00\xfe\xff" + data
+    contacts, report = read_all(data)
+    assert (report.format, report.encoding) == ("vCard", "UTF-32")
+    assert [(c.label, c.phones) for c in contacts] == [("Анна Иванова", ("+79123456789",))]
 
 
 @pytest.mark.parametrize("data", [b"", b"\r\n\r\n  \n", b"\xef\xbb\xbf"])

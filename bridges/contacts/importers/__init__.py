@@ -30,18 +30,18 @@ from bridges.contacts.importers.model import (
     mask_phone,
     safe_label,
 )
-from bridges.contacts.importers.text import DEFAULT_MAX_LINE_BYTES, LineDecoder, LineReader
 from bridges.contacts.importers.vcard import RawContact, VCardParser
 from bridges.contacts.normalise import InvalidIdentifier, normalise_email, normalise_phone
+from mercato.text_decoding import (
+    DEFAULT_MAX_LINE_BYTES,
+    LineDecoder,
+    LineReader,
+    NotText,
+    encoding_name,
+)
 
 __all__ = ["Contact", "ContactProblem", "ContactReader", "ImportFailed", "ImportReport",
            "Medium", "read_all"]
-
-ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "utf-16": "UTF-16",
-                  "utf-16-le": "UTF-16 (little-endian, no BOM)",
-                  "utf-16-be": "UTF-16 (big-endian, no BOM)", "gbk": "GBK",
-                  "cp1252": "Windows-1252"}
-
 
 def _digest(medium: Medium, value: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{medium}:{value}".encode(), digest_size=8)
@@ -109,12 +109,18 @@ class ContactReader:
     def feed(self, data: bytes) -> list[Contact]:
         if self.done:
             return []
-        return self._lines_in(self._lines.feed(data))
+        try:
+            return self._lines_in(self._lines.feed(data))
+        except NotText as e:
+            raise _not_text(e) from None
 
     def close(self) -> list[Contact]:
         contacts: list[Contact] = []
         if not self.done:
-            contacts = self._lines_in(self._lines.close())
+            try:
+                contacts = self._lines_in(self._lines.close())
+            except NotText as e:
+                raise _not_text(e) from None
         if not self.done and self._parser is not None:
             raw = self._parser.close()
             if raw is not None:
@@ -192,12 +198,13 @@ class ContactReader:
             raise ImportFailed("The file is empty. Send a contacts export: a .vcf file or a "
                                ".csv file.")
         encoding = self._lines.file_encoding
-        if self._decoder is not None and encoding in ("utf-8", "gbk", "cp1252"):
+        if self._decoder is not None and self._lines.encoding == encoding:
             encoding = self._decoder.encoding  # settled by the first non-ASCII line
-        report.encoding = ENCODING_NAMES.get(encoding, encoding)
+        report.encoding = encoding_name(encoding)
         if isinstance(self._parser, CsvParser):
             if self._parser.layout is not None:
                 report.format = self._parser.layout.format
+                report.columns = self._parser.layout.used()
             if self._parser.skipped_records:
                 report.note(f"{self._parser.skipped_records} rows could not be read as CSV "
                             "and were skipped")
@@ -213,6 +220,11 @@ class ContactReader:
         if report.stopped_at_limit:
             report.note(f"the file holds more than {report.stopped_at_limit:,} contacts; I read "
                         f"the first {report.stopped_at_limit:,}")
+
+
+def _not_text(error: NotText) -> ImportFailed:
+    return ImportFailed(f"This is not a text file ({error.reason}). Send a contacts export: "
+                        "a .vcf file or a .csv file.")
 
 
 def read_all(data: bytes, **options: object) -> tuple[list[Contact], ImportReport]:

@@ -1,4 +1,5 @@
-"""Streaming CSV contacts: Google Contacts, Outlook, and Mercato's plain `name,phone,email`.
+"""Streaming CSV contacts: Google Contacts, Outlook, phone and webmail exports in the
+languages people have (csv_headers.py), and Mercato's plain `name,phone,email`.
 
 Lines are joined into records until their quotes balance (a quoted cell may hold line
 breaks), and each record is parsed on its own, so only one record is in memory. The
@@ -16,70 +17,16 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
-from enum import Enum
 
-from bridges.contacts.importers.model import ImportFailed
-from bridges.contacts.importers.text import LineDecoder
+from bridges.contacts.importers.csv_headers import Column, classify, export_format
+from bridges.contacts.importers.model import CJK, ImportFailed, personal_name, safe_label
 from bridges.contacts.importers.vcard import RawContact
+from mercato.text_decoding import LineDecoder
 
 MAX_RECORD_CHARS = 64 * 1024
 MAX_RECORD_LINES = 500  # a notes cell may hold line breaks, but not a whole file
 GOOGLE_SEPARATOR = " ::: "
-_GOOGLE_COLUMN = re.compile(r"^(e-mail|phone) \d+ - (value|type|label)$")
-
-
-class Column(Enum):
-    FULL_NAME = "full name"
-    FIRST = "first name"
-    MIDDLE = "middle name"
-    LAST = "last name"
-    NICKNAME = "nickname"
-    ORGANIZATION = "organization"
-    PHONE = "phone"
-    EMAIL = "email"
-    OTHER = "other"
-
-
-_NAMES = {
-    "name": Column.FULL_NAME, "full name": Column.FULL_NAME, "display name": Column.FULL_NAME,
-    "file as": Column.FULL_NAME,
-    "first name": Column.FIRST, "given name": Column.FIRST,
-    "middle name": Column.MIDDLE, "additional name": Column.MIDDLE,
-    "last name": Column.LAST, "family name": Column.LAST, "surname": Column.LAST,
-    "nickname": Column.NICKNAME,
-    "company": Column.ORGANIZATION, "organization 1 - name": Column.ORGANIZATION,
-    "organization name": Column.ORGANIZATION,
-}
-_NOT_A_PHONE = ("fax", "telex", "tty", "pager", "type", "label")
-_PHONE_WORD = re.compile(r"\b(phone|telephone|tel|mobile|cell|cellphone|callback|msisdn)\b")
-
-
-def classify(header: str) -> Column:
-    """What a column holds, from its header (Google, Outlook and plain spellings)."""
-    name = " ".join(header.strip().strip("\ufeff").lower().split())
-    if name in _NAMES:
-        return _NAMES[name]
-    if ("e-mail" in name or "email" in name):
-        if any(word in name for word in ("type", "label", "display")):
-            return Column.OTHER
-        if name in ("email", "e-mail", "mail") or "value" in name or "address" in name \
-                or re.fullmatch(r"e-?mail ?\d*", name):
-            return Column.EMAIL
-        return Column.OTHER
-    if _PHONE_WORD.search(name):
-        if any(word in name for word in _NOT_A_PHONE) and "value" not in name:
-            return Column.OTHER
-        return Column.PHONE
-    return Column.OTHER
-
-
-def export_format(headers: list[str]) -> str:
-    lowered = [" ".join(h.strip().strip("\ufeff").lower().split()) for h in headers]
-    if any(_GOOGLE_COLUMN.match(h) for h in lowered):
-        return "Google Contacts CSV"
-    if "e-mail address" in lowered or "mobile phone" in lowered:
-        return "Outlook CSV"
-    return "CSV"
+_PERSONAL = (Column.FIRST, Column.MIDDLE, Column.LAST)
 
 
 def _delimiter(header_line: str) -> str:
@@ -93,6 +40,19 @@ class Layout:
     columns: tuple[Column, ...]
     delimiter: str
     format: str
+    headers: tuple[str, ...] = ()
+    family_first: bool = False  # 姓 and 名 columns: 山田太郎, not "太郎 山田"
+
+    def used(self) -> dict[str, list[str]]:
+        """The headers names, phone numbers and emails are read from, as written."""
+        def headers(*kinds: Column) -> list[str]:
+            return [safe_label(h.strip("\ufeff")) for h, c in zip(self.headers, self.columns,
+                                                                   strict=False) if c in kinds]
+
+        names = (headers(Column.FULL_NAME) or headers(*_PERSONAL)
+                 or headers(Column.NICKNAME, Column.ORGANIZATION))
+        found = {"name": names, "phone": headers(Column.PHONE), "email": headers(Column.EMAIL)}
+        return {kind: columns for kind, columns in found.items() if columns}
 
 
 class CsvParser:
@@ -173,7 +133,10 @@ class CsvParser:
                 "I do not recognise this CSV file: its first row names no phone or email "
                 "column. Export from Google Contacts or Outlook, or write a first row "
                 "'name,phone,email' (see `help`).")
-        self.layout = Layout(columns, delimiter, export_format(headers))
+        family_first = any(CJK.search(h) for h, c in zip(headers, columns, strict=True)
+                           if c in _PERSONAL)
+        self.layout = Layout(columns, delimiter, export_format(headers), tuple(headers),
+                             family_first)
 
     def _fill(self, contact: RawContact, cells: list[str]) -> None:
         assert self.layout is not None
@@ -195,7 +158,9 @@ class CsvParser:
                                                          cells[len(self.layout.columns):]):
             contact.problem("the row has more cells than the header; the extra ones were "
                             "skipped")
-        personal = " ".join(names[c] for c in (Column.FIRST, Column.MIDDLE, Column.LAST)
-                            if c in names)
+        personal = " ".join(names[c] for c in _PERSONAL if c in names)
+        if self.layout.family_first:
+            personal = personal_name(names.get(Column.FIRST, ""), names.get(Column.LAST, ""),
+                                     names.get(Column.MIDDLE, ""))
         contact.name = (names.get(Column.FULL_NAME) or personal or names.get(Column.NICKNAME)
                         or names.get(Column.ORGANIZATION) or "")

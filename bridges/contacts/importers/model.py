@@ -7,10 +7,13 @@ phone number or address that failed (those are masked).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 MAX_LABEL_CHARS = 60
+# Scripts whose names are written family name first, without a space (山田太郎).
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "|", "%")
 
@@ -71,6 +74,8 @@ class ImportReport:
     problems: list[ContactProblem] = field(default_factory=list)
     problems_total: int = 0
     notes: list[str] = field(default_factory=list)  # file-level remarks
+    # CSV: the headers each was read from, as written ("name", "phone", "email" → 姓名 …)
+    columns: dict[str, list[str]] = field(default_factory=dict)
 
     def add_problem(self, position: int, label: str, problem: str) -> None:
         self.problems_total += 1
@@ -80,6 +85,14 @@ class ImportReport:
     def note(self, text: str) -> None:
         if text not in self.notes and len(self.notes) < 20:
             self.notes.append(text)
+
+
+def personal_name(given: str, family: str, additional: str = "", prefix: str = "",
+                  suffix: str = "") -> str:
+    """A name from its parts as people write it: 山田太郎, but Ola Nordmann."""
+    if CJK.search(family + given):
+        return f"{family}{given}".strip()
+    return " ".join(p for p in (prefix, given, additional, family, suffix) if p)
 
 
 def safe_label(name: str) -> str:

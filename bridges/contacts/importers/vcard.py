@@ -17,14 +17,14 @@ import codecs
 import re
 from dataclasses import dataclass, field
 
-from bridges.contacts.importers.text import LineDecoder
+from bridges.contacts.importers.model import personal_name
+from mercato.text_decoding import LineDecoder
 
 WANTED = frozenset({b"BEGIN", b"END", b"FN", b"N", b"ORG", b"TEL", b"EMAIL"})
 MAX_VALUE_BYTES = 16 * 1024
 MAX_NESTING = 8
 MAX_VALUES_PER_CARD = 200
 _ENCODINGS_21 = {"QUOTED-PRINTABLE", "BASE64", "8BIT", "7BIT", "B"}
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 # A header that may name an encoding or a charset (else its value is read as it is):
 # ENCODING=…, CHARSET=…, or vCard 2.1's bare QUOTED-PRINTABLE / BASE64 / B.
@@ -79,9 +79,7 @@ def name_from_n(value: str) -> str:
     """Family;Given;Additional;Prefix;Suffix as people write it (姓名 without a space)."""
     parts = [p.strip() for p in split_components(value)] + [""] * 5
     family, given, additional, prefix, suffix = parts[:5]
-    if _CJK.search(family + given):
-        return f"{family}{given}".strip()
-    return " ".join(p for p in (prefix, given, additional, family, suffix) if p)
+    return personal_name(given, family, additional, prefix, suffix)
 
 
 def _split_header(line: bytes) -> tuple[bytes, bytes] | None:
