@@ -14,6 +14,7 @@ from rich.table import Table
 from mercato.config import (
     ConfigError,
     MercatoConfig,
+    config_warnings,
     load_config,
     reachable_host,
     scale_profile,
@@ -39,6 +40,12 @@ class Context:
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
         return scale_profile(config) if self.profile == "scale" else config
+
+
+def warn_about(config: MercatoConfig) -> None:
+    """Say loudly, on stderr, which accepted settings put the network at risk."""
+    for warning in config_warnings(config):
+        console.print(f"[bold red]WARNING:[/] {warning}", highlight=False)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -72,6 +79,7 @@ def up(ctx: Context, profile: str | None) -> None:
     created = not ctx.config_path.exists()
     config = ctx.config(create=True)
     setup_logging(config.logging.level, config.logging.format, component="runner")
+    warn_about(config)
     if created:
         console.print(f"Wrote {ctx.config_path} with fresh secrets (kept on later runs).")
     sys.exit(asyncio.run(run_network(config, ctx.config_path, ctx.profile)))
@@ -128,7 +136,7 @@ def config_init(ctx: Context) -> None:
 @pass_context
 def config_check(ctx: Context) -> None:
     """Validate mercato.yaml and say what is wrong, key by key."""
-    ctx.config()
+    warn_about(ctx.config())
     click.echo(f"{ctx.config_path} is valid.")
 
 
@@ -138,7 +146,9 @@ def config_render(ctx: Context) -> None:
     """Render Synapse's config and the appservice registrations into the data directory."""
     from mercato.render import render_all
 
-    paths = render_all(ctx.config(create=True), ctx.profile)
+    config = ctx.config(create=True)
+    warn_about(config)
+    paths = render_all(config, ctx.profile)
     for path in (paths.homeserver_config, paths.log_config, paths.commerce_registration,
                  paths.contacts_registration):
         click.echo(f"wrote {path}")
@@ -149,15 +159,32 @@ def admin() -> None:
     """Operator commands."""
 
 
+def synapse_metrics_urls(config: MercatoConfig, profile: str) -> dict[str, str]:
+    """Where each Synapse process serves Prometheus metrics (none when metrics are off)."""
+    from mercato.render import ScaleLayout
+
+    port = config.synapse.metrics_port
+    if port is None:
+        return {}
+    host = reachable_host(config.synapse.metrics_bind_address)
+    urls = {"synapse metrics": f"http://{host}:{port}/_synapse/metrics"}
+    if profile == "scale":
+        for worker in ScaleLayout.for_config(config).workers:
+            urls[f"synapse-{worker.name} metrics"] = (
+                f"http://{host}:{worker.metrics_port}/_synapse/metrics")
+    return urls
+
+
 @admin.command()
 @pass_context
 def status(ctx: Context) -> None:
-    """Show whether each component answers its health check."""
+    """Show whether each component answers its health check, and Synapse its metrics."""
     import aiohttp
 
     config = ctx.config()
     checks = {
         "synapse": f"{config.homeserver_url}/health",
+        **synapse_metrics_urls(config, ctx.profile),
         "commerce": f"http://127.0.0.1:{config.commerce.port}/health",
         "contacts": f"http://127.0.0.1:{config.contacts.port}/health",
         "shopbot": f"http://127.0.0.1:{config.shopbot.port}/health",

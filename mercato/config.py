@@ -7,6 +7,7 @@ says what is allowed.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -18,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -64,12 +66,82 @@ class SynapseConfig(_Section):
     # Tests on loopback only: trust self-signed certificates and allow private
     # addresses for federation. Refused unless the server name is a loopback address.
     loopback_federation_for_tests: bool = False
+    # Synapse's Prometheus metrics (/_synapse/metrics) on a listener of their own, never
+    # the public port; null turns them off. Scale profile workers: scale.worker_port_base.
+    metrics_port: Port | None = 9000
+    metrics_bind_address: str = "127.0.0.1"
+
+    @field_validator("metrics_bind_address")
+    @classmethod
+    def _metrics_bind(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be an IP address such as 127.0.0.1 (loopback: only "
+                             "this machine) or 0.0.0.0 (every interface)") from None
 
     @field_validator("database")
     @classmethod
     def _database(cls, value: str) -> str:
         if value != "sqlite" and not value.startswith(("postgres://", "postgresql://")):
             raise ValueError("must be 'sqlite' or a postgres://user@host:port/dbname URL")
+        return value
+
+
+def _ip_ranges(values: list[str]) -> list[str]:
+    """Each entry as a CIDR range (10.0.0.0/8, fd00::/8); a single address is a /32 or /128."""
+    ranges = []
+    for value in values:
+        try:
+            ranges.append(str(ipaddress.ip_network(value.strip(), strict=True)))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP range such as 10.0.0.0/8, "
+                             "192.168.1.0/24 or fd00::/8 (the address must be the first "
+                             "of its range)") from None
+    return ranges
+
+
+class FederationConfig(_Section):
+    """Whom Synapse may connect to and which certificates it trusts: for homeservers on a
+    private network or with a private CA. The defaults are those of the public internet."""
+
+    # null: Synapse's own list of private, loopback and reserved ranges.
+    ip_range_blacklist: list[str] | None = None
+    # Ranges let through although the block list holds them (your servers' private network).
+    ip_range_whitelist: list[str] = []
+    # A PEM file of the CA that signed the other homeservers' certificates; it replaces
+    # the public CAs for federation.
+    trusted_ca_file: str = ""
+    # false accepts any certificate: anyone on the path can pose as any homeserver.
+    # Strict: only a YAML boolean turns it off, not a string such as "0" or "no".
+    verify_certificates: StrictBool = True
+
+    @field_validator("ip_range_blacklist")
+    @classmethod
+    def _blacklist(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must not be empty: that lets other servers make yours connect "
+                             "to any machine on your network. Leave it out (null) and list "
+                             "your servers' ranges in federation.ip_range_whitelist")
+        return _ip_ranges(value)
+
+    @field_validator("ip_range_whitelist")
+    @classmethod
+    def _whitelist(cls, value: list[str]) -> list[str]:
+        ranges = _ip_ranges(value)
+        for entry in ranges:
+            if entry.endswith("/0"):
+                raise ValueError(f"{entry} lets federation reach every address; list only "
+                                 "the ranges your homeservers are on, such as 10.1.0.0/16")
+        return ranges
+
+    @field_validator("trusted_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str) -> str:
+        if value and (not Path(value).is_absolute() or not value.isprintable()):
+            raise ValueError("must be an absolute path to a PEM file of a CA certificate")
         return value
 
 
@@ -281,6 +353,7 @@ class MercatoConfig(_Section):
     # Relative paths are relative to the directory holding mercato.yaml.
     data_dir: str = "data"
     synapse: SynapseConfig = Field(default_factory=SynapseConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
     commerce: CommerceConfig = Field(default_factory=CommerceConfig)
     contacts: ContactsConfig = Field(default_factory=ContactsConfig)
     shopbot: ShopbotConfig = Field(default_factory=ShopbotConfig)
@@ -388,6 +461,8 @@ def _check_consistency(config: MercatoConfig) -> None:
         "contacts.port": config.contacts.port,
         "shopbot.port": config.shopbot.port,
     }
+    if config.synapse.metrics_port is not None:
+        ports["synapse.metrics_port"] = config.synapse.metrics_port
     seen: dict[int, str] = {}
     for key, port in ports.items():
         if port in seen:
@@ -402,6 +477,10 @@ def _check_consistency(config: MercatoConfig) -> None:
             "127.0.0.1", "localhost", "[::1]"):
         raise ConfigError("invalid configuration: synapse.loopback_federation_for_tests is only "
                           "for test servers on 127.0.0.1; never turn it on for real users")
+    if synapse.loopback_federation_for_tests and config.federation.ip_range_blacklist is not None:
+        raise ConfigError("invalid configuration: federation.ip_range_blacklist: "
+                          "synapse.loopback_federation_for_tests empties the block list "
+                          "already; set one or the other")
     if synapse.federation_port:
         ports["synapse.federation_port"] = synapse.federation_port
         if len(set(ports.values())) != len(ports):
@@ -431,14 +510,28 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH, *, create: bool = False)
     if missing:
         if not create:
             # A secret invented now would differ in every process that reads the file.
-            raise ConfigError(f"{path} leaves out {', '.join(missing)}: write each into it "
-                              "(or run `mercato up`, which completes mercato.yaml)")
+            raise ConfigError(
+                f"{path} leaves out {len(missing)} generated secret(s): {', '.join(missing)}. "
+                f"Run `mercato up` or `mercato config render` once: either writes fresh "
+                f"values for them into {path.name} (keeping your settings, not your "
+                f"comments). Or write each into it yourself")
         try:
             write_config(config, path)
         except OSError as e:
             raise ConfigError(f"{path} leaves out {', '.join(missing)} and cannot be "
                               f"completed ({e}); write them into it") from None
     return config
+
+
+def config_warnings(config: MercatoConfig) -> list[str]:
+    """Settings Mercato accepts but that put the network at risk, said each time it starts."""
+    warnings = []
+    if not config.federation.verify_certificates:
+        warnings.append(
+            "federation.verify_certificates is false: Synapse accepts any certificate from "
+            "other homeservers, so anyone between them can pose as any server. Use "
+            "federation.trusted_ca_file with your private CA instead.")
+    return warnings
 
 
 def _missing_generated_values(raw: dict[str, Any], config: MercatoConfig) -> list[str]:

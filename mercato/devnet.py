@@ -195,14 +195,16 @@ class RunningNetwork:
 def write_test_config(base_dir: Path, **overrides: Any) -> Path:
     raw: dict[str, Any] = {
         "server_name": "localhost",
-        "synapse": {"port": free_port(), "relaxed_rate_limits": True},
+        "synapse": {"port": free_port(), "metrics_port": free_port(),
+                    "relaxed_rate_limits": True},
         "commerce": {"port": free_port()},
         "contacts": {"port": free_port()},
         "shopbot": {"port": free_port()},
         "logging": {"level": "INFO", "format": "json"},
-        # Used only when the network starts with the scale profile: its own databases.
+        # Used only when the network starts with the scale profile: its own databases,
+        # and ports for the main process, five workers and the workers' metrics.
         "scale": {"database_prefix": f"mt{uuid.uuid4().hex[:10]}_",
-                  "worker_port_base": free_port_block(8)},
+                  "worker_port_base": free_port_block(12)},
     }
     for key, value in overrides.items():
         if isinstance(value, dict):

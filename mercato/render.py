@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +28,8 @@ class Worker:
     port: int
     resources: tuple[str, ...]
     replication: bool = False
+    # Its Prometheus listener; None when synapse.metrics_port turns metrics off.
+    metrics_port: int | None = None
 
     def config_path(self, synapse_dir: Path) -> Path:
         return synapse_dir / "workers" / f"{self.name}.yaml"
@@ -52,7 +54,7 @@ class ScaleLayout:
     @classmethod
     def for_config(cls, config: MercatoConfig) -> ScaleLayout:
         base = config.scale.worker_port_base
-        return cls(main_port=base, main_replication_port=base + 1, workers=(
+        workers: tuple[Worker, ...] = (
             Worker("generic1", "client and federation reads", base + 2,
                    ("client", "federation")),
             Worker("event_persister1", "event persister", base + 3, ("replication",),
@@ -60,7 +62,11 @@ class ScaleLayout:
             Worker("federation_sender1", "federation sender", base + 4, ("health",)),
             Worker("pusher1", "pusher", base + 5, ("health",)),
             Worker("appservice1", "appservice sender", base + 6, ("health",)),
-        ))
+        )
+        if config.synapse.metrics_port is not None:
+            # Each worker's metrics on the port five above its own: 18107-18111 by default.
+            workers = tuple(replace(w, metrics_port=w.port + len(workers)) for w in workers)
+        return cls(main_port=base, main_replication_port=base + 1, workers=workers)
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,20 @@ def _preview_context(config: MercatoConfig) -> dict[str, object]:
     return {"preview_loopback": loopback, "preview_netloc": re.escape(parts.netloc)}
 
 
+def _federation_context(config: MercatoConfig) -> dict[str, object]:
+    """Synapse's outbound rules: the public-internet defaults unless mercato.yaml says
+    otherwise (each key rendered once, so the test switch and the settings cannot clash)."""
+    federation = config.federation
+    loopback = config.synapse.loopback_federation_for_tests
+    return {
+        # None: leave Synapse's own list of private and reserved ranges in force.
+        "ip_range_blacklist": [] if loopback else federation.ip_range_blacklist,
+        "ip_range_whitelist": federation.ip_range_whitelist,
+        "verify_certificates": federation.verify_certificates and not loopback,
+        "trusted_ca_files": [federation.trusted_ca_file] if federation.trusted_ca_file else [],
+    }
+
+
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -162,7 +182,8 @@ def render_all(config: MercatoConfig, profile: str = "single") -> RenderedPaths:
     _write_private(
         paths.homeserver_config,
         env.get_template("homeserver.yaml.j2").render(
-            config=config, paths=paths, scale=scale, **_preview_context(config)),
+            config=config, paths=paths, scale=scale, **_preview_context(config),
+            **_federation_context(config)),
     )
     _write_private(
         paths.log_config,
@@ -185,7 +206,8 @@ def render_all(config: MercatoConfig, profile: str = "single") -> RenderedPaths:
         worker_template = env.get_template("worker.yaml.j2")
         for worker in scale.workers:
             _write_private(worker.config_path(paths.synapse_dir),
-                           worker_template.render(worker=worker, paths=paths))
+                           worker_template.render(worker=worker, paths=paths,
+                                                  config=config))
     if not paths.signing_key.exists():
         key = io.StringIO()
         write_signing_keys(key, [generate_signing_key("a_mrc0")])

@@ -53,7 +53,8 @@ def _tls_settings(directory: Path, port: int) -> dict[str, object]:
 def _start_remote(base: Path) -> RemoteHomeserver:
     fed_port = free_port()
     raw = {"server_name": f"127.0.0.1:{fed_port}", "demo": {"enabled": False},
-           "synapse": {"port": free_port(), **_tls_settings(base, fed_port)},
+           "synapse": {"port": free_port(), "metrics_port": free_port(),
+                       **_tls_settings(base, fed_port)},
            "commerce": {"port": free_port()}, "contacts": {"port": free_port()},
            "shopbot": {"port": free_port()}, "logging": {"format": "json"}}
     config = parse_config(raw, base_dir=base)

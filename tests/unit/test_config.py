@@ -9,7 +9,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from mercato.config import ConfigError, MercatoConfig, load_config, parse_config
+from mercato.config import (
+    ConfigError,
+    MercatoConfig,
+    config_warnings,
+    load_config,
+    parse_config,
+)
 
 
 def _secrets(config: MercatoConfig) -> dict[str, str]:
@@ -169,6 +175,25 @@ def test_missing_file_without_create_says_how_to_make_one(tmp_path: Path) -> Non
         ({"contacts": {"smtp": {"security": "ssl"}}}, "contacts.smtp.security", "'starttls'"),
         ({"contacts": {"sms_webhook_url": "sms.example.org"}}, "contacts.sms_webhook_url",
          "https://"),
+        ({"synapse": {"metrics_port": 70000}}, "synapse.metrics_port", "65535"),
+        ({"federation": {"ip_range_whitelist": ["10.0.0.300/8"]}},
+         "federation.ip_range_whitelist", "'10.0.0.300/8' is not an IP range"),
+        ({"federation": {"ip_range_whitelist": ["10.0.0.1/8"]}},
+         "federation.ip_range_whitelist", "first of its range"),
+        ({"federation": {"ip_range_whitelist": "10.0.0.0/8"}},
+         "federation.ip_range_whitelist", "valid list"),
+        ({"federation": {"ip_range_whitelist": ["0.0.0.0/0"]}},
+         "federation.ip_range_whitelist", "every address"),
+        ({"federation": {"ip_range_blacklist": ["private"]}},
+         "federation.ip_range_blacklist", "'private' is not an IP range"),
+        ({"federation": {"ip_range_blacklist": []}},
+         "federation.ip_range_blacklist", "federation.ip_range_whitelist"),
+        ({"federation": {"trusted_ca_file": "ca.pem"}}, "federation.trusted_ca_file",
+         "absolute path"),
+        ({"federation": {"verify_certificates": "no thanks"}},
+         "federation.verify_certificates", "boolean"),
+        ({"federation": {"ip_range_allowlist": ["10.0.0.0/8"]}},
+         "federation.ip_range_allowlist", "not a known setting"),
     ],
 )
 def test_bad_value_is_refused_naming_key_and_what_is_allowed(
@@ -193,6 +218,59 @@ def test_two_components_on_one_port_are_refused(key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({key: {"port": 8008}})
     assert str(caught.value).endswith(f"{key}.port: port 8008 is already used by synapse.port")
+
+
+def test_synapse_metrics_port_is_in_the_port_registry() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"synapse": {"metrics_port": 8090}})
+    assert str(caught.value).endswith(
+        "synapse.metrics_port: port 8090 is already used by commerce.port")
+    assert parse_config({"synapse": {"metrics_port": None}}).synapse.metrics_port is None
+
+
+def test_synapse_metrics_default_to_port_9000_on_loopback() -> None:
+    synapse = parse_config({}).synapse
+    assert (synapse.metrics_port, synapse.metrics_bind_address) == (9000, "127.0.0.1")
+
+
+def test_federation_defaults_keep_the_public_internet_rules() -> None:
+    federation = parse_config({}).federation
+    assert federation.ip_range_blacklist is None
+    assert federation.ip_range_whitelist == []
+    assert federation.trusted_ca_file == ""
+    assert federation.verify_certificates is True
+    assert config_warnings(parse_config({})) == []
+
+
+def test_private_ranges_are_read_as_cidr() -> None:
+    federation = parse_config({"federation": {
+        "ip_range_whitelist": ["10.1.0.0/16", " 192.168.7.12", "fd00::/8"]}}).federation
+    assert federation.ip_range_whitelist == ["10.1.0.0/16", "192.168.7.12/32", "fd00::/8"]
+
+
+def test_unchecked_federation_certificates_are_warned_about() -> None:
+    (warning,) = config_warnings(parse_config({"federation": {"verify_certificates": False}}))
+    assert warning.startswith("federation.verify_certificates is false")
+    assert "federation.trusted_ca_file" in warning
+
+
+def test_loopback_test_switch_and_a_block_list_are_refused_together() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"server_name": "127.0.0.1:8448",
+                      "synapse": {"loopback_federation_for_tests": True},
+                      "federation": {"ip_range_blacklist": ["127.0.0.0/8"]}})
+    assert "federation.ip_range_blacklist:" in str(caught.value)
+
+
+def test_hand_written_partial_file_says_what_completes_it(tmp_path: Path) -> None:
+    path = tmp_path / "mercato.yaml"
+    path.write_text("server_name: shop.example.org\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "synapse.registration_shared_secret" in message
+    assert "`mercato up` or `mercato config render`" in message
+    assert path.read_text() == "server_name: shop.example.org\n"
 
 
 def test_commerce_and_contacts_must_not_share_tokens() -> None:
@@ -286,3 +364,45 @@ def test_homeserver_url_brackets_an_ipv6_bind_address() -> None:
 def test_client_baseurl_comes_from_public_baseurl_without_trailing_slash() -> None:
     config = parse_config({"public_baseurl": "https://chat.example.com/"})
     assert config.client_baseurl == "https://chat.example.com"
+
+
+# `mercato config check`, as the operator runs it
+
+
+def _config_check(path: Path) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from mercato.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    return result.exit_code, result.output + result.stderr
+
+
+def test_config_check_says_what_completes_a_hand_written_file(tmp_path: Path) -> None:
+    path = tmp_path / "mercato.yaml"
+    path.write_text("server_name: shop.example.org\nfederation:\n"
+                    "  ip_range_whitelist: [10.20.0.0/16]\n")
+    code, output = _config_check(path)
+    assert code == 1
+    assert "leaves out" in output and "commerce.as_token" in output
+    assert "Run `mercato up` or `mercato config render` once" in output
+
+
+def test_config_check_warns_while_certificates_go_unchecked(tmp_path: Path) -> None:
+    from mercato.config import write_config
+
+    path = tmp_path / "mercato.yaml"
+    write_config(parse_config({"federation": {"verify_certificates": False}}), path)
+    code, output = _config_check(path)
+    assert code == 0
+    assert "WARNING: federation.verify_certificates is false" in output
+    write_config(parse_config({}), path)
+    assert "WARNING" not in _config_check(path)[1]
+
+
+def test_config_check_names_a_bad_range(tmp_path: Path) -> None:
+    path = tmp_path / "mercato.yaml"
+    path.write_text("federation:\n  ip_range_whitelist: [192.168.1.0/33]\n")
+    code, output = _config_check(path)
+    assert code == 1
+    assert "federation.ip_range_whitelist: '192.168.1.0/33' is not an IP range" in output

@@ -244,16 +244,20 @@ class Deployment:
             if argv[:3] == HOMESERVER:
                 (config_file,) = self.config_files(service)
                 for listener in _yaml(self.rendered(config_file))["listeners"]:
-                    names = {n for r in listener["resources"] for n in r["names"]}
+                    names = {n for r in listener.get("resources", []) for n in r["names"]}
                     name = "synapse replication" if "replication" in names else "synapse"
+                    if listener["type"] == "metrics":
+                        name = "synapse metrics"
                     for bind in listener["bind_addresses"]:
                         found.append(Listener(service, name, int(listener["port"]), bind))
             elif argv[:3] == WORKER:
                 worker = _yaml(self.rendered(self.config_files(service)[-1]))
                 for listener in worker["worker_listeners"]:
+                    name = worker["worker_name"]
+                    if listener["type"] == "metrics":
+                        name += " metrics"
                     for bind in listener["bind_addresses"]:
-                        found.append(Listener(service, worker["worker_name"],
-                                              int(listener["port"]), bind))
+                        found.append(Listener(service, name, int(listener["port"]), bind))
             elif self.runs(service) == "router":
                 # mercato/cli.py: router.run(synapse.bind_address, synapse.port)
                 found.append(Listener(service, "router", self.config.synapse.port,
@@ -472,7 +476,8 @@ def test_synapse_reads_the_rendered_homeserver_yaml(deployment: Deployment) -> N
         str(d.paths.commerce_registration), str(d.paths.contacts_registration)]
     layout = ScaleLayout.for_config(d.config)
     assert {(entry.name, entry.port) for entry in d.listeners() if entry.service == main} == {
-        ("synapse", layout.main_port), ("synapse replication", layout.main_replication_port)}
+        ("synapse", layout.main_port), ("synapse replication", layout.main_replication_port),
+        ("synapse metrics", d.config.synapse.metrics_port)}
 
 
 def test_every_worker_runs_in_its_own_service(deployment: Deployment) -> None:
@@ -495,7 +500,8 @@ def test_every_worker_runs_in_its_own_service(deployment: Deployment) -> None:
         rendered = _yaml(d.rendered(files[-1]))
         assert rendered["worker_app"] == "synapse.app.generic_worker"
         assert rendered["worker_name"] == worker.name
-        assert [listener["port"] for listener in rendered["worker_listeners"]] == [worker.port]
+        assert [listener["port"] for listener in rendered["worker_listeners"]] == [
+            worker.port, worker.metrics_port]
         # A worker refuses a schema the main process has not prepared yet.
         (main,) = d.main_services()
         assert d.waits_for(service, main, "service_healthy"), (
@@ -573,8 +579,8 @@ def test_the_router_serves_synapse_port(deployment: Deployment) -> None:
     reader = d.reach(router, f"http://127.0.0.1:{layout.reader.port}")
     assert reader.name == layout.reader.name
     worker = _yaml(layout.reader.config_path(d.paths.synapse_dir))
-    served = {n for listener in worker["worker_listeners"] for r in listener["resources"]
-              for n in r["names"]}
+    served = {n for listener in worker["worker_listeners"]
+              for r in listener.get("resources", []) for n in r["names"]}
     assert {"client", "federation"} <= served, f"{reader.name} must serve what it is sent"
     for service in d.synapse_services():
         assert d.waits_for(router, service, "service_healthy"), (
@@ -629,6 +635,20 @@ def test_published_ports_are_the_configured_ports(deployment: Deployment) -> Non
     assert len(published) == len(COMPONENTS), (
         "only the router and Mercato's components are published; Synapse's main process "
         "and workers, PostgreSQL and Redis stay inside")
+
+
+def test_every_synapse_process_serves_metrics_inside_the_namespace(
+        deployment: Deployment) -> None:
+    d = deployment
+    # `docker compose exec commerce mercato admin status` asks each of them.
+    asker = d.service_of("commerce")
+    for service in d.synapse_services():
+        (metrics,) = [e for e in d.listeners()
+                      if e.service == service and e.name.endswith("metrics")]
+        assert metrics.bind in LOOPBACK, (
+            f"{service}: metrics are unauthenticated; listen on 127.0.0.1 only")
+        url = f"http://127.0.0.1:{metrics.port}/_synapse/metrics"
+        assert d.reach(asker, url) == metrics, f"{asker} → {url}"
 
 
 def test_healthchecks_hit_health_on_the_configured_ports(deployment: Deployment) -> None:

@@ -251,3 +251,110 @@ def test_log_config_is_a_valid_logging_config(tmp_path: Path) -> None:
     assert '"event": "rendered ok"' in result.stderr
     log_file = paths.log_dir / "synapse.log"
     assert '"event": "rendered ok"' in log_file.read_text()
+
+
+# -- Synapse's metrics --------------------------------------------------------------
+
+
+def _metrics_listeners(hs_config: HomeServerConfig) -> list[Any]:
+    return [listener for listener in hs_config.server.listeners if listener.type == "metrics"]
+
+
+def test_synapse_metrics_have_their_own_loopback_listener(tmp_path: Path) -> None:
+    hs_config = _synapse_config(render_all(_config(tmp_path)))
+    assert hs_config.metrics.enable_metrics is True
+    (metrics,) = _metrics_listeners(hs_config)
+    assert (metrics.port, metrics.bind_addresses) == (9000, ["127.0.0.1"])
+    # The public client/federation listener never serves them.
+    for listener in hs_config.server.listeners:
+        if listener.type == "http":
+            assert "metrics" not in {n for r in listener.http_options.resources
+                                     for n in r.names}
+
+
+def test_synapse_metrics_port_null_turns_them_off(tmp_path: Path) -> None:
+    hs_config = _synapse_config(render_all(_config(tmp_path, synapse={"metrics_port": None})))
+    assert hs_config.metrics.enable_metrics is False
+    assert _metrics_listeners(hs_config) == []
+
+
+def test_each_scale_worker_has_a_metrics_listener_of_its_own(tmp_path: Path) -> None:
+    config = _config(tmp_path, synapse={"metrics_bind_address": "0.0.0.0"},
+                     scale={"worker_port_base": 19000})
+    paths = render_all(config, "scale")
+    ports = []
+    for worker in sorted((paths.synapse_dir / "workers").iterdir()):
+        (metrics,) = [listener for listener in _yaml(worker)["worker_listeners"]
+                      if listener["type"] == "metrics"]
+        assert metrics["bind_addresses"] == ["0.0.0.0"]
+        ports.append(metrics["port"])
+    assert sorted(ports) == [19007, 19008, 19009, 19010, 19011]
+    main = _yaml(paths.homeserver_config)["listeners"]
+    assert [listener["port"] for listener in main if listener["type"] == "metrics"] == [9000]
+
+
+# -- federation outside the public internet ----------------------------------------------
+
+
+def _ca_file(directory: Path) -> Path:
+    from tests.integration.local_https import self_signed_certificate
+
+    return self_signed_certificate(directory, name="private-ca").cert
+
+
+def test_federation_defaults_are_synapses_public_internet_ones(tmp_path: Path) -> None:
+    paths = render_all(_config(tmp_path))
+    homeserver = _yaml(paths.homeserver_config)
+    for key in ("ip_range_blacklist", "ip_range_whitelist", "federation_custom_ca_list",
+                "federation_verify_certificates"):
+        assert key not in homeserver, key
+    server = _synapse_config(paths).server
+    for private in ("10.1.2.3", "192.168.1.10", "172.16.0.1", "127.0.0.1"):
+        assert private in server.ip_range_blocklist, private
+    assert not server.ip_range_allowlist
+
+
+def test_private_network_and_private_ca_reach_synapse(tmp_path: Path) -> None:
+    ca = _ca_file(tmp_path)
+    paths = render_all(_config(tmp_path, federation={
+        "ip_range_whitelist": ["10.1.0.0/16", "192.168.5.0/24", "fd12:3456::/32"],
+        "trusted_ca_file": str(ca)}))
+    homeserver = _yaml(paths.homeserver_config)
+    assert homeserver["ip_range_whitelist"] == ["10.1.0.0/16", "192.168.5.0/24",
+                                                "fd12:3456::/32"]
+    assert homeserver["federation_custom_ca_list"] == [str(ca)]
+    assert "federation_verify_certificates" not in homeserver
+    hs_config = _synapse_config(paths)
+    server = hs_config.server
+    # The named ranges get through; the rest of the private space stays blocked.
+    assert "10.1.2.3" in server.ip_range_allowlist
+    assert "192.168.5.7" in server.ip_range_allowlist
+    assert "10.2.0.1" not in server.ip_range_allowlist
+    assert "10.2.0.1" in server.ip_range_blocklist
+    assert "169.254.169.254" in server.ip_range_blocklist
+    assert hs_config.tls.federation_ca_trust_root is not None
+    assert hs_config.tls.federation_verify_certificates is True
+
+
+def test_own_block_list_and_unchecked_certificates_reach_synapse(tmp_path: Path) -> None:
+    paths = render_all(_config(tmp_path, federation={
+        "ip_range_blacklist": ["127.0.0.0/8", "169.254.0.0/16"],
+        "verify_certificates": False}))
+    homeserver = _yaml(paths.homeserver_config)
+    assert homeserver["ip_range_blacklist"] == ["127.0.0.0/8", "169.254.0.0/16"]
+    assert homeserver["federation_verify_certificates"] is False
+    hs_config = _synapse_config(paths)
+    assert "10.1.2.3" not in hs_config.server.ip_range_blocklist
+    assert "127.0.0.1" in hs_config.server.ip_range_blocklist
+    assert hs_config.tls.federation_verify_certificates is False
+
+
+def test_loopback_test_switch_renders_as_before(tmp_path: Path) -> None:
+    paths = render_all(_config(tmp_path, server_name="127.0.0.1:8448", synapse={
+        "loopback_federation_for_tests": True}, federation={
+        "ip_range_whitelist": ["10.1.0.0/16"]}))
+    homeserver = _yaml(paths.homeserver_config)
+    assert homeserver["ip_range_blacklist"] == []
+    assert homeserver["federation_verify_certificates"] is False
+    assert homeserver["ip_range_whitelist"] == ["10.1.0.0/16"]
+    _synapse_config(paths)
