@@ -19,6 +19,7 @@ from appservices.commerce.merchants import Principal, require
 from appservices.commerce.roles import Action
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
+from mercato.values import json_kind
 
 log = get_logger(__name__)
 
@@ -108,15 +109,17 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
     silent = body.get("silent", False)
     if not isinstance(silent, bool):
         raise InvalidInput("silent", "must be true or false")
-    image_mxc = body.get("image_mxc") or ""
-    if image_mxc and not (isinstance(image_mxc, str) and image_mxc.startswith("mxc://")):
+    image_mxc = body.get("image_mxc")
+    image_mxc = "" if image_mxc is None else image_mxc
+    if image_mxc != "" and not (isinstance(image_mxc, str) and image_mxc.startswith("mxc://")):
         raise InvalidInput("image_mxc", "must be an mxc:// URI; upload the image first")
     if silent and image_mxc:
         raise InvalidInput("silent", "silent posts are text only: m.notice cannot carry an "
                                      "image")
-    image_info = body.get("image_info") or {}
+    image_info = body.get("image_info")
+    image_info = {} if image_info is None else image_info
     if not isinstance(image_info, dict):
-        raise InvalidInput("image_info", "must be an object")
+        raise InvalidInput("image_info", f"must be an object, not {json_kind(image_info)}")
     channel_ids = await _target_rooms(db, slug, body.get("channels"))
     coupon_id = None
     async with transaction(db) as conn:

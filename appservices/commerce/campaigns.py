@@ -10,15 +10,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.shops import _plain_text, name_skeleton
+from appservices.commerce.shops import name_skeleton
 from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
+from mercato.values import json_kind, parse_money, plain_text
 
 TEMPLATES = template_environment(Path(__file__).parent / "templates")
 
@@ -85,21 +85,10 @@ def check_links(texts: list[str], policy: LinkPolicy) -> None:
                               f"{where}.")
 
 
-def parse_price(field: str, value: Any) -> str:
-    """A price as a decimal string with at most two decimals: never a float."""
-    text = str(value if value is not None else "").strip()
-    try:
-        price = Decimal(text)
-    except InvalidOperation:
-        raise InvalidInput(field, "must be a price such as 19.90") from None
-    exponent = price.as_tuple().exponent  # a letter, not a number, for NaN and infinity
-    if not isinstance(exponent, int) or price < 0 or exponent < -2 or price > 10**9:
-        raise InvalidInput(field, "must be a price such as 19.90 (two decimals at most)")
-    return f"{price:.2f}"
-
-
 def parse_currency(value: Any) -> str:
-    text = str(value or "").strip().upper()
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput("currency", f"must be text such as \"EUR\", not {json_kind(value)}")
+    text = (value or "").strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", text):
         raise InvalidInput("currency", "must be an ISO 4217 code such as EUR or USD")
     return text
@@ -107,16 +96,16 @@ def parse_currency(value: Any) -> str:
 
 def validate_fields(kind: str, fields: Any) -> dict[str, str]:
     """Check a campaign's fields for its kind; returns the cleaned fields."""
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidInput("kind", f"use one of: {', '.join(KINDS)}")
     if not isinstance(fields, dict):
         raise InvalidInput("fields", "must be an object")
-    text = lambda name, limit=500, required=False: _plain_text(  # noqa: E731
+    text = lambda name, limit=500, required=False: plain_text(  # noqa: E731
         name, fields.get(name), limit, required=required)
     cleaned: dict[str, str] = {"title": text("title", 120, required=True),
                                "text": text("text", 2000), "link": text("link", 300)}
     if kind == "product":
-        cleaned["price"] = parse_price("price", fields.get("price"))
+        cleaned["price"] = parse_money("price", fields.get("price"))
         cleaned["currency"] = parse_currency(fields.get("currency"))
     elif kind == "sale":
         cleaned["discount"] = text("discount", 60, required=True)

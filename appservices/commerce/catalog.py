@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from appservices.commerce import products
+from appservices.commerce import card_edits, products
 from appservices.commerce.db import access, store
 from appservices.commerce.db import products as rows
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, get_shop, require
 from appservices.commerce.products import Product
 from appservices.commerce.roles import Action
+from appservices.commerce.rooms import room_id_of
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
 
@@ -29,7 +30,10 @@ class CatalogMatrix(Protocol):
                         content: dict[str, Any], txn_id: str) -> str: ...
 
     async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
-                        content: dict[str, Any], txn_id: str) -> None: ...
+                        content: dict[str, Any], txn_id: str, *,
+                        look_first: bool = False) -> str | None: ...
+
+    async def resolve_room(self, room: str) -> str: ...
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
                           txn_id: str) -> tuple[str, str]: ...
@@ -110,8 +114,10 @@ async def share_card(db: Database, matrix: CatalogMatrix, principal: Principal, 
     if merchant.status != "approved":
         raise Forbidden(f"The shop is {merchant.status} and cannot post.",
                         errcode="MERCATO_SHOP_NOT_ACTIVE")
-    if not isinstance(room_id, str) or not room_id.startswith(("!", "#")):
-        raise InvalidInput("room_id", "must be a room ID (!…) or alias (#…) the shop is in")
+    # An alias is resolved before anything is written: a card stored under one could
+    # never be edited.
+    room_id = await room_id_of(matrix, "room_id", room_id,
+                               what="a room ID (!…) or alias (#…) the shop is in")
     product = await get_product(db, slug, sku)
     content = card_for(matrix, merchant, product)
     event_id = await matrix.post_card(merchant, room_id, content,
@@ -122,24 +128,12 @@ async def share_card(db: Database, matrix: CatalogMatrix, principal: Principal, 
 
 async def refresh_cards(db: Database, matrix: CatalogMatrix, merchant: store.Merchant,
                         product: Product) -> int:
-    """Edit every card of this product the shop posted, so it shows what is true now."""
-    edited = 0
-    content = card_for(matrix, merchant, product)
-    for card in await rows.cards_of(db, merchant.slug, product.sku):
-        if (card["price"], card["stock"]) == (product.price, product.stock):
-            continue
-        try:
-            await matrix.edit_card(
-                merchant, card["room_id"], card["event_id"],
-                products.edit_content(content, card["event_id"]),
-                txn_id=f"mercato.cardedit.{card['event_id']}.{product.price}.{product.stock}")
-        except Exception as e:
-            log.warning("card.edit_failed", event_id=card["event_id"], error=str(e))
-            continue
-        await rows.set_card_state(db, card["event_id"], product.price, product.stock)
-        edited += 1
-    log.info("cards.refreshed", shop=merchant.slug, sku=product.sku, edited=edited)
-    return edited
+    """Edit every card of this product the shop posted, so it shows what is true now.
+
+    An edit that fails is retried by the outbox (card_edits.py); the count is of those sent.
+    """
+    return await card_edits.refresh_cards(db, matrix, merchant, product,
+                                          card_for(matrix, merchant, product))
 
 
 async def notify_alerts(db: Database, matrix: CatalogMatrix, merchant: store.Merchant,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mercato.values import InvalidValue
+
 
 class CommerceError(Exception):
     status = 400
@@ -17,12 +19,10 @@ class CommerceError(Exception):
             self.status = status
 
 
-class InvalidInput(CommerceError):
-    errcode = "MERCATO_INVALID"
+class InvalidInput(InvalidValue, CommerceError):
+    """A field the caller must change: the core's `InvalidValue`, answered with 400."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+    errcode = "MERCATO_INVALID"
 
 
 class NotFound(CommerceError):

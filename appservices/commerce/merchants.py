@@ -20,6 +20,7 @@ from appservices.commerce.roles import Action, Role, parse_role, role_can
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
 from mercato.types import MerchantSlug, RoomID, UserID
+from mercato.values import json_kind, plain_text
 
 log = get_logger(__name__)
 
@@ -118,6 +119,12 @@ async def require(db: Database, principal: Principal, slug: str,
 def require_operator(principal: Principal) -> None:
     if not principal.is_operator:
         raise Forbidden("Only the operator of this Mercato server may do this.")
+
+
+def _role_text(role: Any) -> str:
+    if role is not None and not isinstance(role, str):
+        raise InvalidInput("role", f"must be text such as \"editor\", not {json_kind(role)}")
+    return role or ""
 
 
 def validate_user_id(value: Any, field: str = "user_id") -> str:
@@ -240,7 +247,7 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
         raise InvalidInput("body", "send a JSON object with the fields to change")
     validators = {
         "name": shops.validate_name,
-        "description": lambda v: shops._plain_text("description", v, shops.MAX_DESCRIPTION),
+        "description": lambda v: plain_text("description", v, shops.MAX_DESCRIPTION),
         "website": shops.validate_website,
         "avatar_url": shops.validate_avatar,
         "welcome_message": lambda v: shops.validate_message("welcome_message", v),
@@ -288,7 +295,7 @@ async def add_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug
     merchant = await require(db, principal, slug, Action.MANAGE_STAFF)
     user_id = validate_user_id(user_id)
     try:
-        parsed = parse_role(str(role or ""))
+        parsed = parse_role(_role_text(role))
     except ValueError as e:
         raise InvalidInput("role", str(e)) from None
     current = await access.staff_role(db, slug, user_id)
@@ -342,9 +349,9 @@ async def remove_staff(db: Database, matrix: ShopMatrix, principal: Principal, s
 async def create_api_key(db: Database, principal: Principal, slug: str, label: Any,
                          role: Any = "editor") -> tuple[access.ApiKey, str]:
     await require(db, principal, slug, Action.MANAGE_KEYS)
-    label = shops._plain_text("label", label, 64, required=True)
+    label = plain_text("label", label, 64, required=True)
     try:
-        parsed = parse_role(str(role or "editor"))
+        parsed = parse_role(_role_text(role) or "editor")
     except ValueError as e:
         raise InvalidInput("role", str(e)) from None
     key_id, key = access.new_api_key()

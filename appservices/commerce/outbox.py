@@ -10,6 +10,10 @@ about half an hour, so after a Synapse restart (or a long appservice outage) a
 resend could post twice. A row that was attempted but has no event ID is
 therefore first looked for in the room's recent history (by its `org.mercato.txn`
 marker, mercato/matrix/sending.py) and adopted if found; only otherwise is it sent again.
+
+Edits of posted product cards that failed their first try (`card_edit` rows,
+card_edits.py) are retried here the same way: in each room's order, with backoff,
+looking first, parked after their last try.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from mautrix.api import Method
 from mautrix.types import RoomID
 
-from appservices.commerce import broadcast, campaigns
+from appservices.commerce import broadcast, campaigns, card_edits, catalog
 from appservices.commerce.db import campaigns as rows
+from appservices.commerce.db import products as product_rows
 from appservices.commerce.db import store
 from mercato.db import OutageLog, transaction
 from mercato.faults import fault_point
@@ -71,6 +76,7 @@ class Outbox:
                 await self.start_due_campaigns()
                 await self.send_pending()
                 await self.finish_campaigns()
+                await self.send_card_edits()
                 outage.succeeded()
             except asyncio.CancelledError:
                 raise
@@ -149,6 +155,38 @@ class Outbox:
             log.warning("outbox.send_failed", row=row.id, attempt=attempts, give_up=give_up,
                         error=str(e))
             return give_up
+
+    async def send_card_edits(self) -> None:
+        """Card edits that failed their first try (card_edits.py), retried like posts."""
+        pending = await product_rows.pending_card_edits(self.db)
+        limit = asyncio.Semaphore(CONCURRENT_ROOMS)
+        by_room: dict[str, list[product_rows.CardEdit]] = {}
+        for edit in pending:
+            by_room.setdefault(edit.room_id, []).append(edit)
+
+        async def room_worker(room_edits: list[product_rows.CardEdit]) -> None:
+            async with limit:
+                for edit in room_edits:  # one room's edits keep their order
+                    if edit.next_attempt_at > _now() or \
+                            await self.send_card_edit(edit) == "pending":
+                        break
+
+        await asyncio.gather(*(room_worker(e) for e in by_room.values()))
+
+    async def send_card_edit(self, edit: product_rows.CardEdit) -> str:
+        merchant = await store.get_merchant(self.db, store.MerchantSlug(edit.merchant_slug))
+        if merchant is None or merchant.status != "approved":
+            # A suspended shop edits nothing; the edit waits for reinstatement.
+            await product_rows.postpone_card_edit(self.db, edit.id, "shop is not active",
+                                                  _now() + 60_000)
+            return "pending"
+        product = await product_rows.get_product(self.db, edit.merchant_slug, edit.sku)
+        if product is None:
+            await product_rows.drop_card_edit(self.db, edit.id, "the product was deleted")
+            return "superseded"
+        return await card_edits.send_edit(self.db, self.service, merchant, product,
+                                          catalog.card_for(self.service, merchant, product),
+                                          edit)
 
     async def reach(self, room_id: str) -> int:
         """Followers in the room when the post went out."""

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from appservices.commerce.campaigns import parse_currency, parse_price
+from appservices.commerce.campaigns import parse_currency
 from appservices.commerce.errors import InvalidInput
-from appservices.commerce.shops import _plain_text
 from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
+from mercato.values import json_kind, parse_money, plain_text, text_list
 
 TEMPLATES = template_environment(Path(__file__).parent / "templates")
 
@@ -82,7 +82,7 @@ def validate_currency(value: Any) -> str:
 
 
 def validate_url(field_name: str, value: Any) -> str:
-    text = _plain_text(field_name, value, 500)
+    text = plain_text(field_name, value, 500)
     if not text:
         return ""
     parts = urlsplit(text)
@@ -109,42 +109,47 @@ def validate_product(body: Any, *, partial: bool = False) -> dict[str, Any]:
     if has("sku"):
         out["sku"] = validate_sku(body.get("sku"))
     if has("title"):
-        out["title"] = _plain_text("title", body.get("title"), MAX_TITLE, required=True)
+        out["title"] = plain_text("title", body.get("title"), MAX_TITLE, required=True)
     if has("description"):
-        out["description"] = _plain_text("description", body.get("description"),
+        out["description"] = plain_text("description", body.get("description"),
                                          MAX_DESCRIPTION)
     if has("price"):
-        out["price"] = parse_price("price", body.get("price"))
+        out["price"] = parse_money("price", body.get("price"))
     if has("currency"):
         out["currency"] = validate_currency(body.get("currency"))
     if has("original_price"):
         original = body.get("original_price")
-        out["original_price"] = None if original in (None, "") else parse_price(
+        out["original_price"] = None if original in (None, "") else parse_money(
             "original_price", original)
     if has("image_mxc"):
-        image = body.get("image_mxc") or ""
-        if image and not re.fullmatch(r"mxc://[A-Za-z0-9.:-]+/[A-Za-z0-9_-]+", str(image)):
+        image = body.get("image_mxc")
+        image = "" if image is None else image
+        if image != "" and not (isinstance(image, str) and re.fullmatch(
+                r"mxc://[A-Za-z0-9.:-]+/[A-Za-z0-9_-]+", image)):
             raise InvalidInput("image_mxc", "must be an mxc:// URI from the media repository")
         out["image_mxc"] = image
     if has("image_info"):
-        info = body.get("image_info") or {}
-        if not isinstance(info, dict) or len(json.dumps(info)) > 2000:
+        info = body.get("image_info")
+        info = {} if info is None else info
+        if not isinstance(info, dict):
+            raise InvalidInput("image_info", "must be an object (mimetype, w, h, size), not "
+                                             f"{json_kind(info)}")
+        if len(json.dumps(info)) > 2000:
             raise InvalidInput("image_info", "must be a small object (mimetype, w, h, size)")
         out["image_info"] = info
     if has("url"):
         out["url"] = validate_url("url", body.get("url"))
     if has("stock"):
-        stock = body.get("stock") or "in_stock"
-        if stock not in STOCK_STATES:
+        stock = body.get("stock")
+        stock = "in_stock" if stock in (None, "") else stock
+        if not isinstance(stock, str) or stock not in STOCK_STATES:
             raise InvalidInput("stock", f"use one of: {', '.join(STOCK_STATES)}")
         out["stock"] = stock
     if has("tags"):
-        tags = body.get("tags") or []
-        if isinstance(tags, str):
-            tags = [t for t in re.split(r"[,;]", tags)]
-        if not isinstance(tags, list) or len(tags) > MAX_TAGS:
-            raise InvalidInput("tags", f"must be a list of at most {MAX_TAGS} words")
-        out["tags"] = sorted({_plain_text("tags", t, 40).casefold() for t in tags} - {""})
+        tags = body.get("tags")
+        tags = [] if tags is None else text_list("tags", tags, limit=MAX_TAGS, item_limit=40,
+                                                 example='["mugs", "kitchen"]')
+        out["tags"] = sorted({tag.casefold() for tag in tags} - {""})
     if "price" in out and "original_price" in out and out["original_price"] is not None \
             and Decimal(out["original_price"]) < Decimal(out["price"]):
         raise InvalidInput("original_price", "is lower than the price; for a sale give the "

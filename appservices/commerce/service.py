@@ -46,6 +46,7 @@ from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService, membership_of
 from mercato.matrix.html import sanitize_html
 from mercato.matrix.paths import matrix_path
+from mercato.matrix.rooms import resolve_room
 from mercato.matrix.sending import create_room_once, send_once
 from mercato.templates import template_environment
 from mercato.types import MerchantSlug
@@ -292,16 +293,20 @@ class CommerceAppService(MercatoAppService):
 
     # -- CatalogMatrix: cards ---------------------------------------------------------------
 
+    async def resolve_room(self, room: str) -> str:
+        """A room ID as it is; an alias through the directory (UnknownAlias if none has it)."""
+        return await resolve_room(self.bot.api, room)
+
     async def post_card(self, merchant: store.Merchant, room_id: str, content: dict[str, Any],
                         txn_id: str) -> str:
-        intent = self.intent_for(merchant.mxid)
-        if room_id.startswith("#"):
-            room_id = (await intent.resolve_room_alias(RoomAlias(room_id))).room_id
-        return await send_once(intent, room_id, content, txn_id=txn_id)
+        return await send_once(self.intent_for(merchant.mxid), room_id, content, txn_id=txn_id)
 
     async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
-                        content: dict[str, Any], txn_id: str) -> None:
-        await send_once(self.intent_for(merchant.mxid), room_id, content, txn_id=txn_id)
+                        content: dict[str, Any], txn_id: str, *,
+                        look_first: bool = False) -> str:
+        # One try here: a failed edit is retried by the outbox (card_edits.py).
+        return await send_once(self.intent_for(merchant.mxid), room_id, content,
+                               txn_id=txn_id, attempts=1, look_first=look_first)
 
     async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes:
         return await self.intent_for(merchant.mxid).download_media(ContentURI(mxc))

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from appservices.commerce.errors import InvalidInput
 from mercato.types import MerchantSlug
+from mercato.values import json_kind, plain_text
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")  # 2-32 characters, as the error says
 # Names that would read as Mercato itself or collide with its own rooms.
@@ -38,29 +39,12 @@ class ShopApplication:
     avatar_url: str
 
 
-def _plain_text(field: str, value: Any, limit: int, *, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(field, "must be text")
-    text = unicodedata.normalize("NFC", value).strip()
-    if required and not text:
-        raise InvalidInput(field, "is required")
-    if len(text) > limit:
-        raise InvalidInput(field, f"is {len(text)} characters long; the limit is {limit}")
-    if re.search(r"<\s*/?\s*[a-zA-Z!]", text):
-        raise InvalidInput(field, "must be plain text, not HTML")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
-        raise InvalidInput(field, "contains invisible control characters")
-    return text
-
-
 # Only verification puts a check mark next to a shop's name.
 CHECK_MARKS = re.compile("[\u2713\u2714\u2611\u2705\u221a\U0001f5f8\U0001f5f9\u237b]")
 
 
 def validate_name(value: Any) -> str:
-    name = _plain_text("name", value, MAX_NAME, required=True)
+    name = plain_text("name", value, MAX_NAME, required=True)
     if CHECK_MARKS.search(name):
         raise InvalidInput("name", "must not contain check marks; Mercato adds ✓ to verified "
                                    "shops")
@@ -77,7 +61,7 @@ def validate_slug(value: Any) -> MerchantSlug:
 
 
 def validate_website(value: Any) -> str:
-    text = _plain_text("website", value, MAX_WEBSITE)
+    text = plain_text("website", value, MAX_WEBSITE)
     if not text:
         return ""
     parts = urlsplit(text if "://" in text else f"https://{text}")
@@ -112,7 +96,7 @@ def validate_application(body: Any) -> ShopApplication:
     return ShopApplication(
         slug=validate_slug(body.get("slug")),
         name=validate_name(body.get("name")),
-        description=_plain_text("description", body.get("description"), MAX_DESCRIPTION),
+        description=plain_text("description", body.get("description"), MAX_DESCRIPTION),
         website=validate_website(body.get("website")),
         avatar_url=validate_avatar(body.get("avatar_url")),
     )
@@ -155,8 +139,12 @@ def validate_opening_hours(value: Any) -> str:
         return ""
     if not isinstance(value, dict):
         raise InvalidInput("opening_hours", "must be an object of days to time spans")
+    timezone = value.get("timezone", "UTC")
+    if not isinstance(timezone, str):
+        raise InvalidInput("opening_hours", f"timezone must be text such as \"Europe/Paris\", "
+                                            f"not {json_kind(timezone)}")
     try:
-        ZoneInfo(str(value.get("timezone", "UTC")))
+        ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput("opening_hours", f"unknown timezone '{value.get('timezone')}'; use "
                                             "a name such as Europe/Paris") from None
@@ -198,9 +186,9 @@ def validate_keyword_replies(value: Any) -> str:
     for item in value:
         if not isinstance(item, dict):
             raise InvalidInput("keyword_replies", "each entry needs a keyword and a reply")
-        keyword = _plain_text("keyword_replies.keyword", item.get("keyword"), 64,
+        keyword = plain_text("keyword_replies.keyword", item.get("keyword"), 64,
                               required=True).casefold()
-        reply = _plain_text("keyword_replies.reply", item.get("reply"), MAX_MESSAGE,
+        reply = plain_text("keyword_replies.reply", item.get("reply"), MAX_MESSAGE,
                             required=True)
         cleaned.append({"keyword": keyword, "reply": reply})
     return json.dumps(cleaned)
@@ -217,4 +205,4 @@ def keyword_reply(keyword_replies: str, message: str) -> str | None:
 
 
 def validate_message(field: str, value: Any) -> str:
-    return _plain_text(field, value, MAX_MESSAGE)
+    return plain_text(field, value, MAX_MESSAGE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from html import escape
 from typing import Any
 from urllib.parse import unquote
@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from bots.shopbot.replies import CLEAR_WORDS, table
 from mercato.commands import ArgumentError, Reply
 from mercato.types import MerchantSlug, Sku
+from mercato.values import InvalidValue, parse_money
 
 STOCK_STATES = ("in_stock", "out_of_stock", "preorder")
 STOCK_TEXT = {"in_stock": "in stock", "out_of_stock": "out of stock", "preorder": "pre-order"}
@@ -43,17 +44,11 @@ def parse_sku(value: str) -> Sku:
 
 
 def parse_price(value: str) -> str:
-    """`19.9`, `19,90` or `19` → "19.90"; negative, three decimals or words are refused."""
-    text = value.strip().replace(",", ".")
+    """`19.9`, `19,90` or `19` → "19.90"; the API's rules (mercato/values.py), with a comma."""
     try:
-        price = Decimal(text)
-    except InvalidOperation:
-        raise ArgumentError(f"'{value}' is not a price; write it like 19.90") from None
-    if not price.is_finite() or price < 0:
-        raise ArgumentError(f"'{value}' is not a price; write it like 19.90")
-    if price.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ArgumentError(f"'{value}' has more than two decimals; write it like 19.90")
-    return f"{price:.2f}"
+        return parse_money("price", value, decimal_comma=True)
+    except InvalidValue as e:
+        raise ArgumentError(e.reason) from None
 
 
 def parse_clearable_price(value: str) -> str:

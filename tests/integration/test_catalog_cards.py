@@ -51,13 +51,22 @@ async def test_card_is_read_back_edited_live_and_alerts_once(
 
     status, media = await api.call("POST", f"/shops/{slug}/media", key, data=png(80, 60))
     assert status == 201
-    status, refused = await api.call("POST", f"/shops/{slug}/products", key, {
-        "sku": "mug-1", "title": "<script>alert(1)</script>Mug", "price": "12", "currency": "EUR"})
-    assert status == 400 and "plain text" in refused["error"]
+    for bad, error in (
+            ({"tags": "kitchen, gifts"},
+             'tags: must be a list of text, like ["mugs", "kitchen"], not text'),
+            ({"price": 12}, 'price: must be a string like "19.90", not a number: prices are '
+                            "never JSON numbers"),
+            ({"price": "-0"}, "price: '-0' is not a price: prices cannot be negative; write it "
+                              "like 19.90")):
+        status, refused = await api.call("POST", f"/shops/{slug}/products", key, {
+            "sku": "mug-1", "title": "Mug", "price": "12", "currency": "EUR", **bad})
+        assert (status, refused["error"]) == (400, error)
+    brackets = "Use code <SAVE10>, ready <today>: a < b and c > d"
     status, product = await api.call("POST", f"/shops/{slug}/products", key, {
-        "sku": "mug-1", "title": "Stoneware mug", "description": "Holds 350 ml & keeps heat <3",
-        "price": "24.00", "currency": "eur", "stock": "in_stock", "tags": "kitchen, gifts",
-        "image_mxc": media["image_mxc"], "image_info": media["image_info"]})
+        "sku": "mug-1", "title": "Stoneware mug", "price": "24.00", "currency": "eur",
+        "description": f"Holds 350 ml & keeps heat <3\n{brackets}", "stock": "in_stock",
+        "tags": ["kitchen", "gifts"], "image_mxc": media["image_mxc"],
+        "image_info": media["image_info"]})
     assert status == 201, product
     assert product["currency"] == "EUR" and product["tags"] == ["gifts", "kitchen"]
     status, dup = await api.call("POST", f"/shops/{slug}/products", key, {
@@ -78,6 +87,10 @@ async def test_card_is_read_back_edited_live_and_alerts_once(
     checker.feed(content["formatted_body"])
     assert checker.problems == [], checker.problems
     assert "keeps heat &lt;3" in content["formatted_body"]
+    # Angle brackets are text: literal in the body, escaped in the HTML.
+    assert brackets in content["body"]
+    assert ("Use code &lt;SAVE10&gt;, ready &lt;today&gt;: a &lt; b and c &gt; d"
+            in content["formatted_body"])
     data = content["org.mercato.product"]
     assert (data["sku"], data["price"], data["currency"], data["stock"]) == (
         "mug-1", "24.00", "EUR", "in_stock")
@@ -128,9 +141,9 @@ async def test_product_page_and_url_preview(network: RunningNetwork, http, api: 
     slug, key = await open_shop(api, owner.user_id)
     status, media = await api.call("POST", f"/shops/{slug}/media", key, data=png(120, 90))
     status, product = await api.call("POST", f"/shops/{slug}/products", key, {
-        "sku": "tea-9", "title": "Jasmine tea <b>", "price": "7.5", "currency": "CNY",
+        "sku": "tea-9", "title": "Jasmine tea\u202e", "price": "7.5", "currency": "CNY",
         "image_mxc": media["image_mxc"], "image_info": media["image_info"]})
-    assert status == 400  # HTML in the title
+    assert status == 400  # a right-to-left override in the title
     status, product = await api.call("POST", f"/shops/{slug}/products", key, {
         "sku": "tea-9", "title": "Jasmine tea", "price": "7.5", "currency": "CNY",
         "image_mxc": media["image_mxc"], "image_info": media["image_info"]})

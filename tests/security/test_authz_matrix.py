@@ -63,7 +63,7 @@ class Policy:
     query: str = ""
 
 
-BAD_REASON = {"reason": "<b>not plain text</b>"}
+BAD_REASON = {"reason": "not plain text\u202e"}  # a right-to-left override
 
 POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/shops"): Policy("public"),

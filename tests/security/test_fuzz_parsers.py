@@ -8,6 +8,8 @@
 - The catalog CSV importer: arbitrary bytes, and arbitrary CSV text in several
   encodings, give a report or a file-level refusal (InvalidInput), never a crash; the
   products written are exactly the ones the report counts.
+- The core's value rules: any text is plain text without invisible controls, or refused;
+  any input is a price of ASCII digits and two decimals, or refused.
 - The contacts importers: arbitrary bytes never raise (but ImportFailed) and every phone
   number they return is E.164.
 """
@@ -20,7 +22,9 @@ import html
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterator
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,7 @@ from mercato.commands import CommandError, Outcome
 from mercato.db import Database, open_database
 from mercato.matrix.html import MATRIX_ATTRIBUTES, MATRIX_TAGS, URL_SCHEMES
 from mercato.types import MerchantSlug, UserID
+from mercato.values import InvalidValue, parse_money, plain_text
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -360,6 +365,41 @@ def test_a_fuzzed_import_writes_exactly_what_it_reports(
         json.dumps(report.to_json())  # the API can answer with it
 
     loop.run_until_complete(run())
+
+
+# -- the core's value rules (mercato/values.py) -------------------------------------------------
+
+REFUSED_CATEGORIES = ("Cc", "Cs", "Cf")
+SEEN_FORMAT = "\u200c\u200d\u200e\u200f\u061c"  # joiners and direction marks stay
+
+
+@FUZZ
+@given(text=TEXT)
+def test_plain_text_refuses_or_keeps_only_visible_text(text: str) -> None:
+    try:
+        kept = plain_text("title", text, 1000)
+    except InvalidValue as e:
+        assert e.field == "title" and e.message.startswith("title: ")
+        return
+    for ch in kept:
+        category = unicodedata.category(ch)
+        assert category not in REFUSED_CATEGORIES or ch in "\n\t" + SEEN_FORMAT or (
+            0xE0020 <= ord(ch) <= 0xE007F), (kept, hex(ord(ch)))
+
+
+@FUZZ
+@given(typed=st.one_of(st.text(max_size=20), st.from_regex(r"\A[-+]?[0-9_., e]{0,12}\Z"),
+                       st.integers(), st.floats(), st.booleans(), st.none()),
+       comma=st.booleans())
+def test_a_price_is_digits_and_two_decimals_or_refused(typed: Any, comma: bool) -> None:
+    try:
+        price = parse_money("price", typed, decimal_comma=comma)
+    except InvalidValue as e:
+        assert e.field == "price"
+        return
+    assert isinstance(typed, str)
+    assert re.fullmatch(r"[0-9]+\.[0-9]{2}", price), price
+    assert price == f"{Decimal(typed.strip().replace(',', '.')):.2f}"
 
 
 # -- the contacts importers ---------------------------------------------------------------------

@@ -22,6 +22,13 @@ from mercato.matrix.html import MATRIX_ATTRIBUTES, MATRIX_TAGS
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, new_user, open_shop
 
+# Text that looks like markup, or joins emoji with invisible characters: it is text, and
+# every card and post must carry it, escaped.
+PLAIN_TEXT = [
+    "Use code <SAVE10>", "a < b and c > d", "ready <today>",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467 pack "  # 👨‍👩‍👧: joined by ZWJ
+    "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # 🏴󠁧󠁢󠁥󠁮󠁧󠁿
+]
 CORPUS = [
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",
@@ -47,6 +54,7 @@ CORPUS = [
     "%3Cscript%3Ealert(1)%3C/script%3E",
     "[click](javascript:alert(1))",
     "a < b > c & d",
+    *PLAIN_TEXT,
     "\u202eevil\u202c",
     "zero\u200bwidth",
     "x" * 70_000,
@@ -153,6 +161,7 @@ async def test_campaign_fields(open_network: RunningNetwork, http, api: Api) -> 
             "POST", f"/shops/{slug}/campaigns/{answer['id']}/schedule", key)
         assert status == 200, answer
         posted.append((link, answer["id"]))
+    assert set(PLAIN_TEXT) <= {payload for payload, _ in posted}, "plain text was refused"
     for payload, campaign_id in posted:
         event = await _wait_post(follower, room_id, "org.mercato.post", campaign_id)
         check_event(event, payload, f"campaign {campaign_id}")
@@ -188,6 +197,7 @@ async def test_product_fields_and_page(open_network: RunningNetwork, http, api: 
             outcomes.refusal(f"url {url!r}", status, answer, ["url"])
             continue
         shared.append((url, sku))
+    assert set(PLAIN_TEXT) <= {payload for payload, _ in shared}, "plain text was refused"
     for payload, sku in shared:
         status, answer = await api.call("POST", f"/shops/{slug}/products/{sku}/share", key,
                                         {"room_id": room_id})

@@ -29,14 +29,21 @@ PUBLIC = "https://shop.example.org"
 
 
 @pytest.mark.parametrize(("typed", "price"), [("19.9", "19.90"), ("19,90", "19.90"),
-                                              ("7", "7.00"), ("0", "0.00")])
+                                              ("7", "7.00"), ("0", "0.00"), ("19", "19.00"),
+                                              ("19.90", "19.90"), ("0,5", "0.50")])
 def test_prices_stay_decimal_text(typed: str, price: str) -> None:
     assert catalog_text.parse_price(typed) == price
 
 
 @pytest.mark.parametrize(("typed", "message"), [
     ("-1", "not a price"), ("abc", "not a price"), ("1.999", "more than two decimals"),
-    ("nan", "not a price"), ("inf", "not a price")])
+    ("nan", "not a price"), ("inf", "not a price"),
+    # The API's rules (mercato/values.py): no sign, no "_", no exponent, digits 0-9.
+    ("-0", "'-0' is not a price: prices cannot be negative"),
+    ("-0,00", "prices cannot be negative"), ("+5", "without a sign"),
+    ("5_0", "'5_0' is not a price; write it like 19.90 or 19,90"),
+    ("1e3", "'1e3' is not a price"), ("١٩,٩٠", "with the digits 0-9"),
+    ("１９", "with the digits 0-9"), ("1.000,00", "thousands separator")])
 def test_bad_prices_say_how_to_write_one(typed: str, message: str) -> None:
     with pytest.raises(ArgumentError, match=message):
         catalog_text.parse_price(typed)

@@ -21,6 +21,7 @@ from appservices.commerce.api.openapi import openapi_document
 from appservices.commerce.errors import CommerceError
 from mercato.db import database_unavailable
 from mercato.logging import get_logger
+from mercato.values import InvalidValue
 from mercato.web import json_error
 
 log = get_logger(__name__)
@@ -52,6 +53,8 @@ async def api_errors(request: web.Request,
         return await handler(request)
     except CommerceError as e:
         return json_error(e.status, e.errcode, e.message)
+    except InvalidValue as e:  # a value the core refused (mercato/values.py)
+        return json_error(400, "MERCATO_INVALID", e.message)
     except json.JSONDecodeError:
         return json_error(400, "M_NOT_JSON", "The request body is not valid JSON.")
     except web.HTTPNotFound:

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
-from appservices.commerce import broadcast, merchants
+from appservices.commerce import broadcast, card_edits, merchants
 from appservices.commerce.api.auth import require_principal, require_user
 from appservices.commerce.api.routes import STRING, Spec, _body, _call, route
 from appservices.commerce.db import access
@@ -191,11 +191,13 @@ async def redeem_coupon(request: web.Request) -> web.Response:
 
 @route("GET", "/shops/{slug}/stats", Spec(
     "Followers over time; per campaign reach, views (approximate), reactions, claims, "
-    "redemptions", auth="staff"))
+    "redemptions; shared product cards and how their live edits went", auth="staff"))
 async def shop_stats(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
-    return web.json_response(await broadcast.stats(ctx.db, require_principal(principal),
-                                                   request.match_info["slug"]))
+    slug = request.match_info["slug"]
+    stats = await broadcast.stats(ctx.db, require_principal(principal), slug)
+    stats["cards"] = await card_edits.card_stats(ctx.db, slug)
+    return web.json_response(stats)
 
 
 @route("PUT", "/shops/{slug}/quota", Spec("Set the shop's posts per day (operator)",

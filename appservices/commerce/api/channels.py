@@ -12,6 +12,8 @@ from appservices.commerce.api.routes import STRING, Spec, _body, _call, route
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import Conflict, InvalidInput, NotFound
 from appservices.commerce.roles import Action
+from appservices.commerce.rooms import room_id_of
+from mercato.values import plain_text
 
 CHANNEL_SUFFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,18}[a-z0-9]$")
 MAX_CHANNELS = 20
@@ -76,11 +78,13 @@ async def report_post(request: web.Request) -> web.Response:
     body = await _body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"room_id\": …, \"event_id\": …, \"reason\": …}")
-    room_id, event_id = body.get("room_id"), body.get("event_id")
-    reason = shops._plain_text("reason", body.get("reason"), 500, required=True)
-    channel = await store.get_channel(ctx.db, room_id) if isinstance(room_id, str) else None
+    event_id = body.get("event_id")
+    reason = plain_text("reason", body.get("reason"), 500, required=True)
+    what = "the room ID (!…) or alias (#…) of a shop's channel"
+    room_id = await room_id_of(ctx.matrix, "room_id", body.get("room_id"), what=what)
+    channel = await store.get_channel(ctx.db, room_id)
     if channel is None:
-        raise InvalidInput("room_id", "must be the room ID of a shop's channel")
+        raise InvalidInput("room_id", f"must be {what}")
     if not isinstance(event_id, str) or not event_id.startswith("$"):
         raise InvalidInput("event_id", "must be the event ID ($…) of the reported post")
     report_id = await ctx.db.fetchval(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from appservices.commerce.db.store import now_ms
@@ -90,6 +91,98 @@ async def card_of_event(db: Any, event_id: str) -> tuple[str, str] | None:
 async def set_card_state(db: Any, event_id: str, price: str, stock: str) -> None:
     await db.execute("UPDATE card SET price=$1, stock=$2 WHERE event_id=$3", price, stock,
                      event_id)
+
+
+async def fix_card_room(db: Any, alias: str, room_id: str) -> None:
+    """Cards an older Mercato stored under an alias get the room ID it resolved to."""
+    await db.execute("UPDATE card SET room_id=$1 WHERE room_id=$2", room_id, alias)
+    await db.execute("UPDATE card_edit SET room_id=$1 WHERE room_id=$2", room_id, alias)
+
+
+async def card_stats(db: Any, slug: str) -> dict[str, int]:
+    shared = await db.fetchval("SELECT COUNT(*) FROM card WHERE merchant_slug=$1", slug)
+    edits = {r["state"]: (r["n"], r["failures"]) for r in await db.fetch(
+        "SELECT state, COUNT(*) AS n, SUM(failures) AS failures FROM card_edit"
+        " WHERE merchant_slug=$1 GROUP BY state", slug)}
+    return {"shared": shared,
+            "edits_sent": edits.get("sent", (0, 0))[0],
+            "edits_waiting": edits.get("pending", (0, 0))[0],
+            "edits_given_up": edits.get("failed", (0, 0))[0],
+            "edit_failures": sum(int(failures or 0) for _, failures in edits.values())}
+
+
+# -- card edits: outbox rows -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CardEdit:
+    id: int
+    card_event_id: str
+    room_id: str
+    merchant_slug: str
+    sku: str
+    attempts: int
+    next_attempt_at: int
+
+
+_EDIT_COLUMNS = "id, card_event_id, room_id, merchant_slug, sku, attempts, next_attempt_at"
+
+
+async def record_card_edits(db: Any, cards: list[dict[str, Any]], slug: str, sku: str,
+                            first_try_at: int) -> list[CardEdit]:
+    """One pending edit per card; an edit of the same card still waiting is superseded."""
+    edits = []
+    for card in cards:
+        await db.execute("UPDATE card_edit SET state='superseded' WHERE card_event_id=$1"
+                         " AND state='pending'", card["event_id"])
+        row = await db.fetchrow(
+            "INSERT INTO card_edit (card_event_id, room_id, merchant_slug, sku,"
+            " next_attempt_at, created_at) VALUES ($1,$2,$3,$4,$5,$6)"
+            f" RETURNING {_EDIT_COLUMNS}", card["event_id"], card["room_id"], slug, sku,
+            first_try_at, now_ms())
+        edits.append(CardEdit(**{k: row[k] for k in row.keys()}))
+    return edits
+
+
+async def pending_card_edits(db: Any, limit: int = 200) -> list[CardEdit]:
+    """Waiting edits, due or not: a room's later edits wait behind its earlier ones."""
+    rows = await db.fetch(f"SELECT {_EDIT_COLUMNS} FROM card_edit WHERE state='pending'"
+                          " ORDER BY id LIMIT $1", limit)
+    return [CardEdit(**{k: r[k] for k in r.keys()}) for r in rows]
+
+
+async def edit_waits_in_room(db: Any, room_id: str, edit_id: int) -> bool:
+    """An earlier edit in this room waits for its retry (edits keep their order)."""
+    return await db.fetchval("SELECT 1 FROM card_edit WHERE room_id=$1 AND state='pending'"
+                             " AND id<$2 LIMIT 1", room_id, edit_id) is not None
+
+
+async def mark_edit_attempt(db: Any, edit_id: int, attempts: int) -> None:
+    """Written before the send: a crash after it tells the next try to look first."""
+    await db.execute("UPDATE card_edit SET attempts=$1 WHERE id=$2", attempts, edit_id)
+
+
+async def mark_edit_sent(db: Any, edit_id: int, event_id: str | None) -> None:
+    await db.execute("UPDATE card_edit SET state='sent', event_id=$1, sent_at=$2,"
+                     " last_error=NULL WHERE id=$3", event_id, now_ms(), edit_id)
+
+
+async def mark_edit_retry(db: Any, edit_id: int, attempts: int, error: str,
+                          next_attempt_at: int, give_up: bool) -> None:
+    await db.execute("UPDATE card_edit SET attempts=$1, last_error=$2, next_attempt_at=$3,"
+                     " state=$4, failures=failures+1 WHERE id=$5", attempts, error[:2000],
+                     next_attempt_at, "failed" if give_up else "pending", edit_id)
+
+
+async def postpone_card_edit(db: Any, edit_id: int, why: str, next_attempt_at: int) -> None:
+    """Not tried now, and not counted as a failure (the shop is suspended)."""
+    await db.execute("UPDATE card_edit SET last_error=$1, next_attempt_at=$2 WHERE id=$3",
+                     why, next_attempt_at, edit_id)
+
+
+async def drop_card_edit(db: Any, edit_id: int, why: str) -> None:
+    """An edit with nothing left to show (the product was deleted)."""
+    await db.execute("UPDATE card_edit SET state='superseded', last_error=$1 WHERE id=$2",
+                     why, edit_id)
 
 
 async def add_alert(db: Any, slug: str, sku: str, user_id: str, price: str) -> bool:
