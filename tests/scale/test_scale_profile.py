@@ -64,6 +64,20 @@ async def test_every_worker_answers_and_data_is_on_postgres(scale_network: Runni
     assert ("demo", "approved") in merchants
 
 
+async def test_every_synapse_process_serves_its_metrics(scale_network: RunningNetwork,
+                                                       http) -> None:
+    layout = ScaleLayout.for_config(scale_network.config)
+    ports = {"main": scale_network.config.synapse.metrics_port,
+             **{worker.name: worker.metrics_port for worker in layout.workers}}
+    for name, port in ports.items():
+        async with http.get(f"http://127.0.0.1:{port}/_synapse/metrics") as resp:
+            assert resp.status == 200, name
+            assert "synapse_build_info" in await resp.text(), name
+    # The router on synapse.port is the public door: it does not serve them.
+    async with http.get(f"{scale_network.hs_url}/_synapse/metrics") as resp:
+        assert resp.status == 404
+
+
 async def test_a_new_shops_channel_is_listed_in_the_room_directory(
         scale_network: RunningNetwork, http) -> None:
     buyer = await new_user(scale_network, http, "browser")

@@ -284,10 +284,14 @@ def test_each_scale_worker_has_a_metrics_listener_of_its_own(tmp_path: Path) -> 
     paths = render_all(config, "scale")
     ports = []
     for worker in sorted((paths.synapse_dir / "workers").iterdir()):
-        (metrics,) = [listener for listener in _yaml(worker)["worker_listeners"]
-                      if listener["type"] == "metrics"]
-        assert metrics["bind_addresses"] == ["0.0.0.0"]
-        ports.append(metrics["port"])
+        # As the worker process reads it: homeserver.yaml, then its own file.
+        hs_config = HomeServerConfig.load_config("mercato test", [
+            "-c", str(paths.homeserver_config), "-c", str(worker)])
+        assert hs_config.metrics.enable_metrics is True
+        (metrics,) = [listener for listener in hs_config.worker.worker_listeners
+                      if listener.type == "metrics"]
+        assert metrics.bind_addresses == ["0.0.0.0"]
+        ports.append(metrics.port)
     assert sorted(ports) == [19007, 19008, 19009, 19010, 19011]
     main = _yaml(paths.homeserver_config)["listeners"]
     assert [listener["port"] for listener in main if listener["type"] == "metrics"] == [9000]
