@@ -141,17 +141,16 @@ def guess_legacy(data: bytes) -> str:
     runs = _HIGH_RUN.findall(data)
     if not runs:
         return "utf-8"
-    if _chinese_shaped(data, runs) and not _latin_shaped(runs):
+    if _chinese_shaped(data) and not _latin_shaped(runs):
         return "gb18030"
     if _reads_as_japanese(data):
         return "cp932"
     return LATIN_FALLBACK
 
 
-def _chinese_shaped(data: bytes, runs: list[bytes]) -> bool:
-    """Chinese text in GBK is byte pairs in the GB2312 block (both bytes >= 0xA1)."""
-    if sum(1 for run in runs if len(run) % 2 == 0) < 0.8 * len(runs):
-        return False
+def _chinese_shaped(data: bytes) -> bool:
+    """Chinese text in GBK is mostly byte pairs in the GB2312 block (both bytes >= 0xA1);
+    Windows-1252 text read as GBK pairs an accented letter with the ASCII one after it."""
     if not _mostly_valid(data, "gb18030", True):
         return False
     text = _decoded(data, "gb18030", True)
@@ -188,7 +187,7 @@ def _reads_well(line: bytes, encoding: str) -> bool:
     """The line has the shape of text in the file's CJK encoding (any line reads in
     Windows-1252)."""
     if encoding == "gb18030":
-        return _chinese_shaped(line, _HIGH_RUN.findall(line))
+        return _chinese_shaped(line)
     if encoding == "cp932":
         return _reads_as_japanese(line)
     return True

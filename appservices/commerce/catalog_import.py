@@ -10,7 +10,6 @@ a refused row writes nothing and no product is ever half-written.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import csv
 import html
 import inspect
@@ -36,7 +35,13 @@ from appservices.commerce.products import (
 from appservices.commerce.roles import Action
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
-from mercato.values import InvalidValue, parse_money
+from mercato.text_decoding import (
+    SURROGATE,
+    EmptyText,
+    NotText,
+    encoding_name,
+    open_text,
+)
 
 log = get_logger(__name__)
 
@@ -54,91 +59,6 @@ Progress = Callable[[int], Any]
 
 class ImageUnavailable(Exception):
     """The image at a row's URL could not be fetched; the message says why."""
-
-
-# Undecodable bytes become lone surrogates (U+DC00 + byte), so a row that has them is
-# refused with the byte named, and the rest of the file still reads.
-UNDECODABLE = "mercato.undecodable"
-SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _undecodable(error: UnicodeError) -> tuple[str, int]:
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    bad = error.object[error.start:error.end]
-    return "".join(chr(0xDC00 + b) for b in bad), error.end
-
-
-codecs.register_error(UNDECODABLE, _undecodable)
-
-
-# -- encoding ----------------------------------------------------------------------------
-
-def _mostly_valid(sample: bytes, encoding: str, whole_file: bool,
-                  plausible: Callable[[str], bool] = lambda text: True) -> bool:
-    """The sample decodes, but for a few bad bytes (those rows are refused, naming them)."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors=UNDECODABLE)
-    text = decoder.decode(sample, final=whole_file)  # a character cut at the end is fine
-    bad = len(SURROGATE.findall(text))
-    wide = sum(1 for ch in text if ord(ch) > 127) - bad
-    return (bad == 0 or wide >= 4 * bad) and plausible(text)
-
-
-def _mostly_gb2312(text: str) -> bool:
-    """Chinese text in GBK is mostly in the GB2312 block (both bytes >= 0xA1); Windows-1252
-    text misread as GBK pairs an accented letter with an ASCII one and is not."""
-    wide = [ch.encode("gb18030") for ch in text if ord(ch) > 127 and not SURROGATE.match(ch)]
-    common = sum(1 for b in wide if len(b) == 2 and b[0] >= 0xA1 and b[1] >= 0xA1)
-    return bool(wide) and common >= 0.8 * len(wide)
-
-
-def detect_encoding(sample: bytes, *, whole_file: bool) -> str:
-    """UTF-8 (with or without BOM), UTF-16/32 (BOM), else UTF-8, GB18030 (GBK), cp1252."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if len(sample) >= 4 and sample.count(0) > len(sample) // 4:  # UTF-16 without a BOM
-        return "utf-16-le" if sample[1::2].count(0) > sample[0::2].count(0) else "utf-16-be"
-    if _mostly_valid(sample, "utf-8", whole_file):
-        return "utf-8"
-    if _mostly_valid(sample, "gb18030", whole_file, plausible=_mostly_gb2312):
-        return "gb18030"
-    return "cp1252"
-
-
-ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16",
-                  "utf-16-le": "UTF-16", "utf-16-be": "UTF-16", "utf-32": "UTF-32",
-                  "gb18030": "GB18030 (GBK)", "cp1252": "Windows-1252"}
-
-
-def _read_sample(stream: IO[bytes]) -> bytes:
-    sample = bytearray()
-    while len(sample) < SAMPLE_BYTES and (chunk := stream.read(SAMPLE_BYTES - len(sample))):
-        sample += chunk
-    return bytes(sample)
-
-
-class _Prefixed(io.RawIOBase):
-    """The sample already read, then the rest of the stream."""
-
-    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
-        self._prefix, self._rest = memoryview(prefix), rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
 
 class _LineTooLong(Exception):
@@ -197,12 +117,9 @@ def _split_tags(value: str) -> list[str]:
 
 
 def _price(value: str) -> str:
-    """A price as typed in a spreadsheet: a decimal comma ("9,50") is read as a point. What
-    is no price stays as typed, for the product's validator to refuse with its column."""
-    try:
-        return parse_money("price", value, decimal_comma=True)
-    except InvalidValue:
-        return value.strip()
+    """A price as typed in a spreadsheet: a decimal comma ("9,50") is read as a point."""
+    value = value.strip()
+    return value.replace(",", ".") if re.fullmatch(r"\d+,\d{1,2}", value) else value
 
 
 def _stock_from_quantity(quantity: str, default: str = "in_stock") -> str:
@@ -418,12 +335,14 @@ class CatalogFile:
 
     def __init__(self, stream: IO[bytes], *, default_currency: str | None = None) -> None:
         csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-        sample = _read_sample(stream)
-        if not sample.strip():
-            raise InvalidInput("file", "is empty; export your catalog as CSV and send that")
-        self.encoding = detect_encoding(sample, whole_file=len(sample) < SAMPLE_BYTES)
-        self._text = io.TextIOWrapper(io.BufferedReader(_Prefixed(sample, stream)),
-                                      encoding=self.encoding, errors=UNDECODABLE, newline="")
+        try:
+            self.encoding, self._text = open_text(stream, sample_bytes=SAMPLE_BYTES)
+        except EmptyText:
+            raise InvalidInput("file", "is empty; export your catalog as CSV and send "
+                                       "that") from None
+        except NotText as e:
+            raise InvalidInput("file", f"is not a text file ({e.reason}); export your "
+                                       "catalog as CSV and send that") from None
         first = self._text.readline(MAX_LINE_CHARS)
         for delimiter in (",", ";", "\t"):  # Excel writes ';' or tabs in some locales
             self.header = next(csv.reader([first], delimiter=delimiter), [])
@@ -450,7 +369,7 @@ class CatalogFile:
 
     @property
     def encoding_name(self) -> str:
-        return ENCODING_NAMES.get(self.encoding, self.encoding)
+        return encoding_name(self.encoding)
 
     def __iter__(self) -> Iterator[CatalogRow]:
         reader = csv.reader(_Lines(self._text), delimiter=self.delimiter)
@@ -505,19 +424,19 @@ class CatalogFile:
         seen[sku] = row
         try:
             fields = validate_product(mapped.product)
-        except InvalidValue as e:
+        except InvalidInput as e:
             return CatalogRow(row, _shown(sku), refused=self._reason(e))
         image_url = mapped.image_url
         if image_url:
             try:
                 validate_url("image_url", image_url)
-            except InvalidValue as e:
+            except InvalidInput as e:
                 image_url = ""
                 mapped.warnings.append(f"{self._reason(e)}; imported without an image")
         return CatalogRow(row, fields["sku"], fields=fields, image_url=image_url,
                           warnings=mapped.warnings)
 
-    def _reason(self, error: InvalidValue) -> str:
+    def _reason(self, error: InvalidInput) -> str:
         column = self.mapper.sources.get(error.field, error.field)
         message = error.message.removeprefix(f"{error.field}: ")
         return f"{error.field} ({column}): {message}" if column != error.field else (
@@ -642,7 +561,7 @@ class _Import:
                 fields.update(validate_product({"image_mxc": result[0],
                                                 "image_info": result[1]}, partial=True))
                 return existing
-            except InvalidValue as e:
+            except InvalidInput as e:
                 result = e.message
         fields.update(current)
         kept = "it keeps its current image" if current else "imported without an image"
