@@ -282,6 +282,7 @@ SNAPSHOT = {
     "coupon_code": "SELECT COUNT(*) FROM coupon_code",
     "channel": "SELECT COUNT(*) FROM channel",
     "card": "SELECT COUNT(*) FROM card",
+    "card_edit": "SELECT COUNT(*) FROM card_edit",
     "report": "SELECT COUNT(*) FROM report",
 }
 

@@ -79,6 +79,7 @@ async def _snapshot(api: Api, network: RunningNetwork, slug: str, sku: str) -> d
                           ("audit_log", "merchant_slug"), ("campaign", "merchant_slug"),
                           ("coupon", "merchant_slug"), ("coupon_code", "merchant_slug"),
                           ("product", "merchant_slug"), ("card", "merchant_slug"),
+                          ("card_edit", "merchant_slug"),
                           ("price_alert", "merchant_slug"),
                           ("support_thread", "merchant_slug")):
         seen[table] = network.rows("commerce", f"SELECT * FROM {table} WHERE {column}=?"
