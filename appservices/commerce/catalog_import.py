@@ -42,6 +42,7 @@ from mercato.text_decoding import (
     encoding_name,
     open_text,
 )
+from mercato.values import InvalidValue, parse_money
 
 log = get_logger(__name__)
 
@@ -117,9 +118,12 @@ def _split_tags(value: str) -> list[str]:
 
 
 def _price(value: str) -> str:
-    """A price as typed in a spreadsheet: a decimal comma ("9,50") is read as a point."""
-    value = value.strip()
-    return value.replace(",", ".") if re.fullmatch(r"\d+,\d{1,2}", value) else value
+    """A price as typed in a spreadsheet: a decimal comma ("9,50") is read as a point. What
+    is no price stays as typed, for the product's validator to refuse with its column."""
+    try:
+        return parse_money("price", value, decimal_comma=True)
+    except InvalidValue:
+        return value.strip()
 
 
 def _stock_from_quantity(quantity: str, default: str = "in_stock") -> str:
@@ -424,19 +428,19 @@ class CatalogFile:
         seen[sku] = row
         try:
             fields = validate_product(mapped.product)
-        except InvalidInput as e:
+        except InvalidValue as e:
             return CatalogRow(row, _shown(sku), refused=self._reason(e))
         image_url = mapped.image_url
         if image_url:
             try:
                 validate_url("image_url", image_url)
-            except InvalidInput as e:
+            except InvalidValue as e:
                 image_url = ""
                 mapped.warnings.append(f"{self._reason(e)}; imported without an image")
         return CatalogRow(row, fields["sku"], fields=fields, image_url=image_url,
                           warnings=mapped.warnings)
 
-    def _reason(self, error: InvalidInput) -> str:
+    def _reason(self, error: InvalidValue) -> str:
         column = self.mapper.sources.get(error.field, error.field)
         message = error.message.removeprefix(f"{error.field}: ")
         return f"{error.field} ({column}): {message}" if column != error.field else (
@@ -561,7 +565,7 @@ class _Import:
                 fields.update(validate_product({"image_mxc": result[0],
                                                 "image_info": result[1]}, partial=True))
                 return existing
-            except InvalidInput as e:
+            except InvalidValue as e:
                 result = e.message
         fields.update(current)
         kept = "it keeps its current image" if current else "imported without an image"
