@@ -170,17 +170,19 @@ def _latin_shaped(runs: list[bytes]) -> bool:
     return latin * 2 >= len(runs)
 
 
-def _reads_as_japanese(data: bytes) -> bool:
+def _reads_as_japanese(data: bytes, *, kana: bool = True) -> bool:
     """Japanese in Shift_JIS decodes to kana and kanji, with some kana: Windows-1252 text
     read as Shift_JIS gives odd kanji and errors, and never kana (their lead bytes are
-    0x82 and 0x83, which Western text does not use)."""
+    0x82 and 0x83, which Western text does not use). One line of a file known to be
+    Japanese may be kanji only (a name): `kana=False`."""
     if not _mostly_valid(data, "cp932", True):
         return False
     wide = [ch for ch in _decoded(data, "cp932", True)
             if ord(ch) > 127 and not SURROGATE.match(ch)]
     japanese = sum(1 for ch in wide if _JAPANESE.match(ch))
-    kana = sum(1 for ch in wide if _KANA.match(ch))
-    return bool(wide) and japanese >= 0.9 * len(wide) and kana * 10 >= len(wide)
+    kana_seen = sum(1 for ch in wide if _KANA.match(ch))
+    return (bool(wide) and japanese >= 0.9 * len(wide)
+            and (not kana or kana_seen * 10 >= len(wide)))
 
 
 def _reads_well(line: bytes, encoding: str) -> bool:
@@ -189,7 +191,7 @@ def _reads_well(line: bytes, encoding: str) -> bool:
     if encoding == "gb18030":
         return _chinese_shaped(line)
     if encoding == "cp932":
-        return _reads_as_japanese(line)
+        return _reads_as_japanese(line, kana=False)
     return True
 
 

@@ -12,6 +12,8 @@
   any input is a price of ASCII digits and two decimals, or refused.
 - The contacts importers: arbitrary bytes never raise (but ImportFailed) and every phone
   number they return is E.164.
+- The text decoder both use: arbitrary bytes, pushed or pulled, name an encoding or are
+  refused as no text, quickly; Windows-1252 European text is never taken for Chinese.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import html
 import io
 import json
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from decimal import Decimal
@@ -45,6 +48,7 @@ from bridges.contacts.importers import ImportFailed, read_all
 from mercato.commands import CommandError, Outcome
 from mercato.db import Database, open_database
 from mercato.matrix.html import MATRIX_ATTRIBUTES, MATRIX_TAGS, URL_SCHEMES
+from mercato.text_decoding import LineReader, NotText, open_text, sniff_encoding
 from mercato.types import MerchantSlug, UserID
 from mercato.values import InvalidValue, parse_money, plain_text
 
@@ -463,3 +467,54 @@ def test_the_contacts_importers_take_any_bytes(data: bytes, region: str | None) 
 @given(data=contact_files(), region=st.sampled_from([None, "NO", "US", "CN", "DE"]))
 def test_contacts_files_give_only_e164_numbers(data: bytes, region: str | None) -> None:
     _read_contacts(data, region)
+
+
+# -- the text decoder (mercato/text_decoding.py) --------------------------------------------
+
+DECODER_ENCODINGS = {"utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32",
+                     "gb18030", "cp932", "cp1252"}
+TEXTS_IN_ENCODINGS = st.tuples(TEXT, st.sampled_from(
+    ["utf-8", "utf-8-sig", "utf-16", "utf-32", "gb18030", "shift_jis", "cp1252"])).map(
+    lambda pair: pair[0].encode(pair[1], errors="replace"))
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=8192), TEXTS_IN_ENCODINGS),
+       chunk=st.integers(1, 5000))
+def test_the_text_decoder_takes_any_bytes_quickly(data: bytes, chunk: int) -> None:
+    """Any bytes: an encoding it names, or NotText with a reason; lines stay bounded; and
+    pushed in chunks or pulled as a stream, it never crashes and never hangs."""
+    started = time.monotonic()
+    try:
+        encoding = sniff_encoding(data, whole_file=True)
+    except NotText as e:
+        assert e.reason
+        encoding = ""
+    assert not encoding or encoding in DECODER_ENCODINGS
+    reader = LineReader(max_line_bytes=1024)
+    lines: list[bytes] = []
+    try:
+        for start in range(0, len(data), chunk):
+            lines += reader.feed(data[start:start + chunk])
+        lines += reader.close()
+    except NotText:
+        assert not encoding
+    decoder = reader.decoder()
+    for line in lines:
+        assert len(line) <= 1024
+        decoder.decode(line)
+    try:
+        _, text = open_text(io.BytesIO(data))
+        while text.read(4096):
+            pass
+    except NotText:
+        pass
+    assert time.monotonic() - started < 5
+
+
+def test_the_text_decoder_does_not_take_european_text_for_chinese() -> None:
+    for text in ["Informação, Educação, Conceição, São João", "AÇÃO RÁPIDA", "Müller Straße",
+                 "Crème brûlée à la Café Noël", "Øresund Ærø Åland"]:
+        assert sniff_encoding(text.encode("cp1252"), whole_file=True) == "cp1252", text
+    for text in ["张伟,王芳,李娜", "西湖龙井茶", "联系人：王"]:
+        assert sniff_encoding(text.encode("gbk"), whole_file=True) == "gb18030", text

@@ -15,6 +15,7 @@ import pytest
 
 from bridges.contacts.importers import Contact, ContactReader, DigestSet, ImportFailed, read_all
 from bridges.contacts.importers.csv_headers import Column, classify
+from bridges.contacts.summary import columns_used
 from mercato import text_decoding as text_module
 
 CORPUS = Path(__file__).parent / "fixtures" / "contacts"
@@ -174,6 +175,84 @@ def test_gbk_csv() -> None:
     assert report.encoding == "GBK/GB18030"
     assert [c.label for c in contacts] == ["张伟", "王芳", "李娜"]
     assert by_label(contacts)["王芳"].phones == ("+8613512345678",)
+
+
+LANGUAGE_EXPORTS = [
+    ("zh-excel-gbk.csv", "CN", "CSV", "GBK/GB18030",
+     [("张伟", ("+8613800138000",), ("zhangwei@example.cn",)),
+      ("王芳", ("+8613512345678",), ("wangfang@example.cn",))],
+     "Read names from 姓名, phone numbers from 手机, emails from 邮箱."),
+    ("ja-outlook-sjis.csv", "JP", "Outlook CSV", "Shift_JIS",
+     [("山田太郎", ("+819012345678",), ("taro.yamada@example.jp",)),
+      ("佐藤花子", ("+818098765432",), ("hanako@example.jp",))],
+     "Read names from 姓 and 名; phone numbers from 携帯電話; emails from 電子メール アドレス."),
+    ("es-google-utf8bom.csv", "ES", "Google Contacts CSV", "UTF-8 with BOM",
+     [("José García López", ("+34612345678",), ("jose@example.es",))],
+     "Read names from Nombre and Apellidos; phone numbers from Teléfono 1 - Valor; emails "
+     "from Correo electrónico 1 - Valor."),
+    ("pt-outlook-utf16.csv", "BR", "Outlook CSV", "UTF-16",
+     [("João Conceição", ("+5511912345678",), ("joao@example.com.br",))],
+     "Read names from Nome and Sobrenome; phone numbers from Telefone celular; emails from "
+     "Endereço de email."),
+    ("de-outlook-cp1252.csv", "DE", "Outlook CSV", "Windows-1252",
+     [("Jürgen Müller", ("+4915123456789", "+49301234567"), ("juergen@example.de",))],
+     "Read names from Vorname and Nachname; phone numbers from Mobiltelefon and Telefon "
+     "geschäftlich; emails from E-Mail-Adresse."),
+    ("fr-outlook-cp1252.csv", "FR", "Outlook CSV", "Windows-1252",
+     [("François Dupré", ("+33612345678",), ("f.dupre@example.fr",))],
+     "Read names from Prénom and Nom; phone numbers from Téléphone mobile; emails from "
+     "Adresse de messagerie."),
+    ("ru-google-utf8bom.csv", "RU", "Google Contacts CSV", "UTF-8 with BOM",
+     [("Анна Иванова", ("+79123456789",), ("anna@example.ru",))],
+     "Read names from Имя and Фамилия; phone numbers from Телефон 1 — значение; emails "
+     "from Электронная почта 1 — значение."),
+]
+
+
+@pytest.mark.parametrize("name, region, kind, encoding, expected, columns", LANGUAGE_EXPORTS)
+def test_exports_in_other_languages(name: str, region: str, kind: str, encoding: str,
+                                    expected: list[tuple[str, tuple[str, ...],
+                                                         tuple[str, ...]]],
+                                    columns: str) -> None:
+    """Each as its program writes it: GBK from Chinese Excel, Shift_JIS from Japanese
+    Outlook, UTF-8 with a BOM from Google, UTF-16 from Outlook's Unicode text, Windows-1252
+    from German and French Outlook. Fax columns are not phones."""
+    contacts, report = read_all(corpus(name), region=region)
+    assert (report.format, report.encoding) == (kind, encoding)
+    assert [(c.label, c.phones, c.emails) for c in contacts] == expected
+    assert report.problems_total == 0
+    assert columns_used(report.columns) == columns
+
+
+def test_a_chinese_header_with_english_rows_is_no_longer_refused() -> None:
+    english = read_all("name,phone,email\n张伟,+86 138 0013 8000,zw@example.cn\n"
+                       .encode("gbk"))[0]
+    chinese = read_all("姓名,手机,邮箱\n张伟,+86 138 0013 8000,zw@example.cn\n"
+                       .encode("gbk"))[0]
+    assert chinese == english
+
+
+@pytest.mark.parametrize("header, column", [
+    ("姓名", Column.FULL_NAME), ("名字", Column.FULL_NAME), ("手机号码", Column.PHONE),
+    ("移动电话", Column.PHONE), ("电话2", Column.PHONE), ("電話", Column.PHONE),
+    ("手機", Column.PHONE), ("电子邮箱", Column.EMAIL), ("電子郵件", Column.EMAIL),
+    ("商务传真", Column.OTHER), ("电子邮件类型", Column.OTHER),
+    ("氏名", Column.FULL_NAME), ("姓", Column.LAST), ("名", Column.FIRST),
+    ("電話番号", Column.PHONE), ("メールアドレス", Column.EMAIL), ("Eメール", Column.EMAIL),
+    ("姓 (フリガナ)", Column.OTHER), ("電子メール表示名", Column.OTHER),
+    ("NOMBRE", Column.FIRST), ("Apellido", Column.LAST), ("Celular", Column.PHONE),
+    ("Correo electrónico 2", Column.EMAIL), ("Tipo de correo electrónico", Column.OTHER),
+    ("Sobrenome", Column.LAST), ("Telemóvel", Column.PHONE), ("E-mail 2", Column.EMAIL),
+    ("Handy", Column.PHONE), ("Autotelefon", Column.PHONE), ("Texttelefon", Column.OTHER),
+    ("E-Mail-Typ", Column.OTHER), ("E-Mail: Angezeigter Name", Column.OTHER),
+    ("prenom", Column.FIRST), ("Portable", Column.PHONE), ("Courriel", Column.EMAIL),
+    ("Adresse e-mail", Column.EMAIL), ("Radiomessagerie", Column.OTHER),
+    ("Мобильный телефон", Column.PHONE), ("Рабочий факс", Column.OTHER),
+    ("Адрес эл. почты", Column.EMAIL), ("Тип эл. почты", Column.OTHER),
+    ("Телефон 1 — тип", Column.OTHER), ("Почтовый индекс", Column.OTHER),
+])
+def test_headers_in_other_languages(header: str, column: Column) -> None:
+    assert classify(header) is column
 
 
 @pytest.mark.parametrize("header, column", [
