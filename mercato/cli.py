@@ -20,6 +20,7 @@ from mercato.config import (
     scale_profile,
 )
 from mercato.logging import setup_logging
+from mercato.matrix import paths
 
 console = Console(stderr=True)
 
@@ -167,11 +168,11 @@ def synapse_metrics_urls(config: MercatoConfig, profile: str) -> dict[str, str]:
     if port is None:
         return {}
     host = reachable_host(config.synapse.metrics_bind_address)
-    urls = {"synapse metrics": f"http://{host}:{port}/_synapse/metrics"}
+    urls = {"synapse metrics": paths.url(f"http://{host}:{port}", paths.synapse_path("metrics"))}
     if profile == "scale":
         for worker in ScaleLayout.for_config(config).workers:
-            urls[f"synapse-{worker.name} metrics"] = (
-                f"http://{host}:{worker.metrics_port}/_synapse/metrics")
+            urls[f"synapse-{worker.name} metrics"] = paths.url(
+                f"http://{host}:{worker.metrics_port}", paths.synapse_path("metrics"))
     return urls
 
 
