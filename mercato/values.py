@@ -30,7 +30,7 @@ _NEEDED_FORMAT_CHARACTERS = frozenset("\u200c\u200d\u200e\u200f\u061c")
 _EMOJI_TAG_SEQUENCE = re.compile("\U0001f3f4[\U000e0020-\U000e007e]{1,32}\U000e007f")
 
 
-class InvalidValue(ValueError):
+class InvalidValue(Exception):
     """A value Mercato does not accept: `field` names it, `reason` says what to send."""
 
     def __init__(self, field: str, reason: str) -> None:

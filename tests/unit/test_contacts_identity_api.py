@@ -179,5 +179,12 @@ async def test_service_api_needs_the_as_token(client: TestClient) -> None:
     resp = await client.post("/_mercato/contacts/v1/lookup", headers=auth, json={
         "user_id": "me", "addresses": [kari], "pepper": PEPPER})
     assert resp.status == 400
+    # An unknown source is refused, not counted as "cli".
+    for source in ("web", ["cli"], 1):
+        resp = await client.post("/_mercato/contacts/v1/lookup", headers=auth, json={
+            "user_id": "@me:localhost", "addresses": [kari], "pepper": PEPPER,
+            "source": source})
+        assert (resp.status, (await resp.json())["error"]) == (
+            400, "'source' must be \"cli\" or \"script\" (or left out, for \"cli\").")
     stats = await (await client.get("/_mercato/contacts/v1/stats", headers=auth)).json()
     assert stats["findable_users"] == 1 and stats["imports"]["cli"]["matched"] == 1

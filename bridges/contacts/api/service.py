@@ -57,8 +57,11 @@ async def lookup(request: web.Request) -> web.Response:
     user_id = _user(body.get("user_id"))
     hashes = lookup_addresses({"algorithm": ALGORITHM, **body},
                               ctx.config.contacts.lookup_pepper)
-    source = body.get("source") if body.get("source") in ("cli", "script") else "cli"
-    return await run_lookup(request, user_id, hashes, ip=None, source=str(source))
+    source = body.get("source", "cli")
+    if source not in ("cli", "script"):
+        raise ApiError(400, "M_INVALID_PARAM", "'source' must be \"cli\" or \"script\" (or "
+                                               "left out, for \"cli\").")
+    return await run_lookup(request, user_id, hashes, ip=None, source=source)
 
 
 @route("GET", f"{SERVICE_PREFIX}/stats",
