@@ -9,9 +9,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from appservices.commerce import campaigns
+from appservices.commerce import campaigns, links
 from appservices.commerce.db import access, store
 from appservices.commerce.db import campaigns as rows
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -39,14 +38,6 @@ class BroadcastMatrix(Protocol):
                                text: str, code: str) -> tuple[str, str]: ...
 
     def wake_outbox(self) -> None: ...
-
-
-def link_policy(merchant: store.Merchant, mercato_hosts: tuple[str, ...]) -> campaigns.LinkPolicy:
-    hosts = list(mercato_hosts)
-    if merchant.verified and merchant.verified_website:
-        hosts.append(urlsplit(merchant.verified_website).hostname or "")
-    return campaigns.LinkPolicy(allowed_hosts=tuple(h for h in hosts if h),
-                                verified=merchant.verified)
 
 
 def _coupon_view(coupon: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -104,8 +95,8 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
         raise InvalidInput("body", "send a JSON object with kind and fields")
     kind = body.get("kind", "")
     fields = campaigns.validate_fields(kind, body.get("fields"))
-    campaigns.check_links([fields["text"], fields["link"], fields["title"]],
-                          link_policy(merchant, matrix.mercato_hosts))
+    # Every field a follower reads: title, text, link, and a sale's discount and end.
+    links.check_links(list(fields.values()), links.policy_for(merchant, matrix.mercato_hosts))
     silent = body.get("silent", False)
     if not isinstance(silent, bool):
         raise InvalidInput("silent", "must be true or false")
@@ -186,9 +177,8 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
     when = now if at in (None, "", "now") else _parse_time("at", at)
     when = max(when, now)
     # Links are checked again: the shop's verification may have changed since the draft.
-    campaigns.check_links([campaign.fields.get("text", ""), campaign.fields.get("link", ""),
-                           campaign.fields.get("title", "")],
-                          link_policy(merchant, matrix.mercato_hosts))
+    links.check_links([str(v) for v in campaign.fields.values()],
+                      links.policy_for(merchant, matrix.mercato_hosts))
     async with transaction(db) as conn:
         # Posts within a day before or after this one: no 24-hour span may hold more
         # than the quota, and rescheduling a campaign does not count it twice.

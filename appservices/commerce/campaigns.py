@@ -1,21 +1,20 @@
-"""Campaigns, sans I/O: what a valid post is, how it renders, link safety and quotas.
+"""Campaigns, sans I/O: what a valid post is, how it renders, and quotas.
 
 Everything a merchant typed is plain text to us: it is validated here, escaped by
-the autoescaping templates and sanitised again with the spec's allowlist.
+the autoescaping templates and sanitised again with the spec's allowlist. Its links
+follow the rules every shop text follows (links.py).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from appservices.commerce import links
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.shops import name_skeleton
 from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
 from mercato.values import json_kind, parse_money, plain_text
@@ -28,61 +27,9 @@ CLAIM_REACTION = "🎟️"
 POST_KEY = "org.mercato.post"
 DAY_MS = 24 * 3600 * 1000
 
-# Link shorteners hide where a link leads: the very thing SMS fraud relies on.
-SHORTENERS = frozenset({
-    "bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly",
-    "cutt.ly", "shorturl.at", "rb.gy", "t.ly", "s.id", "tiny.cc", "bl.ink", "lnkd.in",
-    "short.io", "v.gd", "qr.ae", "x.co", "soo.gd", "clck.ru", "shorte.st", "adf.ly",
-})
-URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
-
-
 class PostRefused(CommerceError):
     status = 422
     errcode = "MERCATO_POST_REFUSED"
-
-
-@dataclass(frozen=True)
-class LinkPolicy:
-    """Where a shop's posts may link: its verified site and Mercato's own pages."""
-
-    allowed_hosts: tuple[str, ...]
-    verified: bool
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url if "://" in url else f"https://{url}")
-    return (parts.hostname or "").rstrip(".").lower()
-
-
-def _is_within(host: str, allowed: str) -> bool:
-    return host == allowed or host.endswith("." + allowed)
-
-
-def check_links(texts: list[str], policy: LinkPolicy) -> None:
-    """Refuse any link that is not https to an allowed host, with the reason why."""
-    for text in texts:
-        for url in URL.findall(text):
-            url = url.rstrip(".,;:!?)")
-            host = _host(url)
-            if not url.lower().startswith("https://"):
-                raise PostRefused(f"The link {url} is not https://; links in posts must be "
-                                  "secure.")
-            if host in SHORTENERS:
-                raise PostRefused(f"The link {url} uses a link shortener, which hides where "
-                                  "it leads; link to the page itself.")
-            if any(_is_within(host, allowed) for allowed in policy.allowed_hosts):
-                continue
-            if host.startswith("xn--") or ".xn--" in host or any(
-                    name_skeleton(host) == name_skeleton(a) for a in policy.allowed_hosts):
-                raise PostRefused(f"The link {url} looks like one of your addresses but is a "
-                                  "different site; posts cannot carry look-alike links.")
-            where = ", ".join(policy.allowed_hosts) or "Mercato's own pages"
-            if not policy.verified:
-                raise PostRefused(f"The link {url} points outside Mercato and your shop has "
-                                  "no verified website yet; verify it to link to it.")
-            raise PostRefused(f"The link {url} points to {host}; posts may only link to "
-                              f"{where}.")
 
 
 def parse_currency(value: Any) -> str:
@@ -112,8 +59,7 @@ def validate_fields(kind: str, fields: Any) -> dict[str, str]:
         cleaned["ends"] = text("ends", 60)
     elif kind == "text" and not cleaned["text"]:
         raise InvalidInput("text", "is required for a free-text post")
-    if cleaned["link"] and not URL.fullmatch(cleaned["link"]):
-        raise InvalidInput("link", "must be one https:// address")
+    cleaned["link"] = links.clean_https_url("link", cleaned["link"], 300)
     return cleaned
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from appservices.commerce import card_edits, products
+from appservices.commerce import card_edits, links, products
+from appservices.commerce.campaigns import DAY_MS
 from appservices.commerce.db import access, store
 from appservices.commerce.db import products as rows
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -25,6 +26,7 @@ log = get_logger(__name__)
 
 class CatalogMatrix(Protocol):
     public_url: str
+    mercato_hosts: tuple[str, ...]
 
     async def post_card(self, merchant: store.Merchant, room_id: str,
                         content: dict[str, Any], txn_id: str) -> str: ...
@@ -45,6 +47,23 @@ def card_for(matrix: CatalogMatrix, merchant: store.Merchant, product: Product) 
         page_url=products.product_page_url(matrix.public_url, merchant.slug, product.sku))
 
 
+def check_product_links(matrix: CatalogMatrix, merchant: store.Merchant,
+                        product: Product) -> None:
+    """The link rules, on a product as stored: it may be older than the rules, or the
+    shop's verification gone since it was saved."""
+    links.check_links(products.link_texts(product.__dict__),
+                      links.policy_for(merchant, matrix.mercato_hosts))
+
+
+def shown_url(matrix: CatalogMatrix, merchant: store.Merchant, product: Product) -> str:
+    """The product's URL if the link rules still allow it, else nothing to show."""
+    try:
+        links.check_links([product.url], links.policy_for(merchant, matrix.mercato_hosts))
+    except links.LinkRefused:
+        return ""
+    return product.url
+
+
 async def get_product(db: Database, slug: str, sku: str) -> Product:
     product = await rows.get_product(db, slug, sku)
     if product is None:
@@ -62,8 +81,10 @@ async def public_product(db: Database, slug: str, sku: str) -> tuple[store.Merch
 
 async def create_product(db: Database, matrix: CatalogMatrix, principal: Principal, slug: str,
                          body: Any) -> Product:
-    await require(db, principal, slug, Action.EDIT_CATALOG)
+    merchant = await require(db, principal, slug, Action.EDIT_CATALOG)
     fields = products.validate_product(body)
+    links.check_links(products.link_texts(fields),
+                      links.policy_for(merchant, matrix.mercato_hosts))
     async with transaction(db) as conn:
         if await rows.get_product(conn, slug, fields["sku"]):
             raise Conflict(f"The SKU '{fields['sku']}' already exists in your catalog; edit "
@@ -85,6 +106,9 @@ async def update_product(db: Database, matrix: CatalogMatrix, principal: Princip
     products.validate_product({k: merged[k] for k in (
         "sku", "title", "description", "price", "currency", "original_price", "image_mxc",
         "image_info", "url", "stock", "tags")})
+    # The whole product, not only the change: a link stored before the rules is found too.
+    links.check_links(products.link_texts(merged),
+                      links.policy_for(merchant, matrix.mercato_hosts))
     async with transaction(db) as conn:
         await rows.upsert_product(conn, slug, merged)
         await access.audit(conn, slug, principal.actor, "product_updated", sku=sku,
@@ -119,6 +143,10 @@ async def share_card(db: Database, matrix: CatalogMatrix, principal: Principal, 
     room_id = await room_id_of(matrix, "room_id", room_id,
                                what="a room ID (!…) or alias (#…) the shop is in")
     product = await get_product(db, slug, sku)
+    check_product_links(matrix, merchant, product)
+    now = store.now_ms()
+    used, oldest = await rows.shares_since(db, slug, now - DAY_MS)
+    products.check_share_quota(merchant.daily_share_quota, used, oldest, now)
     content = card_for(matrix, merchant, product)
     event_id = await matrix.post_card(merchant, room_id, content,
                                       txn_id=f"mercato.card.{slug}.{sku}.{store.now_ms()}")

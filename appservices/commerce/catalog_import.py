@@ -25,9 +25,11 @@ import nh3
 from appservices.commerce.db import access
 from appservices.commerce.db import products as rows
 from appservices.commerce.errors import InvalidInput
+from appservices.commerce.links import LinkPolicy, LinkRefused, check_links, policy_for
 from appservices.commerce.merchants import Principal, require
 from appservices.commerce.products import (
     Product,
+    link_texts,
     validate_currency,
     validate_product,
     validate_url,
@@ -337,7 +339,11 @@ def _shown(text: str, limit: int = 64) -> str:
 class CatalogFile:
     """A catalog CSV read from a binary stream: its encoding, format, and checked rows."""
 
-    def __init__(self, stream: IO[bytes], *, default_currency: str | None = None) -> None:
+    def __init__(self, stream: IO[bytes], *, default_currency: str | None = None,
+                 link_policy: LinkPolicy | None = None) -> None:
+        """`link_policy`: where the shop's rows may link (None only reads and checks the
+        file; an import always passes the shop's)."""
+        self.link_policy = link_policy
         csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
         try:
             self.encoding, self._text = open_text(stream, sample_bytes=SAMPLE_BYTES)
@@ -430,10 +436,15 @@ class CatalogFile:
             fields = validate_product(mapped.product)
         except InvalidValue as e:
             return CatalogRow(row, _shown(sku), refused=self._reason(e))
+        if self.link_policy is not None:
+            try:
+                check_links(link_texts(fields), self.link_policy)
+            except LinkRefused as e:  # the same sentence a post gets
+                return CatalogRow(row, _shown(sku), refused=e.message)
         image_url = mapped.image_url
         if image_url:
             try:
-                validate_url("image_url", image_url)
+                image_url = validate_url("image_url", image_url)
             except InvalidValue as e:
                 image_url = ""
                 mapped.warnings.append(f"{self._reason(e)}; imported without an image")
@@ -619,14 +630,17 @@ def _next_batch(items: Iterator[CatalogRow]) -> list[CatalogRow]:
 async def import_catalog(db: Database, principal: Principal, slug: str, stream: IO[bytes], *,
                          default_currency: str | None, fetch_image: ImageFetcher | None = None,
                          progress: Progress | None = None,
-                         on_change: ProductChanged | None = None) -> ImportReport:
+                         on_change: ProductChanged | None = None,
+                         mercato_hosts: tuple[str, ...] = ()) -> ImportReport:
     """Import a catalog CSV into the shop: every row is imported, updated or refused with
     its reason; nothing is half-written. `progress(rows_done)` is called every 500 rows;
     `on_change(before, after)` for each existing product whose card would now look
-    different (price, stock, title, image), after it was saved."""
-    await require(db, principal, slug, Action.EDIT_CATALOG)
+    different (price, stock, title, image), after it was saved. Rows pass the link rules
+    of posts: to Mercato's pages (`mercato_hosts`) and the shop's verified site only."""
+    merchant = await require(db, principal, slug, Action.EDIT_CATALOG)
     # Reading and checking rows is CPU and file work: off the event loop, a batch at a time.
-    catalog = await asyncio.to_thread(CatalogFile, stream, default_currency=default_currency)
+    catalog = await asyncio.to_thread(CatalogFile, stream, default_currency=default_currency,
+                                      link_policy=policy_for(merchant, mercato_hosts))
     report = ImportReport(format=catalog.format, encoding=catalog.encoding)
     for warning in catalog.file_warnings:
         report.warn(1, "", warning)

@@ -8,12 +8,13 @@ side (which is idempotent) succeeded: a failure changes nothing.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from appservices.commerce import shops
+from appservices.commerce import links, shops
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import CommerceError, Conflict, Forbidden, InvalidInput, NotFound
 from appservices.commerce.roles import Action, Role, parse_role, role_can
@@ -29,6 +30,8 @@ MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.:\[\]-]+$")
 
 class ShopMatrix(Protocol):
     """What the lifecycle needs from Matrix (implemented by the commerce appservice)."""
+
+    mercato_hosts: tuple[str, ...]  # where shop texts may link besides a verified site
 
     def shop_mxid(self, slug: str) -> UserID: ...
 
@@ -156,6 +159,7 @@ async def apply(db: Database, matrix: ShopMatrix, principal: Principal,
         website=application.website, mxid=matrix.shop_mxid(application.slug),
         owner_mxid=UserID(owner), status="pending", created_at=store.now_ms(),
         avatar_url=application.avatar_url, flagged_reason=flag)
+    links.check_links(shop_texts(merchant), links.policy_for(merchant, matrix.mercato_hosts))
     async with transaction(db) as conn:
         if await store.get_merchant(conn, application.slug):
             raise Conflict(f"The shop name '{application.slug}' is taken; choose another slug.",
@@ -277,6 +281,10 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
         changes.update(verified_at=None, verified_by=None, verified_website=None,
                        verification_method=None, domain_token=None)
     updated = _replace(merchant, **changes)
+    if set(changes) & {"description", "welcome_message", "away_message", "keyword_replies",
+                       "website"}:
+        # All of them: a new website ends the verification their links may rely on.
+        links.check_links(shop_texts(updated), links.policy_for(updated, matrix.mercato_hosts))
     if merchant.status in ("approved", "suspended") and (
             {"name", "avatar_url", "description", "website"} & set(changes)):
         await matrix.publish_shop_state(updated)
@@ -286,6 +294,13 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
         if flag:
             await access.audit(conn, slug, "mercato", "flagged", reason=flag)
     return await get_shop(db, slug)
+
+
+def shop_texts(merchant: store.Merchant) -> list[str]:
+    """What buyers read of a shop besides its name: its description and auto-replies."""
+    replies = json.loads(merchant.keyword_replies or "[]")
+    return [merchant.description, merchant.welcome_message, merchant.away_message,
+            *(str(item.get("reply", "")) for item in replies)]
 
 
 # -- staff -----------------------------------------------------------------------------

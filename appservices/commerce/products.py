@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from appservices.commerce.campaigns import parse_currency
-from appservices.commerce.errors import InvalidInput
+from appservices.commerce import links
+from appservices.commerce.campaigns import DAY_MS, parse_currency
+from appservices.commerce.errors import CommerceError, InvalidInput
 from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
 from mercato.values import json_kind, parse_money, plain_text, text_list
@@ -82,13 +84,14 @@ def validate_currency(value: Any) -> str:
 
 
 def validate_url(field_name: str, value: Any) -> str:
-    text = plain_text(field_name, value, 500)
-    if not text:
-        return ""
-    parts = urlsplit(text)
-    if parts.scheme != "https" or not parts.hostname:
-        raise InvalidInput(field_name, "must be an absolute https:// address")
-    return text
+    """A clean absolute https:// address, normalised; never stored as typed."""
+    return links.clean_https_url(field_name, value, 500)
+
+
+def link_texts(fields: dict[str, Any]) -> list[str]:
+    """The product's text a buyer reads, where the link rules apply."""
+    return [str(fields.get(name) or "") for name in ("title", "description", "url")] + [
+        str(tag) for tag in fields.get("tags") or []]
 
 
 def validate_product(body: Any, *, partial: bool = False) -> dict[str, Any]:
@@ -208,3 +211,18 @@ def price_dropped(before: Product, after: Product) -> bool:
 def product_link_pattern(public_url: str) -> re.Pattern[str]:
     """Matches links to Mercato's product pages: groups are shop slug and SKU."""
     return re.compile(re.escape(public_url.rstrip("/")) + r"/p/([a-z0-9-]+)/([A-Za-z0-9._-]+)")
+
+
+def check_share_quota(quota: int, shares_in_last_day: int, oldest_share_ms: int | None,
+                      now_ms: int) -> None:
+    """Shares count as posts do, with their own daily number, so the post quota has no
+    side door."""
+    if shares_in_last_day < quota:
+        return
+    when = ""
+    if oldest_share_ms:
+        free_at = datetime.fromtimestamp((oldest_share_ms + DAY_MS) / 1000, UTC)
+        when = f" The next share is possible after {free_at:%Y-%m-%d %H:%M} UTC."
+    raise CommerceError(f"Your shop may share {quota} product cards a day and has used all "
+                        f"of them.{when} The operator can raise the quota.",
+                        errcode="MERCATO_QUOTA_EXCEEDED", status=429)

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from appservices.commerce import links  # the module: links uses name_skeleton
 from appservices.commerce.errors import InvalidInput
 from mercato.types import MerchantSlug
 from mercato.values import json_kind, plain_text
@@ -64,21 +65,15 @@ def validate_website(value: Any) -> str:
     text = plain_text("website", value, MAX_WEBSITE)
     if not text:
         return ""
-    parts = urlsplit(text if "://" in text else f"https://{text}")
-    if parts.scheme != "https" or not parts.hostname or "." not in parts.hostname:
+    text = text if "://" in text else f"https://{text}"
+    if not text.lower().startswith("https://"):
         raise InvalidInput("website", "must be an https:// address such as https://shop.example")
-    if parts.username or parts.password:
-        raise InvalidInput("website", "must not contain a user name or password")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        raise InvalidInput("website", "has a port that is not a number from 1 to 65535")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    # The port is part of where the shop lives (and where its domain proof is fetched).
-    netloc = host if port in (None, 443) else f"{host}:{port}"
-    return f"https://{netloc}{parts.path.rstrip('/')}"
+    # The same strict parsing as every URL a shop gives; the port stays part of where the
+    # shop lives (and where its domain proof is fetched).
+    parts = urlsplit(links.clean_https_url("website", text, MAX_WEBSITE + len("https://")))
+    if "." not in (parts.hostname or ""):
+        raise InvalidInput("website", "must be an https:// address such as https://shop.example")
+    return f"https://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def validate_avatar(value: Any) -> str:

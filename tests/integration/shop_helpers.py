@@ -38,8 +38,9 @@ async def new_user(network: RunningNetwork, http: aiohttp.ClientSession,
 
 
 async def open_shop(api: Api, owner: str, *, verified: bool = True,
-                    quota: int = 10) -> tuple[str, str]:
-    """An approved (and verified) shop with an owner API key: (slug, key)."""
+                    quota: int = 10, shares: int = 1000) -> tuple[str, str]:
+    """An approved (and verified) shop with an owner API key: (slug, key). `quota` posts
+    and `shares` product cards a day (tests share many cards)."""
     slug = f"c{uuid.uuid4().hex[:10]}"
     status, body = await api.call("POST", "/shops", api.operator, {
         "slug": slug, "name": f"Shop {slug}", "website": f"https://{slug}.example",
@@ -49,7 +50,7 @@ async def open_shop(api: Api, owner: str, *, verified: bool = True,
     if verified:
         assert (await api.call("POST", f"/shops/{slug}/verify", api.operator))[0] == 200
     assert (await api.call("PUT", f"/shops/{slug}/quota", api.operator,
-                           {"posts_per_day": quota}))[0] == 200
+                           {"posts_per_day": quota, "shares_per_day": shares}))[0] == 200
     status, key = await api.call("POST", f"/shops/{slug}/keys", api.operator,
                                  {"label": "back-end", "role": "owner"})
     assert status == 201, key

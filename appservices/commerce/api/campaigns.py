@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from appservices.commerce import broadcast, card_edits, merchants
 from appservices.commerce.api.auth import require_principal, require_user
 from appservices.commerce.api.routes import STRING, Spec, _body, _call, route
-from appservices.commerce.db import access
+from appservices.commerce.db import access, store
 from appservices.commerce.db import campaigns as rows
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.roles import Action
@@ -200,20 +200,35 @@ async def shop_stats(request: web.Request) -> web.Response:
     return web.json_response(stats)
 
 
-@route("PUT", "/shops/{slug}/quota", Spec("Set the shop's posts per day (operator)",
-                                          auth="operator", body={"posts_per_day": {
-                                              "type": "integer"}}))
+@route("PUT", "/shops/{slug}/quota", Spec(
+    "Set the shop's posts per day and product cards shared per day (operator)",
+    auth="operator", body={"posts_per_day": {"type": "integer"},
+                           "shares_per_day": {"type": "integer"}}))
 async def set_quota(request: web.Request) -> web.Response:
     ctx, principal = await _call(request)
     principal = require_principal(principal)
     merchants.require_operator(principal)
     slug = request.match_info["slug"]
-    await merchants.get_shop(ctx.db, slug)
+    merchant = await merchants.get_shop(ctx.db, slug)
     body = await _body(request)
-    value = body.get("posts_per_day") if isinstance(body, dict) else None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
-        raise InvalidInput("posts_per_day", "must be a whole number from 0 to 1000")
+    if not isinstance(body, dict) or not {"posts_per_day", "shares_per_day"} & set(body):
+        raise InvalidInput("posts_per_day", "send posts_per_day, shares_per_day or both, "
+                                            "whole numbers from 0 to 1000")
+    changes: dict[str, int] = {}
+    for field, column in (("posts_per_day", "daily_post_quota"),
+                          ("shares_per_day", "daily_share_quota")):
+        if field not in body:
+            continue
+        value = body[field]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
+            raise InvalidInput(field, "must be a whole number from 0 to 1000")
+        changes[column] = value
     async with transaction(ctx.db) as conn:
-        await conn.execute("UPDATE merchant SET daily_post_quota=$1 WHERE slug=$2", value, slug)
-        await access.audit(conn, slug, principal.actor, "quota_set", posts_per_day=value)
-    return web.json_response({"slug": slug, "posts_per_day": value})
+        await store.update_merchant(conn, slug, **changes)
+        await access.audit(conn, slug, principal.actor, "quota_set", **{
+            field: body[field] for field in ("posts_per_day", "shares_per_day")
+            if field in body})
+    return web.json_response({
+        "slug": slug,
+        "posts_per_day": changes.get("daily_post_quota", merchant.daily_post_quota),
+        "shares_per_day": changes.get("daily_share_quota", merchant.daily_share_quota)})

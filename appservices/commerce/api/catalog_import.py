@@ -203,5 +203,5 @@ async def import_products(request: web.Request) -> web.Response:
                      image_fetcher(session, ctx.matrix, merchant))
             report = await catalog_import.import_catalog(
                 ctx.db, principal, slug, spool, default_currency=currency, fetch_image=fetch,
-                on_change=changed)
+                on_change=changed, mercato_hosts=ctx.matrix.mercato_hosts)
     return web.json_response(report.to_json())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -92,6 +93,8 @@ async def product_card(request: web.Request) -> web.Response:
     ctx, _ = await _call(request)
     slug, sku = request.match_info["slug"], request.match_info["sku"]
     merchant, product = await catalog.public_product(ctx.db, slug, sku)
+    # A bot sends this card as it is: it passes the link rules as a shared card does.
+    catalog.check_product_links(ctx.matrix, merchant, product)
     return web.json_response(catalog.card_for(ctx.matrix, merchant, product))
 
 
@@ -152,6 +155,8 @@ async def product_page(request: web.Request) -> web.Response:
         return web.Response(status=404, text=f"{e.message}\n", content_type="text/plain")
     page_url = products.product_page_url(ctx.matrix.public_url, slug, sku)
     alias = f"#{ctx.config.user_prefix}{slug}:{ctx.matrix.config.server_name}"
+    # A URL stored before the link rules covered the catalog is not offered to buyers.
+    product = replace(product, url=catalog.shown_url(ctx.matrix, merchant, product))
     html = PAGES.get_template("product_page.html.j2").render(
         p=product, shop_name=merchant.name, verified=merchant.verified, page_url=page_url,
         stock_text=products.STOCK_TEXT[product.stock],

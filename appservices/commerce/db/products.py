@@ -77,6 +77,13 @@ async def record_card(db: Any, event_id: str, room_id: str, product: Product) ->
         product.merchant_slug, product.sku, product.price, product.stock, now_ms())
 
 
+async def shares_since(db: Any, slug: str, since_ms: int) -> tuple[int, int | None]:
+    """The shop's card shares after `since_ms`: (count, the oldest one's time)."""
+    row = await db.fetchrow("SELECT COUNT(*) AS n, MIN(sent_at) AS oldest FROM card"
+                            " WHERE merchant_slug=$1 AND sent_at > $2", slug, since_ms)
+    return row["n"], row["oldest"]
+
+
 async def cards_of(db: Any, slug: str, sku: str) -> list[dict[str, Any]]:
     rows = await db.fetch("SELECT event_id, room_id, price, stock FROM card"
                           " WHERE merchant_slug=$1 AND sku=$2", slug, sku)
