@@ -65,15 +65,16 @@ async def test_a_merchant_adds_lists_edits_and_imports_products(
     slug, key = await open_shop(api, owner.user_id)
     chat = await Chat.direct(network, owner)
 
+    # The shop's own verified site: the link rules of posts hold for products too.
     added = await chat.say("products add mug-1 24 eur Stoneware mug --description Holds "
-                           "350 ml --url https://shop.example/mug")
+                           f"350 ml --url https://{slug}.example/mug")
     assert added.splitlines()[0] == f"Added mug-1 — Stoneware mug — 24.00 EUR — in stock in " \
                                     f"{slug}."
     status, product = await api.call("GET", f"/shops/{slug}/products/mug-1", key)
     assert status == 200
     assert (product["title"], product["price"], product["currency"], product["description"],
             product["url"]) == ("Stoneware mug", "24.00", "EUR", "Holds 350 ml",
-                                "https://shop.example/mug")
+                                f"https://{slug}.example/mug")
     listed = await chat.ask("products list")
     assert "mug-1 — Stoneware mug — 24.00 EUR — in stock" in listed["body"]
     assert "<table>" in listed["formatted_body"]
