@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import structlog
+from mautrix.util.logging import TraceLogger
 
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -62,6 +63,10 @@ def setup_logging(level: str = "INFO", fmt: str = "auto", component: str = "") -
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    # structlog's factory just made its own class the default for new loggers; mautrix
+    # needs its TraceLogger for every logger it is given or derives (its database logs
+    # with .trace()), whichever of the two was imported first.
+    logging.setLoggerClass(TraceLogger)
     if component:
         structlog.contextvars.bind_contextvars(component=component)
     handler = logging.StreamHandler(sys.stderr)
@@ -77,3 +82,4 @@ def setup_logging(level: str = "INFO", fmt: str = "auto", component: str = "") -
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)
+

@@ -242,7 +242,7 @@ class MercatoAppService:
             base_url=self.config.homeserver_url,
             bot_mxid=self.bot_mxid,
             token=self.service.as_token,
-            # Importing mautrix makes TraceLogger the class of every new logger.
+            # setup_logging makes TraceLogger the class of every new logger.
             log=cast(TraceLogger, logging.getLogger(f"mercato.{self.name}.matrix")),
             state_store=self.state_store,
             client_session=self._session,
