@@ -258,3 +258,19 @@ async def test_the_bridge_bot_answers_help(network: RunningNetwork,
     reply = await command(user, network, room_id, "findabel phone +4741234567")
     assert "Did you mean" in reply["content"]["body"]
 
+
+
+async def test_a_chinese_excel_export_is_read_and_the_answer_names_its_columns(
+        network: RunningNetwork, http: aiohttp.ClientSession) -> None:
+    """The CSV Chinese Excel and WeChat write: GBK, headed 姓名,手机,邮箱 (once refused as
+    "I do not recognise this CSV file")."""
+    user = await new_user(network, http, "zhbook")
+    room_id = await open_bridge_dm(user, network)
+    book = ("姓名,手机,邮箱\r\n张伟,+86 138 0013 8000,zhangwei@example.cn\r\n"
+            "王芳,+86 135 1234 5678,wangfang@example.cn\r\n").encode("gbk")
+    answer = await send_file(user, network, room_id, book, "通讯录.csv", "text/csv")
+    body = answer["content"]["body"]
+    assert "I read 2 contacts from 通讯录.csv (CSV, GBK/GB18030): 2 with a phone number" in body
+    assert "Read names from 姓名, phone numbers from 手机, emails from 邮箱." in body
+    assert "do not recognise" not in body
+    assert "Read names from 姓名" in answer["content"]["formatted_body"]
