@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mautrix.api import Method
-from mautrix.errors import MatrixRequestError, MNotFound
+from mautrix.errors import IntentError, MatrixRequestError, MNotFound
 from mautrix.types import (
     ContentURI,
     EventID,
@@ -37,7 +37,7 @@ from appservices.commerce.db import products as product_rows
 from appservices.commerce.db import support as support_rows
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
-from appservices.commerce.errors import CommerceError
+from appservices.commerce.errors import CommerceError, Forbidden
 from appservices.commerce.outbox import Outbox
 from appservices.commerce.support import SupportDesk
 from mercato.config import MercatoConfig
@@ -299,7 +299,14 @@ class CommerceAppService(MercatoAppService):
 
     async def post_card(self, merchant: store.Merchant, room_id: str, content: dict[str, Any],
                         txn_id: str) -> str:
-        return await send_once(self.intent_for(merchant.mxid), room_id, content, txn_id=txn_id)
+        intent = self.intent_for(merchant.mxid)
+        try:
+            await intent.ensure_joined(RoomID(room_id))
+        except (IntentError, MatrixRequestError):
+            raise Forbidden(f"The shop is not in {room_id} and cannot join it: invite "
+                            f"{merchant.mxid} to the room first.",
+                            errcode="MERCATO_NOT_IN_ROOM") from None
+        return await send_once(intent, room_id, content, txn_id=txn_id)
 
     async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
                         content: dict[str, Any], txn_id: str, *,

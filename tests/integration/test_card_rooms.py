@@ -123,3 +123,20 @@ async def test_a_refused_card_edit_is_counted_and_arrives_once_the_shop_may_send
     edits = [e for e in await host.messages(room_id)
              if _edit_of(shared["event_id"], "19.50")(e)]
     assert len(edits) == 1
+
+
+async def test_a_share_into_a_room_the_shop_is_not_in_is_refused_by_name(
+        network: RunningNetwork, http: aiohttp.ClientSession, api: Api) -> None:
+    slug, key = await _shop_with_product(network, http, api)
+    stranger = await new_user(network, http, "stranger")
+    created = await stranger.request("POST", "/_matrix/client/v3/createRoom",
+                                     {"preset": "private_chat"})
+    room_id = created["room_id"]
+
+    status, refused = await api.call("POST", f"/shops/{slug}/products/mug-1/share", key,
+                                     {"room_id": room_id})
+    assert (status, refused["errcode"]) == (403, "MERCATO_NOT_IN_ROOM"), refused
+    assert refused["error"] == (
+        f"The shop is not in {room_id} and cannot join it: invite @shop_{slug}:localhost "
+        "to the room first.")
+    assert (await _card_stats(api, slug, key))["shared"] == 0  # nothing recorded
