@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # What `make test` needs besides the Python packages, brought up on a fresh machine:
-# Debian's Chromium (browser tests), Prosody (XMPP connector tests) and redis-server
-# (scale-profile networks start their own), plus the shared PostgreSQL and Redis servers.
+# Debian's Chromium (browser tests), Node.js (the import page's scripts checked against the
+# Python importers), Prosody (XMPP connector tests) and redis-server (scale-profile
+# networks start their own), plus the shared PostgreSQL and Redis servers.
 # Run by `make test` and `make test-prerequisites`; `.ci/run` calls the same target.
 # As root it installs and starts what is missing; otherwise it says what to run.
 set -uo pipefail
 
 missing_packages=()
 [ -x /usr/bin/chromium ] || missing_packages+=(chromium)
+command -v node >/dev/null || missing_packages+=(nodejs)
 [ -x /usr/bin/prosody ] || missing_packages+=(prosody)
 [ -x /usr/bin/redis-server ] || missing_packages+=(redis-server)
 

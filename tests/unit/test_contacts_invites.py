@@ -1,8 +1,10 @@
 """Invite links: the `invite` command, conversion when the invited person opts in, the
-`/invite/<code>` page with its QR code, the stats, and the import page's short-lived token."""
+`/invite/<code>` page with its QR code, the stats, and the import page: its short-lived
+token, its scripts and the reading rules it carries."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,13 +15,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridges.contacts.api import ApiContext, add_api_routes
-from bridges.contacts.api.pages import qr_svg
+from bridges.contacts.api.pages import page_rules, qr_svg
 from bridges.contacts.commands import ContactsContext, registry
 from bridges.contacts.db import store
 from bridges.contacts.db.upgrade import upgrade_table
 from bridges.contacts.discovery import Discovery
 from bridges.contacts.hashing import IdentifierHasher
 from bridges.contacts.importers import Medium
+from bridges.contacts.importers.csv_headers import browser_rules, normalise
 from bridges.contacts.policy import Limits
 from mercato.config import parse_config
 from mercato.db import Database, open_database
@@ -188,6 +191,29 @@ async def test_the_import_page_and_its_script(client: TestClient) -> None:
     script = await client.get("/import.js")
     assert script.status == 200 and script.content_type == "text/javascript"
     assert "crypto.subtle.digest" in await script.text()
+    for name in ("import_decoding", "import_csv"):
+        module = await client.get(f"/{name}.js")
+        assert module.status == 200 and module.content_type == "text/javascript"
+        assert f'from "/{name}.js"' in await script.text()
+    assert (await client.get("/import_other.js")).status == 404
+
+
+async def test_the_import_page_reads_files_with_the_bots_rules(client: TestClient) -> None:
+    """The header vocabulary is rendered into the page from csv_headers.py (as data, not
+    script: the CSP allows no inline script), never a second hand-written copy."""
+    resp = await client.get("/import")
+    page = await resp.text()
+    found = re.search(r'<script type="application/json" id="import-rules">(.*?)</script>',
+                      page, re.S)
+    assert found, page
+    rules = json.loads(found.group(1))
+    assert rules == json.loads(json.dumps(page_rules()))
+    assert rules["headers"] == json.loads(json.dumps(browser_rules()))
+    assert rules["headers"]["names"][normalise("姓名")] == "FULL_NAME"
+    assert normalise("手机") in rules["headers"]["phone"]["parts"]
+    assert "'unsafe-inline'" not in resp.headers["Content-Security-Policy"].split(
+        "script-src")[1].split(";")[0]
+    assert "<" not in found.group(1)  # nothing in the data can close the element
 
 
 async def test_the_import_token_is_short_lived(db: Database, discovery: Discovery,

@@ -4,13 +4,16 @@ The invite page says who invited the reader and how to join, with a QR code of i
 own address drawn on the server (segno, SVG). The import page reads a contacts file
 with its own script, hashes every phone number and email as the identity service's
 lookup does, and sends only the hashes to `/_matrix/identity/v2/lookup` on this same
-origin; its Content-Security-Policy allows no other destination.
+origin; its Content-Security-Policy allows no other destination. The page carries, as
+JSON, the rules the bot reads files with (`page_rules`): the same header vocabulary and
+limits, so a file the bot reads, the page reads.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 import segno
@@ -18,7 +21,11 @@ from aiohttp import web
 
 from bridges.contacts.api.routes import CONTEXT, Spec, route
 from bridges.contacts.db import store
+from bridges.contacts.importers import csv_formats, model
+from bridges.contacts.importers.csv_headers import browser_rules
 from bridges.contacts.links import bridge_public_url, invite_url, matrix_to
+from bridges.contacts.summary import MAX_LISTED_COLUMNS
+from mercato import text_decoding
 from mercato.logging import get_logger
 from mercato.templates import template_environment
 
@@ -45,6 +52,8 @@ INVITE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' dat
 IMPORT_CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
               "connect-src 'self'; base-uri 'none'; form-action 'none'; "
               "frame-ancestors 'none'")
+# The import page's scripts: the page, reading bytes as text, and reading a CSV.
+IMPORT_SCRIPTS = ("import", "import_decoding", "import_csv")
 # Link previews (Synapse's among them) fetch a link pasted in a chat: not a person.
 PREVIEW_AGENTS = ("bot", "synapse", "preview", "crawler", "spider", "facebookexternalhit")
 
@@ -62,6 +71,21 @@ def calling_code(region: str) -> str:
     """The calling code of a region (NO → "47"), or "" when none is set."""
     code = phonenumbers.country_code_for_region(region) if region else 0
     return str(code) if code else ""
+
+
+def page_rules() -> dict[str, Any]:
+    """What the import page's scripts read a file with, from the modules the bot uses."""
+    return {
+        "headers": browser_rules(),
+        "labels": {"max_chars": model.MAX_LABEL_CHARS, "formula_starts": model.FORMULA_STARTS,
+                   "cjk": model.CJK.pattern},
+        "csv": {"max_record_chars": csv_formats.MAX_RECORD_CHARS,
+                "max_record_lines": csv_formats.MAX_RECORD_LINES},
+        "text": {"sniff_bytes": text_decoding.SNIFF_BYTES,
+                 "max_line_bytes": text_decoding.DEFAULT_MAX_LINE_BYTES},
+        "encodings": text_decoding.ENCODING_NAMES,
+        "max_listed_columns": MAX_LISTED_COLUMNS,
+    }
 
 
 def _html(body: str, csp: str, status: int = 200) -> web.Response:
@@ -97,11 +121,15 @@ async def import_page(request: web.Request) -> web.Response:
         server_name=ctx.config.server_name, default_region=ctx.config.contacts.default_region,
         bot=f"@{ctx.config.contacts.bot_localpart}:{ctx.config.server_name}",
         max_identifiers=ctx.discovery.limits.max_identifiers,
-        calling_code=calling_code(ctx.config.contacts.default_region))
+        calling_code=calling_code(ctx.config.contacts.default_region), rules=page_rules())
     return _html(page, IMPORT_CSP)
 
 
-@route("GET", "/import.js", Spec("The import page's script", auth="none"))
+@route("GET", "/{script:import(?:_decoding|_csv)?}.js",
+       Spec("The import page's scripts (ES modules)", auth="none"))
 async def import_script(request: web.Request) -> web.Response:
-    return web.Response(text=(TEMPLATES / "import.js").read_text("utf-8"),
+    name = request.match_info["script"]
+    if name not in IMPORT_SCRIPTS:
+        raise web.HTTPNotFound()
+    return web.Response(text=(TEMPLATES / f"{name}.js").read_text("utf-8"),
                         content_type="text/javascript", charset="utf-8", headers=PAGE_HEADERS)

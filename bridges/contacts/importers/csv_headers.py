@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
+from typing import Any
 
-_SEPARATORS = re.compile(r"[\s\-‐‑‒–—―_:;.,/\\()\[\]{}'’\"#№*·・]+")
+# What stands between words in a header, besides white space.
+SEPARATOR_CHARS = "-‐‑‒–—―_:;.,/\\()[]{}'’\"#№*·・"
+_SEPARATORS = re.compile(f"[\\s{re.escape(SEPARATOR_CHARS)}]+")
 _DIGITS = re.compile(r"\d+")
 
 
@@ -73,43 +78,60 @@ _NAMES = {
 }
 
 
-def _pattern(words: tuple[str, ...] = (), parts: tuple[str, ...] = ()) -> re.Pattern[str]:
+@dataclass(frozen=True)
+class Words:
     """Whole `words`, or `parts` anywhere (compounds such as Mobiltelefon, and CJK, which
-    has no spaces between words)."""
-    alternatives = []
-    if words:
-        alternatives.append(r"\b(?:" + "|".join(re.escape(normalise(w)) for w in words)
-                            + r")\b")
-    if parts:
-        alternatives.append("|".join(re.escape(normalise(p)) for p in parts))
-    return re.compile("|".join(alternatives))
+    has no spaces between words). The import page builds the same matcher from `rule()`."""
+
+    words: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        alternatives = []
+        if self.words:
+            alternatives.append(r"\b(?:" + "|".join(re.escape(normalise(w)) for w in self.words)
+                                + r")\b")
+        if self.parts:
+            alternatives.append("|".join(re.escape(normalise(p)) for p in self.parts))
+        return re.compile("|".join(alternatives))
+
+    def search(self, text: str) -> bool:
+        return bool(self.pattern.search(text))
+
+    def fullmatch(self, text: str) -> bool:
+        return bool(self.pattern.fullmatch(text))
+
+    def rule(self) -> dict[str, list[str]]:
+        return {"words": [normalise(w) for w in self.words],
+                "parts": [normalise(p) for p in self.parts]}
 
 
-_PHONE = _pattern(
+_PHONE = Words(
     words=("phone", "tel", "mobile", "cell", "cellphone", "cellular", "callback", "msisdn",
            "móvil", "celular", "movil", "handy", "mobil", "portable", "telemóvel", "тел",
            "мобильный", "сотовый"),
     parts=("telephon", "telefon", "телефон", "电话", "手机", "手機", "電話", "携帯",
            "ケータイ"))
-_EMAIL = _pattern(
+_EMAIL = Words(
     words=("email", "e mail", "mail", "correo", "courriel", "messagerie", "эл почта",
            "эл почты", "электронная почта", "электронной почты", "электронный адрес"),
     parts=("邮箱", "邮件", "郵件", "郵箱", "電郵", "メール"))
 # Words saying the column is about the number or address, not it (a fax, its type …).
 _TYPE_OR_LABEL = ("type", "typ", "label", "tipo", "etiqueta", "bezeichnung", "étiquette",
                   "тип", "ярлык", "метка")
-_NOT_A_PHONE = _pattern(
+_NOT_A_PHONE = Words(
     words=_TYPE_OR_LABEL + ("fax", "telex", "tty", "tdd", "pager", "localizador",
                             "buscapersonas", "факс", "телекс", "пейджер"),
     parts=("texttelefon", "radiomessagerie", "télécopie", "传真", "傳真", "寻呼", "類型",
            "类型", "类别", "标签", "標籤", "ファックス", "ファクス", "ポケットベル", "種類", "種別",
            "ラベル", "タイプ"))
-_NOT_AN_ADDRESS = _pattern(
+_NOT_AN_ADDRESS = Words(
     words=_TYPE_OR_LABEL + ("display", "name", "nom", "nombre", "nome", "имя", "mostrar",
                             "exibição", "affiché"),
     parts=("anzeige", "angezeigt", "отображ", "显示", "顯示", "表示", "类型", "類型", "标签",
            "標籤", "種類", "ラベル", "タイプ"))
-_VALUE = _pattern(words=("value", "valor", "wert", "valeur", "значение"), parts=("值", "値"))
+_VALUE = Words(words=("value", "valor", "wert", "valeur", "значение"), parts=("值", "値"))
 
 
 def classify(header: str) -> Column:
@@ -118,7 +140,7 @@ def classify(header: str) -> Column:
     if name in _NAMES:
         return _NAMES[name]
     words = " ".join(_DIGITS.sub(" ", name).split())  # "E-mail 2", "电话2": numbered variants
-    is_value = bool(_VALUE.search(words))
+    is_value = _VALUE.search(words)
     if _EMAIL.search(words):
         return Column.EMAIL if is_value or not _NOT_AN_ADDRESS.search(words) else Column.OTHER
     if _PHONE.search(words):
@@ -128,7 +150,7 @@ def classify(header: str) -> Column:
 
 # Google Contacts: "Phone 1 - Value", "E-mail 2 - Label", and translated ("Телефон 1 —
 # значение"). Outlook: a header only its export has, in one of its languages.
-_GOOGLE_PART = _pattern(words=("value", "type", "label", "valor", "tipo", "etiqueta", "wert",
+_GOOGLE_PART = Words(words=("value", "type", "label", "valor", "tipo", "etiqueta", "wert",
                                "typ", "bezeichnung", "valeur", "étiquette", "значение", "тип",
                                "ярлык", "метка"), parts=("值", "値", "类型", "标签"))
 _OUTLOOK_ONLY = {normalise(h) for h in (
@@ -156,3 +178,15 @@ def export_format(headers: list[str]) -> str:
     if any(name in _OUTLOOK_ONLY for name in names):
         return "Outlook CSV"
     return "CSV"
+
+
+def browser_rules() -> dict[str, Any]:
+    """The whole vocabulary as JSON data, for the import page (`import_csv.js`), which
+    classifies headers in the browser with the same tables rather than a copy of them."""
+    return {
+        "separators": SEPARATOR_CHARS,
+        "names": {name: column.name for name, column in _NAMES.items()},
+        "phone": _PHONE.rule(), "email": _EMAIL.rule(), "not_a_phone": _NOT_A_PHONE.rule(),
+        "not_an_address": _NOT_AN_ADDRESS.rule(), "value": _VALUE.rule(),
+        "google_part": _GOOGLE_PART.rule(), "outlook_only": sorted(_OUTLOOK_ONLY),
+    }

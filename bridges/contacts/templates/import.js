@@ -1,20 +1,36 @@
 // The in-browser import: read a vCard or CSV here, hash every phone number and email as
 // the Matrix identity service v2 lookup does, and send only the hashes. Plain contacts
 // stay in this page's memory. Results are written with textContent, never as HTML.
-"use strict";
+// Files are decoded (import_decoding.js) and CSV headers recognised (import_csv.js) as the
+// bot does, with the rules the server renders into the page (#import-rules).
+import { NotText, readLines } from "/import_decoding.js";
+import { CsvRefused, columnsUsed, readCsv } from "/import_csv.js";
 
-(() => {
+{
   const $ = (id) => document.getElementById(id);
   const BATCH = 1000;
-  const NOT_PHONES = /fax|pager|telex|tty|type|label/i;
+  const RULES = JSON.parse($("import-rules").textContent);
 
   // -- reading ---------------------------------------------------------------------------
 
-  function decodeText(buffer) {
-    const bytes = new Uint8Array(buffer);
-    if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes);
-    if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes);
-    return new TextDecoder("utf-8").decode(bytes); // drops a UTF-8 BOM
+  // The file as lines of text, its kind ("CSV, GBK/GB18030") and the columns read.
+  function readContacts(lines, encoding) {
+    const encodingName = encoding ? RULES.encodings[encoding] || encoding : "";
+    const first = lines.find((line) => line.trim());
+    if (first === undefined) return null;
+    if (/^[\ufeff \t]*BEGIN:VCARD/i.test(first)) {
+      return { contacts: parseVCard(lines.join("\n")), kind: ["vCard", encodingName], columns: "" };
+    }
+    const csv = readCsv(lines, RULES);
+    return { contacts: csv.contacts, kind: [csv.format, encodingName],
+             columns: columnsUsed(csv.columns, RULES.max_listed_columns) };
+  }
+
+  async function readInput() {
+    const file = $("file").files[0];
+    if (!file) return readContacts($("pasted").value.split(/\r\n|\n|\r/), "");
+    const { encoding, lines } = readLines(new Uint8Array(await file.arrayBuffer()), RULES.text);
+    return readContacts(lines.map(([text]) => text), encoding);
   }
 
   function decodeQuotedPrintable(value) {
@@ -55,44 +71,6 @@
       else if (name === "EMAIL") card.emails.push(value);
     }
     return contacts;
-  }
-
-  function csvRows(text, delimiter) {
-    const rows = [];
-    let row = [], cell = "", quoted = false;
-    for (let i = 0; i < text.length; i++) {
-      const c = text[i];
-      if (quoted) {
-        if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; }
-        else if (c === '"') quoted = false;
-        else cell += c;
-      } else if (c === '"') quoted = true;
-      else if (c === delimiter) { row.push(cell); cell = ""; }
-      else if (c === "\n" || c === "\r") {
-        if (c === "\r" && text[i + 1] === "\n") i++;
-        row.push(cell); rows.push(row); row = []; cell = "";
-      } else cell += c;
-    }
-    if (cell || row.length) { row.push(cell); rows.push(row); }
-    return rows;
-  }
-
-  function parseCsv(text) {
-    const first = text.split(/\r?\n/, 1)[0];
-    const delimiter = ["\t", ";", ","].reduce((a, b) => first.split(b).length > first.split(a).length ? b : a, ",");
-    const [header, ...rows] = csvRows(text, delimiter);
-    if (!header) return [];
-    const cols = (test) => header.map((h, i) => test(h.trim()) ? i : -1).filter((i) => i >= 0);
-    const phones = cols((h) => /phone|mobile|tel|handy|cell/i.test(h) && !NOT_PHONES.test(h));
-    const emails = cols((h) => /e-?mail/i.test(h) && !/type|label|display/i.test(h));
-    const names = cols((h) => /^(name|full name|display name)$/i.test(h));
-    const parts = cols((h) => /^(first|given|middle|last|family) name$/i.test(h));
-    const split = (v) => (v || "").split(/ ::: |;/).map((s) => s.trim()).filter(Boolean);
-    return rows.map((r) => ({
-      name: (names.length ? r[names[0]] : parts.map((i) => r[i]).filter(Boolean).join(" ")) || "",
-      phones: phones.flatMap((i) => split(r[i])),
-      emails: emails.flatMap((i) => split(r[i])),
-    }));
   }
 
   // -- normalising and hashing -------------------------------------------------------------
@@ -165,10 +143,20 @@
     const token = $("token").value.trim();
     if (!token) { say("Paste your access code first: type “import” in your chat with the bot to get a link."); return; }
     if (!window.crypto || !crypto.subtle) { say("This browser cannot hash here (the page must be opened over https)."); return; }
-    const file = $("file").files[0];
-    const text = file ? decodeText(await file.arrayBuffer()) : $("pasted").value;
-    if (!text.trim()) { say("Pick a file or paste your contacts first."); return; }
-    const contacts = /BEGIN:VCARD/i.test(text) ? parseVCard(text) : parseCsv(text);
+    show([]);
+    $("columns").textContent = "";
+    let read;
+    try {
+      read = await readInput();
+    } catch (error) {
+      if (error instanceof NotText) say(`This is not a text file (${error.reason}). Pick a contacts export: a .vcf file or a .csv file.`);
+      else if (error instanceof CsvRefused) say(error.message);
+      else throw error;
+      return;
+    }
+    if (!read) { say("Pick a file or paste your contacts first."); return; }
+    const { contacts, kind, columns } = read;
+    $("columns").textContent = columns; // which columns were read, as the bot says it
     const callingCode = $("country").value.replace(/\D/g, "");
     $("find").disabled = true;
     try {
@@ -201,7 +189,8 @@
       const matches = [...found].map(([userId, name]) => ({ userId, name }))
         .sort((a, b) => a.name.localeCompare(b.name) || a.userId.localeCompare(b.userId));
       show(matches);
-      say(`Read ${contacts.length} contacts (${hashes.length} numbers and addresses` +
+      const what = kind.filter(Boolean).join(", ");
+      say(`Read ${contacts.length} contacts (${what ? what + "; " : ""}${hashes.length} numbers and addresses` +
           (unreadable ? `, ${unreadable} not readable` : "") + `): ` +
           (matches.length ? `${matches.length} of them on Mercato.` : "none of them is on Mercato yet."));
     } catch (error) {
@@ -214,12 +203,16 @@
     }
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  function start() {
     const fragment = new URLSearchParams(location.hash.slice(1));
     if (fragment.get("token")) {
       $("token").value = fragment.get("token");
       history.replaceState(null, "", location.pathname); // not in history or bookmarks
     }
     $("form").addEventListener("submit", find);
-  });
-})();
+  }
+
+  // A module runs once the document is parsed: before DOMContentLoaded, or after it.
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+}
