@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import phonenumbers
+
 from appservices.commerce import shops  # the module: shops uses clean_https_url
 from appservices.commerce.db import store
 from appservices.commerce.errors import CommerceError, InvalidInput
@@ -28,8 +30,13 @@ SHORTENERS = frozenset({
 })
 
 # Clients linkify bare host names too (Element turns "evil.com/x" into a link). A bare
-# name counts as a link when its last label is two letters (every country code) or one
-# of these generic top-level domains; "example" and "test" are the reserved names.
+# name counts as a link when its last label is a country's domain (every region the
+# phone-number library knows, plus the few country domains that are not regions) or one of
+# these generic top-level domains; "example" and "test" are the reserved names. Two
+# letters alone would also catch "Node.js", which no client linkifies.
+COUNTRY_TLDS = frozenset(
+    {region.lower() for region in phonenumbers.SUPPORTED_REGIONS}
+    | {"uk", "eu", "su", "ac", "aq", "bv", "gs", "hm", "pn", "tf"})
 GENERIC_TLDS = (
     "com", "net", "org", "info", "biz", "edu", "gov", "mil", "int", "name", "pro", "mobi",
     "app", "dev", "io", "shop", "store", "online", "site", "website", "web", "xyz", "top",
@@ -40,8 +47,9 @@ GENERIC_TLDS = (
     "business", "agency", "media", "social", "chat", "zone", "one", "asia", "africa", "eu",
     "example", "test",
 )
+_TLDS = "|".join(sorted(COUNTRY_TLDS | set(GENERIC_TLDS), key=lambda t: (-len(t), t)))
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
-_BARE = (rf"(?<![\w@./-])(?:{_LABEL}\.)+(?:[a-z]{{2}}|{'|'.join(GENERIC_TLDS)})"
+_BARE = (rf"(?<![\w@./-])(?:{_LABEL}\.)+(?:{_TLDS})"
          r"(?![\w-])(?::\d{1,5})?(?:[/?#][^\s<>\"']*)?")
 URL = re.compile(rf"(?i)\b(?:https?://|www\.)[^\s<>\"']+|{_BARE}")
 

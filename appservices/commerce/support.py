@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from mautrix.types import Event as MatrixEvent
@@ -56,7 +57,7 @@ def relayable_content(content: dict[str, Any], prefix: str = "") -> dict[str, An
     if copy.get("format") == "org.matrix.custom.html" and isinstance(
             copy.get("formatted_body"), str):
         html = sanitize_html(copy["formatted_body"])
-        copy["formatted_body"] = f"<b>{prefix.strip()}</b> {html}" if prefix else html
+        copy["formatted_body"] = f"<b>{escape(prefix.strip())}</b> {html}" if prefix else html
     return copy
 
 

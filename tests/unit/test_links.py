@@ -26,6 +26,9 @@ UNVERIFIED = LinkPolicy(allowed_hosts=("shops.example.org",), verified=False)
     ("1.5 kg for 2.90, v2.0", []),
     ("e.g. apples, i.e. fruit", []),
     ("manual.pdf inside", []),
+    # Two letters that are no country's domain: clients leave these alone.
+    ("runs on Node.js and the .js files", []),
+    ("shop.co.uk/x and evil.ru", ["shop.co.uk/x", "evil.ru"]),
     ("data:text/html;base64,PHN", []),
 ])
 def test_links_are_found_as_clients_linkify_them(text: str, found: list[str]) -> None:
