@@ -33,10 +33,12 @@ from mercato.db import (
 from mercato.faults import fault_pause, fault_point
 from mercato.logging import get_logger
 from mercato.matrix import sending
+from mercato.matrix.retrying import Backoff, by_queue, now_ms
 
 log = get_logger(__name__)
 
-MAX_ATTEMPTS = 6
+BACKOFF = Backoff(max_attempts=6)  # 1 s, 2 s, 4 s … capped at 60 s
+MAX_ATTEMPTS = BACKOFF.max_attempts
 RETENTION_SECONDS = 7 * 24 * 3600
 STOP_GRACE_SECONDS = 10.0
 PASS_LIMIT = 500  # events read at a time
@@ -117,13 +119,9 @@ def queue_of(event: dict[str, Any]) -> str | None:
     return None
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def retry_delay_ms(attempts: int) -> int:
     """Backoff after the given number of failed attempts: 1 s, 2 s, 4 s … capped at 60 s."""
-    return min(60_000, 1000 * 2 ** max(0, attempts - 1))
+    return BACKOFF.delay_ms(attempts)
 
 
 @dataclass(frozen=True)
@@ -180,7 +178,7 @@ class Inbox:
                 self._intake_clear.set()
 
     async def _store(self, txn_id: str, events: list[dict[str, Any]]) -> bool:
-        now = _now_ms()
+        now = now_ms()
         digest = transaction_digest(events)
         # Durable on SQLite even against a power cut: Synapse is told it is stored.
         async with durable_transaction(self.intake) as conn:
@@ -241,7 +239,7 @@ class Inbox:
         if index + 1 >= len(items) or self._stopping:
             return None
         following = items[index + 1]
-        if following.next_attempt_at > _now_ms() or following.attempts >= MAX_ATTEMPTS:
+        if following.next_attempt_at > now_ms() or following.attempts >= MAX_ATTEMPTS:
             return None
         return following
 
@@ -250,28 +248,28 @@ class Inbox:
         per event), record the try of the room's next event, which starts now."""
         if following is None:
             await self.db.execute("UPDATE as_inbox SET handled_at=$1 WHERE seq=$2",
-                                  _now_ms(), seq)
+                                  now_ms(), seq)
             return
         await self.db.execute(
             "UPDATE as_inbox SET handled_at = CASE WHEN seq=$1 THEN $2 ELSE handled_at END,"
             " attempts = CASE WHEN seq=$3 THEN $4 ELSE attempts END WHERE seq IN ($1, $3)",
-            seq, _now_ms(), following.seq, following.attempts + 1)
+            seq, now_ms(), following.seq, following.attempts + 1)
 
     async def _mark_failed_attempt(self, item: InboxEvent, error: str) -> bool:
         """Record a failure; returns True when the event is parked for good."""
         attempts = item.attempts + 1
-        parked = attempts >= MAX_ATTEMPTS
+        parked = BACKOFF.parks(attempts)
         await self.db.execute(
             "UPDATE as_inbox SET attempts=$1, next_attempt_at=$2, last_error=$3,"
             " failed=$4, handled_at=$5 WHERE seq=$6",
-            attempts, _now_ms() + retry_delay_ms(attempts), error[:2000], parked,
-            _now_ms() if parked else None, item.seq)
+            attempts, BACKOFF.next_try_at(attempts), error[:2000], parked,
+            now_ms() if parked else None, item.seq)
         return parked
 
     async def _park(self, item: InboxEvent, error: str) -> None:
         await self.db.execute(
             "UPDATE as_inbox SET last_error=$1, failed=$2, handled_at=$3 WHERE seq=$4",
-            error, True, _now_ms(), item.seq)
+            error, True, now_ms(), item.seq)
         log.error("inbox.parked", component=self.component, event_id=item.event_id,
                   room_id=item.room_id, error=error)
         EVENTS.labels(self.component, "parked").inc()
@@ -284,7 +282,7 @@ class Inbox:
             await self._intake_clear.wait()  # a transaction being stored goes first
             if self._stopping:
                 break  # stopping: finish the event in hand, start no other
-            if item.next_attempt_at > _now_ms():
+            if item.next_attempt_at > now_ms():
                 break
             fault_point("inbox.before_handle")  # stored and acknowledged, not handled yet
             if item.attempts >= MAX_ATTEMPTS:
@@ -329,19 +327,17 @@ class Inbox:
         """One pass over pending events. Returns (progressed, earliest retry time)."""
         items = await self.pending()
         PENDING.labels(self.component).set(len(items))
-        by_room: dict[str, list[InboxEvent]] = {}
-        for item in items:
-            by_room.setdefault(item.room_id, []).append(item)
+        by_room = by_queue(items, lambda item: item.room_id)
         results = await asyncio.gather(
             *(self._drain_room(room_items, handler) for room_items in by_room.values()))
         # Read after the pass: failures in this pass scheduled their retries just now.
         next_retry = await self.db.fetchval(
             "SELECT MIN(next_attempt_at) FROM as_inbox WHERE handled_at IS NULL"
-            " AND next_attempt_at > $1", _now_ms())
+            " AND next_attempt_at > $1", now_ms())
         return any(results), next_retry
 
     async def prune(self) -> None:
-        cutoff = _now_ms() - RETENTION_SECONDS * 1000
+        cutoff = now_ms() - RETENTION_SECONDS * 1000
         await self.db.execute("DELETE FROM as_inbox WHERE handled_at IS NOT NULL "
                               "AND handled_at < $1", cutoff)
         await self.db.execute("DELETE FROM as_transaction WHERE received_at < $1", cutoff)
@@ -353,7 +349,7 @@ class Inbox:
             self._wakeup.clear()
             try:
                 if self._reap_rooms():
-                    next_retry: int | None = _now_ms() + 2000  # the database failed a room
+                    next_retry: int | None = now_ms() + 2000  # the database failed a room
                 else:
                     next_retry = await self._start_rooms(handler)
                     if time.monotonic() - self._last_prune > 3600:
@@ -366,8 +362,8 @@ class Inbox:
                 # The database itself failed; wait a moment and try again.
                 if not self._outage.failed(e):
                     log.exception("inbox.pass_failed", component=self.component)
-                next_retry = _now_ms() + 2000
-            timeout = 30.0 if next_retry is None else max(0.05, (next_retry - _now_ms()) / 1000)
+                next_retry = now_ms() + 2000
+            timeout = 30.0 if next_retry is None else max(0.05, (next_retry - now_ms()) / 1000)
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
             except TimeoutError:
@@ -391,7 +387,7 @@ class Inbox:
     async def _start_rooms(self, handler: EventHandler) -> int | None:
         """Start a task for each room with a due event and none running; returns the
         earliest retry time of the events that wait."""
-        now = _now_ms()
+        now = now_ms()
         self._retrying = {room: due for room, due in self._retrying.items() if due > now}
         items = await self.pending()  # the oldest events, whatever their room
         started = self._start_tasks(items, handler, now)
@@ -417,10 +413,8 @@ class Inbox:
     def _start_tasks(self, items: list[InboxEvent], handler: EventHandler, now: int) -> int:
         """A task for each room of `items` that has none and whose first event is due;
         returns how many were started."""
-        by_room: dict[str, list[InboxEvent]] = {}
-        for item in items:
-            if item.room_id not in self._rooms:
-                by_room.setdefault(item.room_id, []).append(item)
+        by_room = by_queue((item for item in items if item.room_id not in self._rooms),
+                           lambda item: item.room_id)
         started = 0
         for room_id, room_items in by_room.items():
             if room_items[0].next_attempt_at > now:

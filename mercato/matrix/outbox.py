@@ -1,0 +1,369 @@
+"""The outbox: every message a component sends is recorded first, then sent exactly once.
+
+mautrix retries a send by itself, and Synapse remembers an appservice's transaction IDs
+only in memory: after a Synapse restart a blind resend posts a second copy, and a crash
+of the component between deciding to send and sending loses the message. So a message
+is a row first (`outbound_message`, created by each component's own numbered database
+upgrade, `create_outbox_table`), with a transaction ID stable across tries. A worker
+sends each room's messages in the order they were recorded, one try at a time
+(`send_once` with one attempt); the try is recorded before it starts, and a retried
+message is first looked for in the room by its marker, so a try whose answer was lost
+is adopted, not repeated. A failed try is retried with backoff (the inbox's arithmetic,
+retrying.py) while the room's later messages wait; after the last try the message is
+parked (`failed`), logged and counted.
+
+A message may be held for a user (`held_for`): a DM the buyer has not joined yet waits
+for their join (`release`). Each message has a `kind` (what it is, for metrics and for
+the component's hook called when it is sent) and a `subject` (what the hook updates: a
+coupon code, the event a relay answers).
+
+A caller that must answer with the event ID (an API call sharing a card) records the
+message and waits for the worker to send it (`send`, with a timeout): the answer keeps
+its shape, and the message is still sent once and in order if the wait times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mautrix.appservice import IntentAPI
+from mautrix.types import EventType
+from prometheus_client import Counter, Gauge
+
+from mercato.db import Connection, Database, OutageLog, Scheme, database_unavailable
+from mercato.faults import fault_point
+from mercato.logging import get_logger
+from mercato.matrix.retrying import Backoff, now_ms
+from mercato.matrix.sending import send_once
+
+log = get_logger(__name__)
+
+BACKOFF = Backoff(max_attempts=10, first_ms=2000, cap_ms=300_000)  # 2 s … 5 min, ~25 min in all
+CONCURRENT_ROOMS = 8
+HEADS_READ = 500  # rooms looked at per pass
+SEND_WAIT_SECONDS = 30.0  # how long `send` waits for its message by default
+RETENTION_MS = 7 * 24 * 3600 * 1000
+
+MESSAGES = Counter("mercato_outbox_messages_total",
+                   "Messages the outbox sent, retried after a failed try, or parked after the"
+                   " last try", ["component", "kind", "outcome"])
+PENDING = Gauge("mercato_outbox_pending", "Rooms with a message waiting to be sent",
+                ["component"])
+
+
+async def create_outbox_table(conn: Connection, scheme: Scheme) -> None:
+    """The outbox's table, as the first version of it: called by each component's numbered
+    upgrade that adds it (a later change is a new upgrade, never an edit here)."""
+    serial = "BIGSERIAL PRIMARY KEY" if scheme != Scheme.SQLITE else \
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+    await conn.execute(f"""
+        CREATE TABLE outbound_message (
+            id              {serial},
+            txn_id          TEXT NOT NULL UNIQUE,
+            room_id         TEXT NOT NULL,
+            sender          TEXT NOT NULL,
+            event_type      TEXT NOT NULL DEFAULT 'm.room.message',
+            content         TEXT NOT NULL,
+            kind            TEXT NOT NULL,
+            subject         TEXT,
+            held_for        TEXT,
+            state           TEXT NOT NULL DEFAULT 'pending',
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at BIGINT NOT NULL DEFAULT 0,
+            last_error      TEXT,
+            event_id        TEXT,
+            created_at      BIGINT NOT NULL,
+            sent_at         BIGINT
+        )
+    """)
+    await conn.execute("CREATE INDEX outbound_message_queue ON outbound_message"
+                       " (room_id, state, id)")
+    await conn.execute("CREATE INDEX outbound_message_pending ON outbound_message (state, id)")
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message to send: `txn_id` names it for good (the same one twice is one message)."""
+
+    txn_id: str
+    room_id: str
+    sender: str
+    content: dict[str, Any]
+    kind: str
+    subject: str | None = None
+    held_for: str | None = None
+    event_type: str = "m.room.message"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A recorded message as the worker sees it."""
+
+    id: int
+    txn_id: str
+    room_id: str
+    sender: str
+    event_type: str
+    content: dict[str, Any]
+    kind: str
+    subject: str | None
+    held_for: str | None
+    attempts: int
+    next_attempt_at: int
+
+
+class MessageParked(Exception):
+    """The message was given up after its last try (or earlier); `last_error` says why."""
+
+
+SentHook = Callable[[Outgoing, str], Awaitable[None]]
+_COLUMNS = ("id, txn_id, room_id, sender, event_type, content, kind, subject, held_for,"
+            " attempts, next_attempt_at")
+
+
+def _outgoing(row: Any) -> Outgoing:
+    data = {k: row[k] for k in row.keys()}
+    data["content"] = json.loads(data["content"])
+    return Outgoing(**data)
+
+
+@dataclass
+class _Waiters:
+    futures: dict[str, list[asyncio.Future[str]]] = field(default_factory=dict)
+
+    def add(self, txn_id: str) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.futures.setdefault(txn_id, []).append(future)
+        return future
+
+    def discard(self, txn_id: str, future: asyncio.Future[str]) -> None:
+        waiting = self.futures.get(txn_id, [])
+        if future in waiting:
+            waiting.remove(future)
+        if not waiting:
+            self.futures.pop(txn_id, None)
+
+    def settle(self, txn_id: str, event_id: str | None, error: str = "") -> None:
+        for future in self.futures.pop(txn_id, []):
+            if future.done():
+                continue
+            if event_id is None:
+                future.set_exception(MessageParked(error))
+            else:
+                future.set_result(event_id)
+
+
+class Outbox:
+    def __init__(self, db: Database, component: str,
+                 intent_for: Callable[[str], IntentAPI]) -> None:
+        self.db = db
+        self.component = component
+        self.intent_for = intent_for
+        self._sent_hooks: dict[str, SentHook] = {}
+        self._waiters = _Waiters()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._rooms: dict[str, asyncio.Task[None]] = {}
+        self._limit = asyncio.Semaphore(CONCURRENT_ROOMS)
+        self._last_prune = 0
+
+    def on_sent(self, kind: str, hook: SentHook) -> None:
+        """Call `hook(message, event_id)` when a message of `kind` is sent. It runs before
+        the message is marked sent, so it runs again (with the same event ID, adopted) if
+        the process stops in between: it must be idempotent."""
+        self._sent_hooks[kind] = hook
+
+    # -- recording ----------------------------------------------------------------------
+
+    async def record(self, message: Message, conn: Connection | None = None) -> None:
+        """Record the message (nothing if its txnId is recorded already) and wake the
+        worker. With `conn`, inside the caller's transaction: the worker wakes at its next
+        pass (within a second) or at the caller's `wake()`."""
+        await (conn or self.db).execute(
+            "INSERT INTO outbound_message (txn_id, room_id, sender, event_type, content, kind,"
+            " subject, held_for, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+            " ON CONFLICT (txn_id) DO NOTHING",
+            message.txn_id, message.room_id, message.sender, message.event_type,
+            json.dumps(message.content), message.kind, message.subject, message.held_for,
+            now_ms())
+        if conn is None:
+            self.wake()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def send(self, message: Message, timeout: float = SEND_WAIT_SECONDS) -> str | None:
+        """Record the message and wait for it to be sent: its event ID, or None if it is
+        still waiting after `timeout` (it is sent later all the same). Raises
+        MessageParked if it was given up."""
+        await self.record(message)
+        return await self.wait_sent(message.txn_id, timeout)
+
+    async def wait_sent(self, txn_id: str, timeout: float) -> str | None:
+        future = self._waiters.add(txn_id)
+        try:
+            row = await self.db.fetchrow(
+                "SELECT state, event_id, last_error FROM outbound_message WHERE txn_id=$1",
+                txn_id)
+            if row is not None and row["state"] == "sent":
+                return str(row["event_id"])
+            if row is not None and row["state"] == "failed":
+                raise MessageParked(row["last_error"] or "given up")
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout)
+            except TimeoutError:
+                log.info("outbox.still_waiting", component=self.component, txn_id=txn_id)
+                return None
+        finally:
+            self._waiters.discard(txn_id, future)
+
+    async def release(self, room_id: str, user_id: str) -> int:
+        """The user joined: the messages held for them in this room go out, in order."""
+        released = await self.db.fetchval(
+            "SELECT COUNT(*) FROM outbound_message WHERE room_id=$1 AND held_for=$2"
+            " AND state='pending'", room_id, user_id)
+        if released:
+            await self.db.execute(
+                "UPDATE outbound_message SET held_for=NULL WHERE room_id=$1 AND held_for=$2"
+                " AND state='pending'", room_id, user_id)
+            self.wake()
+        return int(released)
+
+    async def state_of(self, txn_id: str) -> tuple[str, str | None] | None:
+        """(state, event ID) of a recorded message, None if there is none."""
+        row = await self.db.fetchrow(
+            "SELECT state, event_id FROM outbound_message WHERE txn_id=$1", txn_id)
+        return (row["state"], row["event_id"]) if row else None
+
+    # -- the worker ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"outbox-{self.component}")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._rooms.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._rooms.clear()
+
+    async def run(self) -> None:
+        outage = OutageLog(log, "outbox", component=self.component)
+        while True:
+            self._wakeup.clear()
+            try:
+                await self.start_rooms()
+                await self._prune()
+                outage.succeeded()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                if not outage.failed(e):
+                    log.exception("outbox.pass_failed", component=self.component)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), 1.0)
+            except TimeoutError:
+                pass
+
+    async def _heads(self) -> list[Outgoing]:
+        """Each room's first pending message if it is due and not held: the only one of
+        the room that may go next. (Rooms waiting for a join or a retry are left out, so
+        they cannot crowd the others out of the read.)"""
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM outbound_message o WHERE state='pending'"
+            " AND held_for IS NULL AND next_attempt_at <= $1 AND NOT EXISTS"
+            " (SELECT 1 FROM outbound_message e WHERE e.room_id=o.room_id"
+            " AND e.state='pending' AND e.id < o.id) ORDER BY id LIMIT $2",
+            now_ms(), HEADS_READ)
+        return [_outgoing(row) for row in rows]
+
+    async def start_rooms(self) -> int:
+        """A task for each room whose first message is due and not held; returns how many
+        were started."""
+        for room_id, task in list(self._rooms.items()):
+            if task.done():
+                del self._rooms[room_id]
+        heads = await self._heads()
+        PENDING.labels(self.component).set(len(heads))
+        started = 0
+        for head in heads:
+            if head.room_id in self._rooms:
+                continue
+            task = asyncio.create_task(self._drain_room(head.room_id),
+                                       name=f"outbox-{self.component}-room")
+            task.add_done_callback(lambda _: self._wakeup.set())
+            self._rooms[head.room_id] = task
+            started += 1
+        return started
+
+    async def _drain_room(self, room_id: str) -> None:
+        async with self._limit:
+            while True:
+                row = await self.db.fetchrow(
+                    f"SELECT {_COLUMNS} FROM outbound_message WHERE room_id=$1"
+                    " AND state='pending' ORDER BY id LIMIT 1", room_id)
+                if row is None:
+                    return
+                message = _outgoing(row)
+                if message.held_for or message.next_attempt_at > now_ms():
+                    return
+                if not await self.send_one(message):
+                    return
+
+    async def send_one(self, message: Outgoing) -> bool:
+        """One try; True when the room's next message may follow (sent, or parked)."""
+        attempts = message.attempts + 1
+        # The try is on record before it starts: a retry after a crash looks first.
+        await self.db.execute("UPDATE outbound_message SET attempts=$1 WHERE id=$2",
+                              attempts, message.id)
+        try:
+            event_id = await send_once(
+                self.intent_for(message.sender), message.room_id, message.content,
+                txn_id=message.txn_id, attempts=1, look_first=message.attempts > 0,
+                event_type=EventType.find(message.event_type, EventType.Class.MESSAGE))
+        except Exception as e:
+            if database_unavailable(e):
+                raise
+            return await self._failed(message, attempts, f"{type(e).__name__}: {e}")
+        fault_point("outbox.message_sent")  # sent, not yet recorded
+        hook = self._sent_hooks.get(message.kind)
+        if hook is not None:
+            await hook(message, str(event_id))
+        await self.db.execute(
+            "UPDATE outbound_message SET state='sent', event_id=$1, sent_at=$2,"
+            " last_error=NULL WHERE id=$3", str(event_id), now_ms(), message.id)
+        MESSAGES.labels(self.component, message.kind, "sent").inc()
+        log.info("outbox.message_sent", component=self.component, kind=message.kind,
+                 room_id=message.room_id, txn_id=message.txn_id, event_id=event_id)
+        self._waiters.settle(message.txn_id, str(event_id))
+        return True
+
+    async def _failed(self, message: Outgoing, attempts: int, error: str) -> bool:
+        parked = BACKOFF.parks(attempts)
+        await self.db.execute(
+            "UPDATE outbound_message SET last_error=$1, next_attempt_at=$2, state=$3"
+            " WHERE id=$4", error[:2000], BACKOFF.next_try_at(attempts),
+            "failed" if parked else "pending", message.id)
+        MESSAGES.labels(self.component, message.kind, "parked" if parked else "retry").inc()
+        if parked:
+            log.error("outbox.parked", component=self.component, kind=message.kind,
+                      room_id=message.room_id, txn_id=message.txn_id, attempts=attempts,
+                      error=error)
+            self._waiters.settle(message.txn_id, None, error)
+        else:
+            log.warning("outbox.send_failed", component=self.component, kind=message.kind,
+                        room_id=message.room_id, txn_id=message.txn_id, attempt=attempts,
+                        error=error)
+        return parked
+
+    async def _prune(self) -> None:
+        if now_ms() - self._last_prune < 3600_000:
+            return
+        self._last_prune = now_ms()
+        await self.db.execute("DELETE FROM outbound_message WHERE state='sent' AND sent_at < $1",
+                              now_ms() - RETENTION_MS)
