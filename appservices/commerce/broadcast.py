@@ -273,9 +273,8 @@ async def claim_coupon(db: Database, matrix: BroadcastMatrix, coupon_id: int,
                 f"Valid until {expires:%Y-%m-%d %H:%M} UTC, once. Show it at checkout or give "
                 f"it to {merchant.name} when you order.")
         room_id, event_id = await matrix.send_coupon_code(merchant, user_id, text, code)
-        # An empty event ID: the DM waits for the buyer to join, then records itself.
-        await db.execute("UPDATE coupon_code SET dm_room_id=$1, dm_event_id=$2 WHERE code=$3",
-                         room_id, event_id or None, code)
+        # The outbox sends the DM (once the buyer has joined it) and records its event ID.
+        await rows.set_code_dm(db, code, room_id, event_id or None)
     log.info("coupon.claimed", coupon=coupon_id, shop=merchant.slug, user_id=user_id)
     return {"coupon": coupon_id, "code": code, "title": coupon["title"]}
 

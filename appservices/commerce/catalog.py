@@ -38,7 +38,7 @@ class CatalogMatrix(Protocol):
     async def resolve_room(self, room: str) -> str: ...
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
-                          txn_id: str) -> tuple[str, str]: ...
+                          txn_id: str, *, kind: str = ...) -> tuple[str, str]: ...
 
 
 def card_for(matrix: CatalogMatrix, merchant: store.Merchant, product: Product) -> dict[str, Any]:
@@ -148,10 +148,13 @@ async def share_card(db: Database, matrix: CatalogMatrix, principal: Principal, 
     used, oldest = await rows.shares_since(db, slug, now - DAY_MS)
     products.check_share_quota(merchant.daily_share_quota, used, oldest, now)
     content = card_for(matrix, merchant, product)
+    # The outbox sends it; the answer waits for the event ID (None if the homeserver has
+    # not answered in time: the card is then sent, and recorded for edits, later).
     event_id = await matrix.post_card(merchant, room_id, content,
                                       txn_id=f"mercato.card.{slug}.{sku}.{store.now_ms()}")
-    await rows.record_card(db, event_id, room_id, product)
-    return {"event_id": event_id, "room_id": room_id}
+    if event_id:
+        await rows.record_card(db, event_id, room_id, product)
+    return {"event_id": event_id or None, "room_id": room_id}
 
 
 async def refresh_cards(db: Database, matrix: CatalogMatrix, merchant: store.Merchant,
@@ -176,7 +179,7 @@ async def notify_alerts(db: Database, matrix: CatalogMatrix, merchant: store.Mer
         text = f"🔔 {after.title} {why}.\n{page}"
         await matrix.send_direct(merchant, user_id, text,
                                  txn_id=f"mercato.alert.{merchant.slug}.{after.sku}."
-                                        f"{user_id}.{after.updated_at}")
+                                        f"{user_id}.{after.updated_at}", kind="price_alert")
         told += 1
     return told
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,15 @@ from mautrix.types import (
 )
 from mautrix.types import Event as MatrixEvent
 
-from appservices.commerce import broadcast, campaigns, catalog, channels, merchants, products
+from appservices.commerce import (
+    broadcast,
+    campaigns,
+    catalog,
+    channels,
+    merchants,
+    messages,
+    products,
+)
 from appservices.commerce.api import add_api_routes
 from appservices.commerce.api.routes import ApiContext
 from appservices.commerce.db import access, store
@@ -45,6 +52,8 @@ from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService, membership_of
 from mercato.matrix.html import sanitize_html
+from mercato.matrix.outbox import Message
+from mercato.matrix.outbox import Outbox as MessageOutbox
 from mercato.matrix.paths import matrix_path
 from mercato.matrix.rooms import resolve_room
 from mercato.matrix.sending import create_room_once, send_once
@@ -68,6 +77,10 @@ class CommerceAppService(MercatoAppService):
         self.support = SupportDesk(self)
         self.directory = ShopDirectory(self)
         self.outbox = Outbox(self)
+        # Every message the shops and the bot send: recorded first, sent once, in order.
+        self.messages = MessageOutbox(self.db, self.name,
+                                      lambda mxid: self.intent_for(UserID(mxid)))
+        messages.SentMessages(self.db).register(self.messages)
         self.public_url = config.commerce_public_url
         host = urlsplit(self.public_url).hostname
         # Posts may link to Mercato's own pages (product pages) besides a shop's site.
@@ -86,6 +99,7 @@ class CommerceAppService(MercatoAppService):
                 and user_id.endswith(f":{self.config.server_name}"))
 
     async def on_start(self) -> None:
+        self.messages.start()  # first: seeding the demo shop posts its welcome
         capabilities = await self.bot.api.request(
             Method.GET, matrix_path("client", "v3", "capabilities"))
         self.room_version = capabilities["capabilities"]["m.room_versions"]["default"]
@@ -97,6 +111,7 @@ class CommerceAppService(MercatoAppService):
     async def stop(self) -> None:
         await self.outbox.stop()
         await super().stop()
+        await self.messages.stop()  # after the inbox: its handlers record messages
 
     def is_own_user(self, user_id: str) -> bool:
         return user_id == self.bot_mxid or self.is_shop_user(user_id)
@@ -222,8 +237,11 @@ class CommerceAppService(MercatoAppService):
                            campaign_id: int) -> str:
         if not merchant.staff_room_id:
             raise CommerceError("The shop has no staff room yet; it is created on approval.")
-        return await send_once(self.intent_for(merchant.mxid), merchant.staff_room_id, content,
-                               txn_id=f"mercato.preview.{campaign_id}.{store.now_ms()}")
+        event_id = await self.messages.send(Message(
+            txn_id=f"mercato.preview.{campaign_id}.{store.now_ms()}",
+            room_id=merchant.staff_room_id, sender=merchant.mxid, content=content,
+            kind=messages.PREVIEW))
+        return event_id or ""
 
     async def retract_post(self, merchant: store.Merchant, room_id: str, event_id: str,
                            reason: str) -> None:
@@ -249,10 +267,12 @@ class CommerceAppService(MercatoAppService):
         return room_id
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
-                          txn_id: str) -> tuple[str, str]:
-        """Send to the buyer's DM; if they have not joined it yet, send when they do.
+                          txn_id: str, *, kind: str = messages.DIRECT,
+                          subject: str | None = None) -> tuple[str, str]:
+        """Record a message to the buyer's DM; held until they join if they have not yet.
 
-        Returns (room ID, event ID), the event ID empty while the message waits.
+        Returns (room ID, event ID), the event ID empty: the outbox sends it (the hook of
+        its `kind` records what it delivered).
         """
         room_id = await self.direct_room(merchant, user_id)
         content = {"msgtype": "m.text", "body": text}
@@ -264,32 +284,13 @@ class CommerceAppService(MercatoAppService):
             membership = member.get("membership")
         except MNotFound:
             membership = None
-        joined = membership == "join"
         if membership == "leave":
             # The buyer left this DM earlier: invite them back, or the message waits forever.
             await intent.invite_user(RoomID(room_id), UserID(user_id))
-        if not joined:
-            await self.db.execute(
-                "INSERT INTO pending_direct (txn_id, room_id, user_id, shop_mxid, content,"
-                " created_at) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (txn_id) DO NOTHING",
-                txn_id, room_id, user_id, merchant.mxid, json.dumps(content), store.now_ms())
-            return room_id, ""
-        event_id = await send_once(intent, room_id, content, txn_id=txn_id)
-        return room_id, event_id
-
-    async def _flush_pending_direct(self, room_id: str, user_id: str) -> None:
-        waiting = await self.db.fetch(
-            "SELECT txn_id, shop_mxid, content FROM pending_direct WHERE room_id=$1 AND"
-            " user_id=$2 ORDER BY created_at, txn_id", room_id, user_id)
-        for row in waiting:
-            event_id = await send_once(self.intent_for(UserID(row["shop_mxid"])), room_id,
-                                       json.loads(row["content"]), txn_id=row["txn_id"])
-            if row["txn_id"].startswith("mercato.coupon.") and \
-                    not row["txn_id"].startswith("mercato.coupon.refused."):
-                await self.db.execute(
-                    "UPDATE coupon_code SET dm_room_id=$1, dm_event_id=$2 WHERE code=$3",
-                    room_id, event_id, row["txn_id"].removeprefix("mercato.coupon."))
-            await self.db.execute("DELETE FROM pending_direct WHERE txn_id=$1", row["txn_id"])
+        await self.messages.record(Message(
+            txn_id=txn_id, room_id=room_id, sender=merchant.mxid, content=content, kind=kind,
+            subject=subject, held_for=None if membership == "join" else user_id))
+        return room_id, ""
 
     # -- CatalogMatrix: cards ---------------------------------------------------------------
 
@@ -306,7 +307,10 @@ class CommerceAppService(MercatoAppService):
             raise Forbidden(f"The shop is not in {room_id} and cannot join it: invite "
                             f"{merchant.mxid} to the room first.",
                             errcode="MERCATO_NOT_IN_ROOM") from None
-        return await send_once(intent, room_id, content, txn_id=txn_id)
+        event_id = await self.messages.send(Message(
+            txn_id=txn_id, room_id=room_id, sender=merchant.mxid, content=content,
+            kind=messages.CARD_SHARE))
+        return event_id or ""  # still queued: the outbox records the card when it is sent
 
     async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
                         content: dict[str, Any], txn_id: str, *,
@@ -325,7 +329,8 @@ class CommerceAppService(MercatoAppService):
 
     async def send_coupon_code(self, merchant: store.Merchant, user_id: str, text: str,
                                code: str) -> tuple[str, str]:
-        return await self.send_direct(merchant, user_id, text, txn_id=f"mercato.coupon.{code}")
+        return await self.send_direct(merchant, user_id, text, txn_id=f"mercato.coupon.{code}",
+                                      kind=messages.COUPON_CODE, subject=code)
 
     # -- rooms -----------------------------------------------------------------------------
 
@@ -370,8 +375,7 @@ class CommerceAppService(MercatoAppService):
         await self.intent_for(merchant.mxid).set_room_directory_visibility(
             channel.room_id, RoomDirectoryVisibility.PUBLIC)
         if not channel.welcome_event_id:
-            event_id = await self._post_welcome(merchant, channel)
-            await store.set_welcome_event(self.db, channel.room_id, event_id)
+            await self._post_welcome(merchant, channel)  # its hook records the event ID
             channel = await store.get_channel(self.db, channel.room_id) or channel
         return channel
 
@@ -381,8 +385,7 @@ class CommerceAppService(MercatoAppService):
         channel = await self._create_channel(merchant, suffix=suffix, name=name)
         await self.intent_for(merchant.mxid).set_room_directory_visibility(
             channel.room_id, RoomDirectoryVisibility.PUBLIC)
-        event_id = await self._post_welcome(merchant, channel)
-        await store.set_welcome_event(self.db, channel.room_id, event_id)
+        await self._post_welcome(merchant, channel)
         await self.publish_shop_state(merchant)
         return await store.get_channel(self.db, channel.room_id) or channel
 
@@ -412,7 +415,8 @@ class CommerceAppService(MercatoAppService):
         await store.insert_channel(self.db, channel)
         return channel
 
-    async def _post_welcome(self, merchant: store.Merchant, channel: store.Channel) -> str:
+    async def _post_welcome(self, merchant: store.Merchant,
+                            channel: store.Channel) -> str | None:
         values = {"shop_name": merchant.name, "shop_mxid": merchant.mxid}
         content = TextMessageEventContent(
             msgtype=MessageType.TEXT,
@@ -422,9 +426,9 @@ class CommerceAppService(MercatoAppService):
                 TEMPLATES.get_template("welcome.html.j2").render(values)),
         )
         # A txnId derived from the room: a retry after a crash does not post it twice.
-        event_id = await send_once(self.intent_for(merchant.mxid), channel.room_id,
-                                   content.serialize(),
-                                   txn_id=f"mercato.welcome.{channel.room_id}")
+        event_id = await self.messages.send(Message(
+            txn_id=f"mercato.welcome.{channel.room_id}", room_id=channel.room_id,
+            sender=merchant.mxid, content=content.serialize(), kind=messages.WELCOME))
         log.info("channel.welcome_posted", slug=merchant.slug, event_id=event_id)
         return event_id
 
@@ -437,7 +441,8 @@ class CommerceAppService(MercatoAppService):
             return
         if event.type == EventType.ROOM_MEMBER and isinstance(event, StateEvent):
             if event.content.membership == Membership.JOIN:
-                await self._flush_pending_direct(event.room_id, str(event.state_key))
+                # DMs that waited for this buyer's join go out now, in order.
+                await self.messages.release(event.room_id, str(event.state_key))
             await self._track_follower(event)
         elif raw.get("type") == "m.reaction":
             await self._track_reaction(raw)

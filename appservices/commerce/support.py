@@ -6,8 +6,10 @@ staff reply in the thread and the buyer receives the reply from the shop's own
 account, never from the staff member's. Auto-replies (welcome on first contact,
 keywords, away outside opening hours) are set per shop.
 
-Every relay uses a txnId derived from the source event, so handling an event
-twice (after a crash) never shows the buyer or the staff a message twice.
+Every relay uses a txnId derived from the source event and goes through the outbox
+(recorded, then sent once in each room's order), so handling an event twice (after a
+crash), or Synapse restarting mid-send, never shows the buyer or the staff a message
+twice. The relay is recorded as relayed when the outbox has sent it (messages.py).
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 from mautrix.types import Event as MatrixEvent
 from mautrix.types import EventType, Membership, MessageEvent, StateEvent, UserID
 
-from appservices.commerce import shops
+from appservices.commerce import messages, shops
 from appservices.commerce.db import access, store, support
 from appservices.commerce.roles import Action, role_can
 from mercato.commands_text import strip_reply_fallback
 from mercato.logging import get_logger
 from mercato.matrix.appservice import membership_of
 from mercato.matrix.html import sanitize_html
-from mercato.matrix.sending import send_once
+from mercato.matrix.outbox import Message, MessageParked
 
 if TYPE_CHECKING:
     from appservices.commerce.service import CommerceAppService
@@ -65,6 +67,13 @@ class SupportDesk:
     def __init__(self, service: CommerceAppService) -> None:
         self.service = service
         self.db = service.db
+
+    async def _send(self, merchant: store.Merchant, room_id: str, content: dict[str, Any],
+                    txn_id: str, kind: str, subject: str | None = None) -> None:
+        """Record a message from the shop; the outbox sends it, after the room's earlier ones."""
+        await self.service.messages.record(Message(
+            txn_id=txn_id, room_id=room_id, sender=merchant.mxid, content=content, kind=kind,
+            subject=subject))
 
     async def handle_event(self, event: MatrixEvent, raw: dict[str, Any]) -> bool:
         """True when the event belonged to a customer-service conversation."""
@@ -124,12 +133,11 @@ class SupportDesk:
         merchant = await store.get_merchant(self.db, thread.merchant_slug)
         if merchant is None or str(event.sender) != thread.buyer_id:
             return
-        shop = self.service.intent_for(merchant.mxid)
         if merchant.status == "suspended":
             notice = {"msgtype": "m.notice", "body": f"{merchant.name} is suspended on "
                       "Mercato and cannot answer messages right now."}
-            await send_once(shop, event.room_id, notice,
-                            txn_id=f"mercato.cs.suspended.{event.event_id}")
+            await self._send(merchant, event.room_id, notice,
+                             f"mercato.cs.suspended.{event.event_id}", messages.SUPPORT_NOTICE)
             return
         first_contact = thread.thread_event_id is None
         root = thread.thread_event_id or await self._open_staff_thread(merchant, thread)
@@ -138,9 +146,9 @@ class SupportDesk:
             content["m.relates_to"] = {"rel_type": "m.thread", "event_id": root,
                                        "is_falling_back": True,
                                        "m.in_reply_to": {"event_id": root}}
-            relayed_id = await send_once(shop, merchant.staff_room_id, content,
-                                         txn_id=f"mercato.cs.in.{event.event_id}")
-            await support.record_relay(self.db, event.event_id, relayed_id, event.room_id, "in")
+            await self._send(merchant, merchant.staff_room_id, content,
+                             f"mercato.cs.in.{event.event_id}", messages.SUPPORT_RELAY,
+                             messages.relay_subject(event.event_id, event.room_id, "in"))
         for reply in await self._auto_replies(merchant, thread, raw, first_contact):
             await self._send_auto_reply(merchant, thread, root, event.event_id, reply)
 
@@ -151,9 +159,16 @@ class SupportDesk:
         opening = {"msgtype": "m.text",
                    "body": f"💬 New conversation with {thread.buyer_id}. Reply in this thread "
                            "to answer as the shop."}
-        root = await send_once(self.service.intent_for(merchant.mxid), merchant.staff_room_id,
-                               opening, txn_id=f"mercato.cs.thread.{thread.dm_room_id}")
-        await support.set_thread_root(self.db, thread.dm_room_id, root)
+        # The buyer's messages are relayed into this thread: its event ID is needed now.
+        try:
+            root = await self.service.messages.send(Message(
+                txn_id=f"mercato.cs.thread.{thread.dm_room_id}", room_id=merchant.staff_room_id,
+                sender=merchant.mxid, content=opening, kind=messages.SUPPORT_THREAD,
+                subject=thread.dm_room_id))
+        except MessageParked as e:
+            raise RuntimeError(f"the staff thread could not be opened: {e}") from None
+        if root is None:  # the inbox handles the buyer's message again later
+            raise RuntimeError("the staff thread is not opened yet: the homeserver is slow")
         return root
 
     async def _auto_replies(self, merchant: store.Merchant, thread: support.SupportThread,
@@ -174,16 +189,16 @@ class SupportDesk:
     async def _send_auto_reply(self, merchant: store.Merchant, thread: support.SupportThread,
                                root: str, cause_event_id: str, reply: tuple[str, str]) -> None:
         kind, text = reply
-        shop = self.service.intent_for(merchant.mxid)
-        await send_once(shop, thread.dm_room_id, {"msgtype": "m.text", "body": text},
-                        txn_id=f"mercato.cs.auto.{kind}.{cause_event_id}")
+        await self._send(merchant, thread.dm_room_id, {"msgtype": "m.text", "body": text},
+                         f"mercato.cs.auto.{kind}.{cause_event_id}", messages.AUTO_REPLY)
         if merchant.staff_room_id:
             mirror = {"msgtype": "m.notice", "body": f"↪ {kind} auto-reply sent: {text}",
                       "m.relates_to": {"rel_type": "m.thread", "event_id": root,
                                        "is_falling_back": True,
                                        "m.in_reply_to": {"event_id": root}}}
-            await send_once(shop, merchant.staff_room_id, mirror,
-                            txn_id=f"mercato.cs.automirror.{kind}.{cause_event_id}")
+            await self._send(merchant, merchant.staff_room_id, mirror,
+                             f"mercato.cs.automirror.{kind}.{cause_event_id}",
+                             messages.SUPPORT_NOTICE)
 
     # -- staff → buyer --------------------------------------------------------------------
 
@@ -195,7 +210,6 @@ class SupportDesk:
         thread = await support.thread_for_root(self.db, str(relation.get("event_id")))
         if thread is None or thread.merchant_slug != merchant.slug:
             return
-        shop = self.service.intent_for(merchant.mxid)
         role = await access.staff_role(self.db, merchant.slug, str(event.sender))
 
         async def tell_staff(text: str) -> None:
@@ -203,8 +217,8 @@ class SupportDesk:
                       "m.relates_to": {"rel_type": "m.thread", "event_id": relation["event_id"],
                                        "is_falling_back": False,
                                        "m.in_reply_to": {"event_id": event.event_id}}}
-            await send_once(shop, event.room_id, notice,
-                            txn_id=f"mercato.cs.refused.{event.event_id}")
+            await self._send(merchant, event.room_id, notice,
+                             f"mercato.cs.refused.{event.event_id}", messages.SUPPORT_NOTICE)
 
         if role is None or not role_can(role, Action.ANSWER_BUYERS):
             await tell_staff(f"Not sent: {event.sender} is "
@@ -215,8 +229,8 @@ class SupportDesk:
             return
         if await support.relayed(self.db, event.event_id):
             return
-        relayed_id = await send_once(shop, thread.dm_room_id, relayable_content(raw),
-                                     txn_id=f"mercato.cs.out.{event.event_id}")
-        await support.record_relay(self.db, event.event_id, relayed_id, thread.dm_room_id, "out")
+        await self._send(merchant, thread.dm_room_id, relayable_content(raw),
+                         f"mercato.cs.out.{event.event_id}", messages.SUPPORT_RELAY,
+                         messages.relay_subject(event.event_id, thread.dm_room_id, "out"))
         log.info("support.answered", slug=merchant.slug, buyer=thread.buyer_id,
                  staff=event.sender)

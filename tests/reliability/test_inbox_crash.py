@@ -131,7 +131,8 @@ async def test_crash_in_the_inbox_loses_and_doubles_nothing(inbox_harness: Harne
         await until(lambda: [r[0] is not None for r in _handled(harness, reaction_id)]
                     == [True], 30, "the reaction handled after the restart")
         dm_room = await _dm_from(buyer, shop)
-        await until(lambda: harness.rows("SELECT COUNT(*) FROM pending_direct")[0][0] == 0,
+        await until(lambda: harness.rows(
+            "SELECT COUNT(*) FROM outbound_message WHERE state='pending'")[0][0] == 0,
                     20, "the waiting DM delivered")
         messages = [e for e in await timeline(buyer, dm_room)
                     if e["type"] == "m.room.message" and e["sender"] == shop]

@@ -70,7 +70,8 @@ async def test_a_handler_slower_than_synapses_timeout_loses_and_doubles_nothing(
     handled_after = time.monotonic() - stalled_at
     assert handled_after >= STALL_SECONDS - 1
     dm_room = await _dm_from(buyer, shop)
-    await until(lambda: harness.rows("SELECT COUNT(*) FROM pending_direct")[0][0] == 0,
+    await until(lambda: harness.rows(
+        "SELECT COUNT(*) FROM outbound_message WHERE state='pending'")[0][0] == 0,
                 20, "the waiting DM delivered")
     messages = [e for e in await timeline(buyer, dm_room)
                 if e["type"] == "m.room.message" and e["sender"] == shop]

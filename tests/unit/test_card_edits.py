@@ -66,7 +66,7 @@ class Homeserver:
         return f"$edit{len(self.edits)}"
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
-                          txn_id: str) -> tuple[str, str]:
+                          txn_id: str, *, kind: str = "direct") -> tuple[str, str]:
         return "!dm:localhost", "$dm"
 
 

@@ -569,7 +569,7 @@ class FakeMatrix:
         return f"$edit{len(self.edits)}"
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
-                          txn_id: str) -> tuple[str, str]:
+                          txn_id: str, *, kind: str = "direct") -> tuple[str, str]:
         self.direct.append((user_id, text))
         return "!dm:localhost", f"$dm{len(self.direct)}"
 

@@ -191,6 +191,13 @@ async def claimed_count(db: Any, coupon_id: int) -> int:
     return await db.fetchval("SELECT COUNT(*) FROM coupon_code WHERE coupon_id=$1", coupon_id)
 
 
+async def set_code_dm(db: Any, code: str, room_id: str, event_id: str | None) -> None:
+    """Where the code's DM is; its event ID once sent (a later call without one keeps it)."""
+    await db.execute("UPDATE coupon_code SET dm_room_id=$1,"
+                     " dm_event_id=COALESCE($2, dm_event_id) WHERE code=$3",
+                     room_id, event_id, code)
+
+
 async def get_code(db: Any, code: str) -> dict[str, Any] | None:
     row = await db.fetchrow(
         "SELECT c.code, c.coupon_id, c.merchant_slug, c.user_id, c.claimed_at, c.redeemed_at,"

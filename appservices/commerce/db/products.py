@@ -77,6 +77,15 @@ async def record_card(db: Any, event_id: str, room_id: str, product: Product) ->
         product.merchant_slug, product.sku, product.price, product.stock, now_ms())
 
 
+async def record_shared_card(db: Any, event_id: str, room_id: str, slug: str, sku: str,
+                             price: str, stock: str) -> None:
+    """A card the outbox sent, with the facts it shows (from the card's own content)."""
+    await db.execute(
+        "INSERT INTO card (event_id, room_id, merchant_slug, sku, price, stock, sent_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (event_id) DO NOTHING", event_id, room_id,
+        slug, sku, price, stock, now_ms())
+
+
 async def shares_since(db: Any, slug: str, since_ms: int) -> tuple[int, int | None]:
     """The shop's card shares after `since_ms`: (count, the oldest one's time)."""
     row = await db.fetchrow("SELECT COUNT(*) AS n, MIN(sent_at) AS oldest FROM card"

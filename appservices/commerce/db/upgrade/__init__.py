@@ -14,4 +14,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v06_staff_room_index,
     v07_share_quota,
     v08_card_edits,
+    v09_message_outbox,
 )

@@ -11,4 +11,5 @@ from . import (  # noqa: E402,F401
     v02_discovery,
     v03_invites,
     v04_verified_space,
+    v05_message_outbox,
 )

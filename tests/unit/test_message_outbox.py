@@ -1,0 +1,252 @@
+"""The core outbox on a real database (SQLite and PostgreSQL) and a homeserver stand-in:
+recorded once, sent in each room's order, retried after a failure, parked after the last
+try, held DMs released by a join, and the commerce tables upgraded without losing a DM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from mautrix.errors import MatrixConnectionError
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+from appservices.commerce.db.upgrade import upgrade_table
+from mercato.db import Database, UpgradeTable, open_database
+from mercato.matrix import outbox as outbox_module
+from mercato.matrix.outbox import Message, MessageParked, Outbox, Outgoing
+from mercato.matrix.sending import MARKER
+
+SHOP = "@shop_demo:localhost"
+
+
+class Room:
+    """What the homeserver holds: the events each room got, and which sends fail."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.failing: dict[str, int] = {}  # room → how many sends still fail
+        self.lost_answers: set[str] = set()  # txnIds whose send is stored, answer lost
+
+
+class Api:
+    def __init__(self, rooms: Room) -> None:
+        self.rooms = rooms
+
+    async def request(self, method: Any, path: str, *args: Any, **kwargs: Any) -> Any:
+        room_id = unquote(str(path).split("/rooms/")[1].split("/")[0])
+        return {"chunk": list(reversed(self.rooms.events.get(room_id, [])))}
+
+
+class Intent:
+    def __init__(self, rooms: Room, mxid: str) -> None:
+        self.rooms = rooms
+        self.mxid = mxid
+        self.api = Api(rooms)
+
+    async def send_message_event(self, room_id: str, event_type: Any, content: dict[str, Any],
+                                 txn_id: str, retry_count: int = 0, **_: Any) -> str:
+        if self.rooms.failing.get(room_id, 0) > 0:
+            self.rooms.failing[room_id] -= 1
+            raise MatrixConnectionError("connection reset")
+        events = self.rooms.events.setdefault(room_id, [])
+        event_id = f"${len(events) + 1}{room_id}"
+        events.append({"event_id": event_id, "sender": self.mxid, "content": content})
+        if txn_id in self.rooms.lost_answers:
+            self.rooms.lost_answers.discard(txn_id)
+            raise MatrixConnectionError("answer lost")
+        return event_id
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = open_database(database_url, upgrade_table, "commerce")
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.stop()
+
+
+@pytest.fixture
+def rooms() -> Room:
+    return Room()
+
+
+@pytest.fixture
+def outbox(db: Database, rooms: Room) -> Outbox:
+    return Outbox(db, "test", lambda mxid: Intent(rooms, mxid))  # type: ignore[arg-type]
+
+
+def _text(n: int) -> dict[str, Any]:
+    return {"msgtype": "m.text", "body": f"message {n}"}
+
+
+def _bodies(rooms: Room, room_id: str) -> list[str]:
+    return [e["content"]["body"] for e in rooms.events.get(room_id, [])]
+
+
+async def _drain(outbox: Outbox) -> None:
+    """Passes until no room has a due message."""
+    for _ in range(50):
+        await outbox.start_rooms()
+        await asyncio.gather(*outbox._rooms.values())
+        if not await outbox._heads():
+            return
+
+
+async def _all_due(db: Database) -> None:
+    await db.execute("UPDATE outbound_message SET next_attempt_at=0 WHERE state='pending'")
+
+
+def _counted(kind: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("mercato_outbox_messages_total",
+                                     {"component": "test", "kind": kind,
+                                      "outcome": outcome}) or 0.0
+
+
+async def test_a_message_recorded_twice_is_sent_once_with_its_txn_id(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    message = Message(txn_id="t.1", room_id="!a:localhost", sender=SHOP, content=_text(1),
+                      kind="direct")
+    await outbox.record(message)
+    await outbox.record(message)
+    await _drain(outbox)
+    assert _bodies(rooms, "!a:localhost") == ["message 1"]
+    assert rooms.events["!a:localhost"][0]["content"][MARKER] == "t.1"
+    assert await outbox.state_of("t.1") == ("sent", rooms.events["!a:localhost"][0]["event_id"])
+
+
+async def test_a_failed_send_holds_its_room_only_and_is_retried_in_order(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    rooms.failing["!a:localhost"] = 1
+    for n in range(3):
+        await outbox.record(Message(txn_id=f"a.{n}", room_id="!a:localhost", sender=SHOP,
+                                    content=_text(n), kind="support_relay"))
+    await outbox.record(Message(txn_id="b.0", room_id="!b:localhost", sender=SHOP,
+                                content=_text(9), kind="support_relay"))
+    before = _counted("support_relay", "retry")
+    with capture_logs() as logs:
+        await _drain(outbox)
+    assert _bodies(rooms, "!a:localhost") == []  # waiting for its retry, the others behind it
+    assert _bodies(rooms, "!b:localhost") == ["message 9"]
+    assert [e["event"] for e in logs if e["event"] == "outbox.send_failed"]
+    assert _counted("support_relay", "retry") == before + 1
+    await _all_due(db)
+    await _drain(outbox)
+    assert _bodies(rooms, "!a:localhost") == ["message 0", "message 1", "message 2"]
+
+
+async def test_a_send_whose_answer_was_lost_is_adopted_not_repeated(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    rooms.lost_answers.add("a.0")  # stored by the homeserver, the answer never came
+    await outbox.record(Message(txn_id="a.0", room_id="!a:localhost", sender=SHOP,
+                                content=_text(0), kind="coupon_code"))
+    await _drain(outbox)
+    await _all_due(db)
+    with capture_logs() as logs:
+        await _drain(outbox)
+    assert _bodies(rooms, "!a:localhost") == ["message 0"]
+    assert any(e["event"] == "send.adopted" for e in logs)
+    assert (await outbox.state_of("a.0") or ("", ""))[0] == "sent"
+
+
+async def test_a_message_is_parked_after_its_last_try_and_the_room_goes_on(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    rooms.failing["!a:localhost"] = 1
+    await outbox.record(Message(txn_id="a.0", room_id="!a:localhost", sender=SHOP,
+                                content=_text(0), kind="welcome"))
+    await outbox.record(Message(txn_id="a.1", room_id="!a:localhost", sender=SHOP,
+                                content=_text(1), kind="welcome"))
+    await db.execute("UPDATE outbound_message SET attempts=$1 WHERE txn_id='a.0'",
+                     outbox_module.BACKOFF.max_attempts - 1)
+    before = _counted("welcome", "parked")
+    with capture_logs() as logs:
+        await _drain(outbox)
+    parked = [e for e in logs if e["event"] == "outbox.parked"]
+    assert parked and parked[0]["txn_id"] == "a.0" and parked[0]["log_level"] == "error"
+    assert _counted("welcome", "parked") == before + 1
+    assert _bodies(rooms, "!a:localhost") == ["message 1"]
+    with pytest.raises(MessageParked, match="connection reset"):
+        await outbox.wait_sent("a.0", 1)
+
+
+async def test_a_held_dm_waits_for_the_join_and_does_not_hold_other_rooms(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    await outbox.record(Message(txn_id="dm.0", room_id="!dm:localhost", sender=SHOP,
+                                content=_text(0), kind="coupon_code", subject="CODE",
+                                held_for="@buyer:localhost"))
+    await outbox.record(Message(txn_id="c.0", room_id="!c:localhost", sender=SHOP,
+                                content=_text(1), kind="direct"))
+    await _drain(outbox)
+    assert _bodies(rooms, "!dm:localhost") == [] and _bodies(rooms, "!c:localhost")
+    assert await outbox.release("!dm:localhost", "@someone-else:localhost") == 0
+    assert await outbox.release("!dm:localhost", "@buyer:localhost") == 1
+    await _drain(outbox)
+    assert _bodies(rooms, "!dm:localhost") == ["message 0"]
+
+
+async def test_send_waits_for_the_event_id_and_the_hook_sees_it(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    seen: list[tuple[str | None, str]] = []
+
+    async def hook(message: Outgoing, event_id: str) -> None:
+        seen.append((message.subject, event_id))
+
+    outbox.on_sent("card_share", hook)
+    outbox.start()
+    try:
+        event_id = await outbox.send(Message(
+            txn_id="card.1", room_id="!a:localhost", sender=SHOP, content=_text(1),
+            kind="card_share", subject="mug"), timeout=10)
+    finally:
+        await outbox.stop()
+    assert event_id == rooms.events["!a:localhost"][0]["event_id"]
+    assert seen == [("mug", event_id)]
+
+
+async def test_send_answers_none_when_the_homeserver_is_too_slow(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    # No worker running: the message stays recorded, to be sent later.
+    assert await outbox.send(Message(txn_id="slow.1", room_id="!a:localhost", sender=SHOP,
+                                     content=_text(1), kind="card_share"), timeout=0.2) is None
+    assert await outbox.state_of("slow.1") == ("pending", None)
+
+
+async def test_dms_waiting_for_a_join_survive_the_upgrade(database_url: str) -> None:
+    before = UpgradeTable(version_table_name="commerce_version", database_name="commerce")
+    before.upgrades = upgrade_table.upgrades[:8]
+    old = open_database(database_url, before, "commerce")
+    await old.start()
+    try:
+        for n, txn_id in enumerate(["mercato.coupon.ABCDEFGH23", "mercato.coupon.refused.$r1",
+                                    "mercato.alert.demo.mug.@b:localhost.5"]):
+            await old.execute(
+                "INSERT INTO pending_direct (txn_id, room_id, user_id, shop_mxid, content,"
+                " created_at) VALUES ($1, '!dm:localhost', '@b:localhost', $2, $3, $4)",
+                txn_id, SHOP, json.dumps(_text(n)), 1000 + n)
+    finally:
+        await old.stop()
+    db = open_database(database_url, upgrade_table, "commerce")
+    await db.start()
+    try:
+        rows = await db.fetch("SELECT txn_id, kind, subject, held_for, sender, content, state"
+                              " FROM outbound_message ORDER BY id")
+        assert [(r["txn_id"], r["kind"], r["subject"]) for r in rows] == [
+            ("mercato.coupon.ABCDEFGH23", "coupon_code", "ABCDEFGH23"),
+            ("mercato.coupon.refused.$r1", "direct", None),
+            ("mercato.alert.demo.mug.@b:localhost.5", "direct", None)]
+        assert {(r["held_for"], r["sender"], r["state"]) for r in rows} == {
+            ("@b:localhost", SHOP, "pending")}
+        assert [json.loads(r["content"])["body"] for r in rows] == \
+            ["message 0", "message 1", "message 2"]
+        assert not await db.fetchval(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name='pending_direct'"
+        ) if database_url.startswith("postgres") else not await db.fetchval(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name='pending_direct'")
+    finally:
+        await db.stop()
