@@ -143,7 +143,7 @@ class RunningNetwork:
 
     def rows(self, component: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read a component's database as it is now (`?` placeholders), either engine."""
-        url = self.config.database_url(component)  # type: ignore[arg-type]
+        url = self.config.database_url(component)
         if url.startswith("sqlite:"):
             import sqlite3
 

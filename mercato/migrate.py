@@ -71,7 +71,7 @@ def plan(config: MercatoConfig, server: str, prefix: str) -> list[Target]:
         targets.append(Target("synapse", config.data_path / "synapse" / "homeserver.db",
                               f"{prefix}synapse", f"{server}/{prefix}synapse"))
     for component in COMPONENTS:
-        url = config.database_url(component)  # type: ignore[arg-type]
+        url = config.database_url(component)
         if url.startswith("sqlite:"):
             path = Path(url.removeprefix("sqlite:").removeprefix("//"))
             # Components run in the data directory: a relative path is relative to it.

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import jinja2
 from signedjson.key import generate_signing_key, write_signing_keys
 
+from appservices.commerce.config import CommerceConfig
+from bridges.contacts.config import ContactsConfig
 from mercato.config import AppServiceConfig, MercatoConfig, reachable_host
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "homeserver-config"
@@ -141,7 +143,7 @@ def registration_context(
 
 def _preview_context(config: MercatoConfig) -> dict[str, object]:
     """Product pages on loopback (the embedded profile) need a narrow preview exception."""
-    parts = urlsplit(config.commerce_public_url)
+    parts = urlsplit(CommerceConfig.of(config).site_url)
     loopback = parts.hostname in ("localhost", "127.0.0.1")
     return {"preview_loopback": loopback, "preview_netloc": re.escape(parts.netloc)}
 
@@ -195,12 +197,12 @@ def render_all(config: MercatoConfig, profile: str = "single") -> RenderedPaths:
     _write_private(
         paths.commerce_registration,
         registration.render(**registration_context(
-            config, "commerce", config.commerce, config.commerce.user_prefix)),
+            config, "commerce", CommerceConfig.of(config), config.commerce.user_prefix)),
     )
     _write_private(
         paths.contacts_registration,
         registration.render(**registration_context(
-            config, "contacts", config.contacts, config.contacts.user_prefix)),
+            config, "contacts", ContactsConfig.of(config), config.contacts.user_prefix)),
     )
     if scale is not None:
         worker_template = env.get_template("worker.yaml.j2")

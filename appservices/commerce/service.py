@@ -38,6 +38,7 @@ from appservices.commerce import (
 )
 from appservices.commerce.api import add_api_routes
 from appservices.commerce.api.routes import ApiContext
+from appservices.commerce.config import CommerceConfig
 from appservices.commerce.db import access, store
 from appservices.commerce.db import campaigns as campaign_rows
 from appservices.commerce.db import products as product_rows
@@ -72,7 +73,8 @@ class CommerceAppService(MercatoAppService):
     name = "commerce"
 
     def __init__(self, config: MercatoConfig) -> None:
-        super().__init__(config, config.commerce, upgrade_table)
+        settings = CommerceConfig.of(config)
+        super().__init__(config, settings, upgrade_table)
         self.room_version = ""
         self.support = SupportDesk(self)
         self.directory = ShopDirectory(self)
@@ -81,11 +83,11 @@ class CommerceAppService(MercatoAppService):
         self.messages = MessageOutbox(self.db, self.name,
                                       lambda mxid: self.intent_for(UserID(mxid)))
         messages.SentMessages(self.db).register(self.messages)
-        self.public_url = config.commerce_public_url
+        self.public_url = settings.site_url
         host = urlsplit(self.public_url).hostname
         # Posts may link to Mercato's own pages (product pages) besides a shop's site.
         self.mercato_hosts: tuple[str, ...] = (host,) if host else ()
-        add_api_routes(self.app, ApiContext(db=self.db, config=config.commerce, matrix=self))
+        add_api_routes(self.app, ApiContext(db=self.db, config=settings, matrix=self))
 
     def shop_mxid(self, slug: str) -> UserID:
         return UserID(self.config.user_id(f"{self.config.commerce.user_prefix}{slug}"))

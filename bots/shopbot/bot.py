@@ -45,6 +45,7 @@ from bots.shopbot import buttons
 from bots.shopbot.api import CommerceApi, commerce_api_url
 from bots.shopbot.buttons import WaitingCommands, now_ms
 from bots.shopbot.commands import ShopContext, registry
+from bots.shopbot.config import ShopbotConfig
 from bots.shopbot.context import Attachment, AwaitFile, CardReply, LeaveRoom, Question
 from bots.shopbot.encryption import (
     DEVICE_NAME,
@@ -94,14 +95,16 @@ NOTHING_WAITING = ("Nothing is waiting for a yes or no from you here (questions 
 class ShopBot:
     def __init__(self, config: MercatoConfig) -> None:
         self.config = config
-        self.user_id = config.user_id(config.shopbot.localpart)
+        self.settings = ShopbotConfig.of(config)
+        self.user_id = config.user_id(self.settings.localpart)
         self.state_dir = config.data_path / "shopbot"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)  # the session token and the encryption keys
         self.client = AsyncClient(config.homeserver_url, self.user_id,
                                   store_path=str(self.state_dir), config=client_config())
-        self.commands = registry.with_prefix(config.shopbot.prefix)
-        self.public_url = config.commerce_public_url
+        self.commands = registry.with_prefix(self.settings.prefix)
+        # The commerce section: read by name, the bot knows commerce only through its API.
+        self.public_url: str = config.commerce.site_url
         self.waiting = WaitingCommands()
         self.waiting.load(self._load_waiting(), now_ms())
         self.journal = EventJournal(self.state_dir / "journal.json")
@@ -165,14 +168,14 @@ class ShopBot:
             return
         # Not the old device ID: the server would reuse it, with keys the store lacks.
         self.client.access_token, self.client.device_id = "", None
-        response = await self.client.login(self.config.shopbot.password,
+        response = await self.client.login(self.settings.password,
                                            device_name=DEVICE_NAME)
         if not isinstance(response, LoginResponse):
             raise RuntimeError(f"shop bot could not log in as {self.user_id}: {response}")
         self._save_session(access_token=response.access_token, device_id=response.device_id,
                            since="")
         log.info("shopbot.new_device", device_id=response.device_id)
-        await retire_old_devices(self.client, self.config.shopbot.password, self.state_dir)
+        await retire_old_devices(self.client, self.settings.password, self.state_dir)
 
     async def _still_our_device(self, token: str, device_id: str) -> bool:
         """True if the saved login still works and its key store is here.
@@ -512,7 +515,7 @@ class ShopBot:
     async def run_until_stopped(self) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        runner = await serve(self.app, self.config.shopbot.bind_address, self.config.shopbot.port)
+        runner = await serve(self.app, self.settings.bind_address, self.settings.port)
         task = asyncio.create_task(self.run(stop))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

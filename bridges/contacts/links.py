@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from bridges.contacts.config import ContactsConfig
 from mercato.config import MercatoConfig
 
 
 def bridge_public_url(config: MercatoConfig) -> str:
-    """Where people's browsers reach the bridge's pages (invite, import).
-
-    `contacts.public_url` once the configuration has it; until then the bridge's port on
-    localhost, as for the commerce appservice's product pages.
-    """
-    configured = str(getattr(config.contacts, "public_url", "") or "")
-    return (configured or f"http://localhost:{config.contacts.port}").rstrip("/")
+    """Where people's browsers reach the bridge's pages (invite, import)."""
+    return ContactsConfig.of(config).site_url
 
 
 def invite_url(base: str, code: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mercato.config import ContactsConfig
+from bridges.contacts.config import ContactsConfig
 
 DAY_SECONDS = 24 * 3600
 # Numbers closer than this to the previous one (sorted) extend a run.

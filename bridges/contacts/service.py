@@ -19,6 +19,7 @@ from mautrix.types import EventType, RoomID, UserID
 
 import bridges.contacts.connectors.commands  # noqa: F401  (declares `xmpp …`)
 from bridges.contacts.api.routes import ApiContext, add_api_routes
+from bridges.contacts.config import ContactsConfig
 from bridges.contacts.connectors.manager import Networks
 from bridges.contacts.db.upgrade import upgrade_table
 from bridges.contacts.discovery import Discovery
@@ -49,8 +50,8 @@ class ContactsBridge(MercatoAppService):
     name = "contacts"
 
     def __init__(self, config: MercatoConfig) -> None:
-        super().__init__(config, config.contacts, upgrade_table)
-        settings = config.contacts
+        settings = ContactsConfig.of(config)
+        super().__init__(config, settings, upgrade_table)
         self.hasher = IdentifierHasher(settings.hmac_secret, settings.lookup_pepper)
         self.discovery = Discovery(self.db, self.hasher,
                                    Limits.of(settings, config.server_name))

@@ -25,9 +25,9 @@ from email.message import EmailMessage
 
 import aiohttp
 
+from bridges.contacts.config import ContactsConfig
 from bridges.contacts.importers import Medium
 from bridges.contacts.normalise import InvalidIdentifier, normalise_email, normalise_phone
-from mercato.config import ContactsConfig
 from mercato.logging import get_logger
 from mercato.matrix import paths
 

@@ -68,7 +68,7 @@ class MercatoAppService:
         self.config = config
         self.service = service
         self.appservice_id = f"mercato-{self.name}"
-        url = config.database_url(self.name)  # type: ignore[arg-type]
+        url = config.database_url(self.name)
         self.db: Database = open_database(url, upgrade_table, self.name)
         # SQLite: the inbox stores transactions through a second connection (PostgreSQL's
         # pool has several already).

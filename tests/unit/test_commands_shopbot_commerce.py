@@ -21,7 +21,7 @@ from bots.shopbot.commands import registry
 from bots.shopbot.context import Attachment, AwaitFile, CardReply, Question, ShopContext
 from bots.shopbot.events import caption_of, links_to_answer, reaction_of, replied_to
 from mercato.commands import ArgumentError, CommandError, Reply
-from mercato.config import MercatoConfig
+from mercato.config import parse_config
 
 PUBLIC = "https://shop.example.org"
 
@@ -540,8 +540,7 @@ class FakeApiRoot:
 
 @pytest.fixture
 def bot(tmp_path: Any) -> ShopBot:
-    config = MercatoConfig(data_dir=str(tmp_path),
-                           commerce={"public_url": PUBLIC})  # type: ignore[arg-type]
+    config = parse_config({"data_dir": str(tmp_path), "commerce": {"public_url": PUBLIC}})
     shop_bot = ShopBot(config)
     shop_bot.client = RecordingClient()  # type: ignore[assignment]
     shop_bot.api = FakeApiRoot(FakeCommerce())  # type: ignore[assignment]

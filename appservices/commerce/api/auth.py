@@ -6,10 +6,10 @@ import hmac
 
 from aiohttp import web
 
+from appservices.commerce.config import CommerceConfig
 from appservices.commerce.db import access
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.merchants import Principal, validate_user_id
-from mercato.config import CommerceConfig
 from mercato.db import Database
 
 ACTING_USER_HEADER = "X-Mercato-Acting-User"

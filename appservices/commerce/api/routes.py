@@ -20,11 +20,12 @@ from appservices.commerce.api.auth import (
 )
 from appservices.commerce.broadcast import BroadcastMatrix
 from appservices.commerce.catalog import CatalogMatrix
+from appservices.commerce.config import CommerceConfig
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import CommerceError, InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, ShopMatrix
 from appservices.commerce.roles import Action
-from mercato.config import CommerceConfig, MercatoConfig
+from mercato.config import MercatoConfig
 from mercato.db import Database
 
 
