@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+from mercato.http_api import ApiError
 from mercato.values import InvalidValue
 
 
-class CommerceError(Exception):
+class CommerceError(ApiError):
+    """What shops, staff and followers are refused, over the API and in Matrix alike."""
+
     status = 400
     errcode = "MERCATO_BAD_REQUEST"
-
-    def __init__(self, message: str, *, errcode: str | None = None,
-                 status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if errcode:
-            self.errcode = errcode
-        if status:
-            self.status = status
 
 
 class InvalidInput(InvalidValue, CommerceError):

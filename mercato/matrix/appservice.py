@@ -13,7 +13,6 @@ the component's own `on_start` → ready.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import signal
@@ -37,6 +36,7 @@ from mautrix.util.logging import TraceLogger
 
 from mercato.config import AppServiceConfig, MercatoConfig
 from mercato.db import open_database
+from mercato.http_api.auth import bearer_token, same_secret
 from mercato.logging import get_logger
 from mercato.matrix import inbox as inbox_module
 from mercato.matrix import paths
@@ -113,12 +113,11 @@ class MercatoAppService:
 
     def _auth_error(self, request: web.Request) -> web.Response | None:
         """Only `Authorization: Bearer <hs_token>` is accepted (never ?access_token=)."""
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
+        token = bearer_token(request)
+        if token is None:
             return json_error(401, "M_UNAUTHORIZED",
                               "Missing Authorization: Bearer <hs_token> header")
-        token = header.removeprefix("Bearer ").encode()
-        if not hmac.compare_digest(token, self.service.hs_token.encode()):
+        if not same_secret(token, self.service.hs_token):
             return json_error(403, "M_FORBIDDEN", "Invalid hs_token")
         return None
 

@@ -163,6 +163,22 @@ async def test_cors_preflight(client: TestClient) -> None:
     assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
 
 
+async def test_unknown_paths_methods_and_sizes_are_answered_in_words_with_cors(
+        client: TestClient) -> None:
+    resp = await client.get("/_matrix/identity/v2/nowhere")
+    assert (resp.status, await resp.json()) == (404, {
+        "errcode": "M_UNRECOGNIZED", "error": "There is no /_matrix/identity/v2/nowhere here."})
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.delete("/_matrix/identity/v2/lookup")
+    assert (resp.status, await resp.json()) == (405, {
+        "errcode": "M_UNRECOGNIZED", "error": "DELETE is not allowed here; use POST."})
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.post("/_mercato/contacts/v1/lookup", data=b" " * (4 * 1024 * 1024 + 1))
+    assert (resp.status, await resp.json()) == (413, {
+        "errcode": "M_TOO_LARGE", "error": "Request body over 4096 KiB; send less at a time."})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
 async def test_service_api_needs_the_as_token(client: TestClient) -> None:
     config = client.app[CONFIG]
     resp = await client.get("/_mercato/contacts/v1/stats",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from appservices.commerce.config import CommerceConfig
@@ -11,6 +9,7 @@ from appservices.commerce.db import access
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.merchants import Principal, validate_user_id
 from mercato.db import Database
+from mercato.http_api import bearer_token, same_secret
 
 ACTING_USER_HEADER = "X-Mercato-Acting-User"
 
@@ -18,17 +17,6 @@ ACTING_USER_HEADER = "X-Mercato-Acting-User"
 class Unauthorized(CommerceError):
     status = 401
     errcode = "M_UNKNOWN_TOKEN"
-
-
-def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    return header.removeprefix("Bearer ").strip() or None
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 async def principal_from_request(request: web.Request, db: Database,
@@ -39,10 +27,10 @@ async def principal_from_request(request: web.Request, db: Database,
         if request.headers.get("Authorization"):
             raise Unauthorized("Use 'Authorization: Bearer <token>'.", errcode="M_MISSING_TOKEN")
         return None
-    if _same(token, config.operator_token):
+    if same_secret(token, config.operator_token):
         acting = request.headers.get(ACTING_USER_HEADER, "")
         return Principal(kind="operator", user_id=acting)
-    if _same(token, config.service_token):
+    if same_secret(token, config.service_token):
         acting_for = request.headers.get(ACTING_USER_HEADER)
         if not acting_for:
             raise Unauthorized(f"The service token needs the {ACTING_USER_HEADER} header "

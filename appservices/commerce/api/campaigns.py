@@ -10,12 +10,13 @@ from PIL import Image, UnidentifiedImageError
 
 from appservices.commerce import broadcast, card_edits, merchants
 from appservices.commerce.api.auth import require_principal, require_user
-from appservices.commerce.api.routes import STRING, Spec, _body, _call, route
+from appservices.commerce.api.routes import STRING, caller, json_body, route
 from appservices.commerce.db import access, store
 from appservices.commerce.db import campaigns as rows
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.roles import Action
 from mercato.db import transaction
+from mercato.http_api import Spec
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
@@ -48,7 +49,7 @@ CAMPAIGN_BODY = {"kind": STRING, "fields": {"type": "object"}, "image_mxc": STRI
     "Upload a campaign image (PNG, JPEG, WebP or GIF, at most 10 MiB); returns its mxc:// URI",
     auth="staff", success=201))
 async def upload_media(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     merchant = await merchants.require(ctx.db, require_principal(principal),
                                        request.match_info["slug"], Action.RUN_CAMPAIGNS)
     chunks, size = [], 0
@@ -81,16 +82,16 @@ async def upload_media(request: web.Request) -> web.Response:
     "Draft a campaign: kind product|sale|coupon|text, its fields, an optional image",
     auth="staff", success=201, body=CAMPAIGN_BODY))
 async def create_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     campaign = await broadcast.create_campaign(ctx.db, ctx.matrix, require_principal(principal),
-                                               request.match_info["slug"], await _body(request))
+                                               request.match_info["slug"], await json_body(request))
     return web.json_response(campaign_view(campaign), status=201)
 
 
 @route("GET", "/shops/{slug}/campaigns", Spec("The shop's campaigns, newest first",
                                               auth="staff"))
 async def list_campaigns(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug = request.match_info["slug"]
     await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_STATS)
     return web.json_response({"campaigns": [campaign_view(c)
@@ -100,7 +101,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
 @route("GET", "/shops/{slug}/campaigns/{campaign_id}", Spec(
     "One campaign with its delivery per channel", auth="staff"))
 async def get_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     _, campaign = await broadcast.get_campaign(ctx.db, require_principal(principal),
                                                request.match_info["slug"], _campaign_id(request),
                                                Action.READ_STATS)
@@ -112,7 +113,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 @route("POST", "/shops/{slug}/campaigns/{campaign_id}/preview", Spec(
     "Send the post to the shop's staff room as a preview", auth="staff"))
 async def preview_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     campaign = await broadcast.preview(ctx.db, ctx.matrix, require_principal(principal),
                                        request.match_info["slug"], _campaign_id(request))
     return web.json_response(campaign_view(campaign))
@@ -122,8 +123,8 @@ async def preview_campaign(request: web.Request) -> web.Response:
     "Schedule the campaign (`at`: ISO 8601 time with timezone) or send it now (no `at`)",
     auth="staff", body={"at": STRING}))
 async def schedule_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
-    body = await _body(request)
+    ctx, principal = await caller(request)
+    body = await json_body(request)
     at = body.get("at") if isinstance(body, dict) else None
     campaign = await broadcast.schedule(ctx.db, ctx.matrix, require_principal(principal),
                                         request.match_info["slug"], _campaign_id(request), at)
@@ -133,7 +134,7 @@ async def schedule_campaign(request: web.Request) -> web.Response:
 @route("POST", "/shops/{slug}/campaigns/{campaign_id}/cancel", Spec(
     "Cancel a draft or scheduled campaign", auth="staff"))
 async def cancel_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     campaign = await broadcast.cancel(ctx.db, require_principal(principal),
                                       request.match_info["slug"], _campaign_id(request))
     return web.json_response(campaign_view(campaign))
@@ -142,7 +143,7 @@ async def cancel_campaign(request: web.Request) -> web.Response:
 @route("POST", "/shops/{slug}/campaigns/{campaign_id}/retract", Spec(
     "Retract a sent campaign: its posts are redacted in every channel", auth="staff"))
 async def retract_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     campaign = await broadcast.retract(ctx.db, ctx.matrix, require_principal(principal),
                                        request.match_info["slug"], _campaign_id(request))
     return web.json_response(campaign_view(campaign))
@@ -152,7 +153,7 @@ async def retract_campaign(request: web.Request) -> web.Response:
     "Claim a coupon for the acting user (the shop bot's `claim` command); the code comes by DM",
     auth="any"))
 async def claim_coupon(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_user(principal, "claims are made for a Matrix user")
     try:
         coupon_id = int(request.match_info["coupon_id"])
@@ -168,7 +169,7 @@ async def claim_coupon(request: web.Request) -> web.Response:
     "The acting user's coupon codes with their shop, title, expiry and redemption",
     auth="any"))
 async def my_coupons(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_user(principal, "coupons are for a Matrix user")
     codes = await rows.codes_of_user(ctx.db, principal.user_id)
     return web.json_response({"coupons": [
@@ -181,8 +182,8 @@ async def my_coupons(request: web.Request) -> web.Response:
     "Redeem a buyer's code once; a used, expired or other shop's code is refused",
     auth="staff", body={"code": STRING}))
 async def redeem_coupon(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
-    body = await _body(request)
+    ctx, principal = await caller(request)
+    body = await json_body(request)
     result = await broadcast.redeem(ctx.db, require_principal(principal),
                                     request.match_info["slug"],
                                     body.get("code") if isinstance(body, dict) else None)
@@ -193,7 +194,7 @@ async def redeem_coupon(request: web.Request) -> web.Response:
     "Followers over time; per campaign reach, views (approximate), reactions, claims, "
     "redemptions; shared product cards and how their live edits went", auth="staff"))
 async def shop_stats(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug = request.match_info["slug"]
     stats = await broadcast.stats(ctx.db, require_principal(principal), slug)
     stats["cards"] = await card_edits.card_stats(ctx.db, slug)
@@ -205,12 +206,12 @@ async def shop_stats(request: web.Request) -> web.Response:
     auth="operator", body={"posts_per_day": {"type": "integer"},
                            "shares_per_day": {"type": "integer"}}))
 async def set_quota(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_principal(principal)
     merchants.require_operator(principal)
     slug = request.match_info["slug"]
     merchant = await merchants.get_shop(ctx.db, slug)
-    body = await _body(request)
+    body = await json_body(request)
     if not isinstance(body, dict) or not {"posts_per_day", "shares_per_day"} & set(body):
         raise InvalidInput("posts_per_day", "send posts_per_day, shares_per_day or both, "
                                             "whole numbers from 0 to 1000")

@@ -26,12 +26,13 @@ from PIL import Image, UnidentifiedImageError
 from appservices.commerce import catalog, catalog_import, merchants, products
 from appservices.commerce.api.auth import require_principal
 from appservices.commerce.api.campaigns import IMAGE_TYPES, MAX_IMAGE_BYTES
-from appservices.commerce.api.routes import Spec, _call, route
+from appservices.commerce.api.routes import caller, route
 from appservices.commerce.catalog_import import ImageFetcher, ImageUnavailable
 from appservices.commerce.db import store
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.products import Product, validate_currency
 from appservices.commerce.roles import Action
+from mercato.http_api import Spec
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -173,7 +174,7 @@ async def spool_body(request: web.Request, spool: IO[bytes]) -> int:
                     "exports, which carry none",
         "images": "'skip' to import without fetching the rows' image URLs"}))
 async def import_products(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_principal(principal)
     slug = request.match_info["slug"]
     # Refuse early, before reading up to 50 MiB.

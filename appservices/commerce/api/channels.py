@@ -8,11 +8,12 @@ from aiohttp import web
 
 from appservices.commerce import merchants, shops
 from appservices.commerce.api.auth import require_principal, require_user
-from appservices.commerce.api.routes import STRING, Spec, _body, _call, route
+from appservices.commerce.api.routes import STRING, caller, json_body, route
 from appservices.commerce.db import access, store
 from appservices.commerce.errors import Conflict, InvalidInput, NotFound
 from appservices.commerce.roles import Action
 from appservices.commerce.rooms import room_id_of
+from mercato.http_api import Spec
 from mercato.values import plain_text
 
 CHANNEL_SUFFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,18}[a-z0-9]$")
@@ -32,7 +33,7 @@ async def _channel_views(db, slug: str) -> list[dict]:
 @route("GET", "/shops/{slug}/channels", Spec("The shop's channels with their followers",
                                              auth="none"))
 async def list_channels(request: web.Request) -> web.Response:
-    ctx, _ = await _call(request)
+    ctx, _ = await caller(request)
     merchant = await merchants.get_shop(ctx.db, request.match_info["slug"])
     if merchant.status not in ("approved", "suspended"):
         raise NotFound(f"There is no shop '{merchant.slug}'.")
@@ -43,14 +44,14 @@ async def list_channels(request: web.Request) -> web.Response:
     "Open another channel, e.g. per region or product line: #<prefix><slug>-<suffix>",
     auth="staff", success=201, body={"suffix": STRING, "name": STRING}))
 async def open_channel(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_principal(principal)
     slug = request.match_info["slug"]
     merchant = await merchants.require(ctx.db, principal, slug, Action.EDIT_SHOP)
     if merchant.status != "approved":
         raise Conflict(f"The shop is {merchant.status}; only an open shop opens channels.",
                        errcode="MERCATO_WRONG_STATUS")
-    body = await _body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"suffix\": …, \"name\": …}")
     suffix = body.get("suffix")
@@ -73,9 +74,9 @@ async def open_channel(request: web.Request) -> web.Response:
     "A follower reports a post (the shop bot's `report` command); the operator sees it",
     auth="any", success=201, body={"room_id": STRING, "event_id": STRING, "reason": STRING}))
 async def report_post(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_user(principal, "reports are made by a Matrix user")
-    body = await _body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"room_id\": …, \"event_id\": …, \"reason\": …}")
     event_id = body.get("event_id")
@@ -98,7 +99,7 @@ async def report_post(request: web.Request) -> web.Response:
 
 @route("GET", "/reports", Spec("Follower reports, newest first (operator)", auth="operator"))
 async def list_reports(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     merchants.require_operator(require_principal(principal))
     rows = await ctx.db.fetch("SELECT id, merchant_slug, room_id, event_id, reporter, reason, at"
                               " FROM report ORDER BY id DESC LIMIT 200")

@@ -10,10 +10,11 @@ from aiohttp import web
 
 from appservices.commerce import catalog, products
 from appservices.commerce.api.auth import require_principal, require_user
-from appservices.commerce.api.routes import CONTEXT, STRING, Spec, _body, _call, route
+from appservices.commerce.api.routes import CONTEXT, STRING, caller, json_body, route
 from appservices.commerce.db import products as product_rows
 from appservices.commerce.errors import InvalidInput, NotFound
 from appservices.commerce.merchants import role_of
+from mercato.http_api import Spec
 from mercato.templates import template_environment
 
 PRODUCT_BODY = {"sku": STRING, "title": STRING, "description": STRING, "price": STRING,
@@ -30,7 +31,7 @@ def _page(ctx, slug: str, sku: str) -> str:
     "The shop's catalog (public for approved shops); ?q= searches, ?after=<sku> pages",
     auth="none"))
 async def list_products(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug = request.match_info["slug"]
     merchant = await catalog.get_shop(ctx.db, slug)
     if merchant.status != "approved" and not (principal is not None and (
@@ -52,17 +53,17 @@ async def list_products(request: web.Request) -> web.Response:
 @route("POST", "/shops/{slug}/products", Spec("Add a product", auth="staff", success=201,
                                               body=PRODUCT_BODY))
 async def create_product(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug = request.match_info["slug"]
     product = await catalog.create_product(ctx.db, ctx.matrix, require_principal(principal),
-                                           slug, await _body(request))
+                                           slug, await json_body(request))
     return web.json_response(catalog.product_view(product, _page(ctx, slug, product.sku)),
                              status=201)
 
 
 @route("GET", "/shops/{slug}/products/{sku}", Spec("One product", auth="none"))
 async def get_product(request: web.Request) -> web.Response:
-    ctx, _ = await _call(request)
+    ctx, _ = await caller(request)
     slug, sku = request.match_info["slug"], request.match_info["sku"]
     _, product = await catalog.public_product(ctx.db, slug, sku)
     return web.json_response(catalog.product_view(product, _page(ctx, slug, sku)))
@@ -72,16 +73,16 @@ async def get_product(request: web.Request) -> web.Response:
     "Change a product; a new price or stock state edits the cards already posted",
     auth="staff", body=PRODUCT_BODY))
 async def update_product(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug, sku = request.match_info["slug"], request.match_info["sku"]
     product = await catalog.update_product(ctx.db, ctx.matrix, require_principal(principal),
-                                           slug, sku, await _body(request))
+                                           slug, sku, await json_body(request))
     return web.json_response(catalog.product_view(product, _page(ctx, slug, sku)))
 
 
 @route("DELETE", "/shops/{slug}/products/{sku}", Spec("Remove a product", auth="staff"))
 async def delete_product(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     await catalog.delete_product(ctx.db, require_principal(principal),
                                  request.match_info["slug"], request.match_info["sku"])
     return web.json_response({})
@@ -90,7 +91,7 @@ async def delete_product(request: web.Request) -> web.Response:
 @route("GET", "/shops/{slug}/products/{sku}/card", Spec(
     "The product card as m.room.message content, for a bot or client to send", auth="none"))
 async def product_card(request: web.Request) -> web.Response:
-    ctx, _ = await _call(request)
+    ctx, _ = await caller(request)
     slug, sku = request.match_info["slug"], request.match_info["sku"]
     merchant, product = await catalog.public_product(ctx.db, slug, sku)
     # A bot sends this card as it is: it passes the link rules as a shared card does.
@@ -102,8 +103,8 @@ async def product_card(request: web.Request) -> web.Response:
     "The shop posts the card into a room it is in; the card stays live", auth="staff",
     body={"room_id": STRING}))
 async def share_product(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
-    body = await _body(request)
+    ctx, principal = await caller(request)
+    body = await json_body(request)
     result = await catalog.share_card(ctx.db, ctx.matrix, require_principal(principal),
                                       request.match_info["slug"], request.match_info["sku"],
                                       body.get("room_id") if isinstance(body, dict) else None)
@@ -114,7 +115,7 @@ async def share_product(request: web.Request) -> web.Response:
     "Subscribe the acting user to a price-drop alert (the shop bot's `alert` command)",
     auth="any"))
 async def subscribe_alert(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_user(principal, "alerts are for a Matrix user")
     product = await catalog.subscribe_alert(ctx.db, request.match_info["slug"],
                                             request.match_info["sku"], principal.user_id)
@@ -125,7 +126,7 @@ async def subscribe_alert(request: web.Request) -> web.Response:
 @route("DELETE", "/shops/{slug}/products/{sku}/alert", Spec("Cancel a price-drop alert",
                                                             auth="any"))
 async def cancel_alert(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_user(principal, "alerts are for a Matrix user")
     if not await product_rows.remove_alert(ctx.db, request.match_info["slug"],
                                            request.match_info["sku"], principal.user_id):
@@ -135,7 +136,7 @@ async def cancel_alert(request: web.Request) -> web.Response:
 
 @route("GET", "/me/alerts", Spec("The acting user's price-drop alerts", auth="any"))
 async def my_alerts(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_user(principal, "alerts are for a Matrix user")
     return web.json_response({"alerts": await product_rows.alerts_of_user(ctx.db,
                                                                           principal.user_id)})

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -22,11 +20,12 @@ from appservices.commerce.broadcast import BroadcastMatrix
 from appservices.commerce.catalog import CatalogMatrix
 from appservices.commerce.config import CommerceConfig
 from appservices.commerce.db import access, store
-from appservices.commerce.errors import CommerceError, InvalidInput, NotFound
+from appservices.commerce.errors import InvalidInput, NotFound
 from appservices.commerce.merchants import Principal, ShopMatrix
 from appservices.commerce.roles import Action
 from mercato.config import MercatoConfig
 from mercato.db import Database
+from mercato.http_api import RouteTable, Spec, query_number, read_json
 
 
 class ApiMatrix(ShopMatrix, CatalogMatrix, BroadcastMatrix, Protocol):
@@ -46,68 +45,23 @@ class ApiContext:
 
 
 CONTEXT = web.AppKey("commerce_api", ApiContext)
+ROUTES = RouteTable()
+route = ROUTES.route
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Spec:
-    summary: str
-    auth: str  # "none" | "any" | "operator" | "staff"
-    body: dict[str, Any] | None = None
-    success: int = 200
-    query: dict[str, str] | None = None  # query parameter → what it does
+# The middleware refuses a larger Content-Length; this holds for chunked bodies too.
+MAX_JSON_BYTES = 1024 * 1024
+TOO_LARGE_HINT = "send less."
 
 
-ROUTES: list[tuple[str, str, Handler, Spec]] = []
-
-
-def route(method: str, path: str, spec: Spec) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        ROUTES.append((method, path, handler, spec))
-        return handler
-    return register
-
-
-async def _call(request: web.Request) -> tuple[ApiContext, Principal | None]:
+async def caller(request: web.Request) -> tuple[ApiContext, Principal | None]:
+    """The API's context and who is calling (None for an anonymous caller)."""
     ctx = request.app[CONTEXT]
     return ctx, await principal_from_request(request, ctx.db, ctx.config)
 
 
-# The middleware refuses a larger Content-Length; this holds for chunked bodies too.
-MAX_JSON_BYTES = 1024 * 1024
-
-
-async def _body(request: web.Request) -> Any:
-    if not request.can_read_body:
-        return {}
-    raw = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        raw += chunk
-        if len(raw) > MAX_JSON_BYTES:
-            raise CommerceError(f"Request body over {MAX_JSON_BYTES // 1024} KiB; send less.",
-                                errcode="M_TOO_LARGE", status=413)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CommerceError("The request body is not valid JSON.", errcode="M_NOT_JSON") from None
-
-
-_Default = TypeVar("_Default", int, None)
-
-
-def _whole_number(request: web.Request, name: str, *, default: _Default, low: int,
-                  high: int | None = None) -> int | _Default:
-    if name not in request.query:
-        return default
-    try:
-        value = int(request.query[name])
-    except ValueError:
-        value = low - 1
-    if value < low or (high is not None and value > high):
-        limits = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise InvalidInput(name, f"must be a whole number {limits}")
-    return value
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body, any JSON value; the routes check its shape."""
+    return await read_json(request, limit=MAX_JSON_BYTES, hint=TOO_LARGE_HINT)
 
 
 async def _shop_view(ctx: ApiContext, merchant: store.Merchant, private: bool) -> dict[str, Any]:
@@ -126,7 +80,7 @@ SHOP_FIELDS = {"name": STRING, "description": STRING, "website": STRING, "avatar
                                  "q": "words to find in the slug, name or description",
                                  "status": "pending, rejected or suspended (operator only)"}))
 async def list_shops(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     status = request.query.get("status", "approved")
     if status != "approved":
         merchants.require_operator(require_principal(principal))
@@ -145,16 +99,16 @@ async def list_shops(request: web.Request) -> web.Response:
                               auth="any", success=201,
                               body={"slug": STRING, **SHOP_FIELDS, "owner": STRING}))
 async def apply_for_shop(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     merchant = await merchants.apply(ctx.db, ctx.matrix, require_principal(principal),
-                                     await _body(request))
+                                     await json_body(request))
     return web.json_response(await _shop_view(ctx, merchant, private=True), status=201)
 
 
 @route("GET", "/shops/{slug}", Spec("One shop; staff and the operator see everything",
                                     auth="none"))
 async def get_shop(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     merchant = await merchants.get_shop(ctx.db, request.match_info["slug"])
     private = principal is not None and (
         principal.is_operator or await merchants.role_of(ctx.db, principal, merchant.slug))
@@ -170,16 +124,16 @@ async def get_shop(request: web.Request) -> web.Response:
                                           "opening_hours": {"type": "object"},
                                           "keyword_replies": {"type": "array"}}))
 async def update_shop(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     merchant = await merchants.update_shop(ctx.db, ctx.matrix, require_principal(principal),
-                                           request.match_info["slug"], await _body(request))
+                                           request.match_info["slug"], await json_body(request))
     return web.json_response(await _shop_view(ctx, merchant, private=True))
 
 
 @route("GET", "/merchant", Spec("The shop an API key belongs to, with follower counts",
                                 auth="staff"))
 async def own_shop(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_principal(principal)
     if principal.kind != "api_key":
         raise InvalidInput("Authorization", "this endpoint takes a shop's API key")
@@ -196,7 +150,7 @@ async def own_shop(request: web.Request) -> web.Response:
 
 @route("GET", "/me/shops", Spec("The shops the acting Matrix user works for", auth="any"))
 async def my_shops(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_user(principal, "this endpoint is for a Matrix user")
     return web.json_response({"shops": [
         {"slug": slug, "role": role}
@@ -207,8 +161,8 @@ async def my_shops(request: web.Request) -> web.Response:
 
 def _decision_route(decision: str, summary: str) -> None:
     async def decide(request: web.Request) -> web.Response:
-        ctx, principal = await _call(request)
-        body = await _body(request)
+        ctx, principal = await caller(request)
+        body = await json_body(request)
         reason = body.get("reason", "") if isinstance(body, dict) else ""
         merchant = await merchants.change_status(
             ctx.db, ctx.matrix, require_principal(principal), request.match_info["slug"],
@@ -229,7 +183,7 @@ _decision_route("reinstate", "Lift a suspension")
 @route("POST", "/shops/{slug}/verify", Spec("Mark a shop verified by the operator",
                                             auth="operator"))
 async def verify_shop(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     principal = require_principal(principal)
     merchants.require_operator(principal)
     merchant = await merchants.verify(ctx.db, ctx.matrix, principal, request.match_info["slug"])
@@ -240,7 +194,7 @@ async def verify_shop(request: web.Request) -> web.Response:
     "Get the token to publish at https://<website>/.well-known/mercato-verification",
     auth="staff"))
 async def start_domain_proof(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     return web.json_response(await merchants.start_domain_proof(
         ctx.db, require_principal(principal), request.match_info["slug"]))
 
@@ -248,7 +202,7 @@ async def start_domain_proof(request: web.Request) -> web.Response:
 @route("POST", "/shops/{slug}/domain-proof/check", Spec(
     "Check the published token; the shop becomes verified when it matches", auth="staff"))
 async def check_domain_proof(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
 
     async def fetch(url: str) -> str:
         ssl_context = ssl.create_default_context()
@@ -270,7 +224,7 @@ async def check_domain_proof(request: web.Request) -> web.Response:
 
 @route("GET", "/shops/{slug}/staff", Spec("List the shop's staff and their roles", auth="staff"))
 async def list_staff(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug = request.match_info["slug"]
     await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_SHOP)
     return web.json_response({"staff": [views.staff_member(m)
@@ -281,8 +235,8 @@ async def list_staff(request: web.Request) -> web.Response:
     "Add a staff member (any homeserver) or change their role: owner, editor, support, analyst",
     auth="staff", success=201, body={"user_id": STRING, "role": STRING}))
 async def add_staff(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
-    body = await _body(request)
+    ctx, principal = await caller(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"user_id\": …, \"role\": …}")
     change = await merchants.add_staff(ctx.db, ctx.matrix, require_principal(principal),
@@ -295,7 +249,7 @@ async def add_staff(request: web.Request) -> web.Response:
 
 @route("DELETE", "/shops/{slug}/staff/{user_id}", Spec("Remove a staff member", auth="staff"))
 async def remove_staff(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     await merchants.remove_staff(ctx.db, ctx.matrix, require_principal(principal),
                                  request.match_info["slug"], request.match_info["user_id"])
     return web.json_response({})
@@ -306,7 +260,7 @@ async def remove_staff(request: web.Request) -> web.Response:
 @route("GET", "/shops/{slug}/keys", Spec("List API keys (never the keys themselves)",
                                          auth="staff"))
 async def list_keys(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug = request.match_info["slug"]
     await merchants.require(ctx.db, require_principal(principal), slug, Action.MANAGE_KEYS)
     return web.json_response({"keys": [views.api_key(k)
@@ -317,8 +271,8 @@ async def list_keys(request: web.Request) -> web.Response:
                                           "answer", auth="staff", success=201,
                                           body={"label": STRING, "role": STRING}))
 async def create_key(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
-    body = await _body(request)
+    ctx, principal = await caller(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"label\": …, \"role\": …}")
     key, secret = await merchants.create_api_key(
@@ -329,7 +283,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 @route("DELETE", "/shops/{slug}/keys/{key_id}", Spec("Revoke an API key", auth="staff"))
 async def revoke_key(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     await merchants.revoke_api_key(ctx.db, require_principal(principal),
                                    request.match_info["slug"], request.match_info["key_id"])
     return web.json_response({})
@@ -342,10 +296,10 @@ async def revoke_key(request: web.Request) -> web.Response:
                                               "before": "only entries older than this id",
                                               "limit": "how many entries, 1 to 500 (100)"}))
 async def audit_log(request: web.Request) -> web.Response:
-    ctx, principal = await _call(request)
+    ctx, principal = await caller(request)
     slug = request.match_info["slug"]
     await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_AUDIT)
-    before = _whole_number(request, "before", default=None, low=1)
-    limit = _whole_number(request, "limit", default=100, low=1, high=500)
+    before = query_number(request, "before", default=None, low=1)
+    limit = query_number(request, "limit", default=100, low=1, high=500)
     entries = await access.audit_log(ctx.db, slug, limit=limit, before=before)
     return web.json_response({"entries": [views.audit_entry(e) for e in entries]})

@@ -22,9 +22,7 @@ from aiohttp import web
 from bridges.contacts.api.routes import (
     CONTEXT,
     IDENTITY_PREFIX,
-    ApiError,
-    Spec,
-    _bearer,
+    bearer,
     identity_user,
     json_body,
     route,
@@ -33,6 +31,7 @@ from bridges.contacts.api.routes import (
 from bridges.contacts.db import store
 from bridges.contacts.discovery import QuotaExceeded, Refused
 from bridges.contacts.hashing import LookupHash
+from mercato.http_api import ApiError, Spec
 from mercato.logging import get_logger
 from mercato.matrix import paths
 from mercato.matrix.federation import UnreachableServer, federation_base_url
@@ -69,9 +68,8 @@ async def register(request: web.Request) -> web.Response:
     openid = body.get("access_token")
     server = body.get("matrix_server_name")
     if not isinstance(openid, str) or not openid or not isinstance(server, str):
-        raise ApiError(400, "M_BAD_JSON", "Send the OpenID token object the homeserver gave "
-                                          "you: access_token, token_type, matrix_server_name, "
-                                          "expires_in.")
+        raise ApiError("Send the OpenID token object the homeserver gave you: access_token, "
+                       "token_type, matrix_server_name, expires_in.", errcode="M_BAD_JSON")
     config = ctx.config
     try:
         if server == config.server_name:
@@ -82,8 +80,8 @@ async def register(request: web.Request) -> web.Response:
             base = await federation_base_url(ctx.http(), server, private_allowed=loopback,
                                              verify_tls=not loopback)
     except UnreachableServer as e:
-        raise ApiError(403, "M_FORBIDDEN", f"Cannot check a token of {server[:80]}: {e}."
-                       ) from None
+        raise ApiError(f"Cannot check a token of {server[:80]}: {e}.", errcode="M_FORBIDDEN",
+                       status=403) from None
     url = paths.url(base, paths.matrix_path("federation", "v1", "openid", "userinfo"))
     try:
         async with ctx.http().get(url, params={"access_token": openid},
@@ -93,13 +91,13 @@ async def register(request: web.Request) -> web.Response:
                                   ) as resp:
             info = await resp.json(content_type=None) if resp.status == 200 else None
     except (aiohttp.ClientError, TimeoutError, ValueError):
-        raise ApiError(502, "M_UNKNOWN", f"The homeserver {server[:80]} did not answer; try "
-                                         "again.") from None
+        raise ApiError(f"The homeserver {server[:80]} did not answer; try again.",
+                       errcode="M_UNKNOWN", status=502) from None
     user_id = info.get("sub") if isinstance(info, dict) else None
     # The token's server vouches only for its own users.
     if not isinstance(user_id, str) or not user_id.endswith(f":{server}"):
-        raise ApiError(401, "M_UNKNOWN_TOKEN", "The homeserver did not accept this OpenID "
-                                               "token; request a new one.")
+        raise ApiError("The homeserver did not accept this OpenID token; request a new one.",
+                       errcode="M_UNKNOWN_TOKEN", status=401)
     token = secrets.token_urlsafe(32)
     await store.add_token(ctx.db, token_hash(token), user_id)
     log.info("identity.registered", user_id=user_id)
@@ -115,7 +113,7 @@ async def account(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     await identity_user(request)
-    await store.remove_token(ctx.db, token_hash(_bearer(request)))
+    await store.remove_token(ctx.db, token_hash(bearer(request)))
     return web.json_response({})
 
 
@@ -132,16 +130,16 @@ def lookup_addresses(body: dict[str, object], pepper: str) -> list[LookupHash]:
     """The hashed addresses of a lookup request, checked as the spec says."""
     algorithm = body.get("algorithm")
     if algorithm != ALGORITHM:
-        raise ApiError(400, "M_INVALID_PARAM", f"Unsupported algorithm {algorithm!r}; "
-                                               f"use {ALGORITHM!r} (see hash_details).")
+        raise ApiError(f"Unsupported algorithm {algorithm!r}; use {ALGORITHM!r} (see "
+                       "hash_details).", errcode="M_INVALID_PARAM")
     if body.get("pepper") != pepper:
-        raise ApiError(400, "M_INVALID_PEPPER", "The pepper is not this server's; get it from "
-                                                "hash_details.", algorithm=ALGORITHM,
-                       lookup_pepper=pepper)
+        raise ApiError("The pepper is not this server's; get it from hash_details.",
+                       errcode="M_INVALID_PEPPER", algorithm=ALGORITHM, lookup_pepper=pepper)
     addresses = body.get("addresses")
     if not isinstance(addresses, list) or not all(
             isinstance(a, str) and 0 < len(a) <= MAX_ADDRESS_CHARS for a in addresses):
-        raise ApiError(400, "M_INVALID_PARAM", "'addresses' must be a list of hashed addresses.")
+        raise ApiError("'addresses' must be a list of hashed addresses.",
+                       errcode="M_INVALID_PARAM")
     return [LookupHash(a) for a in addresses]
 
 
@@ -151,13 +149,13 @@ async def run_lookup(request: web.Request, user_id: str, hashes: list[LookupHash
     try:
         mappings = await ctx.discovery.lookup(user_id, hashes, ip=ip, source=source)
     except Refused as e:
-        raise ApiError(413, "M_TOO_LARGE", f"Refused: {e.reason}. Look up fewer at a time."
-                       ) from None
+        raise ApiError(f"Refused: {e.reason}. Look up fewer at a time.", errcode="M_TOO_LARGE",
+                       status=413) from None
     except QuotaExceeded as e:
         per = "homeserver (its users together)" if e.subject_kind == "server" \
             else e.subject_kind
-        raise ApiError(429, "M_LIMIT_EXCEEDED", f"Lookup quota reached ({e.limit:,} a day per "
-                                                f"{per}).",
+        raise ApiError(f"Lookup quota reached ({e.limit:,} a day per {per}).",
+                       errcode="M_LIMIT_EXCEEDED", status=429,
                        retry_after_ms=e.retry_after_s * 1000) from None
     return web.json_response({"mappings": mappings})
 

@@ -19,13 +19,14 @@ import phonenumbers
 import segno
 from aiohttp import web
 
-from bridges.contacts.api.routes import CONTEXT, Spec, route
+from bridges.contacts.api.routes import CONTEXT, route
 from bridges.contacts.db import store
 from bridges.contacts.importers import csv_formats, model
 from bridges.contacts.importers.csv_headers import browser_rules
 from bridges.contacts.links import bridge_public_url, invite_url, matrix_to
 from bridges.contacts.summary import MAX_LISTED_COLUMNS
 from mercato import text_decoding
+from mercato.http_api import Spec
 from mercato.logging import get_logger
 from mercato.templates import template_environment
 

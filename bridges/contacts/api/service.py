@@ -12,8 +12,6 @@ from bridges.contacts.api.identity import ALGORITHM, lookup_addresses, run_looku
 from bridges.contacts.api.routes import (
     CONTEXT,
     SERVICE_PREFIX,
-    ApiError,
-    Spec,
     json_body,
     require_service,
     route,
@@ -21,14 +19,15 @@ from bridges.contacts.api.routes import (
 from bridges.contacts.commands import user_region
 from bridges.contacts.db import store
 from mercato.commands import ArgumentError, matrix_user_id
+from mercato.http_api import ApiError, Spec
 
 
 def _user(value: object) -> str:
     try:
         return matrix_user_id(value if isinstance(value, str) else "")
     except ArgumentError:
-        raise ApiError(400, "M_INVALID_PARAM", "'user_id' must be a Matrix ID such as "
-                                               "@alice:example.org.") from None
+        raise ApiError("'user_id' must be a Matrix ID such as @alice:example.org.",
+                       errcode="M_INVALID_PARAM") from None
 
 
 @route("GET", f"{SERVICE_PREFIX}/hash_details",
@@ -59,8 +58,8 @@ async def lookup(request: web.Request) -> web.Response:
                               ctx.config.contacts.lookup_pepper)
     source = body.get("source", "cli")
     if source not in ("cli", "script"):
-        raise ApiError(400, "M_INVALID_PARAM", "'source' must be \"cli\" or \"script\" (or "
-                                               "left out, for \"cli\").")
+        raise ApiError("'source' must be \"cli\" or \"script\" (or left out, for \"cli\").",
+                       errcode="M_INVALID_PARAM")
     return await run_lookup(request, user_id, hashes, ip=None, source=source)
 
 
