@@ -14,11 +14,12 @@ WORKDIR /app
 # Only what the network runs: no .venv, data/ or a local mercato.yaml with its secrets.
 COPY pyproject.toml ./
 COPY mercato/ mercato/
+COPY mercato_ops/ mercato_ops/
 COPY appservices/ appservices/
 COPY bots/ bots/
 COPY bridges/ bridges/
 COPY homeserver-config/ homeserver-config/
-# Editable, because mercato/render.py reads homeserver-config/ next to the package.
+# Editable, because mercato_ops/render.py reads homeserver-config/ next to the package.
 # pyproject.toml pins Synapse with the extras the scale profile needs: postgres
 # (psycopg2) and redis (replication between the main process and the workers).
 RUN pip install -e .

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 
 from mercato.config import load_config, write_config
-from mercato.devnet import RunningNetwork, start_network, write_test_config
 from mercato.matrix.admin import registration_mac
+from mercato_ops.testnet import RunningNetwork, start_network, write_test_config
 
 DATABASES = ("sqlite", "postgres")
 POSTGRES_SERVER = os.environ.get("MERCATO_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
@@ -48,7 +48,7 @@ def bench_network(workdir: Path, database: str, **overrides: Any) -> Iterator[Ru
             **{name: getattr(config, name).model_copy(update={"database": url})
                for name, url in urls.items()}})
         write_config(config, config_path)
-        from mercato.runner import ensure_databases
+        from mercato_ops.supervisor import ensure_databases
 
         asyncio.run(ensure_databases(config))
     network = None

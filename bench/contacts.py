@@ -163,7 +163,7 @@ def run_import(network: Any, vcard: Path) -> tuple[float, float, dict[str, Any]]
     """
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mercato", "--config", str(network.config_path), "contacts",
+        [sys.executable, "-m", "mercato_ops", "--config", str(network.config_path), "contacts",
          "import", str(vcard), "--user", IMPORTER, "--region", "NO", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=network.base_dir)
     peak_kb = 0

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from bench.common import bench_network
-from mercato.devnet import free_port
+from mercato_ops.testnet import free_port
 
 EVENTS_PER_TXN = 100
 

@@ -116,7 +116,7 @@ def profile_contacts(database: str, count: int) -> None:
         recorder = spy(component_pid(network.config_path, "contacts"), raw)
         cli_out = OUT / f"profile-contacts-cli-{database}.txt"
         subprocess.run([sys.executable, "-m", "pyinstrument", "--outfile", str(cli_out),
-                        "-m", "mercato", "--config", str(network.config_path), "contacts",
+                        "-m", "mercato_ops", "--config", str(network.config_path), "contacts",
                         "import", str(vcard), "--user", contacts.IMPORTER, "--region", "NO",
                         "--json"], check=True, stdout=subprocess.DEVNULL, cwd=workdir)
         recorder.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C

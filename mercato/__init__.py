@@ -1,3 +1,3 @@
-"""Mercato's shared core: config, database, logging, metrics, Matrix helpers, CLI."""
+"""Mercato's shared core: config, database, logging, metrics, Matrix helpers, commands."""
 
 __version__ = "0.1.0"

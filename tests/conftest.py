@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from mercato.devnet import free_port  # noqa: F401  (tests import it from here)
+from mercato_ops.testnet import free_port  # noqa: F401  (tests import it from here)
 from tests.verification_sinks import MailSink, SmsGateway
 
 POSTGRES_ADMIN_URL = os.environ.get("MERCATO_TEST_POSTGRES",

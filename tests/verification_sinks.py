@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from mercato.devnet import free_port
+from mercato_ops.testnet import free_port
 
 CODE = re.compile(r"\b(\d{6})\b")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 from playwright.async_api import Browser, Page, expect
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import Api, new_user, open_shop, png
 
 DOCS_SCREENSHOT = Path(__file__).parents[2] / "docs" / "img" / "product-page.png"

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from mercato.config import MercatoConfig, parse_config, write_config
-from mercato.devnet import RunningNetwork, free_port, network_running, write_test_config
 from mercato.matrix.admin import register_user
-from mercato.render import render_all
+from mercato_ops.render import render_all
+from mercato_ops.testnet import RunningNetwork, free_port, network_running, write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import self_signed_certificate
 from tests.integration.shop_helpers import Api

@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from mercato.config import MercatoConfig, parse_config
-from mercato.devnet import free_port
 from mercato.matrix.admin import register_user
-from mercato.render import render_all
+from mercato_ops.render import render_all
+from mercato_ops.testnet import free_port
 from tests.integration.client import MatrixClient
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "federation.md"

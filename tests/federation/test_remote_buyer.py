@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from mercato.devnet import RunningNetwork
 from mercato.matrix.admin import register_user
+from mercato_ops.testnet import RunningNetwork
 from tests.federation.conftest import RemoteHomeserver, remote_user
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, png

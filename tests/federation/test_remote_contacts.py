@@ -10,8 +10,8 @@ import uuid
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
 from mercato.matrix.admin import register_user
+from mercato_ops.testnet import RunningNetwork
 from tests.federation.conftest import RemoteHomeserver, remote_user
 from tests.federation.test_remote_buyer import join_with_retry
 from tests.integration.client import MatrixClient

@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
 from mercato.matrix.admin import register_user
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 
 

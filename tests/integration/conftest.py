@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from mercato.devnet import RunningNetwork, network_running, write_test_config
+from mercato_ops.testnet import RunningNetwork, network_running, write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import Certificate, self_signed_certificate
 from tests.integration.shop_helpers import Api

@@ -1,5 +1,5 @@
-"""The test network lives in mercato.devnet (benchmarks use it too)."""
+"""The test network lives in mercato_ops.testnet (benchmarks use it too)."""
 
-from mercato.devnet import RunningNetwork, start_network, write_test_config
+from mercato_ops.testnet import RunningNetwork, start_network, write_test_config
 
 __all__ = ["RunningNetwork", "start_network", "write_test_config"]

@@ -30,7 +30,7 @@ from mercato.matrix.admin import register_user
 from tests.integration.client import MatrixClient
 
 if TYPE_CHECKING:
-    from mercato.devnet import RunningNetwork
+    from mercato_ops.testnet import RunningNetwork
 
 MEGOLM = "m.megolm.v1.aes-sha2"
 

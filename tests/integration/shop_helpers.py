@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from mercato.devnet import RunningNetwork
 from mercato.matrix.admin import register_user
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 
 

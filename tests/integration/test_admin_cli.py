@@ -6,12 +6,12 @@ import subprocess
 import sys
 import uuid
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 
 
 def mercato(network: RunningNetwork, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mercato", "--config",
+    return subprocess.run([sys.executable, "-m", "mercato_ops", "--config",
                            str(network.config_path), *args],
                           capture_output=True, text=True, timeout=120)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 
 
 def _txn_rows(network: RunningNetwork, txn_id: str) -> tuple[int, int]:
@@ -99,7 +99,7 @@ def test_admin_status_reports_every_component(network: RunningNetwork) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "mercato", "--config", str(network.config_path),
+        [sys.executable, "-m", "mercato_ops", "--config", str(network.config_path),
          "admin", "status"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     for component in ("synapse", "commerce", "contacts", "shopbot"):

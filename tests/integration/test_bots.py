@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 
 

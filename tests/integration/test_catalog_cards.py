@@ -6,8 +6,8 @@ import asyncio
 import time
 from html.parser import HTMLParser
 
-from mercato.devnet import RunningNetwork
 from mercato.matrix.html import MATRIX_ATTRIBUTES, MATRIX_TAGS
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, new_user, open_shop, png
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import Api, new_user, open_shop
 
 
@@ -67,7 +67,7 @@ async def test_follower_report_reaches_the_operator(network: RunningNetwork, htt
         assert resp.status == 400
     status, listed = await api.call("GET", "/reports", key)
     assert status == 403, "a shop must not read reports"
-    result = subprocess.run([sys.executable, "-m", "mercato", "--config",
+    result = subprocess.run([sys.executable, "-m", "mercato_ops", "--config",
                              str(network.config_path), "admin", "reports"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import phonenumbers
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
 from tests.verification_sinks import MailSink, SmsGateway

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import (
     assert_nowhere,
@@ -20,14 +20,11 @@ from tests.integration.test_contacts_bridge import (
 )
 from tests.verification_sinks import MailSink, SmsGateway
 
-# Until `contacts` is registered in mercato/cli.py, mount it the same way here.
-CLI = ("from mercato.cli import cli; from mercato.cli_contacts import contacts; "
-       "cli.add_command(contacts) if 'contacts' not in cli.commands else None; cli()")
-
 
 def mercato(network: RunningNetwork, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", CLI, "--config", str(network.config_path),
-                           *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "mercato_ops", "--config",
+                           str(network.config_path), *args],
+                          capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parents[2])
 
 

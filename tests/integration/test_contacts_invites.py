@@ -9,7 +9,7 @@ import re
 import aiohttp
 import pytest
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import (
     _phone_forms,

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import (

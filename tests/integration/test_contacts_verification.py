@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
 from mercato.matrix.admin import register_user
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import new_user
 from tests.integration.test_contacts_bridge import command, open_bridge_dm, send_file

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient, MatrixError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.commerce_api import commerce_rows
 from tests.integration.shop_helpers import Api, new_user, open_shop

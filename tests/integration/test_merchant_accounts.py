@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixError
 from tests.integration.commerce_api import (
     CommerceApi,

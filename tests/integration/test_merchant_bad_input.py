@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.commerce_api import (
     CommerceApi,
     commerce_rows,

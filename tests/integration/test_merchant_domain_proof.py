@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.commerce_api import CommerceApi, new_user, unique_slug
 from tests.integration.local_https import (
     WELL_KNOWN,

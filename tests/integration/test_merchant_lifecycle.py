@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.commerce_api import (
     CommerceApi,
     new_user,

@@ -9,7 +9,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from appservices.commerce.api import API_PREFIX
 from appservices.commerce.api.routes import ROUTES
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.commerce_api import CommerceApi
 
 METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from mercato.config import load_config
-from mercato.devnet import RunningNetwork, network_running, write_test_config
+from mercato_ops.testnet import RunningNetwork, network_running, write_test_config
 from tests.integration.shop_helpers import Api, new_user, open_shop
 
 # It starts its own networks on SQLite: what only the single-process profile has.
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.single_profile
 
 
 def migrate(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mercato", "--config", str(config_path),
+    return subprocess.run([sys.executable, "-m", "mercato_ops", "--config", str(config_path),
                            "migrate-to-postgres", *args],
                           capture_output=True, text=True, timeout=900)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork, network_running, write_test_config
+from mercato_ops.testnet import RunningNetwork, network_running, write_test_config
 from tests.integration.shop_helpers import Api, channel_listed, new_user, open_shop
 
 

@@ -9,7 +9,7 @@ import sys
 
 import aiohttp
 
-from mercato.devnet import start_network, write_test_config
+from mercato_ops.testnet import start_network, write_test_config
 from tests.integration.client import MatrixClient
 
 
@@ -48,7 +48,7 @@ async def test_restart_reuses_everything(tmp_path) -> None:
         assert "channel.created" not in second.output()
         # The operator's view of the same data, through the CLI.
         listing = subprocess.run(
-            [sys.executable, "-m", "mercato", "--config", str(config_path),
+            [sys.executable, "-m", "mercato_ops", "--config", str(config_path),
              "admin", "merchants", "list"], capture_output=True, text=True, timeout=60)
         assert listing.returncode == 0, listing.stderr
         assert "demo" in listing.stdout and "@shop_demo:localhost" in listing.stdout
@@ -58,7 +58,7 @@ async def test_restart_reuses_everything(tmp_path) -> None:
         assert stopped_code == 0
     assert json.loads((tmp_path / "data" / "demo.json").read_text())["shop"]["slug"] == "demo"
     down = subprocess.run(
-        [sys.executable, "-m", "mercato", "--config", str(config_path),
+        [sys.executable, "-m", "mercato_ops", "--config", str(config_path),
          "admin", "merchants", "list"], capture_output=True, text=True, timeout=60)
     assert down.returncode != 0 and "start the network with `make run`" in down.stderr
 
@@ -66,7 +66,7 @@ async def test_restart_reuses_everything(tmp_path) -> None:
 def test_config_errors_name_the_key(tmp_path) -> None:
     config = tmp_path / "mercato.yaml"
     config.write_text("synapse:\n  port: 99999\n")
-    result = subprocess.run([sys.executable, "-m", "mercato", "--config", str(config),
+    result = subprocess.run([sys.executable, "-m", "mercato_ops", "--config", str(config),
                              "config", "check"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "synapse.port" in result.stderr and "less than or equal to 65535" in result.stderr

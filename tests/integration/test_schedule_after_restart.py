@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from mercato.devnet import start_network, write_test_config
+from mercato_ops.testnet import start_network, write_test_config
 from tests.integration.client import MatrixClient
 
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, new_user, open_shop
 from tests.integration.test_shopbot_merchant import Chat

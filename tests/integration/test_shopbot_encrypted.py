@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from mercato.devnet import start_network, write_test_config
+from mercato_ops.testnet import start_network, write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.nio_helpers import MEGOLM, EncryptedUser
 
 if TYPE_CHECKING:
-    from mercato.devnet import RunningNetwork
+    from mercato_ops.testnet import RunningNetwork
 
 
 async def assert_ping_answered(user: EncryptedUser, room_id: str, bot: str) -> tuple[str, str]:

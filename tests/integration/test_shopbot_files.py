@@ -11,7 +11,7 @@ import time
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, new_user, open_shop
 from tests.integration.test_shopbot_catalog import from_bot, replies_to, upload

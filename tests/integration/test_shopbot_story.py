@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from nio import Event
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient
 from tests.integration.nio_helpers import EncryptedUser
 from tests.integration.shop_helpers import Api, new_user, open_shop

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import aiohttp
 
 from appservices.commerce.shops import DAYS
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient, MatrixError
 from tests.integration.commerce_api import (
     CommerceApi,

@@ -52,7 +52,7 @@ def test_the_public_port_does_not_serve_them(synapse_alone: Harness) -> None:
 
 def test_admin_status_lists_synapse_metrics(synapse_alone: Harness) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mercato", "--config", str(synapse_alone.config_path),
+        [sys.executable, "-m", "mercato_ops", "--config", str(synapse_alone.config_path),
          "admin", "status"], capture_output=True, text=True, timeout=60)
     port = synapse_alone.config.synapse.metrics_port
     assert re.search(rf"synapse metrics\s+│\s+up\s+│\s+http://127\.0\.0\.1:{port}"

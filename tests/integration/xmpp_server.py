@@ -23,7 +23,7 @@ from typing import Any
 import slixmpp
 from aiohttp import web
 
-from mercato.devnet import free_port
+from mercato_ops.testnet import free_port
 
 DOMAIN = "xmpp.test"
 # A second host on the same server, as an older or minimal server would be: no archive,

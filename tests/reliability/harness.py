@@ -27,8 +27,8 @@ from typing import Any
 from urllib.parse import quote
 
 from mercato.config import MercatoConfig, load_config, write_config
-from mercato.devnet import write_test_config
-from mercato.render import RenderedPaths, render_all
+from mercato_ops.render import RenderedPaths, render_all
+from mercato_ops.testnet import write_test_config
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api
 
@@ -114,7 +114,7 @@ class Harness:
     def start_commerce(self, env: dict[str, str] | None = None, wait: bool = True) -> None:
         assert self.commerce is None or self.commerce.poll() is not None
         self.commerce = self._spawn(
-            [sys.executable, "-m", "mercato", "--config", str(self.commerce_config_path),
+            [sys.executable, "-m", "mercato_ops", "--config", str(self.commerce_config_path),
              "run", "commerce"], "commerce.out", env)
         if wait:
             self.wait_commerce_ready()
@@ -141,7 +141,7 @@ class Harness:
         """The shop bot (its account must exist: `mercato up` registers it)."""
         assert self.shopbot is None or self.shopbot.poll() is not None
         self.shopbot = self._spawn(
-            [sys.executable, "-m", "mercato", "--config", str(self.config_path),
+            [sys.executable, "-m", "mercato_ops", "--config", str(self.config_path),
              "run", "shopbot"], "shopbot.out", env)
         self._wait_healthy(self.shopbot, f"http://127.0.0.1:{self.config.shopbot.port}/health",
                            "shopbot", self.paths.log_dir / "shopbot.out")
@@ -149,7 +149,7 @@ class Harness:
     def start_contacts(self, env: dict[str, str] | None = None) -> None:
         assert self.contacts is None or self.contacts.poll() is not None
         self.contacts = self._spawn(
-            [sys.executable, "-m", "mercato", "--config", str(self.config_path),
+            [sys.executable, "-m", "mercato_ops", "--config", str(self.config_path),
              "run", "contacts"], "contacts.out", env)
         self._wait_healthy(self.contacts, f"http://127.0.0.1:{self.config.contacts.port}/health",
                            "contacts", self.contacts_log_path)

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from mercato.devnet import free_port
+from mercato_ops.testnet import free_port
 
 BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 

@@ -15,8 +15,8 @@ from collections import Counter
 
 import aiohttp
 
-from mercato.devnet import start_network, write_test_config
 from mercato.matrix.admin import register_user
+from mercato_ops.testnet import start_network, write_test_config
 from tests.integration.client import MatrixClient
 
 SHOPS = 3

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from mercato.db import database_unavailable
-from mercato.devnet import free_port
+from mercato_ops.testnet import free_port
 
 
 async def test_a_refused_database_connection_is_unavailable_but_other_refusals_are_not() -> None:

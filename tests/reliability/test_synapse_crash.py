@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from mercato.devnet import free_port
+from mercato_ops.testnet import free_port
 from tests.integration.commerce_api import CommerceApi, is_threaded_in, thread_reply
 from tests.integration.shop_helpers import Api, new_user, open_shop
 from tests.integration.test_support_inbox import open_conversation, staffed_shop, thread_root

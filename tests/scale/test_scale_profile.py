@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from mercato.devnet import RunningNetwork, network_running, write_test_config
-from mercato.render import ScaleLayout
-from mercato.router import upstream_for
+from mercato_ops.render import ScaleLayout
+from mercato_ops.router import upstream_for
+from mercato_ops.testnet import RunningNetwork, network_running, write_test_config
 from tests.conftest import missing_service
 from tests.integration.client import MatrixClient
 from tests.integration.shop_helpers import Api, channel_listed, new_user, open_shop

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from mercato.devnet import RunningNetwork, network_running, write_test_config
+from mercato_ops.testnet import RunningNetwork, network_running, write_test_config
 from tests.integration.shop_helpers import Api
 
 

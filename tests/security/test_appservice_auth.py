@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 
 COMPONENTS = ["commerce", "contacts"]
 ENDPOINTS = {

@@ -29,7 +29,7 @@ import appservices.commerce.api  # noqa: F401  (registers every route in ROUTES)
 from appservices.commerce.api.auth import ACTING_USER_HEADER
 from appservices.commerce.api.routes import ROUTES
 from appservices.commerce.roles import Action, Role, role_can
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.commerce_api import Answer, CommerceApi, new_user
 from tests.integration.conftest import network, shop_certificate  # noqa: F401
 

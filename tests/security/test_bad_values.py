@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import Api, new_user, open_shop
 
 PRICE_REFUSALS: list[tuple[Any, str]] = [

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from appservices.commerce.api import routes
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import Api, new_user, open_shop, png
 
 CSV = b"sku,title,price,currency\nimported-1,Imported,5.00,EUR\n"

@@ -20,9 +20,9 @@ from synapse.config.appservice import load_appservices
 from synapse.util.stringutils import parse_and_validate_server_name
 
 from appservices.commerce.service import CommerceAppService
-from mercato.devnet import RunningNetwork
 from mercato.matrix.admin import HomeserverAdminError, register_user
-from mercato.render import RenderedPaths
+from mercato_ops.render import RenderedPaths
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient, MatrixError
 
 PASSWORD = "correct horse battery"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mercato.config import ConfigError, parse_config
-from mercato.render import render_all
+from mercato_ops.render import render_all
 
 SMUGGLED = "\nfederation_verify_certificates: false\nip_range_blacklist: []\n#"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from mercato.devnet import RunningNetwork
+from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import Api, new_user, open_shop
 
 UNKNOWN = "MERCATO_UNKNOWN_ALIAS"

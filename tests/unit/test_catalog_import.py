@@ -27,6 +27,7 @@ from appservices.commerce.catalog_import import (
     html_to_text,
     import_catalog,
 )
+from appservices.commerce.cli import catalog as catalog_cli
 from appservices.commerce.config import CommerceConfig
 from appservices.commerce.db import access, store
 from appservices.commerce.db import products as product_rows
@@ -34,7 +35,6 @@ from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.errors import Forbidden, InvalidInput
 from appservices.commerce.merchants import Principal
 from appservices.commerce.products import Product
-from mercato.cli_catalog import catalog as catalog_cli
 from mercato.db import Database, open_database
 from mercato.text_decoding import sniff_encoding
 from mercato.types import MerchantSlug, UserID

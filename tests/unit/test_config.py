@@ -372,7 +372,7 @@ def test_client_baseurl_comes_from_public_baseurl_without_trailing_slash() -> No
 def _config_check(path: Path) -> tuple[int, str]:
     from click.testing import CliRunner
 
-    from mercato.cli import cli
+    from mercato_ops.cli import cli
 
     result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
     return result.exit_code, result.output + result.stderr

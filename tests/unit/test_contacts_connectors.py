@@ -56,7 +56,7 @@ def test_the_bridge_refuses_to_start_with_a_bad_connector_section(tmp_path: Path
     path = tmp_path / "mercato.yaml"
     write_config(parse_config({"contacts": {"networks": {"xmpp": {"resource": "a b"}}}},
                               base_dir=tmp_path), path)
-    result = subprocess.run([sys.executable, "-m", "mercato", "--config", str(path), "run",
+    result = subprocess.run([sys.executable, "-m", "mercato_ops", "--config", str(path), "run",
                              "contacts"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "Error: invalid configuration: contacts.networks.xmpp.resource" in result.stderr

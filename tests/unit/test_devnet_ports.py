@@ -2,7 +2,7 @@
 
 import socket
 
-from mercato.devnet import free_port, free_port_block
+from mercato_ops.testnet import free_port, free_port_block
 
 
 def test_free_port_never_repeats_even_when_nothing_listens() -> None:

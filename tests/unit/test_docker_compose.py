@@ -32,9 +32,9 @@ import yaml
 from click.testing import CliRunner
 from pydantic import BaseModel
 
-from mercato.cli import cli
 from mercato.config import MercatoConfig, load_config, scale_profile
-from mercato.render import RenderedPaths, ScaleLayout
+from mercato_ops.cli import cli
+from mercato_ops.render import RenderedPaths, ScaleLayout
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -259,7 +259,7 @@ class Deployment:
                     for bind in listener["bind_addresses"]:
                         found.append(Listener(service, name, int(listener["port"]), bind))
             elif self.runs(service) == "router":
-                # mercato/cli.py: router.run(synapse.bind_address, synapse.port)
+                # mercato_ops/cli.py: router.run(synapse.bind_address, synapse.port)
                 found.append(Listener(service, "router", self.config.synapse.port,
                                       self.config.synapse.bind_address))
             elif self.runs(service) in COMPONENTS:
@@ -573,7 +573,7 @@ def test_the_router_serves_synapse_port(deployment: Deployment) -> None:
     router = d.service_of("router")
     layout = ScaleLayout.for_config(d.config)
     assert d.listener("router").port == d.config.synapse.port
-    # mercato/cli.py hands the router these two upstreams.
+    # mercato_ops/cli.py hands the router these two upstreams.
     main = d.reach(router, f"http://127.0.0.1:{layout.main_port}")
     assert (main.name, main.service) == ("synapse", d.main_services()[0])
     reader = d.reach(router, f"http://127.0.0.1:{layout.reader.port}")
@@ -761,6 +761,21 @@ def test_image_holds_synapse_with_postgres_and_redis(deployment: Deployment) -> 
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^RUN pip install (-e )?\.(\s|$)", dockerfile, re.M), (
         "the image installs Mercato with the dependencies pyproject.toml pins")
+
+
+def test_image_holds_every_package_the_commands_need() -> None:
+    # `mercato` (mercato_ops.cli) and the components' subcommands are imported in the image.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    installed = {pattern.split(".")[0].rstrip("*") for pattern in include}
+    targets = [*project["project"]["scripts"].values(),
+               *(target for group in project["project"]["entry-points"].values()
+                 for target in group.values())]
+    needed = {target.split(".")[0] for target in targets}
+    assert needed <= installed, f"pyproject.toml does not install {needed - installed}"
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY\s+(\w+)/?\s", dockerfile, re.M))
+    assert installed <= copied, f"the Dockerfile does not copy {installed - copied}"
 
 
 def test_image_exposes_the_configured_ports(deployment: Deployment) -> None:

@@ -14,8 +14,7 @@ import asyncpg
 import pytest
 
 from mercato.config import ConfigError, parse_config
-from mercato.devnet import free_port
-from mercato.migrate import (
+from mercato_ops.migrate import (
     MigrationError,
     Target,
     backup_path,
@@ -30,6 +29,7 @@ from mercato.migrate import (
     sqlite_upgrade_tables,
     to_postgres,
 )
+from mercato_ops.testnet import free_port
 
 SERVER = "postgres://postgres@127.0.0.1:5432"
 

@@ -15,7 +15,7 @@ from synapse.config.appservice import load_appservices
 from synapse.config.homeserver import HomeServerConfig
 
 from mercato.config import MercatoConfig, parse_config
-from mercato.render import RenderedPaths, namespace_regex, render_all
+from mercato_ops.render import RenderedPaths, namespace_regex, render_all
 
 
 def _config(tmp_path: Path, **raw: Any) -> MercatoConfig:

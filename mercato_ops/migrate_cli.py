@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from mercato.config import ConfigError, ScaleConfig, load_config
+from mercato.console import output_console
 
 
 @click.command(name="migrate-to-postgres")
@@ -42,7 +43,7 @@ def migrate_to_postgres(ctx: click.Context, server: str | None, prefix: str | No
     setup_logging("WARNING", "console", component="migrate")
     # After setup_logging, as in `mercato run`: mautrix's database layer needs its own
     # logger class, which importing it installs.
-    from mercato.migrate import MigrationError, migrate
+    from mercato_ops.migrate import MigrationError, migrate
 
     server = server or config.scale.postgres
     prefix = prefix or config.scale.database_prefix
@@ -62,8 +63,6 @@ def migrate_to_postgres(ctx: click.Context, server: str | None, prefix: str | No
     for part, rows in report.rows.items():
         for name, count in rows.items():
             table.add_row(part, name, str(count))
-    from mercato.cli import output_console
-
     output_console().print(table)
     click.echo(f"\nDone. {config_path} now names the PostgreSQL databases. Start the network "
                "with `mercato up` (one Synapse process on PostgreSQL) or `mercato up --profile "

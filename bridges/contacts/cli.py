@@ -29,16 +29,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mercato.console import output_console
+
 CHUNK_BYTES = 256 * 1024
 LOOKUP_BATCH = 1000
 
 console = Console(stderr=True)
-
-
-def _output_console() -> Console:
-    from mercato.cli import output_console
-
-    return output_console()
 
 
 @click.group(name="contacts")
@@ -202,7 +198,7 @@ def _report_json(report: Any) -> dict[str, Any]:
 
 
 def _print_result(result: dict[str, Any], filename: str) -> None:
-    out = _output_console()
+    out = output_console()
     if result.get("unreadable"):
         out.print(f"{filename} could not be read: {result['unreadable']}", markup=False,
                   highlight=False)
@@ -251,7 +247,7 @@ def stats(obj: Any, bridge_url: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    out = _output_console()
+    out = output_console()
     findable = data["findable"]
     out.print(f"{data['findable_users']:,} users can be found: {findable.get('msisdn', 0):,} "
               f"phone numbers, {findable.get('email', 0):,} email addresses")

@@ -438,7 +438,7 @@ def pending_background_updates(target: Target) -> int:
 def port_synapse(config: MercatoConfig, target: Target, log_path: Path,
                  say: Callable[[str], None]) -> None:
     """Run Synapse's synapse_port_db with a temporary config naming the PostgreSQL database."""
-    from mercato.render import render_all
+    from mercato_ops.render import render_all
 
     paths = render_all(config, "single")
     if pending := pending_background_updates(target):

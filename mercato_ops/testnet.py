@@ -251,7 +251,7 @@ def start_network(config_path: Path, *, log_name: str = "mercato-up.out",
     output_path = config_path.parent / log_name
     with open(output_path, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mercato", "--config", str(config_path),
+            [sys.executable, "-m", "mercato_ops", "--config", str(config_path),
              "--profile", profile, "up"],
             cwd=config_path.parent, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env={**os.environ, **(env or {})})

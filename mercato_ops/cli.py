@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,13 @@ from mercato.config import (
     reachable_host,
     scale_profile,
 )
+from mercato.console import output_console
 from mercato.logging import setup_logging
 from mercato.matrix import paths
 
 console = Console(stderr=True)
-
-
-def output_console() -> Console:
-    """Tables for people on a terminal; never cut short when piped to a script or file."""
-    return Console() if sys.stdout.isatty() else Console(width=250, soft_wrap=True)
+# The entry-point group where components register their `mercato` subcommands.
+COMPONENT_COMMANDS = "mercato.cli"
 
 
 class Context:
@@ -72,7 +71,7 @@ def cli(ctx: click.Context, config_path: Path, profile: str) -> None:
 @pass_context
 def up(ctx: Context, profile: str | None) -> None:
     """Start Synapse, the commerce appservice, the contacts bridge and the shop bot."""
-    from mercato.runner import run_network
+    from mercato_ops.supervisor import run_network
 
     if profile:
         ctx.profile = profile
@@ -104,8 +103,8 @@ def run(ctx: Context, component: str) -> None:
             raise click.ClickException(str(e)) from None
         asyncio.run(bridge.run_until_stopped())
     elif component == "router":
-        from mercato.render import ScaleLayout
-        from mercato.router import Router
+        from mercato_ops.render import ScaleLayout
+        from mercato_ops.router import Router
 
         layout = ScaleLayout.for_config(config)
         router = Router(f"http://127.0.0.1:{layout.main_port}",
@@ -145,7 +144,7 @@ def config_check(ctx: Context) -> None:
 @pass_context
 def config_render(ctx: Context) -> None:
     """Render Synapse's config and the appservice registrations into the data directory."""
-    from mercato.render import render_all
+    from mercato_ops.render import render_all
 
     config = ctx.config(create=True)
     warn_about(config)
@@ -162,7 +161,7 @@ def admin() -> None:
 
 def synapse_metrics_urls(config: MercatoConfig, profile: str) -> dict[str, str]:
     """Where each Synapse process serves Prometheus metrics (none when metrics are off)."""
-    from mercato.render import ScaleLayout
+    from mercato_ops.render import ScaleLayout
 
     port = config.synapse.metrics_port
     if port is None:
@@ -307,12 +306,15 @@ def merchants_verify(ctx: Context, slug: str) -> None:
     click.echo(f"{slug}: verified for {shop['website']}")
 
 
-def main() -> None:
-    from mercato.cli_catalog import catalog
-    from mercato.cli_contacts import contacts
-    from mercato.cli_migrate import migrate_to_postgres
+def add_component_commands(group: click.Group) -> None:
+    """Each component's own subcommands, declared in its package's `mercato.cli` entry points."""
+    for entry_point in entry_points(group=COMPONENT_COMMANDS):
+        group.add_command(entry_point.load(), name=entry_point.name)
 
-    cli.add_command(catalog)
-    cli.add_command(contacts)
+
+def main() -> None:
+    from mercato_ops.migrate_cli import migrate_to_postgres
+
+    add_component_commands(cli)
     cli.add_command(migrate_to_postgres)
     cli()

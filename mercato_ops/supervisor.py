@@ -1,6 +1,6 @@
 """`mercato up`: start Synapse and every Mercato component, seed the demo, and wait.
 
-Each component is a child process; the runner waits for each /health before
+Each component is a child process; the supervisor waits for each /health before
 starting the next, stops them all (newest first) on Ctrl-C or SIGTERM, and stops
 the whole network if one of them dies, so nothing half-runs unnoticed.
 """
@@ -22,7 +22,7 @@ import aiohttp
 from mercato.config import MercatoConfig, reachable_host
 from mercato.logging import get_logger
 from mercato.matrix.admin import register_user
-from mercato.render import RenderedPaths, ScaleLayout, render_all
+from mercato_ops.render import RenderedPaths, ScaleLayout, render_all
 
 log = get_logger(__name__)
 
@@ -47,7 +47,7 @@ class Child:
 def _children(config: MercatoConfig, config_path: Path, paths: RenderedPaths,
               profile: str) -> list[Child]:
     py = sys.executable
-    run = [py, "-m", "mercato", "--config", str(config_path), "--profile", profile, "run"]
+    run = [py, "-m", "mercato_ops", "--config", str(config_path), "--profile", profile, "run"]
 
     local = reachable_host
     public_health = f"http://{local(config.synapse.bind_address)}:{config.synapse.port}/health"

@@ -24,18 +24,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mercato.console import output_console
+
 MAX_IMPORT_BYTES = 50 * 1024 * 1024  # what the API accepts
 CHUNK_BYTES = 256 * 1024
 FORMATS = {"shopify": "Shopify export", "woocommerce": "WooCommerce export",
            "mercato": "Mercato CSV"}
 
 console = Console(stderr=True)
-
-
-def _output_console() -> Console:
-    from mercato.cli import output_console
-
-    return output_console()
 
 
 @click.group(name="catalog")
@@ -137,7 +133,7 @@ async def _chunks(file: Path, sent: Callable[[int], None]) -> AsyncIterator[byte
 
 
 def _print_report(report: dict[str, Any]) -> None:
-    out = _output_console()
+    out = output_console()
     kind = FORMATS.get(report["format"], report["format"])
     out.print(f"{kind} ({report['encoding']}): {report['rows']} rows — "
               f"{report['imported']} imported, {report['updated']} updated, "

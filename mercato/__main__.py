@@ -1,3 +1,0 @@
-from mercato.cli import main
-
-main()
