@@ -121,7 +121,7 @@ def test_values_that_do_not_fit_are_refused(value, pg_type) -> None:
 
 
 def test_the_migrated_config_names_the_new_databases_and_keeps_the_rest(tmp_path) -> None:
-    raw = {"server_name": "shops.example", "commerce": {"port": 9000, "as_token": "a" * 20}}
+    raw = {"server_name": "shops.example", "commerce": {"port": 9010, "as_token": "a" * 20}}
     config = parse_config(raw, base_dir=tmp_path)
     after = migrated_config(raw, tmp_path, SERVER + "/", "shop_",
                             plan(config, SERVER, "shop_"))
@@ -130,9 +130,9 @@ def test_the_migrated_config_names_the_new_databases_and_keeps_the_rest(tmp_path
     assert after.contacts.database == f"{SERVER}/shop_contacts"
     assert (after.scale.postgres, after.scale.database_prefix) == (SERVER, "shop_")
     assert (after.server_name, after.commerce.port, after.commerce.as_token) == (
-        "shops.example", 9000, "a" * 20)
+        "shops.example", 9010, "a" * 20)
     assert raw == {"server_name": "shops.example",
-                   "commerce": {"port": 9000, "as_token": "a" * 20}}, "input left as it was"
+                   "commerce": {"port": 9010, "as_token": "a" * 20}}, "input left as it was"
     with pytest.raises(ConfigError, match="scale.postgres"):
         migrated_config(raw, tmp_path, "mysql://db", "shop_", [])
 
