@@ -131,7 +131,8 @@ class Prosody:
 @contextlib.contextmanager
 def prosody_running(base: Path) -> Iterator[Prosody]:
     if shutil.which(PROSODY) is None:
-        raise AssertionError("Prosody is not installed: apt-get install prosody (make test does, as root)")
+        raise AssertionError("Prosody is not installed: apt-get install prosody "
+                             "(make test does, as root)")
     server = Prosody(base, free_port(), free_port())
     server.start()
     try:
