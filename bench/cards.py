@@ -18,8 +18,8 @@ from typing import Any
 
 import jinja2
 
-from appservices.commerce.catalog_import import CatalogFile
-from appservices.commerce.products import Product, product_page_url, render_card
+from appservices.commerce.catalog.importing import CatalogFile
+from appservices.commerce.catalog.products import Product, product_page_url, render_card
 
 ROUNDS = 5
 

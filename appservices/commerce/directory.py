@@ -19,7 +19,7 @@ from mautrix.types import (
     RoomID,
 )
 
-from appservices.commerce.db import store
+from appservices.commerce.shops import storage as store
 from mercato.logging import get_logger
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import phonenumbers
 
-from appservices.commerce import shops  # the module: shops uses clean_https_url
-from appservices.commerce.db import store
 from appservices.commerce.errors import CommerceError, InvalidInput
+from appservices.commerce.shops import rules as shop_rules  # the module: rules uses clean_https_url
+from appservices.commerce.shops import storage as store
 
 # Link shorteners hide where a link leads: the very thing SMS fraud relies on.
 SHORTENERS = frozenset({
@@ -107,7 +107,8 @@ def _check_link(url: str, policy: LinkPolicy) -> None:
                               "secure.")
         return
     if host.startswith("xn--") or ".xn--" in host or any(
-            shops.name_skeleton(host) == shops.name_skeleton(a) for a in policy.allowed_hosts):
+            shop_rules.name_skeleton(host) == shop_rules.name_skeleton(a)
+            for a in policy.allowed_hosts):
         raise LinkRefused(f"The link {url} looks like one of your addresses but is a "
                           "different site; posts cannot carry look-alike links.")
     where = ", ".join(policy.allowed_hosts) or "Mercato's own pages"

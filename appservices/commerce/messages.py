@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from appservices.commerce import products
-from appservices.commerce.db import campaigns as campaign_rows
-from appservices.commerce.db import products as product_rows
-from appservices.commerce.db import store, support
+from appservices.commerce.campaigns import storage as campaign_rows
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog import storage as product_rows
+from appservices.commerce.shops import storage as store
+from appservices.commerce.support import storage as support
 from mercato.db import Database
 from mercato.matrix.outbox import Outbox, Outgoing
 

@@ -27,27 +27,25 @@ from mautrix.types import (
 )
 from mautrix.types import Event as MatrixEvent
 
-from appservices.commerce import (
-    broadcast,
-    campaigns,
-    catalog,
-    channels,
-    merchants,
-    messages,
-    products,
-)
+from appservices.commerce import messages
 from appservices.commerce.api import add_api_routes
-from appservices.commerce.api.routes import ApiContext
+from appservices.commerce.campaigns import operations as broadcast
+from appservices.commerce.campaigns import rules as campaigns
+from appservices.commerce.campaigns import storage as campaign_rows
+from appservices.commerce.campaigns.delivery import Outbox
+from appservices.commerce.catalog import operations as catalog
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.config import CommerceConfig
-from appservices.commerce.db import access, store
-from appservices.commerce.db import campaigns as campaign_rows
-from appservices.commerce.db import products as product_rows
-from appservices.commerce.db import support as support_rows
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
 from appservices.commerce.errors import CommerceError, Forbidden
-from appservices.commerce.outbox import Outbox
-from appservices.commerce.support import SupportDesk
+from appservices.commerce.http import ApiContext
+from appservices.commerce.shops import channels
+from appservices.commerce.shops import operations as merchants
+from appservices.commerce.shops import storage as store
+from appservices.commerce.support import storage as support_rows
+from appservices.commerce.support.desk import SupportDesk
 from mercato.config import MercatoConfig
 from mercato.faults import fault_point
 from mercato.logging import get_logger
@@ -135,7 +133,7 @@ class CommerceAppService(MercatoAppService):
             merchant = await merchants.change_status(self.db, self, operator, slug, "approve")
         else:
             await self.provision_shop(merchant)
-        await access.insert_api_key(self.db, slug, demo.api_key, key_id="demo", label="demo",
+        await store.insert_api_key(self.db, slug, demo.api_key, key_id="demo", label="demo",
                                     role="owner", created_by="demo-seed")
 
     # -- ShopMatrix: what the merchant lifecycle needs from Matrix -----------------------
@@ -343,7 +341,7 @@ class CommerceAppService(MercatoAppService):
 
     async def _create_staff_room(self, merchant: store.Merchant) -> RoomID:
         intent = self.intent_for(merchant.mxid)
-        staff = [UserID(m.user_id) for m in await access.staff_of(self.db, merchant.slug)]
+        staff = [UserID(m.user_id) for m in await store.staff_of(self.db, merchant.slug)]
         users = {self.bot_mxid: 100}
         if not channels.room_version_has_privileged_creators(self.room_version):
             users[merchant.mxid] = 100

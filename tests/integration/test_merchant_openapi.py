@@ -8,7 +8,7 @@ import aiohttp
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from appservices.commerce.api import API_PREFIX
-from appservices.commerce.api.routes import ROUTES
+from appservices.commerce.http import ROUTES
 from mercato_ops.testnet import RunningNetwork
 from tests.integration.commerce_api import CommerceApi
 

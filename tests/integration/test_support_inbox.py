@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from appservices.commerce.shops import DAYS
+from appservices.commerce.shops.rules import DAYS
 from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient, MatrixError
 from tests.integration.commerce_api import (

@@ -26,9 +26,9 @@ import aiohttp
 import pytest
 
 import appservices.commerce.api  # noqa: F401  (registers every route in ROUTES)
-from appservices.commerce.api.auth import ACTING_USER_HEADER
-from appservices.commerce.api.routes import ROUTES
-from appservices.commerce.roles import Action, Role, role_can
+from appservices.commerce.auth import ACTING_USER_HEADER
+from appservices.commerce.http import ROUTES
+from appservices.commerce.shops.roles import Action, Role, role_can
 from mercato_ops.testnet import RunningNetwork
 from tests.integration.commerce_api import Answer, CommerceApi, new_user
 from tests.integration.conftest import network, shop_certificate  # noqa: F401

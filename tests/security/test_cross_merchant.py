@@ -16,7 +16,9 @@ from urllib.parse import quote
 
 import pytest
 
-from appservices.commerce.api import routes
+import appservices.commerce.api  # noqa: F401 (registers every route in ROUTES)
+from appservices.commerce.http import ROUTES
+from mercato.http_api import Spec
 from mercato_ops.testnet import RunningNetwork
 from tests.integration.shop_helpers import Api, new_user, open_shop, png
 
@@ -59,10 +61,10 @@ def _fill(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-def shop_routes() -> list[tuple[str, str, routes.Spec]]:
+def shop_routes() -> list[tuple[str, str, Spec]]:
     """Every route about one shop, except those that act for the calling user
     (price alerts: any buyer may subscribe to any shop's product)."""
-    return [(method, path, spec) for method, path, _, spec in routes.ROUTES
+    return [(method, path, spec) for method, path, _, spec in ROUTES
             if path.startswith("/shops/{slug}") and spec.auth != "any"]
 
 
@@ -163,7 +165,7 @@ async def test_shop_a_cannot_touch_shop_b(open_network: RunningNetwork, http, ap
 @pytest.mark.parametrize("method, path, spec", shop_routes(),
                          ids=[f"{m} {p}" for m, p, _ in shop_routes()])
 def test_every_shop_route_declares_who_may_call_it(method: str, path: str,
-                                                   spec: routes.Spec) -> None:
+                                                   spec: Spec) -> None:
     """A shop route is public (a read) or needs staff or the operator: nothing else."""
     assert spec.auth in ("none", "staff", "operator"), (method, path, spec.auth)
     if spec.auth == "none":

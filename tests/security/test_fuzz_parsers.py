@@ -36,13 +36,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from appservices.commerce import campaigns, products
-from appservices.commerce.catalog_import import CatalogFile, import_catalog
-from appservices.commerce.db import store
+from appservices.commerce.campaigns import rules as campaigns
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog.importing import CatalogFile, import_catalog
+from appservices.commerce.catalog.products import Product
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.errors import InvalidInput
-from appservices.commerce.merchants import Principal
-from appservices.commerce.products import Product
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal
 from bots.shopbot.commands import ShopContext, registry
 from bridges.contacts.importers import ImportFailed, read_all
 from mercato.commands import CommandError, Outcome

@@ -12,9 +12,11 @@ import io
 
 import pytest
 
-from appservices.commerce import campaigns, products, shops
-from appservices.commerce.catalog_import import CatalogFile
+from appservices.commerce.campaigns import rules as campaigns
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog.importing import CatalogFile
 from appservices.commerce.links import LinkPolicy, LinkRefused, check_links
+from appservices.commerce.shops import rules as shop_rules
 from mercato.values import InvalidValue
 
 POLICY = LinkPolicy(allowed_hosts=("shops.example.org", "greengrocer.example"), verified=True)
@@ -80,7 +82,7 @@ def test_no_unclean_url_is_stored_anywhere(url: str) -> None:
         campaigns.validate_fields("text", {"title": "T", "text": "x", "link": url})
     assert campaign.value.field == "link"
     with pytest.raises(InvalidValue) as website:
-        shops.validate_website(url)
+        shop_rules.validate_website(url)
     assert website.value.field == "website"
 
 

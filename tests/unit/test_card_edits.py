@@ -14,13 +14,14 @@ from mautrix.errors import MForbidden, MNotFound
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from appservices.commerce import card_edits, catalog
-from appservices.commerce.db import products as product_rows
-from appservices.commerce.db import store
+from appservices.commerce.campaigns.delivery import Outbox
+from appservices.commerce.catalog import cards as card_edits
+from appservices.commerce.catalog import operations as catalog
+from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.db.upgrade import upgrade_table
-from appservices.commerce.merchants import Principal
-from appservices.commerce.outbox import Outbox
 from appservices.commerce.rooms import UnknownRoomAlias
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal
 from mercato.db import Database, open_database
 from mercato.matrix.rooms import UnknownAlias, resolve_room
 from mercato.types import MerchantSlug, UserID

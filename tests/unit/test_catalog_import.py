@@ -19,22 +19,22 @@ from click.testing import CliRunner
 from PIL import Image
 
 from appservices.commerce.api import api_errors
-from appservices.commerce.api import catalog_import as import_api
-from appservices.commerce.api.routes import CONTEXT, ApiContext
-from appservices.commerce.catalog_import import (
+from appservices.commerce.catalog import import_routes as import_api
+from appservices.commerce.catalog import storage as product_rows
+from appservices.commerce.catalog.importing import (
     CatalogFile,
     ImageUnavailable,
     html_to_text,
     import_catalog,
 )
+from appservices.commerce.catalog.products import Product
 from appservices.commerce.cli import catalog as catalog_cli
 from appservices.commerce.config import CommerceConfig
-from appservices.commerce.db import access, store
-from appservices.commerce.db import products as product_rows
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.errors import Forbidden, InvalidInput
-from appservices.commerce.merchants import Principal
-from appservices.commerce.products import Product
+from appservices.commerce.http import CONTEXT, ApiContext
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal
 from mercato.db import Database, open_database
 from mercato.text_decoding import sniff_encoding
 from mercato.types import MerchantSlug, UserID
@@ -502,7 +502,7 @@ async def test_only_catalog_editors_may_import(db: Database) -> None:
 
 async def test_one_audit_entry_with_the_counts(db: Database) -> None:
     await run_import(db, "woocommerce_products.csv")
-    entries = await access.audit_log(db, DEMO)
+    entries = await store.audit_log(db, DEMO)
     assert [(e.actor, e.action, e.detail) for e in entries] == [
         ("operator", "catalog_imported", {
             "format": "woocommerce", "encoding": "utf-8-sig", "rows": 9, "imported": 4,

@@ -10,7 +10,7 @@ from synapse.api.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, RoomVers
 from synapse.event_auth import check_state_dependent_auth_rules
 from synapse.events import EventBase, make_event_from_dict
 
-from appservices.commerce.channels import (
+from appservices.commerce.shops.channels import (
     POST_LEVEL,
     channel_alias_localpart,
     channel_power_levels,

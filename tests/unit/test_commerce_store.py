@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from appservices.commerce.db import store
 from appservices.commerce.db.upgrade import upgrade_table
+from appservices.commerce.shops import storage as store
 from mercato.db import Database, UpgradeTable, open_database
 from mercato.types import MerchantSlug, RoomID, UserID
 
@@ -48,16 +48,14 @@ async def add_api_key(db: Database, slug: MerchantSlug, key: str) -> None:
     if hasattr(store, "store_api_key"):
         await store.store_api_key(db, slug, key, "ci")
     else:
-        from appservices.commerce.db import access
-        await access.insert_api_key(db, slug, key, key_id=store.hash_api_key(key)[:8], label="ci",
+        await store.insert_api_key(db, slug, key, key_id=store.hash_api_key(key)[:8], label="ci",
                                     role="editor", created_by="@merchant:localhost")
 
 
 async def merchant_for_api_key(db: Database, key: str) -> store.Merchant | None:
     if hasattr(store, "merchant_for_api_key"):
         return await store.merchant_for_api_key(db, key)
-    from appservices.commerce.db import access
-    found = await access.lookup_api_key(db, key)
+    found = await store.lookup_api_key(db, key)
     return found[0] if found else None
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import appservices.commerce.api  # noqa: F401 (imports every route module, which registers)
 from appservices.commerce.api import API_PREFIX
-from appservices.commerce.api.routes import ROUTES
+from appservices.commerce.http import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DOC = ROOT / "docs" / "api.md"

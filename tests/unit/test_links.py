@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from appservices.commerce import links, products
-from appservices.commerce.db import store
+from appservices.commerce import links
+from appservices.commerce.catalog import products
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.links import LinkPolicy, LinkRefused, check_links, clean_https_url
+from appservices.commerce.shops import storage as store
 from mercato.types import MerchantSlug, UserID
 
 VERIFIED = LinkPolicy(allowed_hosts=("shops.example.org", "greengrocer.example"), verified=True)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from appservices.commerce.errors import InvalidInput
-from appservices.commerce.merchants import domain_proof_url
-from appservices.commerce.shops import (
+from appservices.commerce.shops.operations import domain_proof_url
+from appservices.commerce.shops.rules import (
     impersonation_of,
     is_open,
     keyword_reply,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appservices.commerce.support import relayable_content
+from appservices.commerce.support.desk import relayable_content
 
 
 def test_the_sender_prefix_is_escaped_in_the_formatted_body() -> None:

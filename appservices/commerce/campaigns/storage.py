@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from appservices.commerce.db.store import now_ms
+from appservices.commerce.shops.storage import now_ms
 
 
 @dataclass(frozen=True)

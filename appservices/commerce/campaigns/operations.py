@@ -10,12 +10,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from appservices.commerce import campaigns, links
-from appservices.commerce.db import access, store
-from appservices.commerce.db import campaigns as rows
+from appservices.commerce import links
+from appservices.commerce.campaigns import rules as campaigns
+from appservices.commerce.campaigns import storage as rows
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
-from appservices.commerce.merchants import Principal, require
-from appservices.commerce.roles import Action
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal, require
+from appservices.commerce.shops.roles import Action
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
 from mercato.values import json_kind
@@ -133,7 +134,7 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
             conn, slug=slug, kind=kind, fields=fields, image_mxc=image_mxc,
             image_info=image_info, silent=silent, channel_ids=channel_ids,
             coupon_id=coupon_id, created_by=principal.actor)
-        await access.audit(conn, slug, principal.actor, "campaign_created",
+        await store.audit(conn, slug, principal.actor, "campaign_created",
                            campaign=campaign_id, kind=kind)
     campaign = await rows.get_campaign(db, campaign_id)
     assert campaign is not None
@@ -186,7 +187,7 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
                                                exclude=campaign_id)
         campaigns.check_quota(merchant.daily_post_quota, used, oldest, now)
         await rows.set_campaign(conn, campaign_id, state="scheduled", scheduled_at=when)
-        await access.audit(conn, slug, principal.actor, "campaign_scheduled",
+        await store.audit(conn, slug, principal.actor, "campaign_scheduled",
                            campaign=campaign_id, at=when)
     matrix.wake_outbox()
     return await _reload(db, campaign_id)
@@ -201,7 +202,7 @@ async def cancel(db: Database, principal: Principal, slug: str,
             raise Conflict(f"Campaign {campaign_id} is {campaign.state}; only drafts and "
                            "scheduled campaigns can be cancelled.", errcode="MERCATO_WRONG_STATE")
         await rows.set_campaign(conn, campaign_id, state="cancelled")
-        await access.audit(conn, slug, principal.actor, "campaign_cancelled",
+        await store.audit(conn, slug, principal.actor, "campaign_cancelled",
                            campaign=campaign_id)
     return await _reload(db, campaign_id)
 
@@ -219,7 +220,7 @@ async def retract(db: Database, matrix: BroadcastMatrix, principal: Principal, s
     async with transaction(db) as conn:
         await rows.set_campaign(conn, campaign_id, state="retracted",
                                 retracted_at=int(time.time() * 1000))
-        await access.audit(conn, slug, principal.actor, "campaign_retracted",
+        await store.audit(conn, slug, principal.actor, "campaign_retracted",
                            campaign=campaign_id)
     return await _reload(db, campaign_id)
 
@@ -298,7 +299,7 @@ async def redeem(db: Database, principal: Principal, slug: str, code: Any) -> di
         when = datetime.fromtimestamp((found["redeemed_at"] or now) / 1000, UTC)
         raise Conflict(f"{code} was already redeemed on {when:%Y-%m-%d %H:%M} UTC.",
                        errcode="MERCATO_CODE_USED")
-    await access.audit(db, slug, principal.actor, "coupon_redeemed", code=code,
+    await store.audit(db, slug, principal.actor, "coupon_redeemed", code=code,
                        coupon=found["coupon_id"])
     return {"code": code, "coupon": found["coupon_id"], "title": found["title"],
             "user_id": found["user_id"], "redeemed_at": now}

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from mautrix.types import Event as MatrixEvent
 from mautrix.types import EventType, Membership, MessageEvent, StateEvent, UserID
 
-from appservices.commerce import messages, shops
-from appservices.commerce.db import access, store, support
-from appservices.commerce.roles import Action, role_can
+from appservices.commerce import messages
+from appservices.commerce.shops import rules as shop_rules
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.roles import Action, role_can
+from appservices.commerce.support import storage as support
 from mercato.commands_text import strip_reply_fallback
 from mercato.logging import get_logger
 from mercato.matrix.appservice import membership_of
@@ -176,11 +178,11 @@ class SupportDesk:
         replies: list[tuple[str, str]] = []
         if first_contact and merchant.welcome_message:
             replies.append(("welcome", merchant.welcome_message))
-        keyword = shops.keyword_reply(merchant.keyword_replies, str(content.get("body", "")))
+        keyword = shop_rules.keyword_reply(merchant.keyword_replies, str(content.get("body", "")))
         if keyword:
             replies.append(("keyword", keyword))
         now = datetime.now(UTC)
-        if (merchant.away_message and not shops.is_open(merchant.opening_hours, now)
+        if (merchant.away_message and not shop_rules.is_open(merchant.opening_hours, now)
                 and store.now_ms() - thread.last_away_at > AWAY_INTERVAL_MS):
             replies.append(("away", merchant.away_message))
             await support.set_away_sent(self.db, thread.dm_room_id)
@@ -210,7 +212,7 @@ class SupportDesk:
         thread = await support.thread_for_root(self.db, str(relation.get("event_id")))
         if thread is None or thread.merchant_slug != merchant.slug:
             return
-        role = await access.staff_role(self.db, merchant.slug, str(event.sender))
+        role = await store.staff_role(self.db, merchant.slug, str(event.sender))
 
         async def tell_staff(text: str) -> None:
             notice = {"msgtype": "m.notice", "body": text,

@@ -6,13 +6,14 @@ import re
 
 from aiohttp import web
 
-from appservices.commerce import merchants, shops
-from appservices.commerce.api.auth import require_principal, require_user
-from appservices.commerce.api.routes import STRING, caller, json_body, route
-from appservices.commerce.db import access, store
+from appservices.commerce.auth import require_principal, require_user
 from appservices.commerce.errors import Conflict, InvalidInput, NotFound
-from appservices.commerce.roles import Action
+from appservices.commerce.http import STRING, caller, json_body, route
 from appservices.commerce.rooms import room_id_of
+from appservices.commerce.shops import operations as merchants
+from appservices.commerce.shops import rules as shop_rules
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.roles import Action
 from mercato.http_api import Spec
 from mercato.values import plain_text
 
@@ -57,7 +58,7 @@ async def open_channel(request: web.Request) -> web.Response:
     suffix = body.get("suffix")
     if not isinstance(suffix, str) or not CHANNEL_SUFFIX.match(suffix):
         raise InvalidInput("suffix", "use 2-20 lowercase letters, digits or '-' (e.g. 'north')")
-    name = shops.validate_name(body.get("name"))
+    name = shop_rules.validate_name(body.get("name"))
     existing = await store.channels_of(ctx.db, store.MerchantSlug(slug))
     if len(existing) >= MAX_CHANNELS:
         raise Conflict(f"A shop can have {MAX_CHANNELS} channels.",
@@ -65,7 +66,7 @@ async def open_channel(request: web.Request) -> web.Response:
     if any(c.alias.startswith(f"#{ctx.config.user_prefix}{slug}-{suffix}:") for c in existing):
         raise Conflict(f"The channel '{suffix}' exists already.", errcode="MERCATO_CHANNEL_EXISTS")
     channel = await ctx.matrix.open_channel(merchant, suffix, name)  # type: ignore[attr-defined]
-    await access.audit(ctx.db, slug, principal.actor, "channel_opened", alias=channel.alias)
+    await store.audit(ctx.db, slug, principal.actor, "channel_opened", alias=channel.alias)
     return web.json_response({"room_id": channel.room_id, "alias": channel.alias,
                               "name": channel.name, "primary": False}, status=201)
 
@@ -92,7 +93,7 @@ async def report_post(request: web.Request) -> web.Response:
         "INSERT INTO report (merchant_slug, room_id, event_id, reporter, reason, at)"
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", channel.merchant_slug, room_id,
         event_id, principal.user_id, reason, store.now_ms())
-    await access.audit(ctx.db, channel.merchant_slug, principal.user_id, "post_reported",
+    await store.audit(ctx.db, channel.merchant_slug, principal.user_id, "post_reported",
                        report=report_id, event_id=event_id)
     return web.json_response({"report": report_id, "shop": channel.merchant_slug}, status=201)
 

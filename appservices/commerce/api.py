@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appservices.commerce.api import campaigns as _campaign_routes  # noqa: F401 (registers)
-from appservices.commerce.api import catalog_import as _import_routes  # noqa: F401 (registers)
-from appservices.commerce.api import channels as _channel_routes  # noqa: F401 (registers)
-from appservices.commerce.api import products as _product_routes
-from appservices.commerce.api import routes
+from appservices.commerce import http
+
+# isort: off
+# Each feature's routes register in the one route table when imported, in the order the
+# OpenAPI document lists them: shops first.
+from appservices.commerce.shops import routes as _shop_routes  # noqa: F401
+from appservices.commerce.campaigns import routes as _campaign_routes  # noqa: F401
+from appservices.commerce.catalog import import_routes as _import_routes  # noqa: F401
+from appservices.commerce.shops import channel_routes as _channel_routes  # noqa: F401
+from appservices.commerce.catalog import routes as _product_routes
+# isort: on
 from mercato.http_api import ApiDescription, ErrorAnswers, error_middleware, openapi_document
 from mercato.http_api.openapi import add_openapi_route
 
@@ -25,7 +31,7 @@ MAX_IMPORT_BYTES = 50 * 1024 * 1024
 ANSWERS = ErrorAnswers(
     not_found=f"There is no {{path}} in the API; see {API_PREFIX}/openapi.json",
     not_allowed="{method} is not allowed here; use {allowed}",
-    too_large_hint=routes.TOO_LARGE_HINT,
+    too_large_hint=http.TOO_LARGE_HINT,
     failed="Something went wrong on our side; nothing was changed. Try again, or tell the "
            "operator.",
     unavailable="The shop database is not answering right now (it may be restarting); "
@@ -61,12 +67,12 @@ def body_limit(request: web.Request) -> int:
 api_errors = error_middleware(in_api, ANSWERS, body_limit)
 
 
-def add_api_routes(app: web.Application, context: routes.ApiContext) -> None:
+def add_api_routes(app: web.Application, context: http.ApiContext) -> None:
     app.middlewares.append(api_errors)
-    app[routes.CONTEXT] = context
-    routes.ROUTES.mount(app, API_PREFIX)
+    app[http.CONTEXT] = context
+    http.ROUTES.mount(app, API_PREFIX)
     add_openapi_route(app, API_PREFIX + "/openapi.json",
-                      openapi_document(routes.ROUTES, API_PREFIX, DESCRIPTION))
+                      openapi_document(http.ROUTES, API_PREFIX, DESCRIPTION))
     _product_routes.add_page_routes(app)
 
 

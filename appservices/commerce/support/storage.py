@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from appservices.commerce.db.store import now_ms
+from appservices.commerce.shops.storage import now_ms
 from mercato.types import MerchantSlug
 
 

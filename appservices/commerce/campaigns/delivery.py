@@ -25,10 +25,13 @@ from typing import TYPE_CHECKING, Any
 from mautrix.api import Method
 from mautrix.types import RoomID
 
-from appservices.commerce import broadcast, campaigns, card_edits, catalog
-from appservices.commerce.db import campaigns as rows
-from appservices.commerce.db import products as product_rows
-from appservices.commerce.db import store
+from appservices.commerce.campaigns import operations as broadcast
+from appservices.commerce.campaigns import rules as campaigns
+from appservices.commerce.campaigns import storage as rows
+from appservices.commerce.catalog import cards as card_edits
+from appservices.commerce.catalog import operations as catalog
+from appservices.commerce.catalog import storage as product_rows
+from appservices.commerce.shops import storage as store
 from mercato.db import OutageLog, transaction
 from mercato.faults import fault_point
 from mercato.logging import get_logger

@@ -16,10 +16,10 @@ from typing import Any, Literal, Protocol
 
 from prometheus_client import Counter
 
-from appservices.commerce import products
-from appservices.commerce.db import products as rows
-from appservices.commerce.db import store
-from appservices.commerce.products import Product
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog import storage as rows
+from appservices.commerce.catalog.products import Product
+from appservices.commerce.shops import storage as store
 from mercato.db import Database
 from mercato.logging import get_logger
 from mercato.matrix.rooms import is_alias

@@ -8,13 +8,15 @@ from typing import Any
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
-from appservices.commerce import broadcast, card_edits, merchants
-from appservices.commerce.api.auth import require_principal, require_user
-from appservices.commerce.api.routes import STRING, caller, json_body, route
-from appservices.commerce.db import access, store
-from appservices.commerce.db import campaigns as rows
+from appservices.commerce.auth import require_principal, require_user
+from appservices.commerce.campaigns import operations as broadcast
+from appservices.commerce.campaigns import storage as rows
+from appservices.commerce.catalog import cards as card_edits
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.roles import Action
+from appservices.commerce.http import STRING, caller, json_body, route
+from appservices.commerce.shops import operations as merchants
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.roles import Action
 from mercato.db import transaction
 from mercato.http_api import Spec
 
@@ -226,7 +228,7 @@ async def set_quota(request: web.Request) -> web.Response:
         changes[column] = value
     async with transaction(ctx.db) as conn:
         await store.update_merchant(conn, slug, **changes)
-        await access.audit(conn, slug, principal.actor, "quota_set", **{
+        await store.audit(conn, slug, principal.actor, "quota_set", **{
             field: body[field] for field in ("posts_per_day", "shares_per_day")
             if field in body})
     return web.json_response({

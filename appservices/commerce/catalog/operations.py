@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from appservices.commerce import card_edits, links, products
-from appservices.commerce.campaigns import DAY_MS
-from appservices.commerce.db import access, store
-from appservices.commerce.db import products as rows
+from appservices.commerce import links
+from appservices.commerce.campaigns.rules import DAY_MS
+from appservices.commerce.catalog import cards as card_edits
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog import storage as rows
+from appservices.commerce.catalog.products import Product
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
-from appservices.commerce.merchants import Principal, get_shop, require
-from appservices.commerce.products import Product
-from appservices.commerce.roles import Action
 from appservices.commerce.rooms import room_id_of
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal, get_shop, require
+from appservices.commerce.shops.roles import Action
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
 
@@ -90,7 +92,7 @@ async def create_product(db: Database, matrix: CatalogMatrix, principal: Princip
             raise Conflict(f"The SKU '{fields['sku']}' already exists in your catalog; edit "
                            "it instead.", errcode="MERCATO_SKU_TAKEN")
         await rows.upsert_product(conn, slug, fields)
-        await access.audit(conn, slug, principal.actor, "product_created", sku=fields["sku"])
+        await store.audit(conn, slug, principal.actor, "product_created", sku=fields["sku"])
     return await get_product(db, slug, fields["sku"])
 
 
@@ -111,7 +113,7 @@ async def update_product(db: Database, matrix: CatalogMatrix, principal: Princip
                       links.policy_for(merchant, matrix.mercato_hosts))
     async with transaction(db) as conn:
         await rows.upsert_product(conn, slug, merged)
-        await access.audit(conn, slug, principal.actor, "product_updated", sku=sku,
+        await store.audit(conn, slug, principal.actor, "product_updated", sku=sku,
                            fields=sorted(changes))
     after = await get_product(db, slug, sku)
     if (before.price, before.currency, before.stock, before.original_price) != (
@@ -128,7 +130,7 @@ async def delete_product(db: Database, principal: Principal, slug: str, sku: str
     async with transaction(db) as conn:
         if not await rows.delete_product(conn, slug, sku):
             raise NotFound(f"There is no product '{sku}' in '{slug}'.")
-        await access.audit(conn, slug, principal.actor, "product_deleted", sku=sku)
+        await store.audit(conn, slug, principal.actor, "product_deleted", sku=sku)
 
 
 async def share_card(db: Database, matrix: CatalogMatrix, principal: Principal, slug: str,

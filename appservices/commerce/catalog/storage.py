@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from appservices.commerce.db.store import now_ms
-from appservices.commerce.products import Product
+from appservices.commerce.catalog.products import Product
+from appservices.commerce.shops.storage import now_ms
 
 _COLUMNS = ("merchant_slug, sku, title, description, price, currency, original_price, "
             "image_mxc, image_info, url, stock, tags, created_at, updated_at")

@@ -18,13 +18,13 @@ from typing import Any
 from urllib.parse import quote
 
 from appservices.commerce import links
-from appservices.commerce.campaigns import DAY_MS, parse_currency
+from appservices.commerce.campaigns.rules import DAY_MS, parse_currency
 from appservices.commerce.errors import CommerceError, InvalidInput
 from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
 from mercato.values import json_kind, parse_money, plain_text, text_list
 
-TEMPLATES = template_environment(Path(__file__).parent / "templates")
+TEMPLATES = template_environment(Path(__file__).parent.parent / "templates")
 
 PRODUCT_KEY = "org.mercato.product"
 ALERT_REACTION = "🔔"

@@ -8,12 +8,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from appservices.commerce import catalog, products
-from appservices.commerce.api.auth import require_principal, require_user
-from appservices.commerce.api.routes import CONTEXT, STRING, caller, json_body, route
-from appservices.commerce.db import products as product_rows
+from appservices.commerce.auth import require_principal, require_user
+from appservices.commerce.catalog import operations as catalog
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.errors import InvalidInput, NotFound
-from appservices.commerce.merchants import role_of
+from appservices.commerce.http import CONTEXT, STRING, caller, json_body, route
+from appservices.commerce.shops.operations import role_of
 from mercato.http_api import Spec
 from mercato.templates import template_environment
 

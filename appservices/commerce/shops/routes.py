@@ -1,67 +1,23 @@
-"""The API's routes. Each is declared once with what the OpenAPI document says of it."""
+"""The shop routes: the directory, applications and the operator's decisions, verification,
+staff, API keys and the audit log. Each is declared once with what the OpenAPI document says
+of it."""
 
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from appservices.commerce import merchants
-from appservices.commerce.api import views
-from appservices.commerce.api.auth import (
-    principal_from_request,
-    require_principal,
-    require_user,
-)
-from appservices.commerce.broadcast import BroadcastMatrix
-from appservices.commerce.catalog import CatalogMatrix
-from appservices.commerce.config import CommerceConfig
-from appservices.commerce.db import access, store
+from appservices.commerce.auth import require_principal, require_user
 from appservices.commerce.errors import InvalidInput, NotFound
-from appservices.commerce.merchants import Principal, ShopMatrix
-from appservices.commerce.roles import Action
-from mercato.config import MercatoConfig
-from mercato.db import Database
-from mercato.http_api import RouteTable, Spec, query_number, read_json
-
-
-class ApiMatrix(ShopMatrix, CatalogMatrix, BroadcastMatrix, Protocol):
-    """What the handlers need from Matrix: the ports of shops, catalog and campaigns, and
-    for product pages the network's config and the media repository."""
-
-    config: MercatoConfig
-
-    async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class ApiContext:
-    db: Database
-    config: CommerceConfig
-    matrix: ApiMatrix
-
-
-CONTEXT = web.AppKey("commerce_api", ApiContext)
-ROUTES = RouteTable()
-route = ROUTES.route
-
-# The middleware refuses a larger Content-Length; this holds for chunked bodies too.
-MAX_JSON_BYTES = 1024 * 1024
-TOO_LARGE_HINT = "send less."
-
-
-async def caller(request: web.Request) -> tuple[ApiContext, Principal | None]:
-    """The API's context and who is calling (None for an anonymous caller)."""
-    ctx = request.app[CONTEXT]
-    return ctx, await principal_from_request(request, ctx.db, ctx.config)
-
-
-async def json_body(request: web.Request) -> Any:
-    """The request's JSON body, any JSON value; the routes check its shape."""
-    return await read_json(request, limit=MAX_JSON_BYTES, hint=TOO_LARGE_HINT)
+from appservices.commerce.http import STRING, ApiContext, caller, json_body, route
+from appservices.commerce.shops import operations as merchants
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops import views
+from appservices.commerce.shops.roles import Action
+from mercato.http_api import Spec, query_number
 
 
 async def _shop_view(ctx: ApiContext, merchant: store.Merchant, private: bool) -> dict[str, Any]:
@@ -69,7 +25,6 @@ async def _shop_view(ctx: ApiContext, merchant: store.Merchant, private: bool) -
     return (views.shop_private if private else views.shop_public)(merchant, channels)
 
 
-STRING = {"type": "string"}
 SHOP_FIELDS = {"name": STRING, "description": STRING, "website": STRING, "avatar_url": STRING}
 
 
@@ -154,7 +109,7 @@ async def my_shops(request: web.Request) -> web.Response:
     principal = require_user(principal, "this endpoint is for a Matrix user")
     return web.json_response({"shops": [
         {"slug": slug, "role": role}
-        for slug, role in await access.shops_of_user(ctx.db, principal.user_id)]})
+        for slug, role in await store.shops_of_user(ctx.db, principal.user_id)]})
 
 
 # -- operator decisions -----------------------------------------------------------------
@@ -228,7 +183,7 @@ async def list_staff(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_SHOP)
     return web.json_response({"staff": [views.staff_member(m)
-                                        for m in await access.staff_of(ctx.db, slug)]})
+                                        for m in await store.staff_of(ctx.db, slug)]})
 
 
 @route("POST", "/shops/{slug}/staff", Spec(
@@ -264,7 +219,7 @@ async def list_keys(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     await merchants.require(ctx.db, require_principal(principal), slug, Action.MANAGE_KEYS)
     return web.json_response({"keys": [views.api_key(k)
-                                       for k in await access.list_api_keys(ctx.db, slug)]})
+                                       for k in await store.list_api_keys(ctx.db, slug)]})
 
 
 @route("POST", "/shops/{slug}/keys", Spec("Create an API key; the key is shown only in this "
@@ -301,5 +256,5 @@ async def audit_log(request: web.Request) -> web.Response:
     await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_AUDIT)
     before = query_number(request, "before", default=None, low=1)
     limit = query_number(request, "limit", default=100, low=1, high=500)
-    entries = await access.audit_log(ctx.db, slug, limit=limit, before=before)
+    entries = await store.audit_log(ctx.db, slug, limit=limit, before=before)
     return web.json_response({"entries": [views.audit_entry(e) for e in entries]})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from appservices.commerce.config import CommerceConfig
-from appservices.commerce.db import access
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.merchants import Principal, validate_user_id
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal, validate_user_id
 from mercato.db import Database
 from mercato.http_api import bearer_token, same_secret
 
@@ -37,7 +37,7 @@ async def principal_from_request(request: web.Request, db: Database,
                                "naming the Matrix user it acts for.",
                                errcode="M_MISSING_PARAM", status=400)
         return Principal(kind="user", user_id=validate_user_id(acting_for, ACTING_USER_HEADER))
-    found = await access.lookup_api_key(db, token) if token.startswith("mk_") else None
+    found = await store.lookup_api_key(db, token) if token.startswith("mk_") else None
     if found is None:
         raise Unauthorized("This token is unknown or the API key was revoked; create a new "
                            "key with the shop bot or the API.")

@@ -22,19 +22,19 @@ from typing import IO, Any
 
 import nh3
 
-from appservices.commerce.db import access
-from appservices.commerce.db import products as rows
-from appservices.commerce.errors import InvalidInput
-from appservices.commerce.links import LinkPolicy, LinkRefused, check_links, policy_for
-from appservices.commerce.merchants import Principal, require
-from appservices.commerce.products import (
+from appservices.commerce.catalog import storage as rows
+from appservices.commerce.catalog.products import (
     Product,
     link_texts,
     validate_currency,
     validate_product,
     validate_url,
 )
-from appservices.commerce.roles import Action
+from appservices.commerce.errors import InvalidInput
+from appservices.commerce.links import LinkPolicy, LinkRefused, check_links, policy_for
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal, require
+from appservices.commerce.shops.roles import Action
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
 from mercato.text_decoding import (
@@ -674,7 +674,7 @@ async def _audit(db: Database, principal: Principal, slug: str, report: ImportRe
     if action == "catalog_import_stopped" and not (report.imported or report.updated):
         return
     try:
-        await access.audit(db, slug, principal.actor, action, format=report.format,
+        await store.audit(db, slug, principal.actor, action, format=report.format,
                            encoding=report.encoding, rows=report.rows, imported=report.imported,
                            updated=report.updated, refused=report.refused_count,
                            skipped=report.skipped, warnings=report.warning_count)

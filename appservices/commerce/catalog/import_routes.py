@@ -23,15 +23,18 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from PIL import Image, UnidentifiedImageError
 
-from appservices.commerce import catalog, catalog_import, merchants, products
-from appservices.commerce.api.auth import require_principal
-from appservices.commerce.api.campaigns import IMAGE_TYPES, MAX_IMAGE_BYTES
-from appservices.commerce.api.routes import caller, route
-from appservices.commerce.catalog_import import ImageFetcher, ImageUnavailable
-from appservices.commerce.db import store
+from appservices.commerce.auth import require_principal
+from appservices.commerce.campaigns.routes import IMAGE_TYPES, MAX_IMAGE_BYTES
+from appservices.commerce.catalog import importing as catalog_import
+from appservices.commerce.catalog import operations as catalog
+from appservices.commerce.catalog import products
+from appservices.commerce.catalog.importing import ImageFetcher, ImageUnavailable
+from appservices.commerce.catalog.products import Product, validate_currency
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.products import Product, validate_currency
-from appservices.commerce.roles import Action
+from appservices.commerce.http import caller, route
+from appservices.commerce.shops import operations as merchants
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.roles import Action
 from mercato.http_api import Spec
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024

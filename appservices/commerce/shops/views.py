@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from appservices.commerce.db import access, store
+from appservices.commerce.shops import storage as store
 
 
 def shop_public(merchant: store.Merchant, channels: list[store.Channel]) -> dict[str, Any]:
@@ -44,17 +44,17 @@ def shop_private(merchant: store.Merchant, channels: list[store.Channel]) -> dic
     }
 
 
-def staff_member(member: access.StaffMember) -> dict[str, Any]:
+def staff_member(member: store.StaffMember) -> dict[str, Any]:
     return {"user_id": member.user_id, "role": member.role, "added_by": member.added_by,
             "added_at": member.added_at}
 
 
-def api_key(key: access.ApiKey) -> dict[str, Any]:
+def api_key(key: store.ApiKey) -> dict[str, Any]:
     return {"key_id": key.key_id, "label": key.label, "role": key.role,
             "created_by": key.created_by, "created_at": key.created_at,
             "revoked": key.revoked_at is not None, "revoked_at": key.revoked_at}
 
 
-def audit_entry(entry: access.AuditEntry) -> dict[str, Any]:
+def audit_entry(entry: store.AuditEntry) -> dict[str, Any]:
     return {"id": entry.id, "actor": entry.actor, "action": entry.action,
             "detail": entry.detail, "at": entry.at}

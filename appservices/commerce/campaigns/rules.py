@@ -19,7 +19,7 @@ from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
 from mercato.values import json_kind, parse_money, plain_text
 
-TEMPLATES = template_environment(Path(__file__).parent / "templates")
+TEMPLATES = template_environment(Path(__file__).parent.parent / "templates")
 
 KINDS = ("product", "sale", "coupon", "text")
 STATES = ("draft", "scheduled", "sending", "sent", "failed", "retracted", "cancelled")

@@ -14,10 +14,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from appservices.commerce import links, shops
-from appservices.commerce.db import access, store
+from appservices.commerce import links
 from appservices.commerce.errors import CommerceError, Conflict, Forbidden, InvalidInput, NotFound
-from appservices.commerce.roles import Action, Role, parse_role, role_can
+from appservices.commerce.shops import rules as shop_rules
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.roles import Action, Role, parse_role, role_can
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
 from mercato.types import MerchantSlug, RoomID, UserID
@@ -60,7 +61,7 @@ class StaffInviteFailed(Exception):
 
 @dataclass(frozen=True)
 class StaffChange:
-    member: access.StaffMember
+    member: store.StaffMember
     staff_room_invite: str  # "sent" | "already_member" | "after_approval" | "failed"
     warning: str = ""
 
@@ -99,7 +100,7 @@ async def role_of(db: Database, principal: Principal, slug: str) -> str | None:
     if principal.kind == "api_key":
         return principal.key_role if principal.key_slug == slug else None
     if principal.kind == "user":
-        return await access.staff_role(db, slug, principal.user_id)
+        return await store.staff_role(db, slug, principal.user_id)
     return None
 
 
@@ -150,9 +151,9 @@ async def apply(db: Database, matrix: ShopMatrix, principal: Principal,
     else:
         raise Forbidden("Apply as a Matrix user (through the shop bot), or as the operator "
                         "naming an 'owner'.")
-    application = shops.validate_application(body)
+    application = shop_rules.validate_application(body)
     verified = {m.slug: m.name for m in await store.list_merchants(db) if m.verified}
-    imitated = shops.impersonation_of(application.name, verified)
+    imitated = shop_rules.impersonation_of(application.name, verified)
     flag = (f"name looks like the verified shop '{imitated}'" if imitated else "")
     merchant = store.Merchant(
         slug=application.slug, name=application.name, description=application.description,
@@ -165,11 +166,11 @@ async def apply(db: Database, matrix: ShopMatrix, principal: Principal,
             raise Conflict(f"The shop name '{application.slug}' is taken; choose another slug.",
                            errcode="MERCATO_SLUG_TAKEN")
         await store.insert_merchant(conn, merchant)
-        await access.put_staff(conn, merchant.slug, owner, Role.OWNER, principal.actor)
-        await access.audit(conn, merchant.slug, principal.actor, "applied",
+        await store.put_staff(conn, merchant.slug, owner, Role.OWNER, principal.actor)
+        await store.audit(conn, merchant.slug, principal.actor, "applied",
                            name=merchant.name, website=merchant.website, owner=owner)
         if flag:
-            await access.audit(conn, merchant.slug, "mercato", "flagged", reason=flag)
+            await store.audit(conn, merchant.slug, "mercato", "flagged", reason=flag)
     log.info("merchant.applied", slug=merchant.slug, owner=owner, flagged=bool(flag))
     return merchant
 
@@ -187,7 +188,7 @@ async def change_status(db: Database, matrix: ShopMatrix, principal: Principal, 
     require_operator(principal)
     if decision not in _TRANSITIONS:
         raise InvalidInput("decision", f"use one of: {', '.join(_TRANSITIONS)}")
-    reason = shops.validate_message("reason", reason)
+    reason = shop_rules.validate_message("reason", reason)
     merchant = await get_shop(db, slug)
     allowed_from, target = _TRANSITIONS[decision]
     if merchant.status not in allowed_from:
@@ -203,7 +204,7 @@ async def change_status(db: Database, matrix: ShopMatrix, principal: Principal, 
     async with transaction(db) as conn:
         await store.update_merchant(conn, slug, status=target, status_reason=reason,
                                     staff_room_id=staff_room_id)
-        await access.audit(conn, slug, principal.actor, decision, reason=reason)
+        await store.audit(conn, slug, principal.actor, decision, reason=reason)
     log.info("merchant.status", slug=slug, status=target, by=principal.actor)
     return await get_shop(db, slug)
 
@@ -223,7 +224,7 @@ async def verify(db: Database, matrix: ShopMatrix, principal: Principal, slug: s
     await matrix.publish_shop_state(_replace(merchant, **changes))
     async with transaction(db) as conn:
         await store.update_merchant(conn, slug, **changes)
-        await access.audit(conn, slug, principal.actor, "verified", method=method,
+        await store.audit(conn, slug, principal.actor, "verified", method=method,
                            website=merchant.website)
     return await get_shop(db, slug)
 
@@ -235,7 +236,7 @@ async def start_domain_proof(db: Database, principal: Principal, slug: str) -> d
     token = merchant.domain_token or f"mercato-verify-{secrets.token_urlsafe(24)}"
     async with transaction(db) as conn:
         await store.update_merchant(conn, slug, domain_token=token)
-        await access.audit(conn, slug, principal.actor, "domain_proof_started")
+        await store.audit(conn, slug, principal.actor, "domain_proof_started")
     return {"token": token, "url": domain_proof_url(merchant.website)}
 
 
@@ -250,14 +251,14 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
     if not isinstance(body, dict) or not body:
         raise InvalidInput("body", "send a JSON object with the fields to change")
     validators = {
-        "name": shops.validate_name,
-        "description": lambda v: plain_text("description", v, shops.MAX_DESCRIPTION),
-        "website": shops.validate_website,
-        "avatar_url": shops.validate_avatar,
-        "welcome_message": lambda v: shops.validate_message("welcome_message", v),
-        "away_message": lambda v: shops.validate_message("away_message", v),
-        "opening_hours": shops.validate_opening_hours,
-        "keyword_replies": shops.validate_keyword_replies,
+        "name": shop_rules.validate_name,
+        "description": lambda v: plain_text("description", v, shop_rules.MAX_DESCRIPTION),
+        "website": shop_rules.validate_website,
+        "avatar_url": shop_rules.validate_avatar,
+        "welcome_message": lambda v: shop_rules.validate_message("welcome_message", v),
+        "away_message": lambda v: shop_rules.validate_message("away_message", v),
+        "opening_hours": shop_rules.validate_opening_hours,
+        "keyword_replies": shop_rules.validate_keyword_replies,
     }
     unknown = set(body) - set(validators)
     if unknown:
@@ -268,7 +269,7 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
     if "name" in changes and changes["name"] != merchant.name:
         verified = {m.slug: m.name for m in await store.list_merchants(db)
                     if m.verified and m.slug != slug}
-        imitated = shops.impersonation_of(changes["name"], verified)
+        imitated = shop_rules.impersonation_of(changes["name"], verified)
         if imitated and merchant.status != "pending" and not principal.is_operator:
             # An open shop's name goes live at once, with no operator to review it.
             raise Conflict(f"The name '{changes['name']}' looks like the verified shop "
@@ -290,9 +291,9 @@ async def update_shop(db: Database, matrix: ShopMatrix, principal: Principal, sl
         await matrix.publish_shop_state(updated)
     async with transaction(db) as conn:
         await store.update_merchant(conn, slug, **changes)
-        await access.audit(conn, slug, principal.actor, "updated", fields=sorted(changes))
+        await store.audit(conn, slug, principal.actor, "updated", fields=sorted(changes))
         if flag:
-            await access.audit(conn, slug, "mercato", "flagged", reason=flag)
+            await store.audit(conn, slug, "mercato", "flagged", reason=flag)
     return await get_shop(db, slug)
 
 
@@ -313,8 +314,8 @@ async def add_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug
         parsed = parse_role(_role_text(role))
     except ValueError as e:
         raise InvalidInput("role", str(e)) from None
-    current = await access.staff_role(db, slug, user_id)
-    if current == Role.OWNER and parsed != Role.OWNER and await access.owner_count(db, slug) <= 1:
+    current = await store.staff_role(db, slug, user_id)
+    if current == Role.OWNER and parsed != Role.OWNER and await store.owner_count(db, slug) <= 1:
         raise Conflict("This is the shop's last owner; add another owner first.",
                        errcode="MERCATO_LAST_OWNER")
     # Staff of other servers are staff even while their server cannot be reached: roles
@@ -332,59 +333,59 @@ async def add_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug
                    "again later to retry the invite.")
     async with transaction(db) as conn:
         if current != parsed:
-            await access.put_staff(conn, slug, user_id, parsed, principal.actor)
-            await access.audit(conn, slug, principal.actor,
+            await store.put_staff(conn, slug, user_id, parsed, principal.actor)
+            await store.audit(conn, slug, principal.actor,
                                "staff_added" if current is None else "staff_role_changed",
                                user_id=user_id, role=parsed.value)
         if invite == "failed":
-            await access.audit(conn, slug, principal.actor, "staff_invite_failed",
+            await store.audit(conn, slug, principal.actor, "staff_invite_failed",
                                user_id=user_id, reason=warning)
-    member = next(s for s in await access.staff_of(db, slug) if s.user_id == user_id)
+    member = next(s for s in await store.staff_of(db, slug) if s.user_id == user_id)
     return StaffChange(member, invite, warning)
 
 
 async def remove_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug: str,
                        user_id: str) -> None:
     merchant = await require(db, principal, slug, Action.MANAGE_STAFF)
-    role = await access.staff_role(db, slug, user_id)
+    role = await store.staff_role(db, slug, user_id)
     if role is None:
         raise NotFound(f"{user_id} is not staff of '{slug}'.")
-    if role == Role.OWNER and await access.owner_count(db, slug) <= 1:
+    if role == Role.OWNER and await store.owner_count(db, slug) <= 1:
         raise Conflict("This is the shop's last owner; add another owner first.",
                        errcode="MERCATO_LAST_OWNER")
     if merchant.staff_room_id:
         await matrix.remove_staff(merchant, user_id)
     async with transaction(db) as conn:
-        await access.delete_staff(conn, slug, user_id)
-        await access.audit(conn, slug, principal.actor, "staff_removed", user_id=user_id)
+        await store.delete_staff(conn, slug, user_id)
+        await store.audit(conn, slug, principal.actor, "staff_removed", user_id=user_id)
 
 
 # -- API keys --------------------------------------------------------------------------
 
 async def create_api_key(db: Database, principal: Principal, slug: str, label: Any,
-                         role: Any = "editor") -> tuple[access.ApiKey, str]:
+                         role: Any = "editor") -> tuple[store.ApiKey, str]:
     await require(db, principal, slug, Action.MANAGE_KEYS)
     label = plain_text("label", label, 64, required=True)
     try:
         parsed = parse_role(_role_text(role) or "editor")
     except ValueError as e:
         raise InvalidInput("role", str(e)) from None
-    key_id, key = access.new_api_key()
+    key_id, key = store.new_api_key()
     async with transaction(db) as conn:
-        await access.insert_api_key(conn, slug, key, key_id=key_id, label=label,
+        await store.insert_api_key(conn, slug, key, key_id=key_id, label=label,
                                     role=parsed.value, created_by=principal.actor)
-        await access.audit(conn, slug, principal.actor, "api_key_created", key_id=key_id,
+        await store.audit(conn, slug, principal.actor, "api_key_created", key_id=key_id,
                            label=label, role=parsed.value)
-    created = next(k for k in await access.list_api_keys(db, slug) if k.key_id == key_id)
+    created = next(k for k in await store.list_api_keys(db, slug) if k.key_id == key_id)
     return created, key
 
 
 async def revoke_api_key(db: Database, principal: Principal, slug: str, key_id: str) -> None:
     await require(db, principal, slug, Action.MANAGE_KEYS)
     async with transaction(db) as conn:
-        if not await access.revoke_api_key(conn, slug, key_id):
+        if not await store.revoke_api_key(conn, slug, key_id):
             raise NotFound(f"No active API key '{key_id}' in '{slug}'.")
-        await access.audit(conn, slug, principal.actor, "api_key_revoked", key_id=key_id)
+        await store.audit(conn, slug, principal.actor, "api_key_revoked", key_id=key_id)
 
 
 def _replace(merchant: store.Merchant, **changes: Any) -> store.Merchant:
@@ -410,14 +411,14 @@ async def check_domain_proof(db: Database, matrix: ShopMatrix, principal: Princi
         published = await fetch(url)
     except Exception as e:
         async with transaction(db) as conn:
-            await access.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
+            await store.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
                                reason="unreachable", error=str(e)[:300])
         raise CommerceError(f"Could not read {url}: {e}. Publish the token there over HTTPS "
                             "and try again.", errcode="MERCATO_DOMAIN_PROOF_UNREACHABLE",
                             status=422) from None
     if merchant.domain_token not in published.split():
         async with transaction(db) as conn:
-            await access.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
+            await store.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
                                reason="mismatch")
         raise CommerceError(f"{url} does not contain the token {merchant.domain_token}.",
                             errcode="MERCATO_DOMAIN_PROOF_MISMATCH", status=422)

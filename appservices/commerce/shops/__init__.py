@@ -1,0 +1,1 @@
+"""Shops: applying, approval and verification, staff, API keys, channels and the audit log."""
