@@ -14,10 +14,10 @@ from mautrix.errors import MForbidden, MNotFound
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from appservices.commerce.campaigns.delivery import Outbox
 from appservices.commerce.catalog import cards as card_edits
 from appservices.commerce.catalog import operations as catalog
 from appservices.commerce.catalog import storage as product_rows
+from appservices.commerce.catalog.card_delivery import CardEditDelivery
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.rooms import UnknownRoomAlias
 from appservices.commerce.shops import storage as store
@@ -144,18 +144,18 @@ async def test_a_failed_edit_is_logged_counted_and_retried_by_the_outbox(
         "edit_failures": 1}
     assert (await product_rows.cards_of(db, DEMO, "mug"))[0]["price"] == "24.00"
 
-    outbox = Outbox(homeserver)  # type: ignore[arg-type]
-    await outbox.send_card_edits()  # not due yet: the backoff holds it
+    outbox = CardEditDelivery(homeserver)  # type: ignore[arg-type]
+    await outbox.run_pass()  # not due yet: the backoff holds it
     assert homeserver.edits == []
     homeserver.refusing.clear()  # the shop may send again
     await _due_now(db)
-    await outbox.send_card_edits()
+    await outbox.run_pass()
     # The retry looks for an earlier try's edit before sending again.
     assert homeserver.edits == [(GROUP, "$card1", "19.50", True)]
     assert (await product_rows.cards_of(db, DEMO, "mug"))[0]["price"] == "19.50"
     stats = await card_edits.card_stats(db, DEMO)
     assert (stats["edits_sent"], stats["edits_waiting"], stats["edit_failures"]) == (1, 0, 1)
-    await outbox.send_card_edits()
+    await outbox.run_pass()
     assert len(homeserver.edits) == 1  # sent once
 
 
@@ -173,7 +173,7 @@ async def test_a_newer_price_supersedes_a_waiting_edit_and_rooms_keep_their_orde
     await catalog.update_product(db, homeserver, OPERATOR, DEMO, "tee", {"price": "12.00"})
     assert homeserver.edits == []
     await _due_now(db)
-    await Outbox(homeserver).send_card_edits()  # type: ignore[arg-type]
+    await CardEditDelivery(homeserver).run_pass()  # type: ignore[arg-type]
     assert [(card, price) for _, card, price, _ in homeserver.edits] == [
         ("$card1", "18.00"), ("$card2", "12.00")]
 
@@ -186,7 +186,7 @@ async def test_an_edit_is_parked_after_its_last_try(db: Database,
     await db.execute("UPDATE card_edit SET attempts=$1", card_edits.MAX_ATTEMPTS - 1)
     given_up = _edits_counted("given_up")
     await _due_now(db)
-    await Outbox(homeserver).send_card_edits()  # type: ignore[arg-type]
+    await CardEditDelivery(homeserver).run_pass()  # type: ignore[arg-type]
     assert _edits_counted("given_up") == given_up + 1
     stats = await card_edits.card_stats(db, DEMO)
     assert (stats["edits_waiting"], stats["edits_given_up"]) == (0, 1)

@@ -1,4 +1,4 @@
-"""The outbox: every campaign post is sent exactly once per (campaign, room).
+"""Campaign delivery: every campaign post is sent exactly once per (campaign, room).
 
 Each (campaign, room) is an outbox row. Before a send, the row's attempt count is
 written; the send uses the txnId `mercato.outbox.<row id>`, unique across the
@@ -11,9 +11,8 @@ resend could post twice. A row that was attempted but has no event ID is
 therefore first looked for in the room's recent history (by its `org.mercato.txn`
 marker, mercato/matrix/sending.py) and adopted if found; only otherwise is it sent again.
 
-Edits of posted product cards that failed their first try (`card_edit` rows,
-card_edits.py) are retried here the same way: in each room's order, with backoff,
-looking first, parked after their last try.
+Edits of posted product cards that failed their first try are retried the same way
+(catalog/card_delivery.py); worker.py runs both.
 """
 
 from __future__ import annotations
@@ -25,21 +24,18 @@ from typing import TYPE_CHECKING, Any
 from mautrix.api import Method
 from mautrix.types import RoomID
 
-from appservices.commerce.campaigns import operations as broadcast
+from appservices.commerce.campaigns import operations
 from appservices.commerce.campaigns import rules as campaigns
 from appservices.commerce.campaigns import storage as rows
-from appservices.commerce.catalog import cards as card_edits
-from appservices.commerce.catalog import operations as catalog
-from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.shops import storage as store
-from mercato.db import OutageLog, transaction
+from mercato.db import transaction
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.paths import matrix_path
 from mercato.matrix.sending import send_once
 
 if TYPE_CHECKING:
-    from appservices.commerce.service import CommerceAppService
+    from appservices.commerce.matrix import CommerceMatrix
 
 log = get_logger(__name__)
 
@@ -56,40 +52,18 @@ def outbox_txn_id(row_id: int) -> str:
     return f"mercato.outbox.{row_id}"
 
 
-class Outbox:
-    def __init__(self, service: CommerceAppService) -> None:
+class CampaignDelivery:
+    """Due campaigns become outbox rows; rows are sent in each room's order; a campaign is
+    sent (or failed) when none of its rows is pending. The worker (worker.py) runs a pass."""
+
+    def __init__(self, service: CommerceMatrix) -> None:
         self.service = service
         self.db = service.db
-        self.wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="outbox")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def run(self) -> None:
-        outage = OutageLog(log, "outbox")
-        while True:
-            self.wakeup.clear()
-            try:
-                await self.start_due_campaigns()
-                await self.send_pending()
-                await self.finish_campaigns()
-                await self.send_card_edits()
-                outage.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                if not outage.failed(e):
-                    log.exception("outbox.pass_failed")
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), 1.0)
-            except TimeoutError:
-                pass
+    async def run_pass(self) -> None:
+        await self.start_due_campaigns()
+        await self.send_pending()
+        await self.finish_campaigns()
 
     async def start_due_campaigns(self) -> None:
         for campaign_id in await rows.due_campaigns(self.db, _now()):
@@ -136,7 +110,7 @@ class Outbox:
             return False
         intent = self.service.intent_for(merchant.mxid)
         try:
-            content = await broadcast.render_campaign(self.db, merchant, campaign)
+            content = await operations.render_campaign(self.db, merchant, campaign)
             content[campaigns.POST_KEY]["outbox"] = row.id
             await rows.mark_attempt(self.db, row.id, row.attempts + 1)
             # One try here: a failed send is retried by the outbox, which (attempt
@@ -159,38 +133,6 @@ class Outbox:
                         error=str(e))
             return give_up
 
-    async def send_card_edits(self) -> None:
-        """Card edits that failed their first try (card_edits.py), retried like posts."""
-        pending = await product_rows.pending_card_edits(self.db)
-        limit = asyncio.Semaphore(CONCURRENT_ROOMS)
-        by_room: dict[str, list[product_rows.CardEdit]] = {}
-        for edit in pending:
-            by_room.setdefault(edit.room_id, []).append(edit)
-
-        async def room_worker(room_edits: list[product_rows.CardEdit]) -> None:
-            async with limit:
-                for edit in room_edits:  # one room's edits keep their order
-                    if edit.next_attempt_at > _now() or \
-                            await self.send_card_edit(edit) == "pending":
-                        break
-
-        await asyncio.gather(*(room_worker(e) for e in by_room.values()))
-
-    async def send_card_edit(self, edit: product_rows.CardEdit) -> str:
-        merchant = await store.get_merchant(self.db, store.MerchantSlug(edit.merchant_slug))
-        if merchant is None or merchant.status != "approved":
-            # A suspended shop edits nothing; the edit waits for reinstatement.
-            await product_rows.postpone_card_edit(self.db, edit.id, "shop is not active",
-                                                  _now() + 60_000)
-            return "pending"
-        product = await product_rows.get_product(self.db, edit.merchant_slug, edit.sku)
-        if product is None:
-            await product_rows.drop_card_edit(self.db, edit.id, "the product was deleted")
-            return "superseded"
-        return await card_edits.send_edit(self.db, self.service, merchant, product,
-                                          catalog.card_for(self.service, merchant, product),
-                                          edit)
-
     async def reach(self, room_id: str) -> int:
         """Followers in the room when the post went out."""
         members: dict[str, Any] = (await self.service.bot.api.request(
@@ -199,15 +141,10 @@ class Outbox:
         return sum(1 for user in members if not self.service.is_own_user(user))
 
     async def finish_campaigns(self) -> None:
-        sending = await self.db.fetch("SELECT id FROM campaign WHERE state='sending'")
-        for row in sending:
-            open_rows = await self.db.fetchval(
-                "SELECT COUNT(*) FROM outbox WHERE campaign_id=$1 AND state='pending'", row["id"])
-            if open_rows == 0:
-                delivered = await self.db.fetchval(
-                    "SELECT COUNT(*) FROM outbox WHERE campaign_id=$1 AND state='sent'",
-                    row["id"])
+        for campaign_id in await rows.sending_campaigns(self.db):
+            if await rows.posts_in_state(self.db, campaign_id, "pending") == 0:
+                delivered = await rows.posts_in_state(self.db, campaign_id, "sent")
                 state = "sent" if delivered else "failed"
-                await rows.set_campaign(self.db, row["id"], state=state, sent_at=_now())
-                log.info("campaign.finished", campaign=row["id"], state=state,
+                await rows.set_campaign(self.db, campaign_id, state=state, sent_at=_now())
+                log.info("campaign.finished", campaign=campaign_id, state=state,
                          delivered=delivered)

@@ -9,7 +9,8 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from appservices.commerce.auth import require_principal, require_user
-from appservices.commerce.campaigns import operations as broadcast
+from appservices.commerce.campaigns import coupons, operations
+from appservices.commerce.campaigns import stats as campaign_stats
 from appservices.commerce.campaigns import storage as rows
 from appservices.commerce.catalog import cards as card_edits
 from appservices.commerce.errors import CommerceError, InvalidInput
@@ -85,7 +86,7 @@ async def upload_media(request: web.Request) -> web.Response:
     auth="staff", success=201, body=CAMPAIGN_BODY))
 async def create_campaign(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    campaign = await broadcast.create_campaign(ctx.db, ctx.matrix, require_principal(principal),
+    campaign = await operations.create_campaign(ctx.db, ctx.matrix, require_principal(principal),
                                                request.match_info["slug"], await json_body(request))
     return web.json_response(campaign_view(campaign), status=201)
 
@@ -104,7 +105,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     "One campaign with its delivery per channel", auth="staff"))
 async def get_campaign(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    _, campaign = await broadcast.get_campaign(ctx.db, require_principal(principal),
+    _, campaign = await operations.get_campaign(ctx.db, require_principal(principal),
                                                request.match_info["slug"], _campaign_id(request),
                                                Action.READ_STATS)
     view = campaign_view(campaign)
@@ -116,7 +117,7 @@ async def get_campaign(request: web.Request) -> web.Response:
     "Send the post to the shop's staff room as a preview", auth="staff"))
 async def preview_campaign(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    campaign = await broadcast.preview(ctx.db, ctx.matrix, require_principal(principal),
+    campaign = await operations.preview(ctx.db, ctx.matrix, require_principal(principal),
                                        request.match_info["slug"], _campaign_id(request))
     return web.json_response(campaign_view(campaign))
 
@@ -128,7 +129,7 @@ async def schedule_campaign(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     body = await json_body(request)
     at = body.get("at") if isinstance(body, dict) else None
-    campaign = await broadcast.schedule(ctx.db, ctx.matrix, require_principal(principal),
+    campaign = await operations.schedule(ctx.db, ctx.matrix, require_principal(principal),
                                         request.match_info["slug"], _campaign_id(request), at)
     return web.json_response(campaign_view(campaign))
 
@@ -137,7 +138,7 @@ async def schedule_campaign(request: web.Request) -> web.Response:
     "Cancel a draft or scheduled campaign", auth="staff"))
 async def cancel_campaign(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    campaign = await broadcast.cancel(ctx.db, require_principal(principal),
+    campaign = await operations.cancel(ctx.db, require_principal(principal),
                                       request.match_info["slug"], _campaign_id(request))
     return web.json_response(campaign_view(campaign))
 
@@ -146,7 +147,7 @@ async def cancel_campaign(request: web.Request) -> web.Response:
     "Retract a sent campaign: its posts are redacted in every channel", auth="staff"))
 async def retract_campaign(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    campaign = await broadcast.retract(ctx.db, ctx.matrix, require_principal(principal),
+    campaign = await operations.retract(ctx.db, ctx.matrix, require_principal(principal),
                                        request.match_info["slug"], _campaign_id(request))
     return web.json_response(campaign_view(campaign))
 
@@ -161,7 +162,7 @@ async def claim_coupon(request: web.Request) -> web.Response:
         coupon_id = int(request.match_info["coupon_id"])
     except ValueError:
         raise InvalidInput("coupon_id", "must be a number") from None
-    claimed = await broadcast.claim_coupon(ctx.db, ctx.matrix, coupon_id, principal.user_id)
+    claimed = await coupons.claim_coupon(ctx.db, ctx.matrix, coupon_id, principal.user_id)
     # The code itself travels only by DM from the shop.
     return web.json_response({"coupon": claimed["coupon"], "title": claimed["title"],
                               "sent_by_dm": True})
@@ -186,7 +187,7 @@ async def my_coupons(request: web.Request) -> web.Response:
 async def redeem_coupon(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     body = await json_body(request)
-    result = await broadcast.redeem(ctx.db, require_principal(principal),
+    result = await coupons.redeem(ctx.db, require_principal(principal),
                                     request.match_info["slug"],
                                     body.get("code") if isinstance(body, dict) else None)
     return web.json_response(result)
@@ -198,7 +199,7 @@ async def redeem_coupon(request: web.Request) -> web.Response:
 async def shop_stats(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     slug = request.match_info["slug"]
-    stats = await broadcast.stats(ctx.db, require_principal(principal), slug)
+    stats = await campaign_stats.stats(ctx.db, require_principal(principal), slug)
     stats["cards"] = await card_edits.card_stats(ctx.db, slug)
     return web.json_response(stats)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,50 @@ async def post_of_event(db: Any, event_id: str) -> tuple[int, str] | None:
     return (row["campaign_id"], row["room_id"]) if row else None
 
 
+async def sending_campaigns(db: Any) -> list[int]:
+    return [row["id"] for row in await db.fetch("SELECT id FROM campaign WHERE state='sending'")]
+
+
+async def posts_in_state(db: Any, campaign_id: int, state: str) -> int:
+    """How many of a campaign's (room) posts are pending, sent or failed."""
+    return await db.fetchval("SELECT COUNT(*) FROM outbox WHERE campaign_id=$1 AND state=$2",
+                             campaign_id, state)
+
+
+# -- what followers do with posts ----------------------------------------------------------
+
+async def record_reaction(db: Any, reaction_event_id: str, post_event_id: str, user_id: str,
+                          key: str, at: int) -> None:
+    await db.execute(
+        "INSERT INTO post_reaction (reaction_event_id, post_event_id, user_id, reaction_key,"
+        " at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (reaction_event_id) DO NOTHING",
+        reaction_event_id, post_event_id, user_id, key, at)
+
+
+async def record_view(db: Any, post_event_id: str, user_id: str, at: int) -> None:
+    await db.execute(
+        "INSERT INTO post_view (post_event_id, user_id, at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (post_event_id, user_id) DO NOTHING", post_event_id, user_id, at)
+
+
+async def view_count(db: Any, post_event_id: str) -> int:
+    return await db.fetchval("SELECT COUNT(*) FROM post_view WHERE post_event_id=$1",
+                             post_event_id)
+
+
+async def reaction_count(db: Any, post_event_id: str) -> int:
+    return await db.fetchval("SELECT COUNT(*) FROM post_reaction WHERE post_event_id=$1",
+                             post_event_id)
+
+
+async def follow_log(db: Any, room_ids: Sequence[str]) -> list[Any]:
+    """Every follow and unfollow in these rooms, oldest first (user_id, followed, at)."""
+    placeholders = ", ".join(f"${i + 1}" for i in range(len(room_ids)))
+    return await db.fetch(
+        f"SELECT user_id, followed, at FROM follow_log WHERE room_id IN ({placeholders})"
+        " ORDER BY id", *room_ids)
+
+
 # -- coupons -------------------------------------------------------------------------------
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
@@ -185,6 +230,30 @@ async def code_of(db: Any, coupon_id: int, user_id: str) -> dict[str, Any] | Non
     row = await db.fetchrow("SELECT code, dm_room_id, dm_event_id, redeemed_at FROM coupon_code"
                             " WHERE coupon_id=$1 AND user_id=$2", coupon_id, user_id)
     return {k: row[k] for k in row.keys()} if row else None
+
+
+async def campaign_state_of_coupon(db: Any, coupon_id: int) -> str | None:
+    return await db.fetchval("SELECT state FROM campaign WHERE coupon_id=$1", coupon_id)
+
+
+async def insert_code(db: Any, code: str, coupon_id: int, slug: str, user_id: str,
+                      at: int) -> None:
+    await db.execute(
+        "INSERT INTO coupon_code (code, coupon_id, merchant_slug, user_id, claimed_at)"
+        " VALUES ($1, $2, $3, $4, $5)", code, coupon_id, slug, user_id, at)
+
+
+async def redeem_code(db: Any, code: str, by: str, at: int) -> bool:
+    """Mark a code redeemed; False when it already was."""
+    return await db.fetchval(
+        "UPDATE coupon_code SET redeemed_at=$1, redeemed_by=$2 WHERE code=$3"
+        " AND redeemed_at IS NULL RETURNING code", at, by, code) is not None
+
+
+async def redeemed_count(db: Any, coupon_id: int) -> int:
+    return await db.fetchval(
+        "SELECT COUNT(*) FROM coupon_code WHERE coupon_id=$1 AND redeemed_at IS NOT NULL",
+        coupon_id)
 
 
 async def claimed_count(db: Any, coupon_id: int) -> int:

@@ -24,8 +24,7 @@ MAX_CHANNELS = 20
 async def _channel_views(db, slug: str) -> list[dict]:
     views = []
     for channel in await store.channels_of(db, store.MerchantSlug(slug)):
-        followers = await db.fetchval("SELECT COUNT(*) FROM follower WHERE room_id=$1",
-                                      channel.room_id)
+        followers = await store.room_follower_count(db, channel.room_id)
         views.append({"room_id": channel.room_id, "alias": channel.alias, "name": channel.name,
                       "primary": channel.is_primary, "followers": followers})
     return views
@@ -89,10 +88,8 @@ async def report_post(request: web.Request) -> web.Response:
         raise InvalidInput("room_id", f"must be {what}")
     if not isinstance(event_id, str) or not event_id.startswith("$"):
         raise InvalidInput("event_id", "must be the event ID ($…) of the reported post")
-    report_id = await ctx.db.fetchval(
-        "INSERT INTO report (merchant_slug, room_id, event_id, reporter, reason, at)"
-        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", channel.merchant_slug, room_id,
-        event_id, principal.user_id, reason, store.now_ms())
+    report_id = await store.insert_report(ctx.db, channel.merchant_slug, room_id, event_id,
+                                          principal.user_id, reason)
     await store.audit(ctx.db, channel.merchant_slug, principal.user_id, "post_reported",
                        report=report_id, event_id=event_id)
     return web.json_response({"report": report_id, "shop": channel.merchant_slug}, status=201)
@@ -102,6 +99,4 @@ async def report_post(request: web.Request) -> web.Response:
 async def list_reports(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     merchants.require_operator(require_principal(principal))
-    rows = await ctx.db.fetch("SELECT id, merchant_slug, room_id, event_id, reporter, reason, at"
-                              " FROM report ORDER BY id DESC LIMIT 200")
-    return web.json_response({"reports": [{k: r[k] for k in r.keys()} for r in rows]})
+    return web.json_response({"reports": await store.recent_reports(ctx.db)})

@@ -97,8 +97,7 @@ async def own_shop(request: web.Request) -> web.Response:
     view["followers"] = await store.follower_count(ctx.db, merchant.slug)
     view["channels"] = [
         {"room_id": c.room_id, "alias": c.alias, "name": c.name, "primary": bool(c.is_primary),
-         "followers": await ctx.db.fetchval("SELECT COUNT(*) FROM follower WHERE room_id=$1",
-                                            c.room_id)}
+         "followers": await store.room_follower_count(ctx.db, c.room_id)}
         for c in await store.channels_of(ctx.db, merchant.slug)]
     return web.json_response(view)
 

@@ -184,6 +184,31 @@ async def remove_follower(db: Database, room_id: str, user_id: str,
                            " VALUES ($1, $2, false, $3)", room_id, user_id, at or now_ms())
 
 
+async def room_follower_count(db: Database, room_id: str) -> int:
+    return await db.fetchval("SELECT COUNT(*) FROM follower WHERE room_id=$1", room_id)
+
+
+async def merchant_of_staff_room(db: Database, room_id: str) -> Merchant | None:
+    row = await db.fetchrow(f"SELECT {_MERCHANT_COLUMNS} FROM merchant WHERE staff_room_id=$1",
+                            room_id)
+    return Merchant(**row) if row else None
+
+
+async def insert_report(db: Database, slug: str, room_id: str, event_id: str, reporter: str,
+                        reason: str) -> int:
+    """A follower's report of a post; returns its ID."""
+    return await db.fetchval(
+        "INSERT INTO report (merchant_slug, room_id, event_id, reporter, reason, at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", slug, room_id, event_id, reporter,
+        reason, now_ms())
+
+
+async def recent_reports(db: Database, limit: int = 200) -> list[dict[str, Any]]:
+    rows = await db.fetch("SELECT id, merchant_slug, room_id, event_id, reporter, reason, at"
+                          " FROM report ORDER BY id DESC LIMIT $1", limit)
+    return [{k: r[k] for k in r.keys()} for r in rows]
+
+
 async def follower_count(db: Database, slug: MerchantSlug) -> int:
     return await db.fetchval(
         "SELECT COUNT(DISTINCT f.user_id) FROM follower f JOIN channel c ON c.room_id=f.room_id"

@@ -88,23 +88,17 @@ class SupportDesk:
             return False
         # One question first: most messages (in channels, in groups) are in neither kind
         # of room, and the inbox handles them one after another.
-        if not await self.db.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM support_thread WHERE dm_room_id=$1)"
-                " OR EXISTS (SELECT 1 FROM merchant WHERE staff_room_id=$1)", event.room_id):
+        if not await support.is_conversation_room(self.db, event.room_id):
             return False
         thread = await support.thread_for_dm(self.db, event.room_id)
         if thread is not None:
             await self._from_buyer(thread, event, raw.get("content") or {})
             return True
-        merchant = await self._merchant_of_staff_room(event.room_id)
+        merchant = await store.merchant_of_staff_room(self.db, event.room_id)
         if merchant is not None:
             await self._from_staff(merchant, event, raw.get("content") or {})
             return True
         return False
-
-    async def _merchant_of_staff_room(self, room_id: str) -> store.Merchant | None:
-        slug = await self.db.fetchval("SELECT slug FROM merchant WHERE staff_room_id=$1", room_id)
-        return await store.get_merchant(self.db, slug) if slug else None
 
     # -- a buyer opens a conversation ----------------------------------------------------
 

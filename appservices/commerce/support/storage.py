@@ -34,6 +34,20 @@ async def thread_for_root(db: Any, root_event_id: str) -> SupportThread | None:
     return SupportThread(**row) if row else None
 
 
+async def dm_room_of(db: Any, slug: str, buyer_id: str) -> str | None:
+    """The shop's latest DM with this buyer, if it has one."""
+    return await db.fetchval(
+        "SELECT dm_room_id FROM support_thread WHERE merchant_slug=$1 AND buyer_id=$2"
+        " ORDER BY created_at DESC LIMIT 1", slug, buyer_id)
+
+
+async def is_conversation_room(db: Any, room_id: str) -> bool:
+    """A buyer's DM or a shop's staff room: the rooms customer service listens in."""
+    return bool(await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM support_thread WHERE dm_room_id=$1)"
+        " OR EXISTS (SELECT 1 FROM merchant WHERE staff_room_id=$1)", room_id))
+
+
 async def open_thread(db: Any, dm_room_id: str, slug: str, buyer_id: str) -> None:
     await db.execute(
         f"INSERT INTO support_thread ({_COLUMNS}) VALUES ($1, $2, $3, NULL, 0, $4)"

@@ -1,0 +1,57 @@
+"""A shop's numbers: followers day by day, and each campaign's reach, views, reactions,
+claims and redemptions."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from appservices.commerce.campaigns import rules as campaigns
+from appservices.commerce.campaigns import storage as rows
+from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.operations import Principal, require
+from appservices.commerce.shops.roles import Action
+from mercato.db import Database
+
+
+async def stats(db: Database, principal: Principal, slug: str, days: int = 30) -> dict[str, Any]:
+    await require(db, principal, slug, Action.READ_STATS)
+    channels = [c.room_id for c in await store.channels_of(db, store.MerchantSlug(slug))]
+    followers = await store.follower_count(db, store.MerchantSlug(slug))
+    history = []
+    if channels:
+        log_rows = await rows.follow_log(db, channels)
+        day_ms = campaigns.DAY_MS
+        today = int(time.time() * 1000) // day_ms
+        members: dict[str, int] = {}
+        index = 0
+        for day in range(today - days + 1, today + 1):
+            while index < len(log_rows) and log_rows[index]["at"] // day_ms <= day:
+                row = log_rows[index]
+                members[row["user_id"]] = members.get(row["user_id"], 0) + (
+                    1 if row["followed"] else -1)
+                index += 1
+            count = sum(1 for v in members.values() if v > 0)
+            history.append({"day": datetime.fromtimestamp(day * day_ms / 1000, UTC)
+                            .date().isoformat(), "followers": count})
+    per_campaign = []
+    for campaign in await rows.campaigns_of(db, slug):
+        posts = await rows.outbox_of(db, campaign.id)
+        event_ids = [p["event_id"] for p in posts if p["event_id"]]
+        views = reactions = 0
+        for event_id in event_ids:
+            views += await rows.view_count(db, event_id)
+            reactions += await rows.reaction_count(db, event_id)
+        claims = redemptions = 0
+        if campaign.coupon_id:
+            claims = await rows.claimed_count(db, campaign.coupon_id)
+            redemptions = await rows.redeemed_count(db, campaign.coupon_id)
+        per_campaign.append({
+            "id": campaign.id, "kind": campaign.kind, "title": campaign.fields.get("title"),
+            "state": campaign.state, "sent_at": campaign.sent_at,
+            "reach": sum(p["reach"] or 0 for p in posts), "views": views,
+            "reactions": reactions, "claims": claims, "redemptions": redemptions,
+        })
+    return {"followers": followers, "followers_by_day": history, "campaigns": per_campaign,
+            "note": "views come from read receipts and are approximate"}
