@@ -9,12 +9,17 @@
 A confirmed match (✅, `dm …`) or a converted invite becomes a chat the bridge opens
 between the two people and lists in the asker's "Contacts" space (space.py); the bot
 leaves each chat once one of them joins, so it is theirs alone.
+
+Every answer goes through the bridge's outbox (mercato/matrix/outbox.py), its txnId
+derived from the event answered. An import summary with matches is kept, with its ✅
+seed reaction, when the outbox has sent it (`summary_sent`): the handler does not wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -42,7 +47,7 @@ from mercato.db import Database
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.html import sanitize_html
-from mercato.matrix.sending import send_once
+from mercato.matrix.outbox import Message, Outbox, Outgoing
 
 log = get_logger(__name__)
 
@@ -51,6 +56,11 @@ ENCRYPTED_NOTICE = (
     "This chat is encrypted, and I cannot read encrypted messages or files. Start a new chat "
     "with me with encryption turned off (Element does that by itself for me), or ask the "
     "operator to import your file with `mercato contacts import`.")
+# The kinds of message the bot sends from here (the outbox's `kind`).
+REPLY = "reply"
+SUMMARY = "summary"
+SEED_REACTION = "seed_reaction"
+INVITE_NOTICE = "invite_notice"
 
 
 class BridgeMatrix(Protocol):
@@ -58,6 +68,7 @@ class BridgeMatrix(Protocol):
 
     config: MercatoConfig
     db: Database
+    outbox: Outbox
 
     @property
     def bot(self) -> IntentAPI: ...
@@ -112,16 +123,32 @@ class ContactsHandlers:
         self.spaces = spaces
         self.codes = codes
         self.threepids = threepids
+        bridge.outbox.on_sent(SUMMARY, self.summary_sent)
 
     @property
     def config(self) -> MercatoConfig:
         return self.bridge.config
 
-    async def reply(self, room_id: str, reply: Reply, *, to: str | None,
-                    txn: str) -> str:
+    async def reply(self, room_id: str, reply: Reply, *, to: str | None, txn: str,
+                    kind: str = REPLY, subject: str | None = None) -> None:
         # The txn ID comes from the event answered: a retried event is not answered twice.
-        return await send_once(self.bridge.bot, room_id, _content(reply, to),
-                               txn_id=f"mercato.contacts.{txn}")
+        await self.bridge.outbox.record(Message(
+            txn_id=f"mercato.contacts.{txn}", room_id=room_id, sender=self.bridge.bot_mxid,
+            content=_content(reply, to), kind=kind, subject=subject))
+
+    async def summary_sent(self, message: Outgoing, event_id: str) -> None:
+        """A summary with matches is sent: keep them for ✅ and `dm all`, and seed the ✅.
+        Idempotent, as an outbox hook must be."""
+        if not message.subject:
+            return
+        kept = json.loads(message.subject)
+        await store.save_summary(self.bridge.db, event_id, kept["user_id"], message.room_id,
+                                 kept["matches"])
+        await self.bridge.outbox.record(Message(
+            txn_id=f"mercato.contacts.seed.{event_id}", room_id=message.room_id,
+            sender=self.bridge.bot_mxid, event_type="m.reaction", kind=SEED_REACTION,
+            content={"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id,
+                                      "key": summary.CONFIRM_KEY}}))
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -198,11 +225,9 @@ class ContactsHandlers:
         html_text = (f"Someone you invited on {when} has joined: "
                      f'<a href="{html.escape(matrix_to(joined))}">{html.escape(joined)}</a>. '
                      + how_html)
-        try:
-            await self.reply(invite.room_id, Reply(text, html_text), to=None,
-                             txn=f"invite.converted.{invite.code}")
-        except MatrixRequestError as e:  # the inviter left that chat: nothing to tell
-            log.info("invite.inviter_unreachable", inviter=invite.inviter, errcode=e.errcode)
+        # If the inviter left that chat, the outbox gives up on it (logged `outbox.parked`).
+        await self.reply(invite.room_id, Reply(text, html_text), to=None,
+                         txn=f"invite.converted.{invite.code}", kind=INVITE_NOTICE)
 
     async def _redact_quietly(self, room_id: str, event_id: str) -> None:
         """Take a message holding a phone number or email out of the chat, if allowed."""
@@ -261,12 +286,11 @@ class ContactsHandlers:
                                                      import_id=event_id)
         fault_point("contacts.before_summary")  # charged and recorded, not yet answered
         answer = summary.import_summary(outcome, attachment.filename)
-        summary_id = await self.reply(room_id, answer, to=event_id, txn=f"summary.{event_id}")
-        if outcome.matches:
-            await store.save_summary(self.bridge.db, summary_id, sender, room_id,
-                                     [m.user_id for m in outcome.matches])
-            await self.bridge.bot.react(RoomID(room_id), EventID(summary_id), summary.CONFIRM_KEY,
-                                        txn_id=f"mercato.contacts.seed.{summary_id}")
+        # The matches are kept when the summary is sent (summary_sent): ✅ answers it.
+        kept = json.dumps({"user_id": sender, "matches": [m.user_id for m in outcome.matches]}) \
+            if outcome.matches else None
+        await self.reply(room_id, answer, to=event_id, txn=f"summary.{event_id}", kind=SUMMARY,
+                         subject=kept)
 
     async def _refuse_size(self, room_id: str, sender: str, event_id: str,
                            megabytes: float) -> None:

@@ -5,6 +5,11 @@ one place plain text could linger is the transaction inbox, which stores every e
 before it is handled: so once a message is handled, its stored copy is replaced by a
 stub (on SQLite with secure_delete, and the write-ahead log truncated), whether it was
 a user's `findable phone …` or the bot's own summary echoed back by the homeserver.
+
+Every message the bridge sends — the bot's answers, summaries and notices, the ghosts'
+relays from a network — goes through the core outbox (mercato/matrix/outbox.py): kept
+until it is sent once, in each room's order, and then forgotten (`forget_sent`) so
+that no answer lingers either.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from mercato.config import MercatoConfig
 from mercato.db import is_postgres
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService
-from mercato.matrix.sending import send_once
+from mercato.matrix.outbox import Message, Outbox
 
 log = get_logger(__name__)
 
@@ -44,6 +49,9 @@ GREETING = (
     "book. To let people who have your number or email find you, type "
     "`findable phone +47…` or `findable email you@example.org`. Type `help` for the rest.")
 SCRUBBED_TYPE = "org.mercato.scrubbed"
+# The kinds of message the bridge's service itself sends (the outbox's `kind`).
+GREETING_KIND = "greeting"
+FAILURE_KIND = "failure_notice"
 
 
 class ContactsBridge(MercatoAppService):
@@ -52,6 +60,9 @@ class ContactsBridge(MercatoAppService):
     def __init__(self, config: MercatoConfig) -> None:
         settings = ContactsConfig.of(config)
         super().__init__(config, settings, upgrade_table)
+        # Every message the bot and the ghosts send: recorded first, sent once, in order.
+        self.outbox = Outbox(self.db, self.name, lambda mxid: self.intent_for(UserID(mxid)),
+                             forget_sent=True)
         self.hasher = IdentifierHasher(settings.hmac_secret, settings.lookup_pepper)
         self.discovery = Discovery(self.db, self.hasher,
                                    Limits.of(settings, config.server_name))
@@ -75,6 +86,7 @@ class ContactsBridge(MercatoAppService):
         return self._http
 
     async def on_start(self) -> None:
+        self.outbox.start()  # first: the networks' catch-up relays through it
         # Stored network logins reconnect in the background from here.
         await self.networks.start()
         try:
@@ -86,6 +98,7 @@ class ContactsBridge(MercatoAppService):
     async def stop(self) -> None:
         await self.networks.stop()
         await super().stop()
+        await self.outbox.stop()  # after the inbox and the networks: they record messages
         if self._http is not None:
             await self._http.close()
 
@@ -161,9 +174,10 @@ class ContactsBridge(MercatoAppService):
                     "Send it again in a moment.",
             "m.relates_to": {"m.in_reply_to": {"event_id": raw["event_id"]}},
         }
-        # If even this fails, the exception makes the inbox retry the whole event.
-        await send_once(self.bot, raw["room_id"], notice,
-                        txn_id=f"mercato.contacts.failed.{raw['event_id']}")
+        # If even recording this fails, the exception makes the inbox retry the whole event.
+        await self.outbox.record(Message(
+            txn_id=f"mercato.contacts.failed.{raw['event_id']}", room_id=raw["room_id"],
+            sender=self.bot_mxid, content=notice, kind=FAILURE_KIND))
 
     async def scrub(self, raw: dict[str, Any]) -> None:
         """Replace a handled message's stored copy with a stub that holds no text."""
@@ -191,8 +205,9 @@ class ContactsBridge(MercatoAppService):
             user_id, room_id)
         if greeted:
             return
-        await send_once(self.bot, room_id, {"msgtype": "m.notice", "body": GREETING},
-                        txn_id=f"mercato.contacts.greet.{room_id}")
+        await self.outbox.record(Message(
+            txn_id=f"mercato.contacts.greet.{room_id}", room_id=room_id, sender=self.bot_mxid,
+            content={"msgtype": "m.notice", "body": GREETING}, kind=GREETING_KIND))
         await self.db.execute(
             "INSERT INTO bridge_user (user_id, dm_room_id, greeted_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (user_id) DO UPDATE SET dm_room_id=excluded.dm_room_id,"

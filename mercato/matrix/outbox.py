@@ -20,6 +20,11 @@ coupon code, the event a relay answers).
 A caller that must answer with the event ID (an API call sharing a card) records the
 message and waits for the worker to send it (`send`, with a timeout): the answer keeps
 its shape, and the message is still sent once and in order if the wait times out.
+
+A bridged message may carry its network's time (`timestamp`, kept with the content
+under TIMESTAMP_KEY, never sent). A component that promises to keep nothing of what it
+said (the contacts bridge) asks the outbox to forget a message's content and subject
+once it is sent (`forget_sent`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ CONCURRENT_ROOMS = 8
 HEADS_READ = 500  # rooms looked at per pass
 SEND_WAIT_SECONDS = 30.0  # how long `send` waits for its message by default
 RETENTION_MS = 7 * 24 * 3600 * 1000
+TIMESTAMP_KEY = "org.mercato.outbox.ts"  # in a stored content: the network's time, ms
 
 MESSAGES = Counter("mercato_outbox_messages_total",
                    "Messages the outbox sent, retried after a failed try, or parked after the"
@@ -97,6 +103,7 @@ class Message:
     subject: str | None = None
     held_for: str | None = None
     event_type: str = "m.room.message"
+    timestamp: int | None = None  # ms: the time a bridged message had on its network
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,7 @@ class Outgoing:
     held_for: str | None
     attempts: int
     next_attempt_at: int
+    timestamp: int | None = None
 
 
 class MessageParked(Exception):
@@ -125,9 +133,16 @@ _COLUMNS = ("id, txn_id, room_id, sender, event_type, content, kind, subject, he
             " attempts, next_attempt_at")
 
 
+def _stored_content(message: Message) -> dict[str, Any]:
+    if message.timestamp is None:
+        return message.content
+    return {**message.content, TIMESTAMP_KEY: message.timestamp}
+
+
 def _outgoing(row: Any) -> Outgoing:
     data = {k: row[k] for k in row.keys()}
     data["content"] = json.loads(data["content"])
+    data["timestamp"] = data["content"].pop(TIMESTAMP_KEY, None)
     return Outgoing(**data)
 
 
@@ -159,10 +174,11 @@ class _Waiters:
 
 class Outbox:
     def __init__(self, db: Database, component: str,
-                 intent_for: Callable[[str], IntentAPI]) -> None:
+                 intent_for: Callable[[str], IntentAPI], *, forget_sent: bool = False) -> None:
         self.db = db
         self.component = component
         self.intent_for = intent_for
+        self.forget_sent = forget_sent
         self._sent_hooks: dict[str, SentHook] = {}
         self._waiters = _Waiters()
         self._wakeup = asyncio.Event()
@@ -188,8 +204,8 @@ class Outbox:
             " subject, held_for, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
             " ON CONFLICT (txn_id) DO NOTHING",
             message.txn_id, message.room_id, message.sender, message.event_type,
-            json.dumps(message.content), message.kind, message.subject, message.held_for,
-            now_ms())
+            json.dumps(_stored_content(message)), message.kind, message.subject,
+            message.held_for, now_ms())
         if conn is None:
             self.wake()
 
@@ -325,7 +341,8 @@ class Outbox:
             event_id = await send_once(
                 self.intent_for(message.sender), message.room_id, message.content,
                 txn_id=message.txn_id, attempts=1, look_first=message.attempts > 0,
-                event_type=EventType.find(message.event_type, EventType.Class.MESSAGE))
+                event_type=EventType.find(message.event_type, EventType.Class.MESSAGE),
+                timestamp=message.timestamp)
         except Exception as e:
             if database_unavailable(e):
                 raise
@@ -334,9 +351,10 @@ class Outbox:
         hook = self._sent_hooks.get(message.kind)
         if hook is not None:
             await hook(message, str(event_id))
+        forget = ", content='{}', subject=NULL" if self.forget_sent else ""
         await self.db.execute(
-            "UPDATE outbound_message SET state='sent', event_id=$1, sent_at=$2,"
-            " last_error=NULL WHERE id=$3", str(event_id), now_ms(), message.id)
+            f"UPDATE outbound_message SET state='sent', event_id=$1, sent_at=$2,"
+            f" last_error=NULL{forget} WHERE id=$3", str(event_id), now_ms(), message.id)
         MESSAGES.labels(self.component, message.kind, "sent").inc()
         log.info("outbox.message_sent", component=self.component, kind=message.kind,
                  room_id=message.room_id, txn_id=message.txn_id, event_id=event_id)

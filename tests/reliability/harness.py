@@ -46,6 +46,7 @@ class Harness:
         self.config: MercatoConfig = load_config(self.config_path)
         self.paths: RenderedPaths = render_all(self.config)
         self.commerce_config_path = self.config_path
+        self.contacts_config_path = self.config_path
         self.synapse: subprocess.Popen[bytes] | None = None
         self.commerce: subprocess.Popen[bytes] | None = None
         self.shopbot: subprocess.Popen[bytes] | None = None
@@ -76,6 +77,13 @@ class Harness:
             "synapse": self.config.synapse.model_copy(update={"port": port})})
         self.commerce_config_path = self.base_dir / "commerce-via-proxy.yaml"
         write_config(proxied, self.commerce_config_path)
+
+    def route_contacts_through(self, port: int) -> None:
+        """The contacts bridge reaches Synapse's client API through a test proxy too."""
+        proxied = self.config.model_copy(update={
+            "synapse": self.config.synapse.model_copy(update={"port": port})})
+        self.contacts_config_path = self.base_dir / "contacts-via-proxy.yaml"
+        write_config(proxied, self.contacts_config_path)
 
     # -- processes ----------------------------------------------------------------------
 
@@ -149,7 +157,7 @@ class Harness:
     def start_contacts(self, env: dict[str, str] | None = None) -> None:
         assert self.contacts is None or self.contacts.poll() is not None
         self.contacts = self._spawn(
-            [sys.executable, "-m", "mercato_ops", "--config", str(self.config_path),
+            [sys.executable, "-m", "mercato_ops", "--config", str(self.contacts_config_path),
              "run", "contacts"], "contacts.out", env)
         self._wait_healthy(self.contacts, f"http://127.0.0.1:{self.config.contacts.port}/health",
                            "contacts", self.contacts_log_path)

@@ -49,13 +49,15 @@ class Intent:
         self.api = Api(rooms)
 
     async def send_message_event(self, room_id: str, event_type: Any, content: dict[str, Any],
-                                 txn_id: str, retry_count: int = 0, **_: Any) -> str:
+                                 txn_id: str, retry_count: int = 0,
+                                 timestamp: int | None = None) -> str:
         if self.rooms.failing.get(room_id, 0) > 0:
             self.rooms.failing[room_id] -= 1
             raise MatrixConnectionError("connection reset")
         events = self.rooms.events.setdefault(room_id, [])
         event_id = f"${len(events) + 1}{room_id}"
-        events.append({"event_id": event_id, "sender": self.mxid, "content": content})
+        events.append({"event_id": event_id, "sender": self.mxid, "content": content,
+                       "origin_server_ts": timestamp})
         if txn_id in self.rooms.lost_answers:
             self.rooms.lost_answers.discard(txn_id)
             raise MatrixConnectionError("answer lost")
@@ -207,6 +209,22 @@ async def test_send_waits_for_the_event_id_and_the_hook_sees_it(
         await outbox.stop()
     assert event_id == rooms.events["!a:localhost"][0]["event_id"]
     assert seen == [("mug", event_id)]
+
+
+async def test_a_bridged_message_keeps_its_network_time_and_a_forgetful_outbox_its_words(
+        db: Database, rooms: Room) -> None:
+    # The contacts bridge keeps nothing of what it said once it is sent.
+    outbox = Outbox(db, "test", lambda mxid: Intent(rooms, mxid),  # type: ignore[arg-type]
+                    forget_sent=True)
+    await outbox.record(Message(txn_id="in.1", room_id="!p:localhost", sender=SHOP,
+                                content=_text(1), kind="relayed", subject="7",
+                                timestamp=1_700_000_000_000))
+    await _drain(outbox)
+    [event] = rooms.events["!p:localhost"]
+    assert event["origin_server_ts"] == 1_700_000_000_000
+    assert event["content"] == {**_text(1), MARKER: "in.1"}  # the time is not in the message
+    row = await db.fetchrow("SELECT content, subject FROM outbound_message WHERE txn_id='in.1'")
+    assert (json.loads(row["content"]), row["subject"]) == ({}, None)
 
 
 async def test_send_answers_none_when_the_homeserver_is_too_slow(

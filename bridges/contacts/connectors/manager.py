@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from typing import Any
 
 from mautrix.types import (
     EventType,
-    MessageType,
     PresenceState,
     RoomID,
-    TextMessageEventContent,
     UserID,
 )
 
@@ -32,9 +31,9 @@ from bridges.contacts.connectors.base import (
 )
 from bridges.contacts.connectors.credentials import Unreadable, Vault
 from bridges.contacts.connectors.messages import Messages
-from bridges.contacts.connectors.portals import BridgeSide, Portals, RosterOutcome
+from bridges.contacts.connectors.portals import NOTICE, BridgeSide, Portals, RosterOutcome
 from mercato.logging import get_logger
-from mercato.matrix.sending import send_once
+from mercato.matrix.outbox import Message
 
 log = get_logger(__name__)
 
@@ -235,11 +234,12 @@ class Networks:
         return found[0] if found else None
 
     async def tell(self, login: store.Login, text: str) -> None:
-        """A notice to the user in their chat with the bot."""
+        """A notice to the user in their chat with the bot (each call its own)."""
         try:
-            await self.bridge.bot.send_message_event(
-                RoomID(login.room_id), EventType.ROOM_MESSAGE,
-                TextMessageEventContent(msgtype=MessageType.NOTICE, body=text))
+            await self.bridge.outbox.record(Message(
+                txn_id=f"mercato.contacts.tell.{uuid.uuid4().hex}", room_id=login.room_id,
+                sender=self.bridge.bot.mxid, content={"msgtype": "m.notice", "body": text},
+                kind=NOTICE))
         except Exception as e:
             log.warning("network.tell_failed", user_id=login.user_id, error=str(e))
 
@@ -325,13 +325,13 @@ class Networks:
             return
         login = await store.login(self.bridge.db, portal.network, portal.user_id)
         if login is None:
-            ghost = self.bridge.intent_for(UserID(portal.ghost_id))
             notice = {"msgtype": "m.notice",
                       "body": f"Not sent: you are logged out of {connector.label}. Type "
                               f"`{connector.network} login` in your chat with the contacts "
                               "bot."}
-            await send_once(ghost, portal.room_id, notice,
-                            txn_id=f"mercato.contacts.loggedout.{raw['event_id']}")
+            await self.bridge.outbox.record(Message(
+                txn_id=f"mercato.contacts.loggedout.{raw['event_id']}", room_id=portal.room_id,
+                sender=portal.ghost_id, content=notice, kind=NOTICE))
             return
         # The message itself ends the typing on XMPP ("active"); its stop need not follow.
         self._typing.discard(portal.room_id)

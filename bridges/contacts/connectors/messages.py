@@ -6,8 +6,10 @@ Every message is kept (`network_message`) before it is delivered and marked afte
   server hands over again (offline storage, the archive caught up from after a
   restart) is recognised; then the message's place in the account's history is kept,
   so a crash before the row was written is caught up from the server's archive. It is
-  sent to Matrix with a txnId derived from that ID; a row that may have been sent
-  before (by an earlier run) is first looked for in the room (`send_once`).
+  handed to the bridge's outbox (mercato/matrix/outbox.py) with a txnId derived from
+  that ID: sent once, in the portal's order, with the network's time; the outbox's hook
+  (`relayed`) records which Matrix event it became. A row an earlier run may have sent
+  before the outbox kept it is first looked for in the room (`find_marked`).
 - What the user wrote from another of their apps (carbons, the archive) arrives the
   same way and shows as a notice from the contact's ghost, "You (from another
   device): …": the bridge cannot post as the Matrix user.
@@ -42,7 +44,8 @@ from bridges.contacts.media import MediaError, stream_media
 from mercato.commands import strip_reply_fallback
 from mercato.faults import fault_point
 from mercato.logging import get_logger
-from mercato.matrix.sending import send_once
+from mercato.matrix.outbox import Message, MessageParked, Outgoing
+from mercato.matrix.sending import find_marked
 from mercato.net import fetchable
 
 log = get_logger(__name__)
@@ -50,6 +53,8 @@ log = get_logger(__name__)
 IN, OUT = "in", "out"
 FILE_TYPES = ("m.image", "m.file", "m.video", "m.audio")
 FROM_ME = "You (from another device)"
+RELAYED = "relayed"  # the outbox's kind of a network message; its subject: the row's seq
+REPLY_WAIT_SECONDS = 10.0  # how long a reply waits for the message it answers to be sent
 
 
 def _digest(*parts: str) -> str:
@@ -73,6 +78,7 @@ class Messages:
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         # Inbound rows recorded by this run and not tried yet: no earlier send to look for.
         self._untried: set[int] = set()
+        bridge.outbox.on_sent(RELAYED, self.relayed)
 
     def _lock(self, *key: str) -> asyncio.Lock:
         return self._locks.setdefault((key[0], key[1], key[2]), asyncio.Lock())
@@ -106,25 +112,34 @@ class Messages:
         await self.flush_in(connector, login)
 
     async def flush_in(self, connector: Connector, login: store.Login) -> None:
-        """Deliver what arrived and is not in Matrix yet, oldest first; stop at a failure."""
+        """Hand what arrived and is not in Matrix yet to the outbox, oldest first; stop at
+        a failure."""
         async with self._lock(connector.network, login.user_id, IN):
             for row in await store.pending(self.bridge.db, connector.network, login.user_id,
                                            IN):
-                # An earlier run, or an earlier try, may have sent it before it could
-                # say so: look in the room first.
+                txn_id = incoming_txn(connector.network, login.user_id, row.remote_id,
+                                      row.remote_msg_id)
+                if await self.bridge.outbox.state_of(txn_id) is not None:
+                    continue  # in the outbox: `relayed` marks it when it is sent
+                # An earlier run may have sent it before the outbox kept it: look first.
                 look_first = row.seq not in self._untried
                 self._untried.discard(row.seq)
                 try:
-                    event_id = await self._deliver_in(connector, login, row, look_first)
+                    await self._deliver_in(connector, login, row, txn_id, look_first)
                 except (MatrixError, aiohttp.ClientError, OSError) as e:
                     log.warning("network.deliver_failed", network=connector.network,
                                 user_id=login.user_id, error=str(e))
                     return  # kept: the next flush tries again, in order
-                fault_point("network.after_deliver")
-                await store.delivered(self.bridge.db, row.seq, event_id)
+
+    async def relayed(self, message: Outgoing, event_id: str) -> None:
+        """The outbox sent a network message: its row records the Matrix event (again, if
+        the process stopped in between)."""
+        fault_point("network.after_deliver")  # sent to Matrix, not yet marked as sent
+        if message.subject:
+            await store.delivered(self.bridge.db, int(message.subject), event_id)
 
     async def _deliver_in(self, connector: Connector, login: store.Login,
-                          row: store.Message, look_first: bool) -> str:
+                          row: store.Message, txn_id: str, look_first: bool) -> None:
         contact = RemoteID(row.remote_id)
         portal = await store.portal(self.bridge.db, connector.network, login.user_id, contact)
         if portal is None:  # someone outside the roster wrote: they get a portal too
@@ -140,8 +155,7 @@ class Messages:
             content = await self._file_content(connector, portal.ghost_id, payload["file"],
                                                payload.get("text") or "")
         if payload.get("reply_to"):
-            replied = await store.event_for(self.bridge.db, connector.network, login.user_id,
-                                            contact, payload["reply_to"])
+            replied = await self._replied(connector, login, contact, payload["reply_to"])
             if replied:
                 content["m.relates_to"] = {"m.in_reply_to": {"event_id": replied}}
         ghost = self.bridge.intent_for(UserID(portal.ghost_id))
@@ -150,10 +164,27 @@ class Messages:
                                                         user) == Membership.LEAVE:
             # They left the chat; a new message from the contact brings them back.
             await ghost.invite_user(RoomID(portal.room_id), user)
-        return await send_once(
-            ghost, portal.room_id, content,
-            txn_id=incoming_txn(connector.network, login.user_id, contact, row.remote_msg_id),
-            timestamp=payload.get("ts") or None, look_first=look_first)
+        found = await find_marked(ghost, portal.room_id, txn_id) if look_first else None
+        if found:
+            await store.delivered(self.bridge.db, row.seq, found)
+            return
+        await self.bridge.outbox.record(Message(
+            txn_id=txn_id, room_id=portal.room_id, sender=portal.ghost_id, content=content,
+            kind=RELAYED, subject=str(row.seq), timestamp=payload.get("ts") or None))
+
+    async def _replied(self, connector: Connector, login: store.Login, contact: RemoteID,
+                       reply_to: str) -> str | None:
+        """The Matrix event of the message answered; if it is still in the outbox, once it
+        is sent (or None after a short wait: the reply goes without the link)."""
+        replied = await store.event_for(self.bridge.db, connector.network, login.user_id,
+                                        contact, reply_to)
+        txn_id = incoming_txn(connector.network, login.user_id, contact, reply_to)
+        if replied or await self.bridge.outbox.state_of(txn_id) is None:
+            return replied
+        try:
+            return await self.bridge.outbox.wait_sent(txn_id, REPLY_WAIT_SECONDS)
+        except MessageParked:
+            return None
 
     async def _file_content(self, connector: Connector, ghost_id: str, file: dict[str, str],
                             text: str) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from bridges.contacts.summary import room_link
 from mercato.config import MercatoConfig
 from mercato.db import Database
 from mercato.logging import get_logger
-from mercato.matrix.sending import create_room_once, send_once
+from mercato.matrix.outbox import Message, Outbox
+from mercato.matrix.sending import create_room_once
 
 log = get_logger(__name__)
 
@@ -43,6 +44,7 @@ _KEPT = set("abcdefghijklmnopqrstuvwxyz0123456789._/+-")
 # Portals opened by one roster import; the other contacts get theirs when they write
 # (or with `<network> chat`), so a large roster does not flood the user with invites.
 MAX_PORTALS_PER_IMPORT = 100
+NOTICE = "network_notice"  # the outbox's kind of what the bot or a ghost tells the user
 
 
 class BridgeSide(Protocol):
@@ -52,6 +54,7 @@ class BridgeSide(Protocol):
     db: Database
     discovery: Discovery
     spaces: ContactsSpaces  # opens native chats, kept in each user's Contacts space
+    outbox: Outbox  # every message sent: recorded first, sent once, in each room's order
 
     @property
     def state_store(self) -> ASStateStore: ...  # memberships, as the homeserver sent them
@@ -268,9 +271,9 @@ class Portals:
                  "invitation)" if chat else f"start a Matrix chat with them: {matrix_to(owner)}")
         text = (f"{portal.name} is on Mercato now as {owner}. Continue there — {where}. This "
                 f"chat still reaches them on {connector.label} as long as they use it.")
-        ghost = self.bridge.intent_for(UserID(portal.ghost_id))
-        await send_once(ghost, portal.room_id, {"msgtype": "m.notice", "body": text},
-                        txn_id=f"mercato.contacts.moved.{portal.room_id}")
+        await self.bridge.outbox.record(Message(
+            txn_id=f"mercato.contacts.moved.{portal.room_id}", room_id=portal.room_id,
+            sender=portal.ghost_id, content={"msgtype": "m.notice", "body": text}, kind=NOTICE))
         dm_room = await self.db.fetchval("SELECT dm_room_id FROM bridge_user WHERE user_id=$1",
                                          owner)
         if dm_room:
@@ -278,11 +281,11 @@ class Portals:
                     f"{portal.remote_id}, is on Mercato too"
                     + (f": I opened a chat between you, {room_link(chat, server)} — accept the "
                        "invitation." if chat else f": {matrix_to(portal.user_id)}."))
-            try:
-                await send_once(self.bridge.bot, dm_room, {"msgtype": "m.notice", "body": told},
-                                txn_id=f"mercato.contacts.moved.{portal.room_id}.{owner}")
-            except MatrixRequestError as e:  # they left the chat with the bot
-                log.info("network.moved_untold", errcode=e.errcode)
+            # If they left the chat with the bot, the outbox gives up on it (`outbox.parked`).
+            await self.bridge.outbox.record(Message(
+                txn_id=f"mercato.contacts.moved.{portal.room_id}.{owner}", room_id=dm_room,
+                sender=self.bridge.bot.mxid, content={"msgtype": "m.notice", "body": told},
+                kind=NOTICE))
         await store.set_moved(self.db, portal.room_id, owner)
         log.info("network.contact_moved", network=portal.network, user_id=portal.user_id,
                  moved_to=owner)
