@@ -363,9 +363,12 @@ class Outbox:
 
     async def _failed(self, message: Outgoing, attempts: int, error: str) -> bool:
         parked = BACKOFF.parks(attempts)
+        # A parked message is never sent: a forgetful outbox keeps no more of it than of one
+        # that was (the room, the error and the transaction ID stay, for the operator).
+        forget = ", content='{}', subject=NULL" if parked and self.forget_sent else ""
         await self.db.execute(
             "UPDATE outbound_message SET last_error=$1, next_attempt_at=$2, state=$3"
-            " WHERE id=$4", error[:2000], BACKOFF.next_try_at(attempts),
+            f"{forget} WHERE id=$4", error[:2000], BACKOFF.next_try_at(attempts),
             "failed" if parked else "pending", message.id)
         MESSAGES.labels(self.component, message.kind, "parked" if parked else "retry").inc()
         if parked:

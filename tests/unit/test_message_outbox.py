@@ -227,6 +227,22 @@ async def test_a_bridged_message_keeps_its_network_time_and_a_forgetful_outbox_i
     assert (json.loads(row["content"]), row["subject"]) == ({}, None)
 
 
+async def test_a_forgetful_outbox_keeps_no_words_of_a_parked_message(
+        db: Database, rooms: Room) -> None:
+    outbox = Outbox(db, "test", lambda mxid: Intent(rooms, mxid),  # type: ignore[arg-type]
+                    forget_sent=True)
+    rooms.failing["!p:localhost"] = 1
+    await outbox.record(Message(txn_id="in.2", room_id="!p:localhost", sender=SHOP,
+                                content=_text(2), kind="relayed", subject="8"))
+    await db.execute("UPDATE outbound_message SET attempts=$1 WHERE txn_id='in.2'",
+                     outbox_module.BACKOFF.max_attempts - 1)
+    await _drain(outbox)
+    row = await db.fetchrow("SELECT state, content, subject, last_error FROM outbound_message"
+                            " WHERE txn_id='in.2'")
+    assert (row["state"], json.loads(row["content"]), row["subject"]) == ("failed", {}, None)
+    assert row["last_error"]
+
+
 async def test_send_answers_none_when_the_homeserver_is_too_slow(
         db: Database, rooms: Room, outbox: Outbox) -> None:
     # No worker running: the message stays recorded, to be sent later.
