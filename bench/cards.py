@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from appservices.commerce.catalog.importing import CatalogFile
+from appservices.commerce.catalog.import_file import CatalogFile
 from appservices.commerce.catalog.products import Product, product_page_url, render_card
 
 ROUNDS = 5

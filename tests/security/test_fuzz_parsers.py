@@ -38,7 +38,8 @@ from hypothesis import strategies as st
 
 from appservices.commerce.campaigns import rules as campaigns
 from appservices.commerce.catalog import products
-from appservices.commerce.catalog.importing import CatalogFile, import_catalog
+from appservices.commerce.catalog.import_file import CatalogFile
+from appservices.commerce.catalog.importing import import_catalog
 from appservices.commerce.catalog.products import Product
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.errors import InvalidInput

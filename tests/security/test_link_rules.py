@@ -14,7 +14,7 @@ import pytest
 
 from appservices.commerce.campaigns import rules as campaigns
 from appservices.commerce.catalog import products
-from appservices.commerce.catalog.importing import CatalogFile
+from appservices.commerce.catalog.import_file import CatalogFile
 from appservices.commerce.links import LinkPolicy, LinkRefused, check_links
 from appservices.commerce.shops import rules as shop_rules
 from mercato.values import InvalidValue

@@ -21,12 +21,9 @@ from PIL import Image
 from appservices.commerce.api import api_errors
 from appservices.commerce.catalog import import_routes as import_api
 from appservices.commerce.catalog import storage as product_rows
-from appservices.commerce.catalog.importing import (
-    CatalogFile,
-    ImageUnavailable,
-    html_to_text,
-    import_catalog,
-)
+from appservices.commerce.catalog.import_file import CatalogFile
+from appservices.commerce.catalog.import_formats import html_to_text
+from appservices.commerce.catalog.importing import ImageUnavailable, import_catalog
 from appservices.commerce.catalog.products import Product
 from appservices.commerce.cli import catalog as catalog_cli
 from appservices.commerce.config import CommerceConfig

@@ -163,7 +163,8 @@ async def refresh_cards(db: Database, matrix: CatalogMatrix, merchant: store.Mer
                         product: Product) -> int:
     """Edit every card of this product the shop posted, so it shows what is true now.
 
-    An edit that fails is retried by the delivery worker (card_delivery.py); the count is of those sent.
+    An edit that fails is retried by the delivery worker (card_delivery.py); the count is
+    of those sent.
     """
     return await card_edits.refresh_cards(db, matrix, merchant, product,
                                           card_for(matrix, merchant, product))
