@@ -81,7 +81,7 @@ class CommerceAppService(CommerceMatrix):
         else:
             await self.provision_shop(merchant)
         await store.insert_api_key(self.db, slug, demo.api_key, key_id="demo", label="demo",
-                                    role="owner", created_by="demo-seed")
+                                   role="owner", created_by="demo-seed")
 
     # -- Matrix events -------------------------------------------------------------------
 

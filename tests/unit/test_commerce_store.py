@@ -49,7 +49,7 @@ async def add_api_key(db: Database, slug: MerchantSlug, key: str) -> None:
         await store.store_api_key(db, slug, key, "ci")
     else:
         await store.insert_api_key(db, slug, key, key_id=store.hash_api_key(key)[:8], label="ci",
-                                    role="editor", created_by="@merchant:localhost")
+                                   role="editor", created_by="@merchant:localhost")
 
 
 async def merchant_for_api_key(db: Database, key: str) -> store.Merchant | None:

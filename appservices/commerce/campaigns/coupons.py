@@ -81,6 +81,6 @@ async def redeem(db: Database, principal: Principal, slug: str, code: Any) -> di
         raise Conflict(f"{code} was already redeemed on {when:%Y-%m-%d %H:%M} UTC.",
                        errcode="MERCATO_CODE_USED")
     await store.audit(db, slug, principal.actor, "coupon_redeemed", code=code,
-                       coupon=found["coupon_id"])
+                      coupon=found["coupon_id"])
     return {"code": code, "coupon": found["coupon_id"], "title": found["title"],
             "user_id": found["user_id"], "redeemed_at": now}

@@ -136,7 +136,7 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
             image_info=image_info, silent=silent, channel_ids=channel_ids,
             coupon_id=coupon_id, created_by=principal.actor)
         await store.audit(conn, slug, principal.actor, "campaign_created",
-                           campaign=campaign_id, kind=kind)
+                          campaign=campaign_id, kind=kind)
     campaign = await rows.get_campaign(db, campaign_id)
     assert campaign is not None
     return campaign
@@ -189,7 +189,7 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
         campaigns.check_quota(merchant.daily_post_quota, used, oldest, now)
         await rows.set_campaign(conn, campaign_id, state="scheduled", scheduled_at=when)
         await store.audit(conn, slug, principal.actor, "campaign_scheduled",
-                           campaign=campaign_id, at=when)
+                          campaign=campaign_id, at=when)
     matrix.wake_outbox()
     return await _reload(db, campaign_id)
 
@@ -204,7 +204,7 @@ async def cancel(db: Database, principal: Principal, slug: str,
                            "scheduled campaigns can be cancelled.", errcode="MERCATO_WRONG_STATE")
         await rows.set_campaign(conn, campaign_id, state="cancelled")
         await store.audit(conn, slug, principal.actor, "campaign_cancelled",
-                           campaign=campaign_id)
+                          campaign=campaign_id)
     return await _reload(db, campaign_id)
 
 
@@ -222,7 +222,7 @@ async def retract(db: Database, matrix: BroadcastMatrix, principal: Principal, s
         await rows.set_campaign(conn, campaign_id, state="retracted",
                                 retracted_at=int(time.time() * 1000))
         await store.audit(conn, slug, principal.actor, "campaign_retracted",
-                           campaign=campaign_id)
+                          campaign=campaign_id)
     return await _reload(db, campaign_id)
 
 

@@ -259,9 +259,9 @@ async def _audit(db: Database, principal: Principal, slug: str, report: ImportRe
         return
     try:
         await store.audit(db, slug, principal.actor, action, format=report.format,
-                           encoding=report.encoding, rows=report.rows, imported=report.imported,
-                           updated=report.updated, refused=report.refused_count,
-                           skipped=report.skipped, warnings=report.warning_count)
+                          encoding=report.encoding, rows=report.rows, imported=report.imported,
+                          updated=report.updated, refused=report.refused_count,
+                          skipped=report.skipped, warnings=report.warning_count)
     except Exception:
         if action == "catalog_imported":
             raise

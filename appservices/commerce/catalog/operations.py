@@ -114,7 +114,7 @@ async def update_product(db: Database, matrix: CatalogMatrix, principal: Princip
     async with transaction(db) as conn:
         await rows.upsert_product(conn, slug, merged)
         await store.audit(conn, slug, principal.actor, "product_updated", sku=sku,
-                           fields=sorted(changes))
+                          fields=sorted(changes))
     after = await get_product(db, slug, sku)
     if (before.price, before.currency, before.stock, before.original_price) != (
             after.price, after.currency, after.stock, after.original_price) or (

@@ -91,7 +91,7 @@ async def report_post(request: web.Request) -> web.Response:
     report_id = await store.insert_report(ctx.db, channel.merchant_slug, room_id, event_id,
                                           principal.user_id, reason)
     await store.audit(ctx.db, channel.merchant_slug, principal.user_id, "post_reported",
-                       report=report_id, event_id=event_id)
+                      report=report_id, event_id=event_id)
     return web.json_response({"report": report_id, "shop": channel.merchant_slug}, status=201)
 
 

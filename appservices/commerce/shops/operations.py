@@ -1,4 +1,4 @@
-"""Merchant accounts: the shop lifecycle, verification, staff and keys.
+"""Merchant accounts: the shop lifecycle and verification (staff and keys: staff.py).
 
 The HTTP API and the bot call these functions; Matrix side effects go through the
 `ShopMatrix` port, so this module knows nothing of routes or events. Every change
@@ -18,11 +18,11 @@ from appservices.commerce import links
 from appservices.commerce.errors import CommerceError, Conflict, Forbidden, InvalidInput, NotFound
 from appservices.commerce.shops import rules as shop_rules
 from appservices.commerce.shops import storage as store
-from appservices.commerce.shops.roles import Action, Role, parse_role, role_can
+from appservices.commerce.shops.roles import Action, Role, role_can
 from mercato.db import Database, transaction
 from mercato.logging import get_logger
 from mercato.types import MerchantSlug, RoomID, UserID
-from mercato.values import json_kind, plain_text
+from mercato.values import plain_text
 
 log = get_logger(__name__)
 
@@ -125,12 +125,6 @@ def require_operator(principal: Principal) -> None:
         raise Forbidden("Only the operator of this Mercato server may do this.")
 
 
-def _role_text(role: Any) -> str:
-    if role is not None and not isinstance(role, str):
-        raise InvalidInput("role", f"must be text such as \"editor\", not {json_kind(role)}")
-    return role or ""
-
-
 def validate_user_id(value: Any, field: str = "user_id") -> str:
     if not isinstance(value, str) or not MATRIX_USER_ID.match(value) or len(value) > 255:
         raise InvalidInput(field, "must be a Matrix user ID such as @alice:example.org")
@@ -168,7 +162,7 @@ async def apply(db: Database, matrix: ShopMatrix, principal: Principal,
         await store.insert_merchant(conn, merchant)
         await store.put_staff(conn, merchant.slug, owner, Role.OWNER, principal.actor)
         await store.audit(conn, merchant.slug, principal.actor, "applied",
-                           name=merchant.name, website=merchant.website, owner=owner)
+                          name=merchant.name, website=merchant.website, owner=owner)
         if flag:
             await store.audit(conn, merchant.slug, "mercato", "flagged", reason=flag)
     log.info("merchant.applied", slug=merchant.slug, owner=owner, flagged=bool(flag))
@@ -225,7 +219,7 @@ async def verify(db: Database, matrix: ShopMatrix, principal: Principal, slug: s
     async with transaction(db) as conn:
         await store.update_merchant(conn, slug, **changes)
         await store.audit(conn, slug, principal.actor, "verified", method=method,
-                           website=merchant.website)
+                          website=merchant.website)
     return await get_shop(db, slug)
 
 
@@ -304,90 +298,6 @@ def shop_texts(merchant: store.Merchant) -> list[str]:
             *(str(item.get("reply", "")) for item in replies)]
 
 
-# -- staff -----------------------------------------------------------------------------
-
-async def add_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug: str,
-                    user_id: Any, role: Any) -> StaffChange:
-    merchant = await require(db, principal, slug, Action.MANAGE_STAFF)
-    user_id = validate_user_id(user_id)
-    try:
-        parsed = parse_role(_role_text(role))
-    except ValueError as e:
-        raise InvalidInput("role", str(e)) from None
-    current = await store.staff_role(db, slug, user_id)
-    if current == Role.OWNER and parsed != Role.OWNER and await store.owner_count(db, slug) <= 1:
-        raise Conflict("This is the shop's last owner; add another owner first.",
-                       errcode="MERCATO_LAST_OWNER")
-    # Staff of other servers are staff even while their server cannot be reached: roles
-    # are Mercato's, and the invite is retried whenever the owner adds them again.
-    warning = ""
-    try:
-        invite = await matrix.invite_staff(merchant, user_id)
-    except StaffInviteFailed as e:
-        if e.user_unknown:
-            raise InvalidInput("user_id", f"there is no user {user_id} on this server; check "
-                                          "the spelling") from None
-        invite = "failed"
-        warning = (f"{user_id} is {parsed.value} of '{slug}', but could not be invited to the "
-                   f"staff room ({e.reason}). They can already use the shop bot; add them "
-                   "again later to retry the invite.")
-    async with transaction(db) as conn:
-        if current != parsed:
-            await store.put_staff(conn, slug, user_id, parsed, principal.actor)
-            await store.audit(conn, slug, principal.actor,
-                               "staff_added" if current is None else "staff_role_changed",
-                               user_id=user_id, role=parsed.value)
-        if invite == "failed":
-            await store.audit(conn, slug, principal.actor, "staff_invite_failed",
-                               user_id=user_id, reason=warning)
-    member = next(s for s in await store.staff_of(db, slug) if s.user_id == user_id)
-    return StaffChange(member, invite, warning)
-
-
-async def remove_staff(db: Database, matrix: ShopMatrix, principal: Principal, slug: str,
-                       user_id: str) -> None:
-    merchant = await require(db, principal, slug, Action.MANAGE_STAFF)
-    role = await store.staff_role(db, slug, user_id)
-    if role is None:
-        raise NotFound(f"{user_id} is not staff of '{slug}'.")
-    if role == Role.OWNER and await store.owner_count(db, slug) <= 1:
-        raise Conflict("This is the shop's last owner; add another owner first.",
-                       errcode="MERCATO_LAST_OWNER")
-    if merchant.staff_room_id:
-        await matrix.remove_staff(merchant, user_id)
-    async with transaction(db) as conn:
-        await store.delete_staff(conn, slug, user_id)
-        await store.audit(conn, slug, principal.actor, "staff_removed", user_id=user_id)
-
-
-# -- API keys --------------------------------------------------------------------------
-
-async def create_api_key(db: Database, principal: Principal, slug: str, label: Any,
-                         role: Any = "editor") -> tuple[store.ApiKey, str]:
-    await require(db, principal, slug, Action.MANAGE_KEYS)
-    label = plain_text("label", label, 64, required=True)
-    try:
-        parsed = parse_role(_role_text(role) or "editor")
-    except ValueError as e:
-        raise InvalidInput("role", str(e)) from None
-    key_id, key = store.new_api_key()
-    async with transaction(db) as conn:
-        await store.insert_api_key(conn, slug, key, key_id=key_id, label=label,
-                                    role=parsed.value, created_by=principal.actor)
-        await store.audit(conn, slug, principal.actor, "api_key_created", key_id=key_id,
-                           label=label, role=parsed.value)
-    created = next(k for k in await store.list_api_keys(db, slug) if k.key_id == key_id)
-    return created, key
-
-
-async def revoke_api_key(db: Database, principal: Principal, slug: str, key_id: str) -> None:
-    await require(db, principal, slug, Action.MANAGE_KEYS)
-    async with transaction(db) as conn:
-        if not await store.revoke_api_key(conn, slug, key_id):
-            raise NotFound(f"No active API key '{key_id}' in '{slug}'.")
-        await store.audit(conn, slug, principal.actor, "api_key_revoked", key_id=key_id)
-
-
 def _replace(merchant: store.Merchant, **changes: Any) -> store.Merchant:
     from dataclasses import replace
 
@@ -412,14 +322,14 @@ async def check_domain_proof(db: Database, matrix: ShopMatrix, principal: Princi
     except Exception as e:
         async with transaction(db) as conn:
             await store.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
-                               reason="unreachable", error=str(e)[:300])
+                              reason="unreachable", error=str(e)[:300])
         raise CommerceError(f"Could not read {url}: {e}. Publish the token there over HTTPS "
                             "and try again.", errcode="MERCATO_DOMAIN_PROOF_UNREACHABLE",
                             status=422) from None
     if merchant.domain_token not in published.split():
         async with transaction(db) as conn:
             await store.audit(conn, slug, principal.actor, "domain_proof_failed", url=url,
-                               reason="mismatch")
+                              reason="mismatch")
         raise CommerceError(f"{url} does not contain the token {merchant.domain_token}.",
                             errcode="MERCATO_DOMAIN_PROOF_MISMATCH", status=422)
     return await verify(db, matrix, principal, slug, method="domain")

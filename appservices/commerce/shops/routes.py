@@ -14,8 +14,8 @@ from appservices.commerce.auth import require_principal, require_user
 from appservices.commerce.errors import InvalidInput, NotFound
 from appservices.commerce.http import STRING, ApiContext, caller, json_body, route
 from appservices.commerce.shops import operations as merchants
+from appservices.commerce.shops import staff, views
 from appservices.commerce.shops import storage as store
-from appservices.commerce.shops import views
 from appservices.commerce.shops.roles import Action
 from mercato.http_api import Spec, query_number
 
@@ -193,7 +193,7 @@ async def add_staff(request: web.Request) -> web.Response:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"user_id\": …, \"role\": …}")
-    change = await merchants.add_staff(ctx.db, ctx.matrix, require_principal(principal),
+    change = await staff.add_staff(ctx.db, ctx.matrix, require_principal(principal),
                                        request.match_info["slug"], body.get("user_id"),
                                        body.get("role"))
     return web.json_response({**views.staff_member(change.member),
@@ -204,7 +204,7 @@ async def add_staff(request: web.Request) -> web.Response:
 @route("DELETE", "/shops/{slug}/staff/{user_id}", Spec("Remove a staff member", auth="staff"))
 async def remove_staff(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    await merchants.remove_staff(ctx.db, ctx.matrix, require_principal(principal),
+    await staff.remove_staff(ctx.db, ctx.matrix, require_principal(principal),
                                  request.match_info["slug"], request.match_info["user_id"])
     return web.json_response({})
 
@@ -229,7 +229,7 @@ async def create_key(request: web.Request) -> web.Response:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"label\": …, \"role\": …}")
-    key, secret = await merchants.create_api_key(
+    key, secret = await staff.create_api_key(
         ctx.db, require_principal(principal), request.match_info["slug"], body.get("label"),
         body.get("role", "editor"))
     return web.json_response({**views.api_key(key), "key": secret}, status=201)
@@ -238,7 +238,7 @@ async def create_key(request: web.Request) -> web.Response:
 @route("DELETE", "/shops/{slug}/keys/{key_id}", Spec("Revoke an API key", auth="staff"))
 async def revoke_key(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    await merchants.revoke_api_key(ctx.db, require_principal(principal),
+    await staff.revoke_api_key(ctx.db, require_principal(principal),
                                    request.match_info["slug"], request.match_info["key_id"])
     return web.json_response({})
 
