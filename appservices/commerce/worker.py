@@ -36,7 +36,7 @@ class DeliveryWorker:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
-        outage = OutageLog(log, "outbox")
+        outage = OutageLog(log, "delivery")
         while True:
             self.wakeup.clear()
             try:
@@ -47,7 +47,7 @@ class DeliveryWorker:
                 raise
             except Exception as e:
                 if not outage.failed(e):
-                    log.exception("outbox.pass_failed")
+                    log.exception("delivery.pass_failed")
             try:
                 await asyncio.wait_for(self.wakeup.wait(), 1.0)
             except TimeoutError:
