@@ -82,6 +82,15 @@ def test_labels_and_masks_never_repeat_a_formula_or_a_number() -> None:
     assert mask_phone("12") == ""
 
 
+def test_labels_keep_emoji_sequences_and_joiners_but_not_bidi_overrides() -> None:
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"  # 👨‍👩‍👧, one glyph
+    assert safe_label(f"{family} Nordmann") == f"{family} Nordmann"
+    assert safe_label("\u2764\ufe0f Kari") == "\u2764\ufe0f Kari"  # ❤️: a variation selector
+    assert safe_label("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645")  # می‌خواهم: a ZWNJ
+    assert safe_label("Ola\u202eevil\u2066x\u200b\u2060y") == "Ola evil x y"
+
+
 # -- the identity service's hashing (Matrix spec, identity service v2 /lookup) -----------
 
 def test_lookup_hash_matches_the_spec_examples() -> None:

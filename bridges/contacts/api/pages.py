@@ -79,7 +79,7 @@ def page_rules() -> dict[str, Any]:
     return {
         "headers": browser_rules(),
         "labels": {"max_chars": model.MAX_LABEL_CHARS, "formula_starts": model.FORMULA_STARTS,
-                   "cjk": model.CJK.pattern},
+                   "cjk": model.CJK.pattern, "kept_invisible": model.KEPT_INVISIBLE},
         "csv": {"max_record_chars": csv_formats.MAX_RECORD_CHARS,
                 "max_record_lines": csv_formats.MAX_RECORD_LINES},
         "text": {"sniff_bytes": text_decoding.SNIFF_BYTES,

@@ -16,6 +16,10 @@ MAX_LABEL_CHARS = 60
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "|", "%")
+# Invisible characters that are part of how a name is written, kept in labels: the zero-width
+# joiner and non-joiner (emoji sequences such as 👨\u200d👩\u200d👧, Persian and Indic names).
+# Variation selectors are marks, printable already; bidi overrides and other controls go.
+KEPT_INVISIBLE = "\u200c\u200d"
 
 
 class Medium(StrEnum):
@@ -97,7 +101,8 @@ def personal_name(given: str, family: str, additional: str = "", prefix: str = "
 
 def safe_label(name: str) -> str:
     """A name fit to echo back: one line, short, and never a spreadsheet formula."""
-    text = " ".join("".join(c if c.isprintable() else " " for c in name).split())
+    text = " ".join("".join(c if c.isprintable() or c in KEPT_INVISIBLE else " "
+                            for c in name).split())
     if len(text) > MAX_LABEL_CHARS:
         text = text[:MAX_LABEL_CHARS - 1] + "…"
     if text.startswith(FORMULA_STARTS):

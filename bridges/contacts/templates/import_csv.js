@@ -65,7 +65,8 @@ export function headerRules(rules) {
 // -- labels and the summary line (model.safe_label, summary.columns_used) --------------------
 
 export function safeLabel(name, labels) {
-  let chars = [...name.replace(/[\p{C}\p{Z}]/gu, " ").split(WHITE).filter(Boolean).join(" ")];
+  const shown = name.replace(/[\p{C}\p{Z}]/gu, (c) => (labels.kept_invisible.includes(c) ? c : " "));
+  let chars = [...shown.split(WHITE).filter(Boolean).join(" ")];
   if (chars.length > labels.max_chars) chars = [...chars.slice(0, labels.max_chars - 1), "…"];
   const text = chars.join("");
   return labels.formula_starts.some((start) => text.startsWith(start)) ? "'" + text : text;
