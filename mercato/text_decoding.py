@@ -2,8 +2,9 @@
 
 Shops send catalogs and people send address books as Excel, Outlook, Google and phone
 exports: UTF-8 with or without a BOM, UTF-16 and UTF-32 (with a BOM, or UTF-16 without
-one), GBK/GB18030 (Chinese Excel and WeChat), Shift_JIS (Japanese Excel and Outlook) and
-Windows-1252 (Western Excel) as the Latin fallback. This module is the one place that
+one), GBK/GB18030 (Chinese Excel and WeChat), Big5 (Excel and Outlook in Taiwan and Hong
+Kong), Shift_JIS (Japanese Excel and Outlook) and Windows-1252 (Western Excel) as the Latin
+fallback. This module is the one place that
 decides which, so the catalog import and the contact importers read a file the same way:
 
 - `sniff_encoding(head)` decides from the first bytes (`NotText` for binary data);
@@ -23,6 +24,8 @@ import io
 import re
 from typing import IO, Any
 
+from mercato.common_han import COMMON_HAN
+
 SNIFF_BYTES = 64 * 1024  # the head the encoding is decided from, unless told otherwise
 DEFAULT_MAX_LINE_BYTES = 256 * 1024
 LATIN_FALLBACK = "cp1252"
@@ -30,7 +33,7 @@ LATIN_FALLBACK = "cp1252"
 ENCODING_NAMES = {
     "utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "utf-16": "UTF-16",
     "utf-16-le": "UTF-16 (little-endian, no BOM)", "utf-16-be": "UTF-16 (big-endian, no BOM)",
-    "utf-32": "UTF-32", "gb18030": "GBK/GB18030", "cp932": "Shift_JIS",
+    "utf-32": "UTF-32", "gb18030": "GBK/GB18030", "cp950": "Big5", "cp932": "Shift_JIS",
     "cp1252": "Windows-1252",
 }
 
@@ -45,6 +48,11 @@ _HIGH_BYTES = bytes(range(0x80, 0x100))
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _KANA = re.compile("[\u3040-\u30ff]")
 _JAPANESE = re.compile("[\u3000-\u30ff\u4e00-\u9fff\uff01-\uff5e]")
+# Chinese text: CJK punctuation, the unified ideographs and full-width forms (not kana, not
+# the compatibility ideographs or the rare extensions a wrong reading lands in).
+_HAN = re.compile("[\u3000-\u303f\u4e00-\u9fff\uff01-\uff5e]")
+_COMMON_HAN = frozenset(COMMON_HAN)
+CHINESE = ("gb18030", "cp950")  # GBK (mainland) and Big5 (Taiwan, Hong Kong)
 
 
 def _undecodable(error: UnicodeError) -> tuple[str, int]:
@@ -133,29 +141,64 @@ def _decoded(data: bytes, encoding: str, whole_file: bool) -> str:
 
 
 def guess_legacy(data: bytes) -> str:
-    """Bytes that are not UTF-8: GB18030 when they read as Chinese, Shift_JIS (cp932) when
-    they read as Japanese, else Windows-1252 (Western Europe)."""
+    """Bytes that are not UTF-8: GB18030 or Big5 (cp950) when they read as Chinese,
+    Shift_JIS (cp932) when they read as Japanese, else Windows-1252 (Western Europe)."""
     trimmed = data.rstrip(_HIGH_BYTES)  # maybe a character cut at the end of a sample
     if trimmed != data and _HIGH_RUN.search(trimmed):
         data = trimmed
     runs = _HIGH_RUN.findall(data)
     if not runs:
         return "utf-8"
-    if _chinese_shaped(data) and not _latin_shaped(runs):
-        return "gb18030"
+    chinese = _reads_as_chinese(data, runs)
+    if chinese:
+        return chinese
     if _reads_as_japanese(data):
         return "cp932"
     return LATIN_FALLBACK
 
 
+def _reads_as_chinese(data: bytes, runs: list[bytes]) -> str | None:
+    """GBK or Big5, whichever reading gives more of the common characters (the wrong one
+    gives rare characters, symbols and kana); else GBK when it reads as `_chinese_shaped`
+    (names are often not among the common characters)."""
+    if _latin_shaped(runs):
+        return None
+    gb, big5 = _han_reading(data, "gb18030"), _han_reading(data, "cp950")
+    if big5 and _natural(big5) and big5[2] > (gb[2] if gb else 0):
+        return "cp950"
+    if _chinese_shaped(data):
+        return "gb18030"
+    return None
+
+
+def _han_reading(data: bytes, encoding: str) -> tuple[int, int, int] | None:
+    """The characters above ASCII the bytes read as, how many are Chinese text (`_HAN`) and
+    how many are common; None when they do not decode."""
+    if not _mostly_valid(data, encoding, True):
+        return None
+    wide = [ch for ch in _decoded(data, encoding, True)
+            if ord(ch) > 127 and not SURROGATE.match(ch)]
+    return (len(wide), sum(1 for ch in wide if _HAN.match(ch)),
+            sum(1 for ch in wide if ch in _COMMON_HAN))
+
+
+def _natural(reading: tuple[int, int, int], common_share: float = 0.3) -> bool:
+    """Reads as natural Chinese: all but a few characters Chinese, enough of them common."""
+    wide, han, common = reading
+    return wide > 0 and han >= 0.9 * wide and common >= common_share * wide
+
+
 def _chinese_shaped(data: bytes) -> bool:
-    """Chinese text in GBK is mostly byte pairs in the GB2312 block (both bytes >= 0xA1);
-    Windows-1252 text read as GBK pairs an accented letter with the ASCII one after it."""
+    """Chinese text in GBK is mostly byte pairs in the GB2312 block (both bytes >= 0xA1),
+    or common traditional characters (outside it); Windows-1252 text read as GBK pairs an
+    accented letter with the ASCII one after it, a rare character."""
     if not _mostly_valid(data, "gb18030", True):
         return False
     text = _decoded(data, "gb18030", True)
-    wide = [ch.encode("gb18030") for ch in text if ord(ch) > 127 and not SURROGATE.match(ch)]
-    common = sum(1 for b in wide if len(b) == 2 and b[0] >= 0xA1 and b[1] >= 0xA1)
+    wide = [(ch, ch.encode("gb18030")) for ch in text
+            if ord(ch) > 127 and not SURROGATE.match(ch)]
+    common = sum(1 for ch, b in wide if (len(b) == 2 and b[0] >= 0xA1 and b[1] >= 0xA1)
+                 or ch in _COMMON_HAN)
     return bool(wide) and common >= 0.8 * len(wide)
 
 
@@ -190,9 +233,20 @@ def _reads_well(line: bytes, encoding: str) -> bool:
     Windows-1252)."""
     if encoding == "gb18030":
         return _chinese_shaped(line)
+    if encoding == "cp950":
+        big5 = _han_reading(line, "cp950")
+        return big5 is not None and _natural(big5, common_share=0)
     if encoding == "cp932":
         return _reads_as_japanese(line, kana=False)
     return True
+
+
+def _as_common(line: bytes, encoding: str, other: str) -> bool:
+    """The line reads as Chinese in `encoding`, with as many common characters as in `other`."""
+    reading, theirs = _han_reading(line, encoding), _han_reading(line, other)
+    if reading is None or not _natural(reading, common_share=0):
+        return False
+    return theirs is None or reading[2] >= theirs[2]
 
 
 # -- a file-like stream as text (pull) ---------------------------------------------------
@@ -259,6 +313,8 @@ def decode_line(raw: bytes, encoding: str) -> tuple[str, bool]:
         candidates = [own]
     elif own == LATIN_FALLBACK and _reads_well(raw, encoding):
         candidates = [encoding, own]  # a short Chinese line may look Latin too ("王")
+    elif own in CHINESE and encoding in CHINESE and _as_common(raw, encoding, own):
+        candidates = [encoding, own]  # a name of rare characters reads in GBK and Big5
     else:
         candidates = [own, encoding]
     for candidate in candidates:

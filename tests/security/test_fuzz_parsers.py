@@ -474,9 +474,9 @@ def test_contacts_files_give_only_e164_numbers(data: bytes, region: str | None) 
 # -- the text decoder (mercato/text_decoding.py) --------------------------------------------
 
 DECODER_ENCODINGS = {"utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32",
-                     "gb18030", "cp932", "cp1252"}
+                     "gb18030", "cp950", "cp932", "cp1252"}
 TEXTS_IN_ENCODINGS = st.tuples(TEXT, st.sampled_from(
-    ["utf-8", "utf-8-sig", "utf-16", "utf-32", "gb18030", "shift_jis", "cp1252"])).map(
+    ["utf-8", "utf-8-sig", "utf-16", "utf-32", "gb18030", "big5", "shift_jis", "cp1252"])).map(
     lambda pair: pair[0].encode(pair[1], errors="replace"))
 
 

@@ -15,9 +15,11 @@ PIECES = [
     "Имя,Телефон 1 — значение", "name,phone,email", "张伟,138 0013 8000,zw@example.cn",
     "山田太郎,090-1234-5678,t@example.jp", "François,06 12 34 56 78", "\"a,\"\"b\"\",c",
     "=cmd|' /C calc'!A0,+47 1", "\"open quote,1", "", "Ærø;Œuvre;“x”", "電話,電子郵件",
+    "姓名,行動電話,電子郵件", "陳大文,0912 345 678,dw@example.tw", "Åse;Müller",
 ]
-ENCODINGS = ["utf-8", "gbk", "cp932", "cp1252", "utf-16", "utf-16-le", "utf-8-sig"]
-JUNK = [b"\x80", b"\xff\xfe", b"\x00", b"\x81\x30", b"\xa1", b"\r", b"\x1b[0m", b"\xef\xbb"]
+ENCODINGS = ["utf-8", "gbk", "cp950", "cp932", "cp1252", "utf-16", "utf-16-le", "utf-8-sig"]
+JUNK = [b"\x80", b"\xff\xfe", b"\x00", b"\x81\x30", b"\xa1", b"\r", b"\x1b[0m", b"\xef\xbb",
+        b"\xc6\xa1", b"\xc7\xfd", b"\xa3\xc0", b"\xc8\xa4", b"\x87\x40"]
 
 
 def _random_file(rng: random.Random) -> bytes:
@@ -26,7 +28,7 @@ def _random_file(rng: random.Random) -> bytes:
     for _ in range(rng.randint(1, 8)):
         text = rng.choice(PIECES)
         line_encoding = encoding if rng.random() < 0.8 or "16" in encoding else rng.choice(
-            ["utf-8", "gbk", "cp932", "cp1252"])
+            ["utf-8", "gbk", "cp950", "cp932", "cp1252"])
         data = text.encode(line_encoding, errors="ignore")
         if rng.random() < 0.15 and "16" not in encoding:
             data += rng.choice(JUNK)

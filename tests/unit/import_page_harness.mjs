@@ -34,5 +34,7 @@ for (const [name, data] of Object.entries(request.files)) {
 }
 const headers = Object.fromEntries(request.headers.map((h) => [h, classify(h)]));
 const formats = request.header_rows.map(exportFormat);
-const guesses = request.guesses.map((data) => decoding.guessLegacy(new Uint8Array(Buffer.from(data, "base64"))));
+const commonHan = new Set(request.rules.text.common_han);
+const guesses = request.guesses.map((data) => decoding.guessLegacy(
+  new Uint8Array(Buffer.from(data, "base64")), commonHan));
 process.stdout.write(JSON.stringify({ files, headers, formats, guesses }));

@@ -337,6 +337,20 @@ async def test_chinese_titles_in_every_encoding(db: Database, name: str, encodin
     assert cup is not None and cup.title == "青花瓷茶杯"
 
 
+async def test_a_big5_catalog_from_taiwan(db: Database) -> None:
+    """Excel in Taiwan and Hong Kong saves CSV as Big5 (traditional characters)."""
+    report = await run_import(db, "chinese_big5.csv", default_currency=None)
+    assert outcome(report) == {"format": "mercato", "encoding": "cp950", "rows": 3,
+                               "imported": 3, "updated": 0, "skipped": 0, "refused": [],
+                               "warnings": []}
+    tea = await product_rows.get_product(db, DEMO, "TEA-1")
+    assert tea is not None
+    assert (tea.title, tea.description, tea.price, tea.currency, tea.tags) == (
+        "凍頂烏龍茶", "南投鹿谷，150克罐裝。", "680.00", "TWD", ["烏龍茶", "茶葉"])
+    cup = await product_rows.get_product(db, DEMO, "CUP-1")
+    assert cup is not None and cup.title == "青花瓷茶杯"
+
+
 HOSTILE_REFUSED = [
     refused(6, "URL-1", "url: must be an absolute https:// address"),
     refused(7, "URL-2", "url: must be an absolute https:// address"),

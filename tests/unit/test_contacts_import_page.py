@@ -124,7 +124,8 @@ HEADER_ROWS = [[header] for header in HEADERS] + [["Name", "E-mail Address", "Ph
                                                   ["姓名", "手机"], ["Nom", "Courriel"]]
 TEXTS = ["张伟", "王芳", "李娜 北京市", "陳大文", "山田太郎", "やまだ たろう", "ヤマダ", "José",
          "François Dupré", "Müller", "São Paulo", "Ærøskøbing", "Œuvre – “quoted”", "ção",
-         "東京都 千代田区", "電話番号", "naïve café"]
+         "東京都 千代田区", "電話番号", "naïve café", "行動電話", "電子郵件", "林美玲", "張志明",
+         "黃", "Åse"]
 
 
 def _guesses() -> list[bytes]:
@@ -132,7 +133,7 @@ def _guesses() -> list[bytes]:
     samples = {b"Ola Nordmann", "José ".encode("cp1252") + "张伟".encode("gbk"),
                "Müller ".encode("cp1252") + "山田".encode("cp932")}
     for text in TEXTS:
-        for encoding in ("gbk", "cp932", "cp1252", "utf-8"):
+        for encoding in ("gbk", "cp950", "cp932", "cp1252", "utf-8"):
             try:
                 samples.add(text.encode(encoding))
             except UnicodeEncodeError:
@@ -179,7 +180,7 @@ def test_the_page_names_the_export_as_the_bot_does(page: dict[str, Any]) -> None
 
 def test_the_page_guesses_legacy_encodings_as_the_bot_does(page: dict[str, Any]) -> None:
     assert page["guesses"] == [guess_legacy(data) for data in GUESSES]
-    assert {"gb18030", "cp932", "cp1252", "utf-8"} <= set(page["guesses"])
+    assert {"gb18030", "cp950", "cp932", "cp1252", "utf-8"} <= set(page["guesses"])
 
 
 def test_the_chinese_excel_export_reads_in_the_page(page: dict[str, Any]) -> None:
@@ -189,3 +190,20 @@ def test_the_chinese_excel_export_reads_in_the_page(page: dict[str, Any]) -> Non
     assert read["columns"] == "Read names from 姓名, phone numbers from 手机, emails from 邮箱."
     assert read["contacts"][0] == {"name": "张伟", "phones": ["138 0013 8000"],
                                    "emails": ["zhangwei@example.cn"]}
+
+
+@pytest.mark.parametrize(("name", "encoding", "contact"), [
+    ("zh-tw-outlook-big5.csv", "cp950", {"name": "陳大文", "phones": ["0912 345 678"],
+                                         "emails": ["dawen@example.tw"]}),
+    ("zh-hk-excel-gbk-traditional.csv", "gb18030", {
+        "name": "陳大文", "phones": ["+852 9123 4567"], "emails": ["dawen@example.hk"]})])
+def test_traditional_chinese_exports_read_in_the_page(page: dict[str, Any], name: str,
+                                                      encoding: str,
+                                                      contact: dict[str, Any]) -> None:
+    """Big5 from Taiwan and Hong Kong, and traditional characters in GBK."""
+    read = page["files"][name]
+    assert read["encoding"] == encoding
+    assert read["columns"] == ("Read names from 姓名, phone numbers from 行動電話, emails from "
+                               "電子郵件.")
+    assert read["contacts"][0] == contact
+    assert not any(repaired for _, repaired in read["lines"])

@@ -182,6 +182,15 @@ LANGUAGE_EXPORTS = [
      [("张伟", ("+8613800138000",), ("zhangwei@example.cn",)),
       ("王芳", ("+8613512345678",), ("wangfang@example.cn",))],
      "Read names from 姓名, phone numbers from 手机, emails from 邮箱."),
+    ("zh-tw-outlook-big5.csv", "TW", "Outlook CSV", "Big5",
+     [("陳大文", ("+886912345678",), ("dawen@example.tw",)),
+      ("林美玲", ("+886223456789",), ("meiling@example.com.tw",)),
+      ("張志明", ("+886933123456",), ())],
+     "Read names from 姓名, phone numbers from 行動電話, emails from 電子郵件."),
+    ("zh-hk-excel-gbk-traditional.csv", "HK", "Outlook CSV", "GBK/GB18030",
+     [("陳大文", ("+85291234567",), ("dawen@example.hk",)),
+      ("黃美玲", ("+85261234567",), ())],
+     "Read names from 姓名, phone numbers from 行動電話, emails from 電子郵件."),
     ("ja-outlook-sjis.csv", "JP", "Outlook CSV", "Shift_JIS",
      [("山田太郎", ("+819012345678",), ("taro.yamada@example.jp",)),
       ("佐藤花子", ("+818098765432",), ("hanako@example.jp",))],
@@ -214,7 +223,8 @@ def test_exports_in_other_languages(name: str, region: str, kind: str, encoding:
                                     expected: list[tuple[str, tuple[str, ...],
                                                          tuple[str, ...]]],
                                     columns: str) -> None:
-    """Each as its program writes it: GBK from Chinese Excel, Shift_JIS from Japanese
+    """Each as its program writes it: GBK from Chinese Excel (simplified or traditional
+    characters), Big5 from Outlook in Taiwan, Shift_JIS from Japanese
     Outlook, UTF-8 with a BOM from Google, UTF-16 from Outlook's Unicode text, Windows-1252
     from German and French Outlook. Fax columns are not phones."""
     contacts, report = read_all(corpus(name), region=region)

@@ -26,6 +26,7 @@ from bridges.contacts.importers.csv_headers import browser_rules
 from bridges.contacts.links import bridge_public_url, invite_url, matrix_to
 from bridges.contacts.summary import MAX_LISTED_COLUMNS
 from mercato import text_decoding
+from mercato.common_han import COMMON_HAN
 from mercato.http_api import Spec
 from mercato.logging import get_logger
 from mercato.templates import template_environment
@@ -83,7 +84,8 @@ def page_rules() -> dict[str, Any]:
         "csv": {"max_record_chars": csv_formats.MAX_RECORD_CHARS,
                 "max_record_lines": csv_formats.MAX_RECORD_LINES},
         "text": {"sniff_bytes": text_decoding.SNIFF_BYTES,
-                 "max_line_bytes": text_decoding.DEFAULT_MAX_LINE_BYTES},
+                 "max_line_bytes": text_decoding.DEFAULT_MAX_LINE_BYTES,
+                 "common_han": COMMON_HAN},
         "encodings": text_decoding.ENCODING_NAMES,
         "max_listed_columns": MAX_LISTED_COLUMNS,
     }
