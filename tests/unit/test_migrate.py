@@ -14,20 +14,22 @@ import asyncpg
 import pytest
 
 from mercato.config import ConfigError, parse_config
-from mercato_ops.migrate import (
-    MigrationError,
-    Target,
-    backup_path,
-    check_stopped,
+from mercato_ops.migrate.components import (
     copy_component,
     create_schema,
     dependency_order,
     known_upgrade_tables,
+    sqlite_upgrade_tables,
+    to_postgres,
+)
+from mercato_ops.migrate.plan import (
+    MigrationError,
+    Target,
+    backup_path,
+    check_stopped,
     listening_endpoints,
     migrated_config,
     plan,
-    sqlite_upgrade_tables,
-    to_postgres,
 )
 from mercato_ops.testnet import free_port
 
