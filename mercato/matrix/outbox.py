@@ -25,14 +25,19 @@ A bridged message may carry its network's time (`timestamp`, kept with the conte
 under TIMESTAMP_KEY, never sent). A component that promises to keep nothing of what it
 said (the contacts bridge) asks the outbox to forget a message's content and subject
 once it is sent (`forget_sent`).
+
+What each kind means to its component (content built at send time, what to write down
+when it is sent, fails or is parked) are hooks (outbox_hooks.py). A newer message can take
+the place of one still waiting (`replace_pending`: a newer price for the same card), and
+waiting messages can be taken back (`withdraw`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mautrix.appservice import IntentAPI
@@ -42,6 +47,7 @@ from prometheus_client import Counter, Gauge
 from mercato.db import Connection, Database, OutageLog, Scheme, database_unavailable
 from mercato.faults import fault_point
 from mercato.logging import get_logger
+from mercato.matrix.outbox_hooks import Drop, Failure, Hold, KindHooks
 from mercato.matrix.retrying import Backoff, now_ms
 from mercato.matrix.sending import send_once
 
@@ -128,7 +134,6 @@ class MessageParked(Exception):
     """The message was given up after its last try (or earlier); `last_error` says why."""
 
 
-SentHook = Callable[[Outgoing, str], Awaitable[None]]
 _COLUMNS = ("id, txn_id, room_id, sender, event_type, content, kind, subject, held_for,"
             " attempts, next_attempt_at")
 
@@ -179,19 +184,17 @@ class Outbox:
         self.component = component
         self.intent_for = intent_for
         self.forget_sent = forget_sent
-        self._sent_hooks: dict[str, SentHook] = {}
+        self.hooks = KindHooks()
+        self.on_sent = self.hooks.on_sent
+        self.on_build = self.hooks.on_build
+        self.on_failed = self.hooks.on_failed
+        self.on_parked = self.hooks.on_parked
         self._waiters = _Waiters()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rooms: dict[str, asyncio.Task[None]] = {}
         self._limit = asyncio.Semaphore(CONCURRENT_ROOMS)
         self._last_prune = 0
-
-    def on_sent(self, kind: str, hook: SentHook) -> None:
-        """Call `hook(message, event_id)` when a message of `kind` is sent. It runs before
-        the message is marked sent, so it runs again (with the same event ID, adopted) if
-        the process stops in between: it must be idempotent."""
-        self._sent_hooks[kind] = hook
 
     # -- recording ----------------------------------------------------------------------
 
@@ -212,6 +215,35 @@ class Outbox:
     def wake(self) -> None:
         self._wakeup.set()
 
+    async def replace_pending(self, message: Message, conn: Connection | None = None) -> int:
+        """Record the message in place of the waiting ones of its kind and subject in its
+        room (state `replaced`); returns how many it replaced. One being tried now is not
+        stopped: if it goes out, the new one follows it."""
+        replaced = await self._take_back("replaced", message.kind, message.subject,
+                                         message.room_id, conn)
+        await self.record(message, conn)
+        return replaced
+
+    async def withdraw(self, kind: str, subject: str) -> int:
+        """Take back the waiting messages of this kind and subject (state `withdrawn`);
+        returns how many. One being tried now is not stopped."""
+        return await self._take_back("withdrawn", kind, subject)
+
+    async def _take_back(self, state: str, kind: str, subject: str | None,
+                         room_id: str | None = None, conn: Connection | None = None) -> int:
+        db = conn or self.db
+        where = ("state='pending' AND kind=$1 AND subject=$2"
+                 " AND (CAST($3 AS TEXT) IS NULL OR room_id=$3)")
+        rows = await db.fetch(f"SELECT txn_id FROM outbound_message WHERE {where}",
+                              kind, subject, room_id)
+        if rows:
+            await db.execute(f"UPDATE outbound_message SET state=$4, last_error=$4 WHERE {where}",
+                             kind, subject, room_id, state)
+        if conn is None:
+            for row in rows:
+                self._waiters.settle(row["txn_id"], None, state)
+        return len(rows)
+
     async def send(self, message: Message, timeout: float = SEND_WAIT_SECONDS) -> str | None:
         """Record the message and wait for it to be sent: its event ID, or None if it is
         still waiting after `timeout` (it is sent later all the same). Raises
@@ -227,8 +259,8 @@ class Outbox:
                 txn_id)
             if row is not None and row["state"] == "sent":
                 return str(row["event_id"])
-            if row is not None and row["state"] == "failed":
-                raise MessageParked(row["last_error"] or "given up")
+            if row is not None and row["state"] not in ("pending", "sent"):
+                raise MessageParked(row["last_error"] or "given up")  # parked, dropped…
             try:
                 return await asyncio.wait_for(asyncio.shield(future), timeout)
             except TimeoutError:
@@ -331,12 +363,53 @@ class Outbox:
                 if not await self.send_one(message):
                     return
 
+    async def _build(self, message: Outgoing) -> Outgoing | Hold | Drop:
+        """The message as it is to be sent now (its kind's build hook), or Hold or Drop."""
+        hook = self.hooks.build.get(message.kind)
+        if hook is None:
+            return message
+        built = await hook(message)
+        if isinstance(built, Hold | Drop):
+            return built
+        return replace(message, content=built)
+
+    async def _hold(self, message: Outgoing, hold: Hold) -> bool:
+        await self.db.execute(
+            "UPDATE outbound_message SET last_error=$1, next_attempt_at=$2 WHERE id=$3"
+            " AND state='pending'", hold.why[:2000], now_ms() + hold.ms, message.id)
+        log.info("outbox.held", component=self.component, kind=message.kind,
+                 room_id=message.room_id, txn_id=message.txn_id, why=hold.why)
+        return False
+
+    async def _drop(self, message: Outgoing, drop: Drop) -> bool:
+        await self.db.execute(
+            "UPDATE outbound_message SET state='dropped', last_error=$1 WHERE id=$2"
+            " AND state='pending'", drop.why[:2000], message.id)
+        log.info("outbox.dropped", component=self.component, kind=message.kind,
+                 room_id=message.room_id, txn_id=message.txn_id, why=drop.why)
+        self._waiters.settle(message.txn_id, None, drop.why)
+        return True
+
     async def send_one(self, message: Outgoing) -> bool:
-        """One try; True when the room's next message may follow (sent, or parked)."""
+        """One try; True when the room's next message may follow (sent, parked, dropped)."""
+        built: Outgoing | Hold | Drop | Exception
+        try:
+            built = await self._build(message)
+        except Exception as e:
+            if database_unavailable(e):
+                raise
+            built = e
+        if isinstance(built, Hold):
+            return await self._hold(message, built)
+        if isinstance(built, Drop):
+            return await self._drop(message, built)
         attempts = message.attempts + 1
         # The try is on record before it starts: a retry after a crash looks first.
         await self.db.execute("UPDATE outbound_message SET attempts=$1 WHERE id=$2",
                               attempts, message.id)
+        if isinstance(built, Exception):  # the build hook failed: a failed try
+            return await self._failed(message, attempts, f"{type(built).__name__}: {built}")
+        message = built
         try:
             event_id = await send_once(
                 self.intent_for(message.sender), message.room_id, message.content,
@@ -348,7 +421,7 @@ class Outbox:
                 raise
             return await self._failed(message, attempts, f"{type(e).__name__}: {e}")
         fault_point("outbox.message_sent")  # sent, not yet recorded
-        hook = self._sent_hooks.get(message.kind)
+        hook = self.hooks.sent.get(message.kind)
         if hook is not None:
             await hook(message, str(event_id))
         forget = ", content='{}', subject=NULL" if self.forget_sent else ""
@@ -366,10 +439,17 @@ class Outbox:
         # A parked message is never sent: a forgetful outbox keeps no more of it than of one
         # that was (the room, the error and the transaction ID stay, for the operator).
         forget = ", content='{}', subject=NULL" if parked and self.forget_sent else ""
+        # A message replaced or withdrawn while it was tried stays so.
         await self.db.execute(
             "UPDATE outbound_message SET last_error=$1, next_attempt_at=$2, state=$3"
-            f"{forget} WHERE id=$4", error[:2000], BACKOFF.next_try_at(attempts),
-            "failed" if parked else "pending", message.id)
+            f"{forget} WHERE id=$4 AND state='pending'", error[:2000],
+            BACKOFF.next_try_at(attempts), "failed" if parked else "pending", message.id)
+        failed_hook = self.hooks.failed.get(message.kind)
+        if failed_hook is not None:
+            await failed_hook(message, Failure(attempts, error, parked))
+        parked_hook = self.hooks.parked.get(message.kind)
+        if parked and parked_hook is not None:
+            await parked_hook(message, error)
         MESSAGES.labels(self.component, message.kind, "parked" if parked else "retry").inc()
         if parked:
             log.error("outbox.parked", component=self.component, kind=message.kind,

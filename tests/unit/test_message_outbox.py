@@ -19,6 +19,7 @@ from appservices.commerce.db.upgrade import upgrade_table
 from mercato.db import Database, UpgradeTable, open_database
 from mercato.matrix import outbox as outbox_module
 from mercato.matrix.outbox import Message, MessageParked, Outbox, Outgoing
+from mercato.matrix.outbox_hooks import Drop, Failure, Hold
 from mercato.matrix.sending import MARKER
 
 SHOP = "@shop_demo:localhost"
@@ -284,3 +285,84 @@ async def test_dms_waiting_for_a_join_survive_the_upgrade(database_url: str) -> 
             "SELECT COUNT(*) FROM sqlite_master WHERE name='pending_direct'")
     finally:
         await db.stop()
+
+
+async def test_a_build_hook_gives_the_content_at_send_time_holds_or_drops(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    # A campaign post's words come from its campaign and shop as they are when it is sent.
+    shop = {"status": "suspended"}
+
+    async def build(message: Outgoing) -> dict[str, Any] | Hold | Drop:
+        if message.subject == "gone":
+            return Drop("the product was deleted")
+        if shop["status"] != "approved":
+            return Hold("shop is not active")
+        return {"msgtype": "m.text", "body": f"post {message.subject}"}
+
+    outbox.on_build("campaign_post", build)
+    for subject in ("1", "gone", "2"):
+        await outbox.record(Message(txn_id=f"p.{subject}", room_id="!a:localhost",
+                                    sender=SHOP, content={}, kind="campaign_post",
+                                    subject=subject))
+    await _drain(outbox)
+    row = await db.fetchrow("SELECT attempts, last_error, next_attempt_at FROM outbound_message"
+                            " WHERE txn_id='p.1'")
+    assert _bodies(rooms, "!a:localhost") == []  # held: the room waits, no try counted
+    assert (row["attempts"], row["last_error"]) == (0, "shop is not active")
+    assert row["next_attempt_at"] > outbox_module.now_ms() + 50_000
+    shop["status"] = "approved"
+    await _all_due(db)
+    await _drain(outbox)
+    assert _bodies(rooms, "!a:localhost") == ["post 1", "post 2"]
+    assert await outbox.state_of("p.gone") == ("dropped", None)
+    with pytest.raises(MessageParked, match="deleted"):
+        await outbox.wait_sent("p.gone", 1)
+
+
+async def test_failed_and_parked_hooks_follow_each_try(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    failures: list[Failure] = []
+    parked: list[tuple[str | None, str]] = []
+
+    async def on_failed(message: Outgoing, failure: Failure) -> None:
+        failures.append(failure)
+
+    async def on_parked(message: Outgoing, error: str) -> None:
+        parked.append((message.subject, error))
+
+    outbox.on_failed("card_edit", on_failed)
+    outbox.on_parked("card_edit", on_parked)
+    rooms.failing["!a:localhost"] = 2
+    await outbox.record(Message(txn_id="e.1", room_id="!a:localhost", sender=SHOP,
+                                content=_text(1), kind="card_edit", subject="$card"))
+    await _drain(outbox)
+    assert failures == [Failure(1, "MatrixConnectionError: connection reset", False)]
+    assert parked == []
+    await db.execute("UPDATE outbound_message SET attempts=$1, next_attempt_at=0"
+                     " WHERE txn_id='e.1'", outbox_module.BACKOFF.max_attempts - 1)
+    await _drain(outbox)
+    assert failures[-1].parked and failures[-1].attempts == outbox_module.BACKOFF.max_attempts
+    assert parked == [("$card", "MatrixConnectionError: connection reset")]
+
+
+async def test_a_newer_message_replaces_the_waiting_one_and_withdraw_takes_back(
+        db: Database, rooms: Room, outbox: Outbox) -> None:
+    # A newer price for the same card: only the newer edit goes out.
+    rooms.failing["!a:localhost"] = 1
+    await outbox.record(Message(txn_id="e.1", room_id="!a:localhost", sender=SHOP,
+                                content=_text(1), kind="card_edit", subject="$card"))
+    await _drain(outbox)  # its first try failed: it waits for a retry
+    replaced = await outbox.replace_pending(Message(
+        txn_id="e.2", room_id="!a:localhost", sender=SHOP, content=_text(2),
+        kind="card_edit", subject="$card"))
+    assert replaced == 1
+    await outbox.record(Message(txn_id="p.1", room_id="!b:localhost", sender=SHOP,
+                                content=_text(3), kind="campaign_post", subject="7"))
+    assert await outbox.withdraw("campaign_post", "7") == 1
+    assert await outbox.withdraw("campaign_post", "7") == 0
+    await _all_due(db)
+    await _drain(outbox)
+    assert _bodies(rooms, "!a:localhost") == ["message 2"]
+    assert _bodies(rooms, "!b:localhost") == []
+    assert await outbox.state_of("e.1") == ("replaced", None)
+    assert await outbox.state_of("p.1") == ("withdrawn", None)
