@@ -45,6 +45,7 @@ class CommerceAppService(CommerceMatrix):
         self.messages = MessageOutbox(self.db, self.name,
                                       lambda mxid: self.intent_for(UserID(mxid)))
         messages.SentMessages(self.db).register(self.messages)
+        self.delivery.campaigns.register(self.messages)
         self.public_url = settings.site_url
         host = urlsplit(self.public_url).hostname
         # Posts may link to Mercato's own pages (product pages) besides a shop's site.

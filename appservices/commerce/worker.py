@@ -1,5 +1,6 @@
-"""The commerce delivery worker: one background loop that sends due campaigns' posts and
-retries failed card edits, woken at once when a campaign is scheduled, else every second.
+"""The commerce delivery worker: one background loop that hands due campaigns' posts to the
+outbox and marks campaigns sent once their posts are, and retries failed card edits; woken
+at once when a campaign is scheduled, else every second.
 
 A failing pass is logged once per outage (mercato.db.OutageLog), not once a second.
 """

@@ -366,3 +366,54 @@ async def test_a_newer_message_replaces_the_waiting_one_and_withdraw_takes_back(
     assert _bodies(rooms, "!b:localhost") == []
     assert await outbox.state_of("e.1") == ("replaced", None)
     assert await outbox.state_of("p.1") == ("withdrawn", None)
+
+
+async def test_waiting_campaign_posts_move_into_the_outbox_and_a_half_sent_one_is_adopted(
+        database_url: str, rooms: Room) -> None:
+    before = UpgradeTable(version_table_name="commerce_version", database_name="commerce")
+    before.upgrades = upgrade_table.upgrades[:9]
+    old = open_database(database_url, before, "commerce")
+    await old.start()
+    try:
+        await old.execute("INSERT INTO merchant (slug, name, mxid, owner_mxid, status,"
+                          " created_at) VALUES ('demo', 'Demo', $1, '@o:localhost',"
+                          " 'approved', 1)", SHOP)
+        await old.execute("INSERT INTO campaign (merchant_slug, kind, fields, state, created_by,"
+                          " created_at) VALUES ('demo', 'announcement', '{}', 'sending',"
+                          " '@o:localhost', 1)")
+        campaign_id = await old.fetchval("SELECT MAX(id) FROM campaign")
+        for room, state, attempts in (("!a:localhost", "sent", 1),
+                                      ("!b:localhost", "pending", 1),
+                                      ("!c:localhost", "pending", 0)):
+            await old.execute("INSERT INTO outbox (campaign_id, room_id, state, attempts)"
+                              " VALUES ($1, $2, $3, $4)", campaign_id, room, state, attempts)
+        half_sent = await old.fetchval("SELECT id FROM outbox WHERE room_id='!b:localhost'")
+    finally:
+        await old.stop()
+    # The post to !b reached its room; the answer was lost before the old Mercato stopped.
+    rooms.events["!b:localhost"] = [{"event_id": "$old", "sender": SHOP, "content": {
+        "body": "post", MARKER: f"mercato.outbox.{half_sent}"}}]
+    db = open_database(database_url, upgrade_table, "commerce")
+    await db.start()
+    try:
+        moved = await db.fetch("SELECT txn_id, room_id, sender, kind, subject, attempts,"
+                               " content FROM outbound_message ORDER BY id")
+        assert [(r["room_id"], r["sender"], r["kind"], r["attempts"], r["content"])
+                for r in moved] == [("!b:localhost", SHOP, "campaign_post", 1, "{}"),
+                                    ("!c:localhost", SHOP, "campaign_post", 0, "{}")]
+        assert moved[0]["txn_id"] == f"mercato.outbox.{half_sent}"
+        assert moved[0]["subject"] == str(half_sent)
+        outbox = Outbox(db, "test", lambda mxid: Intent(rooms, mxid))  # type: ignore[arg-type]
+
+        async def build(message: Outgoing) -> dict[str, Any]:
+            return {"msgtype": "m.text", "body": "post"}
+
+        outbox.on_build("campaign_post", build)
+        with capture_logs() as logs:
+            await _drain(outbox)
+        assert any(e["event"] == "send.adopted" for e in logs)
+        assert _bodies(rooms, "!b:localhost") == ["post"]  # adopted, not sent again
+        assert _bodies(rooms, "!c:localhost") == ["post"]
+        assert await outbox.state_of(f"mercato.outbox.{half_sent}") == ("sent", "$old")
+    finally:
+        await db.stop()

@@ -17,10 +17,8 @@ SENDERS = {"send_once", "send_message_event", "send_text", "send_notice", "send_
 # Where a send is allowed (the method holding the call, whatever its file or class is
 # called as the code moves), and why.
 EXCEPTIONS = {
-    "send_row": "campaign posts: commerce's campaign outbox, its own durable rows with the"
-                " same guarantees (attempt recorded first, look first, backoff, parking)",
     "edit_card": "a card edit's first try (one attempt); a failed edit is retried by the"
-                 " campaign outbox's card_edit rows",
+                 " commerce's card_edit rows",
 }
 
 

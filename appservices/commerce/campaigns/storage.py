@@ -103,32 +103,25 @@ async def sends_around(db: Any, slug: str, when: int, window: int,
 
 # -- outbox --------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    campaign_id: int
-    room_id: str
-    state: str
-    attempts: int
-    next_attempt_at: int
-    event_id: str | None
-
-
-async def enqueue(db: Any, campaign_id: int, room_ids: list[str]) -> None:
+async def enqueue(db: Any, campaign_id: int, room_ids: list[str]) -> list[tuple[int, str]]:
+    """A row per room; (row id, room) of the campaign's pending rows."""
     for room_id in room_ids:
         await db.execute("INSERT INTO outbox (campaign_id, room_id) VALUES ($1, $2)"
                          " ON CONFLICT (campaign_id, room_id) DO NOTHING", campaign_id, room_id)
+    return [(r["id"], r["room_id"]) for r in await db.fetch(
+        "SELECT id, room_id FROM outbox WHERE campaign_id=$1 AND state='pending' ORDER BY id",
+        campaign_id)]
 
 
-async def pending_outbox(db: Any, now: int, limit: int = 200) -> list[OutboxRow]:
-    rows = await db.fetch(
-        "SELECT id, campaign_id, room_id, state, attempts, next_attempt_at, event_id FROM outbox"
-        " WHERE state='pending' AND next_attempt_at<=$1 ORDER BY id LIMIT $2", now, limit)
-    return [OutboxRow(**{k: r[k] for k in r.keys()}) for r in rows]
+async def finish_sending(db: Any, campaign_id: int, state: str, sent_at: int) -> bool:
+    """The campaign leaves `sending` for `state`; False if it had left it already."""
+    row = await db.fetchrow("UPDATE campaign SET state=$1, sent_at=$2 WHERE id=$3"
+                            " AND state='sending' RETURNING id", state, sent_at, campaign_id)
+    return row is not None
 
 
-async def next_outbox_time(db: Any) -> int | None:
-    return await db.fetchval("SELECT MIN(next_attempt_at) FROM outbox WHERE state='pending'")
+async def campaign_of_row(db: Any, row_id: int) -> int | None:
+    return await db.fetchval("SELECT campaign_id FROM outbox WHERE id=$1", row_id)
 
 
 async def mark_attempt(db: Any, row_id: int, attempts: int) -> None:

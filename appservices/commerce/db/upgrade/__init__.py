@@ -15,4 +15,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v07_share_quota,
     v08_card_edits,
     v09_message_outbox,
+    v10_campaign_posts_in_outbox,
 )
