@@ -7,20 +7,17 @@ configs (only they) turn off certificate checks and allow loopback addresses.
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 
 from mercato.config import MercatoConfig, parse_config, write_config
 from mercato.matrix.admin import register_user
-from mercato_ops.render import render_all
 from mercato_ops.testnet import RunningNetwork, free_port, network_running, write_test_config
+from tests.federation.plain_homeserver import start_plain_homeserver
 from tests.integration.client import MatrixClient
 from tests.integration.local_https import self_signed_certificate
 from tests.integration.shop_helpers import Api
@@ -50,6 +47,7 @@ def _tls_settings(directory: Path, port: int) -> dict[str, object]:
             "relaxed_rate_limits": True}
 
 
+
 def _start_remote(base: Path) -> RemoteHomeserver:
     fed_port = free_port()
     raw = {"server_name": f"127.0.0.1:{fed_port}", "demo": {"enabled": False},
@@ -59,27 +57,7 @@ def _start_remote(base: Path) -> RemoteHomeserver:
            "shopbot": {"port": free_port()}, "logging": {"format": "json"}}
     config = parse_config(raw, base_dir=base)
     write_config(config, base / "mercato.yaml")
-    paths = render_all(config)
-    # A plain homeserver: none of Mercato's appservices run there.
-    settings = yaml.safe_load(paths.homeserver_config.read_text())
-    settings.pop("app_service_config_files")
-    paths.homeserver_config.write_text(yaml.safe_dump(settings))
-    log = open(base / "synapse.out", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "synapse.app.homeserver", "-c",
-                                str(paths.homeserver_config)], stdout=log,
-                               stderr=subprocess.STDOUT, cwd=base)
-    deadline = time.monotonic() + 120
-    import urllib.request
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError((base / "synapse.out").read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"{config.homeserver_url}/health", timeout=2):
-                return RemoteHomeserver(config, process)
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise AssertionError("the remote homeserver did not start")
+    return RemoteHomeserver(config, start_plain_homeserver(config, base))
 
 
 # Package scope: both homeservers stop (and the scale profile's databases are dropped)

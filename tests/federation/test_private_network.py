@@ -13,9 +13,6 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +23,8 @@ import yaml
 
 from mercato.config import MercatoConfig, parse_config
 from mercato.matrix.admin import register_user
-from mercato_ops.render import render_all
 from mercato_ops.testnet import free_port
+from tests.federation.plain_homeserver import start_plain_homeserver
 from tests.integration.client import MatrixClient
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "federation.md"
@@ -82,26 +79,7 @@ def _start(base: Path, certificate: Path, key: Path) -> Homeserver:
         "commerce": {"port": free_port()}, "contacts": {"port": free_port()},
         "shopbot": {"port": free_port()}, "logging": {"format": "json"},
     }, base_dir=base)
-    paths = render_all(config)
-    # Plain homeservers: Mercato's appservices do not run here.
-    settings = yaml.safe_load(paths.homeserver_config.read_text())
-    settings.pop("app_service_config_files")
-    paths.homeserver_config.write_text(yaml.safe_dump(settings))
-    with open(base / "synapse.out", "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "synapse.app.homeserver", "-c",
-                                    str(paths.homeserver_config)], stdout=log,
-                                   stderr=subprocess.STDOUT, cwd=base)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError((base / "synapse.out").read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"{config.homeserver_url}/health", timeout=2):
-                return Homeserver(config, process)
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise AssertionError("a homeserver did not start")
+    return Homeserver(config, start_plain_homeserver(config, base))
 
 
 @pytest.fixture(scope="module")
