@@ -83,6 +83,10 @@ async def test_an_import_cut_by_a_crash_is_applied_and_answered_once(harness: Ha
     await until(lambda: harness.contacts_rows(
         "SELECT COUNT(*) FROM as_inbox WHERE event_id=? AND handled_at IS NOT NULL",
         file_id)[0][0] == 1, 120, "the file handled after the restart")
+    # Handling records the summary in the outbox; it is sent a moment later.
+    await until(lambda: harness.contacts_rows(
+        "SELECT COUNT(*) FROM outbound_message WHERE room_id=? AND state='pending'",
+        room_id)[0][0] == 0, 60, "the summary sent")
     summaries = _replies(await timeline(user, room_id), bot, file_id)
     assert len(summaries) == 1, summaries
     assert f"{CONTACTS:,}" in summaries[0] or str(CONTACTS) in summaries[0], summaries[0]
