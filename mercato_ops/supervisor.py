@@ -22,6 +22,7 @@ import aiohttp
 from mercato.config import MercatoConfig, reachable_host
 from mercato.logging import get_logger
 from mercato.matrix.admin import register_user
+from mercato_ops.demo_shop import DemoCatalog, DemoSeedError, seed_demo_shop
 from mercato_ops.render import RenderedPaths, ScaleLayout, render_all
 
 log = get_logger(__name__)
@@ -77,7 +78,8 @@ def _children(config: MercatoConfig, config_path: Path, paths: RenderedPaths,
     ]
 
 
-def demo_summary(config: MercatoConfig) -> dict[str, object]:
+def demo_summary(config: MercatoConfig,
+                 catalog: DemoCatalog | None = None) -> dict[str, object]:
     """What data/demo.json holds: enough for a person or a script to use the demo."""
     demo = config.demo
     server = config.server_name
@@ -95,6 +97,7 @@ def demo_summary(config: MercatoConfig) -> dict[str, object]:
         "channel_alias": f"#{config.commerce.user_prefix}{demo.shop_slug}:{server}",
         "shopbot": config.user_id(config.shopbot.localpart),
         "contacts_bot": config.user_id(config.contacts.bot_localpart),
+        **(catalog.summary() if catalog is not None else {}),
     }
 
 
@@ -114,11 +117,27 @@ def login_instructions(summary: dict[str, object]) -> str:
         "",
         f"  Join the demo shop's channel: {summary['channel_alias']}",
         f"  Talk to the shop bot:         {summary['shopbot']} (say 'help')",
+        *ordering_lines(summary),
         "  Accounts, API key and aliases for scripts: data/demo.json",
         "",
         "  Press Ctrl-C to stop everything.",
         "",
     ])
+
+
+def ordering_lines(summary: dict[str, object]) -> list[str]:
+    """How the demo buyer orders, once the demo catalog is in the channel."""
+    products = summary.get("products")
+    if not isinstance(products, list) or not products:
+        return []
+    skus = ", ".join(str(p["sku"]) for p in products)
+    return [
+        "",
+        "  To order, as the buyer: join the channel and react 🛒 to a product card,",
+        "  or tell the shop bot 'buy demo <sku>', then 'checkout'.",
+        f"  Products: {skus}",
+        "  React 🎟️ to the coupon post for a code to give at checkout.",
+    ]
 
 
 class Network:
@@ -129,6 +148,7 @@ class Network:
         self.paths = render_all(config, profile)
         self.children = _children(config, self.config_path, self.paths, profile)
         self.restarts: dict[str, int] = {}
+        self.demo_catalog: DemoCatalog | None = None
         self._stopping = False
 
     def _spawn(self, child: Child) -> None:
@@ -181,7 +201,7 @@ class Network:
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump(demo_summary(self.config), out, indent=2)
+            json.dump(demo_summary(self.config, self.demo_catalog), out, indent=2)
         os.replace(tmp, path)
         return path
 
@@ -195,6 +215,16 @@ class Network:
                 log.info("network.healthy", component=child.name)
                 if child.name == ("router" if self.profile == "scale" else "synapse"):
                     await self._create_accounts(session)
+        if self.config.demo.enabled:
+            await self._seed_demo_catalog()
+
+    async def _seed_demo_catalog(self) -> None:
+        """The demo catalog, cards and coupon; the network runs on without them if refused."""
+        try:
+            self.demo_catalog = await seed_demo_shop(self.config, self.paths.data_dir)
+        except (DemoSeedError, aiohttp.ClientError, TimeoutError) as e:
+            log.error("network.demo_catalog_failed", error=str(e))
+            print(f"\nThe demo shop's catalog could not be added: {e}", file=sys.stderr)
 
     def stop(self) -> None:
         """Stop children newest first: SIGTERM, then SIGKILL after a grace period."""
@@ -260,7 +290,7 @@ async def run_network(config: MercatoConfig, config_path: Path, profile: str = "
         started.result()
         waiter.cancel()
         demo_file = network.write_demo_file()
-        print(login_instructions(demo_summary(config)), flush=True)
+        print(login_instructions(demo_summary(config, network.demo_catalog)), flush=True)
         log.info("network.ready", demo_file=str(demo_file))
         while not stop.is_set():
             dead = network.dead_child()

@@ -15,6 +15,12 @@ def is_welcome(event: dict) -> bool:
             and "Welcome to Mercato Demo Shop" in event.get("content", {}).get("body", ""))
 
 
+def demo_cards(events: list[dict], shop: str) -> dict[str, dict]:
+    """The product cards the shop posted in the channel, by SKU."""
+    return {e["content"]["org.mercato.product"]["sku"]: e for e in events
+            if e.get("sender") == shop and "org.mercato.product" in e.get("content", {})}
+
+
 async def test_demo_json_tells_how_to_log_in(network: RunningNetwork) -> None:
     demo = network.demo
     assert demo["homeserver_url"] == f"http://localhost:{network.config.synapse.port}"
@@ -26,6 +32,11 @@ async def test_demo_json_tells_how_to_log_in(network: RunningNetwork) -> None:
     output = network.output()
     assert "Mercato is running." in output
     assert demo["buyer"]["password"] in output
+    assert "react 🛒 to a product card" in output and "'buy demo <sku>', then 'checkout'" in output
+    assert len(demo["products"]) >= 5
+    assert {"sku": "tea-sencha", "title": "Sencha green tea, 100 g tin"} in demo["products"]
+    assert f"Products: {', '.join(p['sku'] for p in demo['products'])}" in output
+    assert demo["coupon_campaign"]["title"] == "10% off your first order"
 
 
 async def test_buyer_joins_channel_and_reads_welcome_post(
@@ -113,3 +124,42 @@ async def test_shop_directory_lists_demo_shop(network: RunningNetwork, http) -> 
     demo = next(s for s in shops if s["slug"] == "demo")
     assert demo["channels"] == ["#shop_demo:localhost"]
     assert demo["user_id"] == "@shop_demo:localhost"
+
+
+async def test_buyer_finds_the_demo_catalog_and_a_coupon_in_the_channel(
+        network: RunningNetwork, buyer: MatrixClient, http) -> None:
+    demo = network.demo
+    shop = demo["shop"]["user_id"]
+    room_id = await buyer.join(demo["channel_alias"])
+    coupon = await buyer.wait_for_message(room_id, lambda e: e.get("content", {}).get(
+        "org.mercato.post", {}).get("campaign") == demo["coupon_campaign"]["id"], timeout=60)
+    assert coupon["sender"] == shop
+    assert "10% off your first order" in coupon["content"]["body"]
+    assert "React with 🎟️ to this post" in coupon["content"]["body"]
+
+    cards = demo_cards(await buyer.messages(room_id), shop)
+    assert sorted(cards) == sorted(p["sku"] for p in demo["products"])
+    for sku, card in cards.items():
+        content = card["content"]
+        assert content["msgtype"] == "m.image", sku
+        assert content["url"].startswith("mxc://localhost/"), sku
+        assert content["info"]["mimetype"] == "image/jpeg"
+        assert 0 < content["info"]["size"] <= 60 * 1024
+        assert content["filename"] == f"{sku}.jpg"
+    server_name, media_id = cards["mug-teal"]["content"]["url"].removeprefix("mxc://").split("/")
+    async with http.get(f"{network.hs_url}/_matrix/client/v1/media/download/{server_name}/"
+                        f"{media_id}", headers={"Authorization": f"Bearer {buyer.token}"}) as resp:
+        assert resp.status == 200
+        assert (await resp.read())[:3] == b"\xff\xd8\xff", "the picture is a JPEG"
+
+    tote = cards["tote-canvas"]["content"]
+    assert tote["org.mercato.product"]["price"] == "18.00"
+    assert tote["org.mercato.product"]["original_price"] == "24.00"
+    assert "(was 24.00 EUR)" in tote["body"]
+    tea = cards["tea-sencha"]["content"]
+    assert "Only a few left." in tea["body"]
+    async with http.get(f"{network.commerce_url}/api/v1/shops/demo/products/tea-sencha") as resp:
+        tea_product = await resp.json()
+    assert tea_product["stock"] == "in_stock"
+    if "quantity" in tea_product:
+        assert tea_product["quantity"] == 2

@@ -1,4 +1,5 @@
-"""A second `make run` reuses the data: same accounts, same channel, no second welcome."""
+"""A second `make run` reuses the data: same accounts, same channel, no second welcome,
+and the demo catalog's cards and coupon are not posted again."""
 
 from __future__ import annotations
 
@@ -14,13 +15,22 @@ from tests.integration.client import MatrixClient
 
 
 async def _channel_and_welcomes(hs_url: str, demo: dict) -> tuple[str, int]:
+    """The channel and how often each of the shop's posts is in it: the welcome, each
+    demo product's card and the coupon post must be there exactly once."""
     async with aiohttp.ClientSession() as http:
         buyer = await MatrixClient(http, hs_url).login(demo["buyer"]["user_id"],
                                                        demo["buyer"]["password"])
         room_id = await buyer.join(demo["channel_alias"])
-        welcomes = [e for e in await buyer.messages(room_id)
-                    if e["type"] == "m.room.message" and e["sender"] == demo["shop"]["user_id"]]
-        return room_id, len(welcomes)
+        await buyer.wait_for_message(room_id, lambda e: e.get("content", {}).get(
+            "org.mercato.post", {}).get("campaign") == demo["coupon_campaign"]["id"])
+        posts = [e["content"] for e in await buyer.messages(room_id)
+                 if e["type"] == "m.room.message" and e["sender"] == demo["shop"]["user_id"]]
+        cards = sorted(c["org.mercato.product"]["sku"] for c in posts
+                       if "org.mercato.product" in c)
+        assert cards == sorted(p["sku"] for p in demo["products"]), cards
+        coupons = [c for c in posts if "org.mercato.post" in c]
+        assert len(coupons) == 1, coupons
+        return room_id, len(posts) - len(cards) - len(coupons)
 
 
 async def test_restart_reuses_everything(tmp_path) -> None:
