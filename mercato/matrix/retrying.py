@@ -24,16 +24,21 @@ def now_ms() -> int:
 @dataclass(frozen=True)
 class Backoff:
     """Tries and waits: after the n-th failed try wait `first_ms` · 2^(n-1), at most `cap_ms`;
-    the `max_attempts`-th failure parks the item."""
+    the `max_attempts`-th failure parks the item, and so does one when the item has been
+    tried for `give_up_after_ms` or longer, if set (a webhook is tried for a day)."""
 
     max_attempts: int
     first_ms: int = 1000
     cap_ms: int = 60_000
+    give_up_after_ms: int | None = None
 
     def delay_ms(self, attempts: int) -> int:
         return min(self.cap_ms, self.first_ms * 2 ** max(0, attempts - 1))
 
-    def parks(self, attempts: int) -> bool:
+    def parks(self, attempts: int, age_ms: int = 0) -> bool:
+        """Whether the `attempts`-th failure, `age_ms` after the first try, parks the item."""
+        if self.give_up_after_ms is not None and age_ms >= self.give_up_after_ms:
+            return True
         return attempts >= self.max_attempts
 
     def next_try_at(self, attempts: int, now: int | None = None) -> int:

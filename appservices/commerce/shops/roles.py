@@ -22,6 +22,7 @@ class Action(StrEnum):
     RUN_CAMPAIGNS = "run_campaigns"
     ANSWER_BUYERS = "answer_buyers"
     READ_STATS = "read_stats"
+    MANAGE_WEBHOOKS = "manage_webhooks"  # the shop's back-end endpoint and its log
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {

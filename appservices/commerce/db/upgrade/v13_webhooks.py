@@ -23,8 +23,9 @@ async def upgrade_v13(conn: Connection, scheme: Scheme) -> None:
     # One row per event and endpoint. `body` is the JSON POSTed, fixed when the event is
     # recorded so every try sends the same bytes. `subject` orders them: one subject's
     # deliveries go one after another. state: pending, delivered, failed (parked after
-    # 24 hours of tries) or cancelled (the endpoint was removed). `queued_at` starts the
-    # 24 hours (a resend starts them again).
+    # 24 hours of tries) or cancelled (the endpoint was removed). `first_try_at` starts
+    # the 24 hours, so a delivery waiting behind an earlier one of its order gets its own
+    # day; a resend queues it again (`queued_at`) and clears it.
     await conn.execute(f"""
         CREATE TABLE webhook_delivery (
             id              {serial},
@@ -41,6 +42,7 @@ async def upgrade_v13(conn: Connection, scheme: Scheme) -> None:
             last_error      TEXT,
             created_at      BIGINT NOT NULL,
             queued_at       BIGINT NOT NULL,
+            first_try_at    BIGINT,
             delivered_at    BIGINT,
             UNIQUE (event_id, endpoint_id)
         )
