@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from mercato_ops.demo_shop import seed_demo_shop
 from mercato_ops.testnet import RunningNetwork
 from tests.integration.client import MatrixClient, MatrixError
 
@@ -163,3 +164,21 @@ async def test_buyer_finds_the_demo_catalog_and_a_coupon_in_the_channel(
     assert tea_product["stock"] == "in_stock"
     if "quantity" in tea_product:
         assert tea_product["quantity"] == 2
+
+
+async def test_seeding_the_demo_shop_again_posts_nothing(
+        network: RunningNetwork, buyer: MatrixClient) -> None:
+    demo = network.demo
+    shop = demo["shop"]["user_id"]
+    room_id = await buyer.join(demo["channel_alias"])
+    await buyer.wait_for_message(room_id, lambda e: e.get("content", {}).get(
+        "org.mercato.post", {}).get("campaign") == demo["coupon_campaign"]["id"], timeout=60)
+    before = [e["event_id"] for e in await buyer.messages(room_id) if e["sender"] == shop]
+
+    catalog = await seed_demo_shop(network.config, network.config.data_path)
+
+    assert catalog.summary() == {"products": demo["products"],
+                                 "coupon_campaign": demo["coupon_campaign"]}
+    await asyncio.sleep(2)  # anything posted would be in the room by now
+    after = [e["event_id"] for e in await buyer.messages(room_id) if e["sender"] == shop]
+    assert after == before
