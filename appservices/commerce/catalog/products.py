@@ -62,6 +62,7 @@ class Product:
     tags: list[str] = field(default_factory=list)
     created_at: int = 0
     updated_at: int = 0
+    quantity: int | None = None  # units left, counted by orders; None: not counted
 
     @property
     def on_sale(self) -> bool:
@@ -99,7 +100,7 @@ def validate_product(body: Any, *, partial: bool = False) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body", "must be a JSON object")
     allowed = {"sku", "title", "description", "price", "currency", "original_price",
-               "image_mxc", "image_info", "url", "stock", "tags"}
+               "image_mxc", "image_info", "url", "stock", "tags", "quantity"}
     unknown = set(body) - allowed
     if unknown:
         raise InvalidInput(sorted(unknown)[0], f"is not a product field; use "
@@ -153,11 +154,36 @@ def validate_product(body: Any, *, partial: bool = False) -> dict[str, Any]:
         tags = [] if tags is None else text_list("tags", tags, limit=MAX_TAGS, item_limit=40,
                                                  example='["mugs", "kitchen"]')
         out["tags"] = sorted({tag.casefold() for tag in tags} - {""})
+    if has("quantity"):
+        out["quantity"] = validate_stock_quantity(body.get("quantity"))
     if "price" in out and "original_price" in out and out["original_price"] is not None \
             and Decimal(out["original_price"]) < Decimal(out["price"]):
         raise InvalidInput("original_price", "is lower than the price; for a sale give the "
                                              "price before the sale")
     return out
+
+
+MAX_STOCK_QUANTITY = 1_000_000
+
+
+def validate_stock_quantity(value: Any) -> int | None:
+    """Units in stock that orders count down: a whole number, or null (not counted)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not (
+            0 <= value <= MAX_STOCK_QUANTITY):
+        raise InvalidInput("quantity", f"must be a whole number from 0 to {MAX_STOCK_QUANTITY}"
+                                       ", or null when you do not count this product's stock")
+    return value
+
+
+def stock_for_quantity(stock: str, quantity: int | None) -> str:
+    """A counted product's stock state follows its quantity: none left is out of stock."""
+    if quantity is None or stock == "preorder":
+        return stock
+    if quantity == 0:
+        return "out_of_stock"
+    return "in_stock" if stock == "out_of_stock" else stock
 
 
 def product_page_url(public_url: str, slug: str, sku: str) -> str:

@@ -22,6 +22,7 @@ class Action(StrEnum):
     RUN_CAMPAIGNS = "run_campaigns"
     ANSWER_BUYERS = "answer_buyers"
     READ_STATS = "read_stats"
+    MANAGE_ORDERS = "manage_orders"  # read orders (addresses too) and move them on
     MANAGE_WEBHOOKS = "manage_webhooks"  # the shop's back-end endpoint and its log
 
 
@@ -29,7 +30,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),
     Role.EDITOR: frozenset({Action.READ_SHOP, Action.EDIT_CATALOG, Action.RUN_CAMPAIGNS,
                             Action.READ_STATS}),
-    Role.SUPPORT: frozenset({Action.READ_SHOP, Action.ANSWER_BUYERS}),
+    Role.SUPPORT: frozenset({Action.READ_SHOP, Action.ANSWER_BUYERS, Action.MANAGE_ORDERS}),
     Role.ANALYST: frozenset({Action.READ_SHOP, Action.READ_STATS}),
 }
 

@@ -17,5 +17,6 @@ from . import (  # noqa: E402,F401  (register themselves)
     v09_message_outbox,
     v10_campaign_posts_in_outbox,
     v11_card_edits_in_outbox,
+    v12_orders,
     v13_webhooks,
 )
