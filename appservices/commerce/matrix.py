@@ -36,6 +36,7 @@ from appservices.commerce.shops import channels
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.support import storage as support_rows
+from mercato.db import Connection
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.appservice import MercatoAppService
@@ -44,7 +45,7 @@ from mercato.matrix.outbox import Message
 from mercato.matrix.outbox import Outbox as MessageOutbox
 from mercato.matrix.paths import matrix_path
 from mercato.matrix.rooms import resolve_room
-from mercato.matrix.sending import create_room_once, send_once
+from mercato.matrix.sending import create_room_once
 from mercato.templates import template_environment
 
 if TYPE_CHECKING:
@@ -84,7 +85,12 @@ class CommerceMatrix(MercatoAppService):
         return user_id == self.bot_mxid or self.is_shop_user(user_id)
 
     def wake_outbox(self) -> None:
+        """A campaign is due: the delivery worker looks now."""
         self.delivery.wakeup.set()
+
+    def wake_messages(self) -> None:
+        """Messages were recorded in a transaction now committed: the outbox looks now."""
+        self.messages.wake()
 
     # -- ShopMatrix: what the merchant lifecycle needs from Matrix -----------------------
 
@@ -260,12 +266,13 @@ class CommerceMatrix(MercatoAppService):
             kind=message_kinds.CARD_SHARE))
         return event_id or ""  # still queued: the outbox records the card when it is sent
 
-    async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
-                        content: dict[str, Any], txn_id: str, *,
-                        look_first: bool = False) -> str:
-        # One try here: a failed edit is retried by catalog/card_delivery.py.
-        return await send_once(self.intent_for(merchant.mxid), room_id, content,
-                               txn_id=txn_id, attempts=1, look_first=look_first)
+    async def queue_card_edit(self, merchant: store.Merchant, room_id: str,
+                              card_event_id: str, txn_id: str, conn: Connection) -> None:
+        """An edit of a posted card, in place of an older one of that card still waiting;
+        its content is the card of the moment it is sent (catalog/card_delivery.py)."""
+        await self.messages.replace_pending(Message(
+            txn_id=txn_id, room_id=room_id, sender=merchant.mxid, content={},
+            kind=message_kinds.CARD_EDIT, subject=card_event_id), conn)
 
     async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes:
         return await self.intent_for(merchant.mxid).download_media(ContentURI(mxc))

@@ -26,6 +26,7 @@ from mercato.matrix.outbox import Outbox, Outgoing
 CAMPAIGN_POST = "campaign_post"
 WELCOME = "welcome"
 CARD_SHARE = "card_share"
+CARD_EDIT = "card_edit"
 SUPPORT_THREAD = "support_thread"
 SUPPORT_RELAY = "support_relay"
 SUPPORT_NOTICE = "support_notice"

@@ -16,6 +16,7 @@ from mautrix.types import EventType, Membership, StateEvent, UserID
 
 from appservices.commerce import events, messages
 from appservices.commerce.api import add_api_routes
+from appservices.commerce.catalog.card_delivery import CardEditDelivery
 from appservices.commerce.config import CommerceConfig
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
@@ -46,6 +47,7 @@ class CommerceAppService(CommerceMatrix):
                                       lambda mxid: self.intent_for(UserID(mxid)))
         messages.SentMessages(self.db).register(self.messages)
         self.delivery.campaigns.register(self.messages)
+        CardEditDelivery(self).register(self.messages)
         self.public_url = settings.site_url
         host = urlsplit(self.public_url).hostname
         # Posts may link to Mercato's own pages (product pages) besides a shop's site.

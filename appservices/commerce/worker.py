@@ -1,6 +1,6 @@
 """The commerce delivery worker: one background loop that hands due campaigns' posts to the
-outbox and marks campaigns sent once their posts are, and retries failed card edits; woken
-at once when a campaign is scheduled, else every second.
+outbox and marks campaigns sent once their posts are; woken at once when a campaign is
+scheduled, else every second.
 
 A failing pass is logged once per outage (mercato.db.OutageLog), not once a second.
 """
@@ -11,7 +11,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from appservices.commerce.campaigns.delivery import CampaignDelivery
-from appservices.commerce.catalog.card_delivery import CardEditDelivery
 from mercato.db import OutageLog
 from mercato.logging import get_logger
 
@@ -24,7 +23,6 @@ log = get_logger(__name__)
 class DeliveryWorker:
     def __init__(self, service: CommerceMatrix) -> None:
         self.campaigns = CampaignDelivery(service)
-        self.card_edits = CardEditDelivery(service)
         self.wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -42,7 +40,6 @@ class DeliveryWorker:
             self.wakeup.clear()
             try:
                 await self.campaigns.run_pass()
-                await self.card_edits.run_pass()
                 outage.succeeded()
             except asyncio.CancelledError:
                 raise

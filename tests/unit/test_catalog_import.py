@@ -565,7 +565,7 @@ class FakeMatrix:
 
     def __init__(self) -> None:
         self.uploads: list[tuple[str, bytes, str, str]] = []
-        self.edits: list[tuple[str, str, dict[str, Any]]] = []
+        self.edits: list[tuple[str, str, str]] = []  # room, card, txnId (queued)
         self.direct: list[tuple[str, str]] = []
 
     async def upload_image(self, merchant: store.Merchant, data: bytes, mimetype: str,
@@ -573,11 +573,12 @@ class FakeMatrix:
         self.uploads.append((merchant.slug, data, mimetype, filename))
         return f"mxc://localhost/upload{len(self.uploads)}"
 
-    async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
-                        content: dict[str, Any], txn_id: str, *,
-                        look_first: bool = False) -> str:
-        self.edits.append((room_id, event_id, content))
-        return f"$edit{len(self.edits)}"
+    async def queue_card_edit(self, merchant: store.Merchant, room_id: str,
+                              card_event_id: str, txn_id: str, conn: Any) -> None:
+        self.edits.append((room_id, card_event_id, txn_id))
+
+    def wake_messages(self) -> None:
+        pass
 
     async def send_direct(self, merchant: store.Merchant, user_id: str, text: str,
                           txn_id: str, *, kind: str = "direct") -> tuple[str, str]:
@@ -635,7 +636,10 @@ async def test_api_import_edits_posted_cards_and_tells_alert_subscribers(
         assert (resp.status, (await resp.json())["updated"]) == (200, 1)
     assert [(room, event) for room, event, _ in matrix.edits] == [("!channel:localhost",
                                                                    "$card")]
-    assert matrix.edits[0][2]["m.new_content"]["org.mercato.product"]["price"] == "9.90"
+    # The outbox renders the card from the product when it sends the edit.
+    assert matrix.edits[0][2].startswith("mercato.cardedit.")
+    repriced = await product_rows.get_product(sqlite_db, DEMO, "SOCK-1")
+    assert repriced is not None and repriced.price == "9.90"
     assert [user for user, _ in matrix.direct] == ["@buyer:localhost"]
 
 

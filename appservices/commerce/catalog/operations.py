@@ -20,7 +20,7 @@ from appservices.commerce.rooms import room_id_of
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.operations import Principal, get_shop, require
 from appservices.commerce.shops.roles import Action
-from mercato.db import Database, transaction
+from mercato.db import Connection, Database, transaction
 from mercato.logging import get_logger
 
 log = get_logger(__name__)
@@ -33,9 +33,10 @@ class CatalogMatrix(Protocol):
     async def post_card(self, merchant: store.Merchant, room_id: str,
                         content: dict[str, Any], txn_id: str) -> str: ...
 
-    async def edit_card(self, merchant: store.Merchant, room_id: str, event_id: str,
-                        content: dict[str, Any], txn_id: str, *,
-                        look_first: bool = False) -> str | None: ...
+    async def queue_card_edit(self, merchant: store.Merchant, room_id: str,
+                              card_event_id: str, txn_id: str, conn: Connection) -> None: ...
+
+    def wake_messages(self) -> None: ...
 
     async def resolve_room(self, room: str) -> str: ...
 
@@ -163,11 +164,10 @@ async def refresh_cards(db: Database, matrix: CatalogMatrix, merchant: store.Mer
                         product: Product) -> int:
     """Edit every card of this product the shop posted, so it shows what is true now.
 
-    An edit that fails is retried by the delivery worker (card_delivery.py); the count is
-    of those sent.
+    The outbox sends each edit with the card of that moment (card_delivery.py); the
+    count is of those queued.
     """
-    return await card_edits.refresh_cards(db, matrix, merchant, product,
-                                          card_for(matrix, merchant, product))
+    return await card_edits.refresh_cards(db, matrix, merchant, product)
 
 
 async def notify_alerts(db: Database, matrix: CatalogMatrix, merchant: store.Merchant,

@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from appservices.commerce.catalog.products import Product, stock_for_quantity
+from appservices.commerce.catalog.products import Product
 from appservices.commerce.shops.storage import now_ms
 
 _COLUMNS = ("merchant_slug, sku, title, description, price, currency, original_price, "
-            "image_mxc, image_info, url, stock, tags, created_at, updated_at, quantity")
+            "image_mxc, image_info, url, stock, tags, created_at, updated_at")
 
 
 def _product(row: Any) -> Product:
@@ -44,23 +44,20 @@ async def upsert_product(db: Any, slug: str, fields: dict[str, Any]) -> bool:
     now = now_ms()
     existing = await db.fetchval("SELECT 1 FROM product WHERE merchant_slug=$1 AND sku=$2",
                                  slug, fields["sku"])
-    quantity = fields.get("quantity")
     values = (fields["title"], fields.get("description", ""), fields["price"],
               fields["currency"], fields.get("original_price"), fields.get("image_mxc", ""),
               json.dumps(fields.get("image_info", {})), fields.get("url", ""),
-              stock_for_quantity(fields.get("stock", "in_stock"), quantity),
-              json.dumps(fields.get("tags", [])))
+              fields.get("stock", "in_stock"), json.dumps(fields.get("tags", [])))
     if existing:
         await db.execute(
             "UPDATE product SET title=$3, description=$4, price=$5, currency=$6,"
             " original_price=$7, image_mxc=$8, image_info=$9, url=$10, stock=$11, tags=$12,"
-            " updated_at=$13, quantity=CASE WHEN $15 THEN $14 ELSE quantity END"
-            " WHERE merchant_slug=$1 AND sku=$2",  # an import without quantities keeps them
-            slug, fields["sku"], *values, now, quantity, "quantity" in fields)
+            " updated_at=$13 WHERE merchant_slug=$1 AND sku=$2",
+            slug, fields["sku"], *values, now)
         return False
     await db.execute(
-        f"INSERT INTO product ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,"
-        "$15)", slug, fields["sku"], *values, now, now, quantity)
+        f"INSERT INTO product ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+        slug, fields["sku"], *values, now, now)
     return True
 
 
@@ -130,76 +127,66 @@ async def card_stats(db: Any, slug: str) -> dict[str, int]:
             "edit_failures": sum(int(failures or 0) for _, failures in edits.values())}
 
 
-# -- card edits: outbox rows -------------------------------------------------------------
+# -- card edits: the shop's record of each (the outbox sends them) --------------------
 
 @dataclass(frozen=True)
 class CardEdit:
     id: int
+    txn_id: str
     card_event_id: str
     room_id: str
     merchant_slug: str
     sku: str
+    state: str
     attempts: int
-    next_attempt_at: int
 
 
-_EDIT_COLUMNS = "id, card_event_id, room_id, merchant_slug, sku, attempts, next_attempt_at"
+_EDIT_COLUMNS = "id, txn_id, card_event_id, room_id, merchant_slug, sku, state, attempts"
 
 
-async def record_card_edits(db: Any, cards: list[dict[str, Any]], slug: str, sku: str,
-                            first_try_at: int) -> list[CardEdit]:
+def _card_edit(row: Any) -> CardEdit:
+    return CardEdit(**{k: row[k] for k in row.keys()})
+
+
+async def record_card_edits(db: Any, cards: list[dict[str, Any]], slug: str,
+                            sku: str) -> list[CardEdit]:
     """One pending edit per card; an edit of the same card still waiting is superseded."""
     edits = []
     for card in cards:
         await db.execute("UPDATE card_edit SET state='superseded' WHERE card_event_id=$1"
                          " AND state='pending'", card["event_id"])
+        edit_id = await db.fetchval(
+            "INSERT INTO card_edit (card_event_id, room_id, merchant_slug, sku, created_at)"
+            " VALUES ($1,$2,$3,$4,$5) RETURNING id",
+            card["event_id"], card["room_id"], slug, sku, now_ms())
         row = await db.fetchrow(
-            "INSERT INTO card_edit (card_event_id, room_id, merchant_slug, sku,"
-            " next_attempt_at, created_at) VALUES ($1,$2,$3,$4,$5,$6)"
-            f" RETURNING {_EDIT_COLUMNS}", card["event_id"], card["room_id"], slug, sku,
-            first_try_at, now_ms())
-        edits.append(CardEdit(**{k: row[k] for k in row.keys()}))
+            f"UPDATE card_edit SET txn_id=$1 WHERE id=$2 RETURNING {_EDIT_COLUMNS}",
+            f"mercato.cardedit.{edit_id}", edit_id)
+        edits.append(_card_edit(row))
     return edits
 
 
-async def pending_card_edits(db: Any, limit: int = 200) -> list[CardEdit]:
-    """Waiting edits, due or not: a room's later edits wait behind its earlier ones."""
-    rows = await db.fetch(f"SELECT {_EDIT_COLUMNS} FROM card_edit WHERE state='pending'"
-                          " ORDER BY id LIMIT $1", limit)
-    return [CardEdit(**{k: r[k] for k in r.keys()}) for r in rows]
+async def card_edit_by_txn(db: Any, txn_id: str) -> CardEdit | None:
+    row = await db.fetchrow(f"SELECT {_EDIT_COLUMNS} FROM card_edit WHERE txn_id=$1", txn_id)
+    return _card_edit(row) if row else None
 
 
-async def edit_waits_in_room(db: Any, room_id: str, edit_id: int) -> bool:
-    """An earlier edit in this room waits for its retry (edits keep their order)."""
-    return await db.fetchval("SELECT 1 FROM card_edit WHERE room_id=$1 AND state='pending'"
-                             " AND id<$2 LIMIT 1", room_id, edit_id) is not None
-
-
-async def mark_edit_attempt(db: Any, edit_id: int, attempts: int) -> None:
-    """Written before the send: a crash after it tells the next try to look first."""
-    await db.execute("UPDATE card_edit SET attempts=$1 WHERE id=$2", attempts, edit_id)
-
-
-async def mark_edit_sent(db: Any, edit_id: int, event_id: str | None) -> None:
+async def mark_edit_sent(db: Any, edit_id: int, event_id: str) -> None:
     await db.execute("UPDATE card_edit SET state='sent', event_id=$1, sent_at=$2,"
                      " last_error=NULL WHERE id=$3", event_id, now_ms(), edit_id)
 
 
-async def mark_edit_retry(db: Any, edit_id: int, attempts: int, error: str,
-                          next_attempt_at: int, give_up: bool) -> None:
+async def mark_edit_failed_try(db: Any, edit_id: int, attempts: int, error: str,
+                               next_attempt_at: int, give_up: bool) -> None:
+    """A failed try of a waiting edit (one superseded meanwhile stays so)."""
     await db.execute("UPDATE card_edit SET attempts=$1, last_error=$2, next_attempt_at=$3,"
-                     " state=$4, failures=failures+1 WHERE id=$5", attempts, error[:2000],
+                     " state=CASE WHEN state='pending' THEN $4 ELSE state END,"
+                     " failures=failures+1 WHERE id=$5", attempts, error[:2000],
                      next_attempt_at, "failed" if give_up else "pending", edit_id)
 
 
-async def postpone_card_edit(db: Any, edit_id: int, why: str, next_attempt_at: int) -> None:
-    """Not tried now, and not counted as a failure (the shop is suspended)."""
-    await db.execute("UPDATE card_edit SET last_error=$1, next_attempt_at=$2 WHERE id=$3",
-                     why, next_attempt_at, edit_id)
-
-
 async def drop_card_edit(db: Any, edit_id: int, why: str) -> None:
-    """An edit with nothing left to show (the product was deleted)."""
+    """An edit with nothing left to show (the product was deleted, or the card moved)."""
     await db.execute("UPDATE card_edit SET state='superseded', last_error=$1 WHERE id=$2",
                      why, edit_id)
 
