@@ -15,6 +15,7 @@ from appservices.commerce.auth import principal_from_request
 from appservices.commerce.campaigns.operations import BroadcastMatrix
 from appservices.commerce.catalog.operations import CatalogMatrix
 from appservices.commerce.config import CommerceConfig
+from appservices.commerce.orders.operations import OrdersMatrix
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.operations import Principal, ShopMatrix
 from mercato.config import MercatoConfig
@@ -22,8 +23,8 @@ from mercato.db import Database
 from mercato.http_api import RouteTable, read_json
 
 
-class ApiMatrix(ShopMatrix, CatalogMatrix, BroadcastMatrix, Protocol):
-    """What the handlers need from Matrix: the ports of shops, catalog and campaigns, and
+class ApiMatrix(ShopMatrix, OrdersMatrix, CatalogMatrix, BroadcastMatrix, Protocol):
+    """What the handlers need from Matrix: the ports of shops, catalog, campaigns and orders, and
     for product pages the network's config and the media repository."""
 
     config: MercatoConfig

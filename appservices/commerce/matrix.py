@@ -287,6 +287,27 @@ class CommerceMatrix(MercatoAppService):
         return await self.send_direct(merchant, user_id, text, txn_id=f"mercato.coupon.{code}",
                                       kind=message_kinds.COUPON_CODE, subject=code)
 
+    # -- OrdersMatrix: the buyer's DM for order messages -----------------------------------
+
+    async def order_room(self, merchant: store.Merchant, user_id: str) -> tuple[str, bool]:
+        """The shop's DM with the buyer and whether the buyer is in it; a buyer who left
+        it is invited back (the order card waits for their join)."""
+        room_id = await self.direct_room(merchant, user_id)
+        try:
+            member = await self.intent_for(merchant.mxid).api.request(
+                Method.GET,
+                matrix_path("client", "v3", "rooms", room_id, "state", "m.room.member", user_id))
+            membership = member.get("membership")
+        except MNotFound:
+            membership = None
+        if membership == "leave":
+            await self.intent_for(merchant.mxid).invite_user(RoomID(room_id), UserID(user_id))
+        return room_id, membership == "join"
+
+    async def queue_message(self, message: Message, conn: Any) -> None:
+        """Record a message in the outbox inside the caller's transaction (`conn`)."""
+        await self.messages.record(message, conn)
+
     # -- rooms -----------------------------------------------------------------------------
 
     def _power_levels(self, shop: str, *, members_level: int = 0) -> dict:

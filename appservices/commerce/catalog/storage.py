@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from appservices.commerce.catalog.products import Product
+from appservices.commerce.catalog.products import Product, stock_for_quantity
 from appservices.commerce.shops.storage import now_ms
 
 _COLUMNS = ("merchant_slug, sku, title, description, price, currency, original_price, "
-            "image_mxc, image_info, url, stock, tags, created_at, updated_at")
+            "image_mxc, image_info, url, stock, tags, created_at, updated_at, quantity")
 
 
 def _product(row: Any) -> Product:
@@ -44,20 +44,23 @@ async def upsert_product(db: Any, slug: str, fields: dict[str, Any]) -> bool:
     now = now_ms()
     existing = await db.fetchval("SELECT 1 FROM product WHERE merchant_slug=$1 AND sku=$2",
                                  slug, fields["sku"])
+    quantity = fields.get("quantity")
     values = (fields["title"], fields.get("description", ""), fields["price"],
               fields["currency"], fields.get("original_price"), fields.get("image_mxc", ""),
               json.dumps(fields.get("image_info", {})), fields.get("url", ""),
-              fields.get("stock", "in_stock"), json.dumps(fields.get("tags", [])))
+              stock_for_quantity(fields.get("stock", "in_stock"), quantity),
+              json.dumps(fields.get("tags", [])))
     if existing:
         await db.execute(
             "UPDATE product SET title=$3, description=$4, price=$5, currency=$6,"
             " original_price=$7, image_mxc=$8, image_info=$9, url=$10, stock=$11, tags=$12,"
-            " updated_at=$13 WHERE merchant_slug=$1 AND sku=$2",
-            slug, fields["sku"], *values, now)
+            " updated_at=$13, quantity=CASE WHEN $15 THEN $14 ELSE quantity END"
+            " WHERE merchant_slug=$1 AND sku=$2",  # an import without quantities keeps them
+            slug, fields["sku"], *values, now, quantity, "quantity" in fields)
         return False
     await db.execute(
-        f"INSERT INTO product ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
-        slug, fields["sku"], *values, now, now)
+        f"INSERT INTO product ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,"
+        "$15)", slug, fields["sku"], *values, now, now, quantity)
     return True
 
 
