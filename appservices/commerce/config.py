@@ -26,6 +26,9 @@ class CommerceConfig(AppServiceConfig):
     operator_token: Secret = Field(default_factory=new_secret)
     # Extra CA certificates trusted when checking a shop's domain proof (PEM file).
     domain_proof_ca_file: str = ""
+    # Extra CA certificates trusted when delivering a shop's webhooks (PEM file); webhook
+    # endpoints are https:// only, checked against the system's CAs and these.
+    webhook_ca_file: str = ""
     # Where people (and Synapse's URL previews) reach product pages; empty means
     # http://localhost:<port>. In production: the https:// address of a reverse proxy.
     public_url: str = ""

@@ -22,10 +22,10 @@ from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
 from appservices.commerce.http import ApiContext
 from appservices.commerce.matrix import CommerceMatrix
-from appservices.commerce.orders.messages import OrderMessages
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.support.desk import SupportDesk
+from appservices.commerce.webhooks.outbox import WebhookOutbox
 from appservices.commerce.worker import DeliveryWorker
 from mercato.config import MercatoConfig
 from mercato.matrix.outbox import Outbox as MessageOutbox
@@ -46,8 +46,9 @@ class CommerceAppService(CommerceMatrix):
         # Every message the shops and the bot send: recorded first, sent once, in order.
         self.messages = MessageOutbox(self.db, self.name,
                                       lambda mxid: self.intent_for(UserID(mxid)))
+        # Every event a shop's back-end hears of: recorded first, POSTed until it arrives.
+        self.webhooks = WebhookOutbox(self.db, ca_file=settings.webhook_ca_file)
         messages.SentMessages(self.db).register(self.messages)
-        OrderMessages(self.db).register(self.messages)
         self.delivery.campaigns.register(self.messages)
         CardEditDelivery(self).register(self.messages)
         self.public_url = settings.site_url
@@ -65,9 +66,11 @@ class CommerceAppService(CommerceMatrix):
             await self._seed_demo()
         await self.directory.reconcile()
         self.delivery.start()
+        self.webhooks.start()
 
     async def stop(self) -> None:
         await self.delivery.stop()
+        await self.webhooks.stop()
         await super().stop()
         await self.messages.stop()  # after the inbox: its handlers record messages
 

@@ -15,7 +15,8 @@ from tests.verification_sinks import MailSink, SmsGateway, contacts_settings
 
 @pytest.fixture(scope="session")
 def shop_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """The certificate of shops' test websites, which the session network trusts."""
+    """The certificate of shops' test websites and back-ends, which the session network
+    trusts."""
     return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
@@ -25,7 +26,8 @@ def network(tmp_path_factory: pytest.TempPathFactory, shop_certificate: Certific
     """The whole Mercato network, started once for the test session."""
     base = tmp_path_factory.mktemp("network")
     with network_running(write_test_config(
-            base, commerce={"domain_proof_ca_file": str(shop_certificate.cert)},
+            base, commerce={"domain_proof_ca_file": str(shop_certificate.cert),
+                            "webhook_ca_file": str(shop_certificate.cert)},
             contacts=contacts_settings(*code_sinks))) as running:
         yield running
 

@@ -131,6 +131,15 @@ POLICY: dict[tuple[str, str], Policy] = {
                                                            body={}),
     ("DELETE", "/shops/{slug}/products/{sku}/alert"): Policy("user"),
     ("GET", "/me/alerts"): Policy("user"),
+    # Shop A has no webhook: reading, removing, rotating and resending find none.
+    ("PUT", "/shops/{slug}/webhook"): Policy("staff", Action.MANAGE_WEBHOOKS,
+                                             body={"url": "http://not-https.example"}),
+    ("GET", "/shops/{slug}/webhook"): Policy("staff", Action.MANAGE_WEBHOOKS),
+    ("DELETE", "/shops/{slug}/webhook"): Policy("staff", Action.MANAGE_WEBHOOKS),
+    ("POST", "/shops/{slug}/webhook/secret"): Policy("staff", Action.MANAGE_WEBHOOKS, body={}),
+    ("GET", "/shops/{slug}/webhook/deliveries"): Policy("staff", Action.MANAGE_WEBHOOKS),
+    ("POST", "/shops/{slug}/webhook/deliveries/{event_id}/resend"): Policy(
+        "staff", Action.MANAGE_WEBHOOKS, params={"event_id": "evt_nosuch"}, body={}),
 }
 
 # Query-string variants that change who may call a route.
@@ -284,6 +293,8 @@ SNAPSHOT = {
     "card": "SELECT COUNT(*) FROM card",
     "card_edit": "SELECT COUNT(*) FROM card_edit",
     "report": "SELECT COUNT(*) FROM report",
+    "webhook_endpoint": "SELECT * FROM webhook_endpoint ORDER BY id",
+    "webhook_delivery": "SELECT * FROM webhook_delivery ORDER BY id",
 }
 
 
