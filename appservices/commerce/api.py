@@ -18,6 +18,7 @@ from appservices.commerce import http
 from appservices.commerce.shops import routes as _shop_routes  # noqa: F401
 from appservices.commerce.campaigns import routes as _campaign_routes  # noqa: F401
 from appservices.commerce.catalog import import_routes as _import_routes  # noqa: F401
+from appservices.commerce.orders import routes as _order_routes  # noqa: F401
 from appservices.commerce.shops import channel_routes as _channel_routes  # noqa: F401
 from appservices.commerce.catalog import routes as _product_routes
 from appservices.commerce.webhooks import routes as _webhook_routes  # noqa: F401

@@ -22,6 +22,7 @@ from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
 from appservices.commerce.http import ApiContext
 from appservices.commerce.matrix import CommerceMatrix
+from appservices.commerce.orders.messages import OrderMessages
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.support.desk import SupportDesk
@@ -49,6 +50,7 @@ class CommerceAppService(CommerceMatrix):
         # Every event a shop's back-end hears of: recorded first, POSTed until it arrives.
         self.webhooks = WebhookOutbox(self.db, ca_file=settings.webhook_ca_file)
         messages.SentMessages(self.db).register(self.messages)
+        OrderMessages(self.db).register(self.messages)
         self.delivery.campaigns.register(self.messages)
         CardEditDelivery(self).register(self.messages)
         self.public_url = settings.site_url
