@@ -153,3 +153,67 @@ async def test_remote_staff_and_shop_bot(
     pong = await bob.wait_for_message(room_id, lambda e: e.get("sender") == bot
                                       and e.get("content", {}).get("body") == "pong", timeout=60)
     assert pong
+
+
+async def test_remote_buyer_orders_and_follows_the_order_over_federation(
+        mercato_hs: RunningNetwork, remote_hs: RemoteHomeserver, http, api: Api) -> None:
+    server = mercato_hs.config.server_name
+    demo = mercato_hs.demo
+    shop = demo["shop"]["user_id"]
+    key = demo["shop"]["api_key"]
+    buyer = await remote_user(remote_hs, http, "farorders")
+    status, _ = await api.call("POST", "/shops/demo/products", key, {
+        "sku": "far-tea", "title": "Mountain tea", "price": "12.50", "currency": "EUR",
+        "quantity": 4})
+    assert status == 201
+    status, settings = await api.call("PUT", "/shops/demo/orders/settings", key, {
+        "payment_methods": {"pickup": {}}, "delivery": ["pickup"]})
+    assert status == 200, settings
+
+    # The remote buyer orders (as the shop bot would for them); the order card comes by
+    # DM from the shop's account, over federation.
+    acting = {"Authorization": f"Bearer {mercato_hs.config.commerce.service_token}",
+              "X-Mercato-Acting-User": buyer.user_id}
+    async with http.post(f"{api.base}/me/orders", headers=acting, json={
+            "shop": "demo", "items": [{"sku": "far-tea", "quantity": 2}],
+            "delivery": {"kind": "pickup"}, "payment": "pickup"}) as resp:
+        placed = await resp.json()
+        assert resp.status == 201, placed
+    order_id = placed["id"]
+    dm_id = await buyer.wait_for_invite(shop, timeout=60)
+    await join_with_retry(buyer, dm_id, server)
+
+    def order_card(event: dict) -> bool:
+        content = event.get("content", {})
+        return content.get("org.mercato.order", {}).get("id") == order_id \
+            and "m.relates_to" not in content
+
+    card = await buyer.wait_for_message(dm_id, order_card, timeout=60)
+    assert card["sender"] == shop
+    assert card["content"]["org.mercato.order"]["total"] == "25.00"
+    assert "Total: 25.00 EUR" in card["content"]["body"]
+
+    # The shop confirms: the card is edited in place and a notice follows, over federation.
+    status, moved = await api.call("POST", f"/shops/demo/orders/{order_id}/status", key,
+                                   {"status": "confirmed"})
+    assert status == 200, moved
+
+    def confirmed_edit(event: dict) -> bool:
+        content = event.get("content", {})
+        return content.get("m.relates_to", {}).get("event_id") == card["event_id"] and \
+            content.get("m.new_content", {}).get("org.mercato.order", {}).get("status") \
+            == "confirmed"
+
+    await buyer.wait_for_message(dm_id, confirmed_edit, timeout=60)
+    await buyer.wait_for_message(dm_id, lambda e: e.get("sender") == shop and order_id in e.get(
+        "content", {}).get("body", "") and "confirmed" in e["content"]["body"]
+        and "m.relates_to" not in e["content"], timeout=60)
+
+    # The buyer follows it from their own server through the API too, and cancels it.
+    async with http.post(f"{api.base}/me/orders/{order_id}/cancel", headers=acting,
+                         json={}) as resp:
+        cancelled = await resp.json()
+        assert resp.status == 200, cancelled
+    assert cancelled["status"] == "cancelled"
+    status, product = await api.call("GET", "/shops/demo/products/far-tea", key)
+    assert product["quantity"] == 4  # the stock came back
