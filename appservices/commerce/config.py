@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from mercato.config import AppServiceConfig, Port, Secret, check_user_prefix, new_secret
+from mercato.config import AppServiceConfig, Port, Secret, new_secret
 
 
 class CommerceConfig(AppServiceConfig):
@@ -33,12 +33,3 @@ class CommerceConfig(AppServiceConfig):
     # http://localhost:<port>. In production: the https:// address of a reverse proxy.
     public_url: str = ""
 
-    @field_validator("user_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return check_user_prefix(value)
-
-    @property
-    def site_url(self) -> str:
-        """Where product pages are reached: public_url, or this machine's port."""
-        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")

@@ -19,7 +19,6 @@ from mercato.config import (
     PortNumber,
     Secret,
     Section,
-    check_user_prefix,
     new_secret,
 )
 
@@ -95,11 +94,6 @@ class ContactsConfig(AppServiceConfig):
     sms_webhook_url: str = ""
     sms_webhook_token: str = ""
 
-    @field_validator("user_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return check_user_prefix(value)
-
     @field_validator("sms_webhook_url")
     @classmethod
     def _webhook(cls, value: str) -> str:
@@ -107,7 +101,3 @@ class ContactsConfig(AppServiceConfig):
             raise ValueError("must be an http:// or https:// URL (or empty: no SMS codes)")
         return value
 
-    @property
-    def site_url(self) -> str:
-        """Where people's browsers reach the bridge's pages: public_url, or this machine's port."""
-        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")

@@ -87,6 +87,20 @@ class AppServiceConfig(ComponentSection):
     # Empty means "sqlite in the data directory".
     database: str = ""
     bot_localpart: str
+    # The service's users (and rooms) are @<prefix>…; a section sets its own default.
+    user_prefix: str
+    # Where people's browsers reach the service's pages; empty means this machine's port.
+    public_url: str = ""
+
+    @property
+    def site_url(self) -> str:
+        """Where the service's pages are reached: public_url, or this machine's port."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @field_validator("user_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_user_prefix(value)
 
     @field_validator("bot_localpart")
     @classmethod
