@@ -156,6 +156,10 @@ async def test_an_order_from_api_to_card_edits_notices_and_staff_thread(
     assert f"Order {order_id} is now shipped: DHL 00340434161234567890" in \
         update["content"]["body"]
 
+    stats = await api.get(f"/shops/{slug}/stats", staff)
+    assert stats.body["orders"] == {"count": 1, "by_status": {"shipped": 1},
+                                    "revenue": {"EUR": "60.00"}}, stats
+
     # Address and phone: kept until delivered, then erased on the buyer's word.
     early_forget = await api.post(f"/me/orders/{order_id}/forget", me)
     assert early_forget.status == 409, early_forget

@@ -47,7 +47,8 @@ def _coupon_view(coupon: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     expires = datetime.fromtimestamp(coupon["expires_at"] / 1000, UTC)
     return {"id": coupon["id"], "stock": coupon["stock"], "title": coupon["title"],
-            "expires": f"{expires:%Y-%m-%d %H:%M} UTC"}
+            "expires": f"{expires:%Y-%m-%d %H:%M} UTC",
+            "percent_off": coupon.get("percent_off"), "amount_off": coupon.get("amount_off")}
 
 
 async def render_campaign(db: Database, merchant: store.Merchant,
@@ -131,6 +132,9 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
                 raise InvalidInput("coupon.expires_at", "is in the past")
             coupon_id = await rows.insert_coupon(conn, slug, fields["title"], stock, expires_at,
                                                  principal.actor)
+            percent_off, amount_off = campaigns.coupon_discount(coupon)
+            if percent_off or amount_off:
+                await rows.set_coupon_discount(conn, coupon_id, percent_off, amount_off)
         campaign_id = await rows.insert_campaign(
             conn, slug=slug, kind=kind, fields=fields, image_mxc=image_mxc,
             image_info=image_info, silent=silent, channel_ids=channel_ids,

@@ -123,3 +123,17 @@ def check_quota(quota: int, sends_in_last_day: int, oldest_send_ms: int | None,
 
 def normalise_text(value: str) -> str:
     return unicodedata.normalize("NFC", value)
+
+
+def coupon_discount(coupon: dict[str, Any]) -> tuple[int | None, str | None]:
+    """What a coupon's code takes off at checkout (orders): `percent_off` (1-100) or
+    `amount_off` (a price such as "5.00" in the order's currency); neither: the code is
+    only shown at the till."""
+    percent, amount = coupon.get("percent_off"), coupon.get("amount_off")
+    if percent is not None and amount not in (None, ""):
+        raise InvalidInput("coupon.percent_off", "give percent_off or amount_off, not both")
+    if percent is not None and (not isinstance(percent, int) or isinstance(percent, bool)
+                                or not 1 <= percent <= 100):
+        raise InvalidInput("coupon.percent_off", "must be a whole number from 1 to 100")
+    money = None if amount in (None, "") else parse_money("coupon.amount_off", amount)
+    return percent, money

@@ -1,5 +1,5 @@
-"""A shop's numbers: followers day by day, and each campaign's reach, views, reactions,
-claims and redemptions."""
+"""A shop's numbers: followers day by day, each campaign's reach, views, reactions,
+claims, redemptions and the orders it brought, and the shop's orders and revenue."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from appservices.commerce.campaigns import rules as campaigns
 from appservices.commerce.campaigns import storage as rows
+from appservices.commerce.orders.operations import order_numbers
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.operations import Principal, require
 from appservices.commerce.shops.roles import Action
@@ -35,6 +36,7 @@ async def stats(db: Database, principal: Principal, slug: str, days: int = 30) -
             count = sum(1 for v in members.values() if v > 0)
             history.append({"day": datetime.fromtimestamp(day * day_ms / 1000, UTC)
                             .date().isoformat(), "followers": count})
+    orders = await order_numbers(db, slug)
     per_campaign = []
     for campaign in await rows.campaigns_of(db, slug):
         posts = await rows.outbox_of(db, campaign.id)
@@ -52,6 +54,9 @@ async def stats(db: Database, principal: Principal, slug: str, days: int = 30) -
             "state": campaign.state, "sent_at": campaign.sent_at,
             "reach": sum(p["reach"] or 0 for p in posts), "views": views,
             "reactions": reactions, "claims": claims, "redemptions": redemptions,
+            # Orders of products the campaign linked to, placed while it was the latest.
+            "orders": orders["by_campaign"].get(campaign.id, 0),
         })
+    orders.pop("by_campaign")
     return {"followers": followers, "followers_by_day": history, "campaigns": per_campaign,
-            "note": "views come from read receipts and are approximate"}
+            "orders": orders, "note": "views come from read receipts and are approximate"}

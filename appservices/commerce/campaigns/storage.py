@@ -213,9 +213,16 @@ async def insert_coupon(db: Any, slug: str, title: str, stock: int, expires_at: 
         now_ms())
 
 
+async def set_coupon_discount(db: Any, coupon_id: int, percent_off: int | None,
+                              amount_off: str | None) -> None:
+    """What the coupon's codes take off at checkout (orders)."""
+    await db.execute("UPDATE coupon SET percent_off=$1, amount_off=$2 WHERE id=$3",
+                     percent_off, amount_off, coupon_id)
+
+
 async def get_coupon(db: Any, coupon_id: int) -> dict[str, Any] | None:
-    row = await db.fetchrow("SELECT id, merchant_slug, title, stock, expires_at, created_at"
-                            " FROM coupon WHERE id=$1", coupon_id)
+    row = await db.fetchrow("SELECT id, merchant_slug, title, stock, expires_at, created_at,"
+                            " percent_off, amount_off FROM coupon WHERE id=$1", coupon_id)
     return {k: row[k] for k in row.keys()} if row else None
 
 

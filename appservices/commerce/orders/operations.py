@@ -497,6 +497,16 @@ async def buyer_orders(db: Database, buyer_id: str, limit: int = 50) -> list[Ord
     return await rows.orders_of_buyer(db, buyer_id, min(limit, MAX_LIST))
 
 
+async def order_numbers(db: Database, slug: str) -> dict[str, Any]:
+    """The shop's orders for its stats: how many in each status, revenue per currency (of
+    orders not cancelled, declined or refunded) and orders per campaign."""
+    numbers = await rows.order_stats(db, slug)
+    return {"count": sum(numbers["by_status"].values()), "by_status": numbers["by_status"],
+            "revenue": {currency: rules.money(total)
+                        for currency, total in sorted(numbers["revenue"].items())},
+            "by_campaign": await rows.orders_by_campaign(db, slug)}
+
+
 def order_view(order: Order, *, personal: bool = True) -> dict[str, Any]:
     """An order as the API answers it; `personal` (the buyer, staff with the orders
     permission) adds the address and phone."""
