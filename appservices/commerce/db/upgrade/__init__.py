@@ -19,4 +19,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v11_card_edits_in_outbox,
     v12_orders,
     v13_webhooks,
+    v14_checkout_drafts,
 )
