@@ -258,3 +258,60 @@ class UserApi:
     async def coupons(self) -> list[dict[str, Any]]:
         """[{code, coupon, shop, title, expires_at, claimed_at, redeemed_at}] of the user."""
         return list((await self._call("GET", "/me/coupons"))["coupons"])
+
+    # -- carts and orders ----------------------------------------------------------------
+
+    async def cart(self, slug: MerchantSlug) -> dict[str, Any]:
+        """{shop, items: [{sku, title, quantity, unit_price, currency, total, stock}],
+        currency, subtotal} of the acting user at a shop."""
+        return dict(await self._call("GET", f"/me/cart/{_segment(slug)}"))
+
+    async def set_cart_item(self, slug: MerchantSlug, sku: Sku, quantity: int) -> dict[str, Any]:
+        """Put `quantity` of a product in the cart (not added to what is there); the cart."""
+        return dict(await self._call("PUT", f"/me/cart/{_segment(slug)}/items/{_segment(sku)}",
+                                     {"quantity": quantity}))
+
+    async def remove_cart_item(self, slug: MerchantSlug, sku: Sku) -> dict[str, Any]:
+        return dict(await self._call("DELETE",
+                                     f"/me/cart/{_segment(slug)}/items/{_segment(sku)}"))
+
+    async def checkout_options(self, slug: MerchantSlug) -> dict[str, Any]:
+        """{shop, delivery: [kind], payment_methods: [{method, label, delivery}]}."""
+        return dict(await self._call("GET", f"/shops/{_segment(slug)}/checkout"))
+
+    async def place_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._call("POST", "/me/orders", order))
+
+    async def my_orders(self) -> list[dict[str, Any]]:
+        return list((await self._call("GET", "/me/orders"))["orders"])
+
+    async def my_order(self, order_id: str) -> dict[str, Any]:
+        return dict(await self._call("GET", f"/me/orders/{_segment(order_id)}"))
+
+    async def cancel_order(self, order_id: str, reason: str | None = None) -> dict[str, Any]:
+        return dict(await self._call("POST", f"/me/orders/{_segment(order_id)}/cancel",
+                                     {"reason": reason} if reason else {}))
+
+    async def forget_order(self, order_id: str) -> dict[str, Any]:
+        return dict(await self._call("POST", f"/me/orders/{_segment(order_id)}/forget"))
+
+    async def shop_orders(self, slug: MerchantSlug, status: str | None = None, *,
+                          limit: int = 20, before: int | None = None) -> dict[str, Any]:
+        """{orders: [...] newest first, next_before}: pass next_before back for older ones."""
+        params = {"limit": str(limit)}
+        if status:
+            params["status"] = status
+        if before is not None:
+            params["before"] = str(before)
+        return dict(await self._call("GET", f"/shops/{_segment(slug)}/orders", params=params))
+
+    async def shop_order(self, slug: MerchantSlug, order_id: str) -> dict[str, Any]:
+        return dict(await self._call("GET",
+                                     f"/shops/{_segment(slug)}/orders/{_segment(order_id)}"))
+
+    async def move_order(self, slug: MerchantSlug, order_id: str,
+                         change: dict[str, Any]) -> dict[str, Any]:
+        """`{"status": "shipped", "carrier", "tracking", "tracking_url"}`, `{"status":
+        "declined", "reason"}`, …; the order as it is now."""
+        return dict(await self._call(
+            "POST", f"/shops/{_segment(slug)}/orders/{_segment(order_id)}/status", change))

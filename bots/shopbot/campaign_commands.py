@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bots.shopbot import buttons, campaign_text
+from bots.shopbot import buttons, campaign_text, order_text
 from bots.shopbot.campaign_text import DraftInput
 from bots.shopbot.catalog_text import parse_currency, parse_price
 from bots.shopbot.context import (
@@ -209,8 +209,9 @@ async def redeem(ctx: ShopContext, code: str, shop: MerchantSlug) -> str:
             "again.")
 
 
-@registry.command("stats", help="followers and how each campaign did",
+@registry.command("stats", help="followers, how each campaign did, orders and revenue",
                   permission=Need.STATS)
 @SHOP_OPTION
 async def stats(ctx: ShopContext, shop: MerchantSlug) -> Reply:
-    return campaign_text.stats_reply(shop, await ctx.commerce.stats(shop))
+    found = await ctx.commerce.stats(shop)
+    return order_text.with_order_stats(campaign_text.stats_reply(shop, found), found)

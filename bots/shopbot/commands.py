@@ -6,7 +6,8 @@ only to answer sooner and more clearly (`authorize`, in `context`).
 
 This module holds the shop, staff and keys commands and imports the others, so
 importing it gives the whole registry: catalog (`catalog_commands`), campaigns,
-coupons and stats (`campaign_commands`), and what buyers do (`buyer_commands`).
+coupons and stats (`campaign_commands`), what buyers do (`buyer_commands`), and carts
+and orders (`order_commands`).
 """
 
 from __future__ import annotations
@@ -282,4 +283,9 @@ async def keys_revoke(ctx: ShopContext, key_id: str, shop: MerchantSlug) -> str:
 
 
 # The other command modules declare on the same registry when imported.
-from bots.shopbot import buyer_commands, campaign_commands, catalog_commands  # noqa: E402,F401
+from bots.shopbot import (  # noqa: E402,F401
+    buyer_commands,
+    campaign_commands,
+    catalog_commands,
+    order_commands,
+)

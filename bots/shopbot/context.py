@@ -1,8 +1,8 @@
 """What every shop bot command gets: who asked, the API for them, the Matrix side, the registry.
 
 The command modules (`commands`, `catalog_commands`, `campaign_commands`,
-`buyer_commands`) declare their commands on `registry`; `authorize` picks the shop a
-command acts on and refuses early, with a clear sentence, what the role cannot do.
+`buyer_commands`, `order_commands`) declare their commands on `registry`; `authorize`
+picks the shop a command acts on and refuses early, with a clear sentence, what the role cannot do.
 The API checks again: the bot's check only makes the answer sooner and clearer.
 """
 
@@ -27,6 +27,7 @@ class Need(StrEnum):
     OWNER = "owner"
     EDITOR = "editor"  # owners and editors: products and campaigns
     STATS = "stats"  # owners, editors and analysts
+    ORDERS = "orders"  # owners and support: the API's manage_orders permission
 
 
 ALLOWED_ROLES: dict[Need, frozenset[str]] = {
@@ -34,9 +35,11 @@ ALLOWED_ROLES: dict[Need, frozenset[str]] = {
     Need.OWNER: frozenset({"owner"}),
     Need.EDITOR: frozenset({"owner", "editor"}),
     Need.STATS: frozenset({"owner", "editor", "analyst"}),
+    Need.ORDERS: frozenset({"owner", "support"}),
 }
 WHO = {Need.STAFF: "the shop's staff (any role)", Need.OWNER: "the shop's owners",
-       Need.EDITOR: "the shop's owners and editors", Need.STATS: "owners, editors and analysts"}
+       Need.EDITOR: "the shop's owners and editors", Need.STATS: "owners, editors and analysts",
+       Need.ORDERS: "the shop's owners and support staff"}
 
 
 FILE_MSGTYPES = ("m.file", "m.image", "m.video", "m.audio")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from bots.shopbot.commands import registry  # importing it loads every command module
+from bots.shopbot.order_text import GUIDE as ORDERS_GUIDE
 from mercato.commands_text import MAX_COMMAND_CHARS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "shopbot.md"
@@ -35,7 +36,8 @@ def render() -> str:
              "message (its device never got the key), it says so once and asks you to send",
              "it again.", "",
              "This page is generated from the commands' own declarations",
-             "(`python -m bots.shopbot.docs`); a test fails when it is out of date.", ""]
+             "(`python -m bots.shopbot.docs`); a test fails when it is out of date.", "",
+             *ORDERS_GUIDE.splitlines(), "", "## Every command", ""]
     for command in sorted(registry.commands(), key=lambda c: c.path):
         lines += [f"## `{command.usage('')}`", "", "```", command.describe(""), "```", ""]
     return "\n".join(lines)
