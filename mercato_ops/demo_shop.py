@@ -31,6 +31,7 @@ CURRENCY = "EUR"
 NEARLY_SOLD_OUT = 2
 COUPON_STOCK = 100
 COUPON_DAYS = 90
+COUPON_PERCENT_OFF = 10
 
 
 class DemoSeedError(Exception):
@@ -126,7 +127,8 @@ def product_body(product: DemoProduct, media: dict[str, Any]) -> dict[str, Any]:
 def coupon_body(now: datetime) -> dict[str, Any]:
     expires = now + timedelta(days=COUPON_DAYS)
     return {"kind": "coupon", "fields": dict(COUPON_FIELDS),
-            "coupon": {"stock": COUPON_STOCK, "expires_at": expires.isoformat()}}
+            "coupon": {"stock": COUPON_STOCK, "expires_at": expires.isoformat(),
+                       "percent_off": COUPON_PERCENT_OFF}}
 
 
 class ShopApi:

@@ -134,7 +134,7 @@ def ordering_lines(summary: dict[str, object]) -> list[str]:
     return [
         "",
         "  To order, as the buyer: join the channel and react 🛒 to a product card,",
-        "  or tell the shop bot 'buy demo <sku>', then 'checkout'.",
+        "  or tell the shop bot 'buy demo <sku>', then 'checkout demo'.",
         f"  Products: {skus}",
         "  React 🎟️ to the coupon post for a code to give at checkout.",
     ]

@@ -33,7 +33,8 @@ async def test_demo_json_tells_how_to_log_in(network: RunningNetwork) -> None:
     output = network.output()
     assert "Mercato is running." in output
     assert demo["buyer"]["password"] in output
-    assert "react 🛒 to a product card" in output and "'buy demo <sku>', then 'checkout'" in output
+    assert "react 🛒 to a product card" in output
+    assert "'buy demo <sku>', then 'checkout demo'" in output
     assert len(demo["products"]) >= 5
     assert {"sku": "tea-sencha", "title": "Sencha green tea, 100 g tin"} in demo["products"]
     assert f"Products: {', '.join(p['sku'] for p in demo['products'])}" in output

@@ -86,6 +86,7 @@ def test_coupon_campaign_is_open_long_enough() -> None:
     body = coupon_body(now)
     assert body["kind"] == "coupon"
     assert 0 < body["coupon"]["stock"] <= MAX_COUPON_STOCK
+    assert body["coupon"]["percent_off"] == 10, "the code takes off what the title says"
     assert datetime.fromisoformat(body["coupon"]["expires_at"]) > now
 
 
@@ -110,7 +111,7 @@ def test_login_instructions_say_how_to_order() -> None:
                           {"id": 1, "title": "10% off your first order"})
     text = login_instructions({**summary, **catalog.summary()})
     assert "react 🛒 to a product card" in text
-    assert "'buy demo <sku>', then 'checkout'" in text
+    assert "'buy demo <sku>', then 'checkout demo'" in text
     assert "mug-teal, tote-canvas" in text
     assert json.loads(json.dumps(catalog.summary())) == catalog.summary()
 
