@@ -20,10 +20,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from mercato.config import MercatoConfig, load_config, write_config
@@ -34,6 +34,16 @@ from tests.integration.shop_helpers import Api
 
 START_TIMEOUT = 120.0
 POST_KEY = "org.mercato.post"
+
+
+class ClientApiProxy(Protocol):
+    """A proxy a test puts between a component and Synapse's client API."""
+
+    port: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Harness:
@@ -77,6 +87,20 @@ class Harness:
             "synapse": self.config.synapse.model_copy(update={"port": port})})
         self.commerce_config_path = self.base_dir / "commerce-via-proxy.yaml"
         write_config(proxied, self.commerce_config_path)
+
+    @asynccontextmanager
+    async def commerce_behind(self, proxy: ClientApiProxy) -> AsyncIterator[None]:
+        """Synapse and commerce running, commerce reaching Synapse through `proxy`; every
+        process and the proxy stopped after the block, whatever happened in it."""
+        await proxy.start()
+        try:
+            self.route_commerce_through(proxy.port)
+            self.start_synapse()
+            await asyncio.to_thread(self.start_commerce)
+            yield
+        finally:
+            await asyncio.to_thread(self.stop_all)
+            await proxy.stop()
 
     def route_contacts_through(self, port: int) -> None:
         """The contacts bridge reaches Synapse's client API through a test proxy too."""

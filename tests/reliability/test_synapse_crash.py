@@ -120,15 +120,8 @@ class FaultyProxy:
 async def test_synapse_killed_mid_campaign_one_post_per_room(harness: Harness, http,
                                                              sig: int) -> None:
     proxy = FaultyProxy(harness, KILL_ON_SEND, sig)
-    await proxy.start()
-    try:
-        harness.route_commerce_through(proxy.port)
-        harness.start_synapse()
-        await asyncio.to_thread(harness.start_commerce)
+    async with harness.commerce_behind(proxy):
         await _campaign_through_a_crash(harness, http, proxy)
-    finally:
-        await asyncio.to_thread(harness.stop_all)
-        await proxy.stop()
 
 
 async def _campaign_through_a_crash(harness: Harness, http: Any, proxy: FaultyProxy) -> None:
@@ -176,11 +169,7 @@ async def _campaign_through_a_crash(harness: Harness, http: Any, proxy: FaultyPr
 async def test_a_failed_send_keeps_the_room_order(harness: Harness, http) -> None:
     """One send fails once (it never reached Synapse): the room's later posts wait for it."""
     proxy = FaultyProxy(harness, 1, None)
-    await proxy.start()
-    try:
-        harness.route_commerce_through(proxy.port)
-        harness.start_synapse()
-        await asyncio.to_thread(harness.start_commerce)
+    async with harness.commerce_behind(proxy):
         api = Api(harness, http)
         owner = await new_user(harness, http, "owner")
         follower = await new_user(harness, http, "follower")
@@ -198,20 +187,13 @@ async def test_a_failed_send_keeps_the_room_order(harness: Harness, http) -> Non
         assert harness.logged("outbox.send_failed")
         print(f"\nRESULT transient_send_failure posts=3 lost={lost} doubled={doubled} "
               f"order={posts[room_id]}")
-    finally:
-        await asyncio.to_thread(harness.stop_all)
-        await proxy.stop()
 
 
 async def test_synapse_killed_while_relaying_a_staff_answer(harness: Harness, http) -> None:
     """Not only campaigns: a customer-service answer whose send Synapse persisted but never
     acknowledged (killed) reaches the buyer once after the restart, not twice."""
     proxy = FaultyProxy(harness, 1, signal.SIGKILL, txn_prefix="mercato.cs.out.")
-    await proxy.start()
-    try:
-        harness.route_commerce_through(proxy.port)
-        harness.start_synapse()
-        await asyncio.to_thread(harness.start_commerce)
+    async with harness.commerce_behind(proxy):
         api = CommerceApi(harness, http)  # type: ignore[arg-type]
         owner = await new_user(harness, http, "owner")
         buyer = await new_user(harness, http, "buyer")
@@ -238,6 +220,3 @@ async def test_synapse_killed_while_relaying_a_staff_answer(harness: Harness, ht
                    e["content"].get("body") == answer]
         assert len(relayed) == 1, relayed
         print(f"\nRESULT synapse_kill=SIGKILL relay answers={len(relayed)} lost=0 doubled=0")
-    finally:
-        await asyncio.to_thread(harness.stop_all)
-        await proxy.stop()

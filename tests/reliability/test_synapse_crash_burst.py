@@ -53,15 +53,8 @@ def _sent_by(events: list[dict[str, Any]], sender: str) -> list[str]:
 async def test_synapse_killed_during_a_burst_of_relays_shares_and_coupon_dms(
         harness: Harness, http: Any) -> None:
     proxy = GatedProxy(harness)
-    await proxy.start()
-    try:
-        harness.route_commerce_through(proxy.port)
-        harness.start_synapse()
-        await asyncio.to_thread(harness.start_commerce)
+    async with harness.commerce_behind(proxy):
         await _burst_through_a_crash(harness, http, proxy)
-    finally:
-        await asyncio.to_thread(harness.stop_all)
-        await proxy.stop()
 
 
 async def _burst_through_a_crash(harness: Harness, http: Any, proxy: GatedProxy) -> None:
