@@ -29,7 +29,8 @@ from mercato.commands import ArgumentError, CommandError, Reply, UsageError, arg
 from mercato.commands_text import integer
 from mercato.types import MerchantSlug, Sku
 
-MAX_CART_SHOPS = 50
+MAX_CART_SHOPS = 200
+CART_READS_AT_ONCE = 8
 ORDER_ARGUMENT = argument("order_id", parser=order_text.parse_order_id, metavar="id",
                           help="the order's six letters and digits, like A7K3Q9")
 
@@ -90,12 +91,14 @@ async def cart(ctx: ShopContext, what: str | None) -> Reply | str:
 async def _all_carts(ctx: ShopContext) -> Reply:
     # The API has one cart per shop to read; ask the shops of the directory.
     shops = (await ctx.commerce.directory())[:MAX_CART_SHOPS]
+    at_once = asyncio.Semaphore(CART_READS_AT_ONCE)
 
     async def cart_at(slug: str) -> dict[str, Any]:
-        try:
-            return await ctx.commerce.cart(MerchantSlug(slug))
-        except ApiError:
-            return {"shop": slug, "items": []}  # one shop failing must not hide the others
+        async with at_once:
+            try:
+                return await ctx.commerce.cart(MerchantSlug(slug))
+            except ApiError:
+                return {"shop": slug, "items": []}  # one shop failing hides no other
 
     found = await asyncio.gather(*(cart_at(s["slug"]) for s in shops))
     return order_text.carts_reply(found, ctx.prefix)
@@ -230,7 +233,7 @@ async def order(ctx: ShopContext, order_id: OrderID, action: str | None,
             move = order_text.parse_action(action)
         except ArgumentError as e:
             raise _usage(e) from None
-        return await _move(ctx, order_id, move, shop)
+        return await _move(ctx, order_id, move, f"order {order_id} {action.split()[0]}", shop)
     if shop is None:
         try:
             return order_text.order_details(await ctx.commerce.my_order(order_id), ctx.prefix,
@@ -252,8 +255,8 @@ async def order(ctx: ShopContext, order_id: OrderID, action: str | None,
 
 
 async def _move(ctx: ShopContext, order_id: OrderID, move: order_text.StatusMove,
-                shop: MerchantSlug | None) -> str:
-    slugs = await _order_shops(ctx, shop, f"order {order_id} {move.status}")
+                typed: str, shop: MerchantSlug | None) -> str:
+    slugs = await _order_shops(ctx, shop, typed)
     moved = await _in_shops(slugs, lambda slug: ctx.commerce.move_order(slug, order_id,
                                                                           move.body()))
     if moved is None:

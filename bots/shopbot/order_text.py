@@ -372,9 +372,11 @@ def order_placed(order: dict[str, Any], shop_user: str, prefix: str) -> str:
 
 def order_line(order: dict[str, Any], *, buyer: bool = False) -> str:
     count = sum(int(i["quantity"]) for i in order.get("items") or [])
-    who = f" — {order['buyer']}" if buyer else f" — {order['shop']}"
-    return (f"{order['id']}{who} — {count} item{'s' if count != 1 else ''} — {_total(order)} "
-            f"— {order['status']} — {when(order.get('created_at'))}")
+    who = order["buyer"] if buyer else order["shop"]
+    # The API's lists may leave the items out; then the count is not shown.
+    items = f" — {count} item{'s' if count != 1 else ''}" if count else ""
+    return (f"{order['id']} — {who}{items} — {_total(order)} — {order['status']} — "
+            f"{when(order.get('created_at'))}")
 
 
 def my_orders_reply(orders: Sequence[dict[str, Any]], prefix: str) -> Reply:
