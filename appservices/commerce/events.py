@@ -1,5 +1,5 @@
 """What commerce does with the Matrix events it is sent, beyond customer service: followers
-joining and leaving channels, reactions (price alerts, coupon claims, post stats) and read
+joining and leaving channels, reactions (price alerts, carts, coupon claims, post stats) and read
 receipts (post views)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from appservices.commerce.catalog import products
 from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.errors import CommerceError
 from appservices.commerce.matrix import CommerceMatrix
+from appservices.commerce.orders import chat as order_chat
 from appservices.commerce.shops import storage as store
 from mercato.logging import get_logger
 from mercato.matrix.appservice import membership_of
@@ -42,8 +43,8 @@ async def track_follower(matrix: CommerceMatrix, event: StateEvent) -> None:
 
 
 async def track_reaction(matrix: CommerceMatrix, raw: dict[str, Any]) -> None:
-    """🔔 on a product card subscribes to its price alert; a reaction to a post is counted,
-    and 🎟️ on a coupon drop claims a code."""
+    """🔔 on a product card subscribes to its price alert, 🛒 puts it in the buyer's cart; a
+    reaction to a post is counted, and 🎟️ on a coupon drop claims a code."""
     relation = raw.get("content", {}).get("m.relates_to", {})
     post_event_id, key = relation.get("event_id"), relation.get("key")
     sender = str(raw.get("sender", ""))
@@ -51,6 +52,10 @@ async def track_reaction(matrix: CommerceMatrix, raw: dict[str, Any]) -> None:
             or not isinstance(key, str) or matrix.is_own_user(sender):
         return
     card = await product_rows.card_of_event(matrix.db, post_event_id)
+    if card is not None and order_chat.is_cart_reaction(key):
+        await order_chat.add_by_reaction(matrix.db, matrix, card[0], card[1], sender,
+                                         str(raw["event_id"]))
+        return
     if card is not None and key.replace("\ufe0f", "") == products.ALERT_REACTION:
         await catalog.subscribe_alert(matrix.db, card[0], card[1], sender)
         log.info("alert.subscribed", shop=card[0], sku=card[1], user_id=sender)

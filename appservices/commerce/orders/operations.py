@@ -544,3 +544,25 @@ def _face(merchant: store.Merchant) -> cards.ShopFace:
 def _with(order: Order, **changes: Any) -> Order:
     return replace(order, **changes)
 
+
+
+# -- the chat checkout's summary ---------------------------------------------------------------
+
+async def checkout_quote(db: Database, buyer_id: str, slug: str,
+                         coupon: str | None = None) -> dict[str, Any]:
+    """What the buyer's cart at this shop comes to with this coupon: the summary the chat
+    checkout shows before `confirm` (placing the order checks all of it again)."""
+    merchant = await _open_shop(db, slug)
+    view = await cart_view(db, buyer_id, slug)
+    if not view["items"]:
+        raise InvalidInput("items", f"your cart at {merchant.name} is empty; add products first")
+    if view["currency"] is None:
+        raise InvalidInput("items", "are priced in more than one currency; order them "
+                                    "separately")
+    found = await _coupon(db, merchant, buyer_id, coupon)
+    subtotal = rules.cents(view["subtotal"])
+    discount = rules.discount_for(
+        subtotal, found["percent_off"] if found else None,
+        rules.parse_money_off(found["amount_off"]) if found else None)
+    return {**view, "coupon": found["code"] if found else None,
+            "discount": rules.money(discount), "total": rules.money(subtotal - discount)}

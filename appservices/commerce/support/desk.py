@@ -23,6 +23,8 @@ from mautrix.types import Event as MatrixEvent
 from mautrix.types import EventType, Membership, MessageEvent, StateEvent, UserID
 
 from appservices.commerce import messages
+from appservices.commerce.orders import chat as order_chat
+from appservices.commerce.orders import staff_thread
 from appservices.commerce.shops import rules as shop_rules
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.roles import Action, role_can
@@ -135,6 +137,12 @@ class SupportDesk:
             await self._send(merchant, event.room_id, notice,
                              f"mercato.cs.suspended.{event.event_id}", messages.SUPPORT_NOTICE)
             return
+        # Ordering commands and checkout answers are the shop's to answer; the address and
+        # phone typed at checkout never reach the staff room this way.
+        if await order_chat.handle_buyer_message(self.db, self.service, merchant,
+                                                 event.room_id, thread.buyer_id,
+                                                 event.event_id, raw):
+            return
         first_contact = thread.thread_event_id is None
         root = thread.thread_event_id or await self._open_staff_thread(merchant, thread)
         if not await support.relayed(self.db, event.event_id) and merchant.staff_room_id:
@@ -203,6 +211,9 @@ class SupportDesk:
         relation = _relation(raw)
         if relation.get("rel_type") != "m.thread":
             return  # staff talking among themselves
+        if await staff_thread.handle_staff_reply(self.db, self.service, merchant, event.room_id,
+                                                 str(event.sender), event.event_id, raw):
+            return  # an order's thread: staff move the order on there
         thread = await support.thread_for_root(self.db, str(relation.get("event_id")))
         if thread is None or thread.merchant_slug != merchant.slug:
             return
