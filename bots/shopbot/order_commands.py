@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, NoReturn
 
-from bots.shopbot import order_text
+from bots.shopbot import order_parsing, order_text
 from bots.shopbot.api import ApiError
 from bots.shopbot.buyer_commands import SHOP_ARGUMENT, SKU_ARGUMENT, my
 from bots.shopbot.catalog_text import parse_sku
 from bots.shopbot.context import ALLOWED_ROLES, SHOP_OPTION, WHO, Need, ShopContext, registry
-from bots.shopbot.order_text import OrderID
+from bots.shopbot.order_parsing import OrderID
 from bots.shopbot.replies import parse_slug
 from mercato.commands import ArgumentError, CommandError, Reply, UsageError, argument, option
 from mercato.commands_text import integer
@@ -31,7 +31,7 @@ from mercato.types import MerchantSlug, Sku
 
 MAX_CART_SHOPS = 200
 CART_READS_AT_ONCE = 8
-ORDER_ARGUMENT = argument("order_id", parser=order_text.parse_order_id, metavar="id",
+ORDER_ARGUMENT = argument("order_id", parser=order_parsing.parse_order_id, metavar="id",
                           help="the order's six letters and digits, like A7K3Q9")
 
 
@@ -48,7 +48,7 @@ def _usage(error: ArgumentError) -> UsageError:
     examples=("buy green-grocer apples-1kg", "buy green-grocer apples-1kg 3"))
 @SHOP_ARGUMENT
 @SKU_ARGUMENT
-@argument("quantity", parser=order_text.parse_quantity, required=False,
+@argument("quantity", parser=order_parsing.parse_quantity, required=False,
           help="how many, 1 to 99 (default 1)")
 async def buy(ctx: ShopContext, shop: MerchantSlug, sku: Sku, quantity: int | None) -> str:
     cart = await ctx.commerce.cart(shop)
@@ -120,7 +120,7 @@ async def _all_carts(ctx: ShopContext) -> Reply:
           help="delivery=, payment=, coupon=, address=, phone=")
 async def checkout(ctx: ShopContext, shop: MerchantSlug, choices: str | None) -> Reply | str:
     try:
-        chosen = order_text.parse_checkout(choices)
+        chosen = order_parsing.parse_checkout(choices)
     except ArgumentError as e:
         raise _usage(e) from None
     if chosen.missing:
@@ -176,7 +176,7 @@ async def my_orders(ctx: ShopContext) -> Reply:
 @registry.command(
     "orders", help="your orders; for a shop's staff, the shop's orders",
     details="orders alone lists your own orders. The shop's owners and support staff list "
-            "the shop's, newest first, with a status (" + ", ".join(order_text.STATUSES)
+            "the shop's, newest first, with a status (" + ", ".join(order_parsing.STATUSES)
             + ") or all, and the shop when they handle several.",
     examples=("orders", "orders placed", "orders all green-grocer"))
 @argument("which", required=False, rest=True, metavar="all|status] [shop",
@@ -189,7 +189,7 @@ async def orders(ctx: ShopContext, which: str | None, before: int | None,
     if not words and shop is None and before is None:
         return await _own_orders(ctx)
     try:
-        wanted = order_text.parse_orders_filter(words)
+        wanted = order_parsing.parse_orders_filter(words)
         named = shop or (parse_slug(wanted.shop) if wanted.shop else None)
     except ArgumentError as e:
         raise _usage(e) from None
@@ -219,18 +219,18 @@ async def _own_orders(ctx: ShopContext) -> Reply:
     "order", help="one order; for staff, move it on (confirm, ship …)",
     details="order <id> shows your own order, or the order of a shop where you handle "
             "orders. The shop's owners and support staff move it on with an action after "
-            "the ID: " + order_text.ACTIONS_USAGE + ". Quote a carrier of two words.",
+            "the ID: " + order_parsing.ACTIONS_USAGE + ". Quote a carrier of two words.",
     examples=("order A7K3Q9", "order A7K3Q9 confirm", "order A7K3Q9 decline Out of stock",
               "order A7K3Q9 ship DHL 00340434161234567890", "order A7K3Q9 delivered"))
 @ORDER_ARGUMENT
 @argument("action", required=False, rest=True, metavar="action",
-          help=order_text.ACTIONS_USAGE)
+          help=order_parsing.ACTIONS_USAGE)
 @SHOP_OPTION
 async def order(ctx: ShopContext, order_id: OrderID, action: str | None,
                 shop: MerchantSlug | None) -> Reply | str:
     if action:
         try:
-            move = order_text.parse_action(action)
+            move = order_parsing.parse_action(action)
         except ArgumentError as e:
             raise _usage(e) from None
         return await _move(ctx, order_id, move, f"order {order_id} {action.split()[0]}", shop)
@@ -254,7 +254,7 @@ async def order(ctx: ShopContext, order_id: OrderID, action: str | None,
     return order_text.order_details(found, ctx.prefix, staff=True)
 
 
-async def _move(ctx: ShopContext, order_id: OrderID, move: order_text.StatusMove,
+async def _move(ctx: ShopContext, order_id: OrderID, move: order_parsing.StatusMove,
                 typed: str, shop: MerchantSlug | None) -> str:
     slugs = await _order_shops(ctx, shop, typed)
     moved = await _in_shops(slugs, lambda slug: ctx.commerce.move_order(slug, order_id,
@@ -298,7 +298,7 @@ async def _order_shops(ctx: ShopContext, slug: MerchantSlug | None,
         if slug in handled:
             return [slug]
         if slug not in roles:
-            statuses = ", ".join(order_text.STATUSES)
+            statuses = ", ".join(order_parsing.STATUSES)
             raise CommandError(f"You are not staff of the shop '{slug}', so you cannot use "
                                f"{p}{typed} there."
                                + (f" Your shops: {', '.join(roles)}." if roles else "")

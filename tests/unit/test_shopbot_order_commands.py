@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from bots.shopbot import order_text
+from bots.shopbot import order_parsing, order_text
 from bots.shopbot.commands import registry
-from bots.shopbot.order_text import CheckoutChoice, StatusMove
+from bots.shopbot.order_parsing import CheckoutChoice, StatusMove
 from mercato.commands import ArgumentError, Reply, UsageError
 
 
 def test_quantities_are_whole_numbers_from_1_to_99() -> None:
-    assert order_text.parse_quantity("1") == 1
-    assert order_text.parse_quantity(" 99 ") == 99
+    assert order_parsing.parse_quantity("1") == 1
+    assert order_parsing.parse_quantity(" 99 ") == 99
     for typed, sentence in (("0", "0 is not a quantity you can order; order from 1 to 99"),
                             ("-2", "-2 is not a quantity you can order"),
                             ("100", "100 is not a quantity you can order"),
                             ("two", "'two' is not a quantity; write a whole number from 1")):
         with pytest.raises(ArgumentError) as refused:
-            order_text.parse_quantity(typed)
+            order_parsing.parse_quantity(typed)
         assert str(refused.value).startswith(sentence), typed
 
 
@@ -34,7 +34,7 @@ def test_buy_reads_shop_sku_and_an_optional_quantity() -> None:
 
 
 def test_checkout_choices_are_key_value_with_quotes() -> None:
-    chosen = order_text.parse_checkout(
+    chosen = order_parsing.parse_checkout(
         'delivery=shipping payment=on-delivery address="12 Rue Haute, 69001 Lyon" '
         "phone=+33612345678 coupon=K7Q2M9PXWA")
     assert chosen == CheckoutChoice(delivery="shipping", payment="on_delivery",
@@ -47,17 +47,17 @@ def test_checkout_choices_are_key_value_with_quotes() -> None:
         "delivery": {"kind": "shipping", "address": "12 Rue Haute, 69001 Lyon",
                      "phone": "+33612345678"}}
     # Curly quotes, as phones type them; a quoted word on its own; case of the keys.
-    curly = order_text.parse_checkout("Delivery=PICKUP payment=pickup address=“Gare de Lyon”")
+    curly = order_parsing.parse_checkout("Delivery=PICKUP payment=pickup address=“Gare de Lyon”")
     assert (curly.delivery, curly.address) == ("pickup", "Gare de Lyon")
-    assert order_text.split_words('"La Poste" 8R123 it\'s') == ["La Poste", "8R123", "it's"]
+    assert order_parsing.split_words('"La Poste" 8R123 it\'s') == ["La Poste", "8R123", "it's"]
 
 
 def test_missing_checkout_choices_are_named() -> None:
-    assert order_text.parse_checkout("").missing == ["delivery", "payment"]
-    assert order_text.parse_checkout(None).missing == ["delivery", "payment"]
-    assert order_text.parse_checkout("delivery=shipping payment=on_delivery").missing == [
+    assert order_parsing.parse_checkout("").missing == ["delivery", "payment"]
+    assert order_parsing.parse_checkout(None).missing == ["delivery", "payment"]
+    assert order_parsing.parse_checkout("delivery=shipping payment=on_delivery").missing == [
         "address"]
-    assert order_text.parse_checkout("payment=pickup").missing == ["delivery"]
+    assert order_parsing.parse_checkout("payment=pickup").missing == ["delivery"]
 
 
 @pytest.mark.parametrize(("typed", "sentence"), [
@@ -73,24 +73,24 @@ def test_missing_checkout_choices_are_named() -> None:
 ])
 def test_bad_checkout_choices_say_what_to_type(typed: str, sentence: str) -> None:
     with pytest.raises(ArgumentError) as refused:
-        order_text.parse_checkout(typed)
+        order_parsing.parse_checkout(typed)
     assert str(refused.value).startswith(sentence)
 
 
 def test_staff_actions_become_status_changes() -> None:
-    assert order_text.parse_action("confirm") == StatusMove("confirmed")
-    assert order_text.parse_action("Paid") == StatusMove("paid")
-    assert order_text.parse_action("decline  Out of stock until May") == StatusMove(
+    assert order_parsing.parse_action("confirm") == StatusMove("confirmed")
+    assert order_parsing.parse_action("Paid") == StatusMove("paid")
+    assert order_parsing.parse_action("decline  Out of stock until May") == StatusMove(
         "declined", reason="Out of stock until May")
-    assert order_text.parse_action('cancel "The buyer phoned"') == StatusMove(
+    assert order_parsing.parse_action('cancel "The buyer phoned"') == StatusMove(
         "cancelled", reason="The buyer phoned")
-    shipped = order_text.parse_action('ship "La Poste" 8R0123 https://www.laposte.fr/suivi')
+    shipped = order_parsing.parse_action('ship "La Poste" 8R0123 https://www.laposte.fr/suivi')
     assert shipped.body() == {"status": "shipped", "carrier": "La Poste", "tracking": "8R0123",
                               "tracking_url": "https://www.laposte.fr/suivi"}
-    assert order_text.parse_action("ship DHL 0034").body() == {
+    assert order_parsing.parse_action("ship DHL 0034").body() == {
         "status": "shipped", "carrier": "DHL", "tracking": "0034"}
-    assert order_text.parse_action("refund") == StatusMove("refunded")
-    assert order_text.is_action("ship DHL 1") and not order_text.is_action("hello")
+    assert order_parsing.parse_action("refund") == StatusMove("refunded")
+    assert order_parsing.is_action("ship DHL 1") and not order_parsing.is_action("hello")
 
 
 @pytest.mark.parametrize(("typed", "sentence"), [
@@ -103,14 +103,14 @@ def test_staff_actions_become_status_changes() -> None:
 ])
 def test_bad_staff_actions_say_what_to_type(typed: str, sentence: str) -> None:
     with pytest.raises(ArgumentError) as refused:
-        order_text.parse_action(typed)
+        order_parsing.parse_action(typed)
     assert str(refused.value).startswith(sentence)
 
 
 def test_order_ids_and_the_two_sides_of_order() -> None:
-    assert order_text.parse_order_id(" #a7k3q9") == "A7K3Q9"
+    assert order_parsing.parse_order_id(" #a7k3q9") == "A7K3Q9"
     with pytest.raises(ArgumentError):
-        order_text.parse_order_id("A7K3")
+        order_parsing.parse_order_id("A7K3")
     buyer = registry.parse("order a7k3q9", direct=True)
     assert buyer is not None and buyer.values == {"order_id": "A7K3Q9", "action": None,
                                                   "shop": None}
@@ -120,14 +120,14 @@ def test_order_ids_and_the_two_sides_of_order() -> None:
 
 
 def test_orders_filter_takes_a_status_or_all_and_a_shop_in_any_order() -> None:
-    assert order_text.parse_orders_filter([]) == order_text.OrdersFilter()
-    assert order_text.parse_orders_filter(["placed"]) == order_text.OrdersFilter("placed")
-    assert order_text.parse_orders_filter(["green-grocer", "ALL"]) == order_text.OrdersFilter(
+    assert order_parsing.parse_orders_filter([]) == order_parsing.OrdersFilter()
+    assert order_parsing.parse_orders_filter(["placed"]) == order_parsing.OrdersFilter("placed")
+    assert order_parsing.parse_orders_filter(["green-grocer", "ALL"]) == order_parsing.OrdersFilter(
         None, "green-grocer")
     with pytest.raises(ArgumentError):
-        order_text.parse_orders_filter(["placed", "paid"])
+        order_parsing.parse_orders_filter(["placed", "paid"])
     with pytest.raises(ArgumentError):
-        order_text.parse_orders_filter(["one-shop", "another-shop"])
+        order_parsing.parse_orders_filter(["one-shop", "another-shop"])
 
 
 def test_checkout_help_writes_a_command_that_fits_the_shop() -> None:
