@@ -35,6 +35,7 @@ from tests.integration.conftest import network, shop_certificate  # noqa: F401
 
 ROLES = tuple(r.value for r in Role)
 NO_SUCH_ID = "999999999"
+NO_SUCH_ORDER = "ZZZZZZ"
 NO_SUCH_USER = "@nobody-authz:localhost"
 
 # -- who may call what: one entry per route, read off its handler -----------------------------
@@ -140,6 +141,27 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/shops/{slug}/webhook/deliveries"): Policy("staff", Action.MANAGE_WEBHOOKS),
     ("POST", "/shops/{slug}/webhook/deliveries/{event_id}/resend"): Policy(
         "staff", Action.MANAGE_WEBHOOKS, params={"event_id": "evt_nosuch"}, body={}),
+    # Orders: shop A has none; an order ID that exists nowhere, a body refused after the check.
+    ("GET", "/shops/{slug}/orders/settings"): Policy("staff", Action.MANAGE_ORDERS),
+    ("PUT", "/shops/{slug}/orders/settings"): Policy("staff", Action.EDIT_SHOP,
+                                                     body={"delivery": []}),
+    ("GET", "/shops/{slug}/orders"): Policy("staff", Action.MANAGE_ORDERS),
+    ("GET", "/shops/{slug}/orders/{order_id}"): Policy(
+        "staff", Action.MANAGE_ORDERS, params={"order_id": NO_SUCH_ORDER}),
+    ("POST", "/shops/{slug}/orders/{order_id}/status"): Policy(
+        "staff", Action.MANAGE_ORDERS, params={"order_id": NO_SUCH_ORDER}, body={}),
+    ("GET", "/shops/{slug}/checkout"): Policy("public"),
+    ("GET", "/me/cart/{slug}"): Policy("user"),
+    ("PUT", "/me/cart/{slug}/items/{sku}"): Policy("user", params={"sku": "no-such-sku"},
+                                                    body={"quantity": 1}),
+    ("DELETE", "/me/cart/{slug}/items/{sku}"): Policy("user", params={"sku": "no-such-sku"}),
+    ("POST", "/me/orders"): Policy("user", body={}),
+    ("GET", "/me/orders"): Policy("user"),
+    ("GET", "/me/orders/{order_id}"): Policy("user", params={"order_id": NO_SUCH_ORDER}),
+    ("POST", "/me/orders/{order_id}/cancel"): Policy("user", params={"order_id": NO_SUCH_ORDER},
+                                                     body={}),
+    ("POST", "/me/orders/{order_id}/forget"): Policy("user", params={"order_id": NO_SUCH_ORDER},
+                                                     body={}),
 }
 
 # Query-string variants that change who may call a route.
