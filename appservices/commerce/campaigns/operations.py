@@ -15,6 +15,7 @@ from appservices.commerce import links
 from appservices.commerce.campaigns import rules as campaigns
 from appservices.commerce.campaigns import storage as rows
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appservices.commerce.quotas import DAY_MS
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.operations import Principal, require
 from appservices.commerce.shops.roles import Action
@@ -188,7 +189,7 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
     async with transaction(db) as conn:
         # Posts within a day before or after this one: no 24-hour span may hold more
         # than the quota, and rescheduling a campaign does not count it twice.
-        used, oldest = await rows.sends_around(conn, slug, when, campaigns.DAY_MS,
+        used, oldest = await rows.sends_around(conn, slug, when, DAY_MS,
                                                exclude=campaign_id)
         campaigns.check_quota(merchant.daily_post_quota, used, oldest, now)
         await rows.set_campaign(conn, campaign_id, state="scheduled", scheduled_at=when)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from appservices.commerce import links
 from appservices.commerce.errors import CommerceError, InvalidInput
+from appservices.commerce.quotas import check_daily_quota
 from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
 from mercato.values import json_kind, parse_money, plain_text
@@ -25,7 +25,6 @@ KINDS = ("product", "sale", "coupon", "text")
 STATES = ("draft", "scheduled", "sending", "sent", "failed", "retracted", "cancelled")
 CLAIM_REACTION = "🎟️"
 POST_KEY = "org.mercato.post"
-DAY_MS = 24 * 3600 * 1000
 
 class PostRefused(CommerceError):
     status = 422
@@ -110,15 +109,8 @@ def quota_left(quota: int, sends_in_last_day: int) -> int:
 
 def check_quota(quota: int, sends_in_last_day: int, oldest_send_ms: int | None,
                 now_ms: int) -> None:
-    if quota_left(quota, sends_in_last_day) > 0:
-        return
-    when = ""
-    if oldest_send_ms:
-        free_at = datetime.fromtimestamp((oldest_send_ms + DAY_MS) / 1000, UTC)
-        when = f" The next post is possible after {free_at:%Y-%m-%d %H:%M} UTC."
-    raise PostRefused(f"Your shop may post {quota} times a day and has used all of them."
-                      f"{when} The operator can raise the quota.",
-                      errcode="MERCATO_QUOTA_EXCEEDED", status=429)
+    check_daily_quota(quota, sends_in_last_day, oldest_send_ms,
+                      may=f"post {quota} times", next_use="post", refusal=PostRefused)
 
 
 def normalise_text(value: str) -> str:

@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from appservices.commerce.campaigns import rules as campaigns
 from appservices.commerce.campaigns import storage as rows
 from appservices.commerce.orders.operations import order_numbers
+from appservices.commerce.quotas import DAY_MS
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.operations import Principal, require
 from appservices.commerce.shops.roles import Action
@@ -23,7 +23,7 @@ async def stats(db: Database, principal: Principal, slug: str, days: int = 30) -
     history = []
     if channels:
         log_rows = await rows.follow_log(db, channels)
-        day_ms = campaigns.DAY_MS
+        day_ms = DAY_MS
         today = int(time.time() * 1000) // day_ms
         members: dict[str, int] = {}
         index = 0

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from appservices.commerce import links
-from appservices.commerce.campaigns.rules import DAY_MS
 from appservices.commerce.catalog import cards as card_edits
 from appservices.commerce.catalog import products
 from appservices.commerce.catalog import storage as rows
 from appservices.commerce.catalog.products import Product
 from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appservices.commerce.quotas import DAY_MS
 from appservices.commerce.rooms import room_id_of
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.operations import Principal, get_shop, require

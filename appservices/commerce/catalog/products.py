@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from appservices.commerce import links
-from appservices.commerce.campaigns.rules import DAY_MS, parse_currency
-from appservices.commerce.errors import CommerceError, InvalidInput
+from appservices.commerce.campaigns.rules import parse_currency
+from appservices.commerce.errors import InvalidInput
+from appservices.commerce.quotas import check_daily_quota
 from mercato.matrix.html import sanitize_html
 from mercato.templates import template_environment
 from mercato.values import json_kind, parse_money, plain_text, text_list
@@ -243,12 +243,5 @@ def check_share_quota(quota: int, shares_in_last_day: int, oldest_share_ms: int 
                       now_ms: int) -> None:
     """Shares count as posts do, with their own daily number, so the post quota has no
     side door."""
-    if shares_in_last_day < quota:
-        return
-    when = ""
-    if oldest_share_ms:
-        free_at = datetime.fromtimestamp((oldest_share_ms + DAY_MS) / 1000, UTC)
-        when = f" The next share is possible after {free_at:%Y-%m-%d %H:%M} UTC."
-    raise CommerceError(f"Your shop may share {quota} product cards a day and has used all "
-                        f"of them.{when} The operator can raise the quota.",
-                        errcode="MERCATO_QUOTA_EXCEEDED", status=429)
+    check_daily_quota(quota, shares_in_last_day, oldest_share_ms,
+                      may=f"share {quota} product cards", next_use="share")
