@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cards, contacts, fanout, intake, plots, roundtrip, storm
+from bench import cards, contacts, fanout, intake, orders, plots, roundtrip, storm
 from bench.common import DATABASES, machine
 from mercato.logging import setup_logging
 
@@ -27,9 +27,10 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], bool]] = {
     "intake": (intake.run, True), "fanout": (fanout.run, True),
     "roundtrip": (roundtrip.run, True), "contacts": (contacts.run, True),
     "storm": (storm.run, True), "cards": (cards.run, False),
+    "orders": (orders.run, True),
 }
 ORDER = ["broadcast fan-out", "command round trip", "appservice intake", "contact import",
-         "follow storm", "cards and catalog import"]
+         "follow storm", "order burst", "cards and catalog import"]
 ON = {"sqlite": "SQLite", "postgres": "PostgreSQL", "": "—"}
 
 
@@ -130,6 +131,8 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"({during['posts']} posts)",
                      f"idle: p50 {idle['p50_ms']} ms, max {idle['max_ms']} ms "
                      f"({idle['posts']} posts)", f"p50 {r.get('latency_ratio_p50')}×", "—"))
+    elif r["name"] == "order burst":
+        rows += orders.rows(r)
     elif r["name"] == "cards and catalog import":
         rows.append((f"product card rendering (`render_card`, {r['cards']:,} cards, "
                      "in-process)", f"{r['cards_per_s']:,} cards/s",
