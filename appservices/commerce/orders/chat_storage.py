@@ -43,14 +43,6 @@ async def delete_draft(db: Any, dm_room_id: str) -> None:
     await db.execute("DELETE FROM checkout_draft WHERE dm_room_id=$1", dm_room_id)
 
 
-async def delete_stale_drafts(db: Any, older_than: int) -> int:
-    """Drop checkouts left unanswered (and the address in them)."""
-    rows = await db.fetch("SELECT dm_room_id FROM checkout_draft WHERE updated_at < $1",
-                          older_than)
-    await db.execute("DELETE FROM checkout_draft WHERE updated_at < $1", older_than)
-    return len(rows)
-
-
 async def claim_event(conn: Any, event_id: str) -> bool:
     """True the first time a chat event is handled; False when it was already."""
     claimed = await conn.fetchval(
