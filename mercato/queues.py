@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
-from mercato.db import OutageLog
+from mercato.db import OutageLog, database_unavailable
 from mercato.logging import get_logger
 
 log = get_logger(__name__)
@@ -96,6 +96,8 @@ class QueueWorker:
                 await self.drain(queue)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:
                 # The next pass starts the queue again; the item's own try is on record.
-                log.exception("queue.drain_failed", worker=self.name, queue=queue)
+                # A database outage is the pass's to report, once (OutageLog).
+                if not database_unavailable(e):
+                    log.exception("queue.drain_failed", worker=self.name, queue=queue)

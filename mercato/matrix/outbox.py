@@ -44,12 +44,13 @@ from mautrix.appservice import IntentAPI
 from mautrix.types import EventType
 from prometheus_client import Counter, Gauge
 
-from mercato.db import Connection, Database, OutageLog, Scheme, database_unavailable
+from mercato.db import Connection, Database, Scheme, database_unavailable
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.outbox_hooks import Drop, Failure, Hold, KindHooks
 from mercato.matrix.retrying import Backoff, now_ms
 from mercato.matrix.sending import send_once
+from mercato.queues import QueueWorker
 
 log = get_logger(__name__)
 
@@ -190,10 +191,9 @@ class Outbox:
         self.on_failed = self.hooks.on_failed
         self.on_parked = self.hooks.on_parked
         self._waiters = _Waiters()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._rooms: dict[str, asyncio.Task[None]] = {}
-        self._limit = asyncio.Semaphore(CONCURRENT_ROOMS)
+        # Each room is a queue: its messages one after another, rooms side by side.
+        self.worker = QueueWorker("outbox", self._due_rooms, self._drain_room,
+                                  concurrency=CONCURRENT_ROOMS, after_pass=self._prune)
         self._last_prune = 0
 
     # -- recording ----------------------------------------------------------------------
@@ -213,7 +213,7 @@ class Outbox:
             self.wake()
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self.worker.wake()
 
     async def replace_pending(self, message: Message, conn: Connection | None = None) -> int:
         """Record the message in place of the waiting ones of its kind and subject in its
@@ -290,78 +290,36 @@ class Outbox:
     # -- the worker ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"outbox-{self.component}")
+        self.worker.start()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._rooms.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = None
-        self._rooms.clear()
+        await self.worker.stop()
 
-    async def run(self) -> None:
-        outage = OutageLog(log, "outbox", component=self.component)
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.start_rooms()
-                await self._prune()
-                outage.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                if not outage.failed(e):
-                    log.exception("outbox.pass_failed", component=self.component)
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), 1.0)
-            except TimeoutError:
-                pass
-
-    async def _heads(self) -> list[Outgoing]:
-        """Each room's first pending message if it is due and not held: the only one of
-        the room that may go next. (Rooms waiting for a join or a retry are left out, so
-        they cannot crowd the others out of the read.)"""
+    async def _due_rooms(self) -> list[str]:
+        """The rooms whose first pending message is due and not held: only that one of a
+        room may go next. (Rooms waiting for a join or a retry are left out, so they
+        cannot crowd the others out of the read.)"""
         rows = await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM outbound_message o WHERE state='pending'"
+            "SELECT room_id FROM outbound_message o WHERE state='pending'"
             " AND held_for IS NULL AND next_attempt_at <= $1 AND NOT EXISTS"
             " (SELECT 1 FROM outbound_message e WHERE e.room_id=o.room_id"
             " AND e.state='pending' AND e.id < o.id) ORDER BY id LIMIT $2",
             now_ms(), HEADS_READ)
-        return [_outgoing(row) for row in rows]
-
-    async def start_rooms(self) -> int:
-        """A task for each room whose first message is due and not held; returns how many
-        were started."""
-        for room_id, task in list(self._rooms.items()):
-            if task.done():
-                del self._rooms[room_id]
-        heads = await self._heads()
-        PENDING.labels(self.component).set(len(heads))
-        started = 0
-        for head in heads:
-            if head.room_id in self._rooms:
-                continue
-            task = asyncio.create_task(self._drain_room(head.room_id),
-                                       name=f"outbox-{self.component}-room")
-            task.add_done_callback(lambda _: self._wakeup.set())
-            self._rooms[head.room_id] = task
-            started += 1
-        return started
+        PENDING.labels(self.component).set(len(rows))
+        return [row["room_id"] for row in rows]
 
     async def _drain_room(self, room_id: str) -> None:
-        async with self._limit:
-            while True:
-                row = await self.db.fetchrow(
-                    f"SELECT {_COLUMNS} FROM outbound_message WHERE room_id=$1"
-                    " AND state='pending' ORDER BY id LIMIT 1", room_id)
-                if row is None:
-                    return
-                message = _outgoing(row)
-                if message.held_for or message.next_attempt_at > now_ms():
-                    return
-                if not await self.send_one(message):
-                    return
+        while True:
+            row = await self.db.fetchrow(
+                f"SELECT {_COLUMNS} FROM outbound_message WHERE room_id=$1"
+                " AND state='pending' ORDER BY id LIMIT 1", room_id)
+            if row is None:
+                return
+            message = _outgoing(row)
+            if message.held_for or message.next_attempt_at > now_ms():
+                return
+            if not await self.send_one(message):
+                return
 
     async def _build(self, message: Outgoing) -> Outgoing | Hold | Drop:
         """The message as it is to be sent now (its kind's build hook), or Hold or Drop."""

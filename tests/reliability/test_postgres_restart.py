@@ -174,8 +174,8 @@ async def test_postgres_restart_and_outage_fail_single_requests_and_lose_nothing
     assert harness.rows("SELECT COUNT(*) FROM as_inbox WHERE failed")[0][0] == 0
     # Said once per outage, not a traceback every pass.
     loud = Counter(e["event"] for e in harness.commerce_events() if e.get("event") in (
-        "delivery.pass_failed", "outbox.pass_failed", "inbox.pass_failed", "inbox.room_failed",
-        "inbox.handler_failed"))
+        "delivery.pass_failed", "queue.pass_failed", "queue.drain_failed", "inbox.pass_failed",
+        "inbox.room_failed", "inbox.handler_failed"))
     assert not loud, loud
     # Campaign delivery and the message outbox run every second, so each meets the outage
     # (and maybe the restart); the inbox only when a transaction gets through while the

@@ -7,7 +7,6 @@ the shop's messages.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
@@ -109,9 +108,9 @@ class Homeserver:
     async def deliver(self) -> None:
         """Outbox passes until no room has a message due."""
         for _ in range(20):
-            await self.messages.start_rooms()
-            await asyncio.gather(*self.messages._rooms.values())
-            if not await self.messages._heads():
+            await self.messages.worker.run_pass()
+            await self.messages.worker.idle()
+            if not await self.messages._due_rooms():
                 return
 
 

@@ -4,7 +4,6 @@ try, held DMs released by a join, and the commerce tables upgraded without losin
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -96,9 +95,9 @@ def _bodies(rooms: Room, room_id: str) -> list[str]:
 async def _drain(outbox: Outbox) -> None:
     """Passes until no room has a due message."""
     for _ in range(50):
-        await outbox.start_rooms()
-        await asyncio.gather(*outbox._rooms.values())
-        if not await outbox._heads():
+        await outbox.worker.run_pass()
+        await outbox.worker.idle()
+        if not await outbox._due_rooms():
             return
 
 
