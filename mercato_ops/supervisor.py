@@ -133,8 +133,9 @@ def ordering_lines(summary: dict[str, object]) -> list[str]:
     skus = ", ".join(str(p["sku"]) for p in products)
     return [
         "",
-        "  To order, as the buyer: join the channel and react 🛒 to a product card,",
-        "  or tell the shop bot 'buy demo <sku>', then 'checkout demo'.",
+        "  To order, as the buyer: join the channel and react 🛒 to a product card;",
+        "  the shop opens a chat with you: say 'checkout' there and answer its questions.",
+        "  Or tell the shop bot 'buy demo <sku>', then 'checkout demo'.",
         f"  Products: {skus}",
         "  React 🎟️ to the coupon post for a code to give at checkout.",
     ]
