@@ -266,6 +266,16 @@ class UserApi:
         currency, subtotal} of the acting user at a shop."""
         return dict(await self._call("GET", f"/me/cart/{_segment(slug)}"))
 
+    async def add_to_cart(self, slug: MerchantSlug, sku: Sku, quantity: int) -> dict[str, Any]:
+        """Add `quantity` to what the cart holds of a product, in one step; the cart."""
+        return dict(await self._call("POST", f"/me/cart/{_segment(slug)}/items",
+                                     {"sku": sku, "quantity": quantity}))
+
+    async def carts(self) -> list[dict[str, Any]]:
+        """The acting user's carts that hold something, at any shop: [{shop, shop_name,
+        shop_status, note, items, currency, subtotal}]."""
+        return list((await self._call("GET", "/me/carts"))["carts"])
+
     async def set_cart_item(self, slug: MerchantSlug, sku: Sku, quantity: int) -> dict[str, Any]:
         """Put `quantity` of a product in the cart (not added to what is there); the cart."""
         return dict(await self._call("PUT", f"/me/cart/{_segment(slug)}/items/{_segment(sku)}",
@@ -296,13 +306,13 @@ class UserApi:
         return dict(await self._call("POST", f"/me/orders/{_segment(order_id)}/forget"))
 
     async def shop_orders(self, slug: MerchantSlug, status: str | None = None, *,
-                          limit: int = 20, before: int | None = None) -> dict[str, Any]:
-        """{orders: [...] newest first, next_before}: pass next_before back for older ones."""
+                          limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        """{orders: [...] newest first, next}: pass next back as `cursor` for older ones."""
         params = {"limit": str(limit)}
         if status:
             params["status"] = status
-        if before is not None:
-            params["before"] = str(before)
+        if cursor:
+            params["cursor"] = cursor
         return dict(await self._call("GET", f"/shops/{_segment(slug)}/orders", params=params))
 
     async def shop_order(self, slug: MerchantSlug, order_id: str) -> dict[str, Any]:

@@ -26,11 +26,8 @@ from bots.shopbot.context import ALLOWED_ROLES, SHOP_OPTION, WHO, Need, ShopCont
 from bots.shopbot.order_parsing import OrderID
 from bots.shopbot.replies import parse_slug
 from mercato.commands import ArgumentError, CommandError, Reply, UsageError, argument, option
-from mercato.commands_text import integer
 from mercato.types import MerchantSlug, Sku
 
-MAX_CART_SHOPS = 200
-CART_READS_AT_ONCE = 8
 ORDER_ARGUMENT = argument("order_id", parser=order_parsing.parse_order_id, metavar="id",
                           help="the order's six letters and digits, like A7K3Q9")
 
@@ -51,10 +48,8 @@ def _usage(error: ArgumentError) -> UsageError:
 @argument("quantity", parser=order_parsing.parse_quantity, required=False,
           help="how many, 1 to 99 (default 1)")
 async def buy(ctx: ShopContext, shop: MerchantSlug, sku: Sku, quantity: int | None) -> str:
-    cart = await ctx.commerce.cart(shop)
-    held = next((int(i["quantity"]) for i in cart.get("items") or [] if i["sku"] == sku), 0)
-    # The API checks the sum (at most 99, in stock) and says why it refuses.
-    cart = await ctx.commerce.set_cart_item(shop, sku, held + (quantity or 1))
+    # The API adds in one step and checks the sum (at most 99, in stock), saying why not.
+    cart = await ctx.commerce.add_to_cart(shop, sku, quantity or 1)
     return order_text.added_to_cart(cart, sku, ctx.prefix)
 
 
@@ -89,19 +84,7 @@ async def cart(ctx: ShopContext, what: str | None) -> Reply | str:
 
 
 async def _all_carts(ctx: ShopContext) -> Reply:
-    # The API has one cart per shop to read; ask the shops of the directory.
-    shops = (await ctx.commerce.directory())[:MAX_CART_SHOPS]
-    at_once = asyncio.Semaphore(CART_READS_AT_ONCE)
-
-    async def cart_at(slug: str) -> dict[str, Any]:
-        async with at_once:
-            try:
-                return await ctx.commerce.cart(MerchantSlug(slug))
-            except ApiError:
-                return {"shop": slug, "items": []}  # one shop failing hides no other
-
-    found = await asyncio.gather(*(cart_at(s["slug"]) for s in shops))
-    return order_text.carts_reply(found, ctx.prefix)
+    return order_text.carts_reply(await ctx.commerce.carts(), ctx.prefix)
 
 
 @registry.command(
@@ -181,9 +164,10 @@ async def my_orders(ctx: ShopContext) -> Reply:
     examples=("orders", "orders placed", "orders all green-grocer"))
 @argument("which", required=False, rest=True, metavar="all|status] [shop",
           help="all or a status, and the shop")
-@option("before", parser=integer(0), metavar="N", help="older than this (the list says it)")
+@option("before", parser=order_parsing.parse_page_cursor, metavar="mark",
+        help="older than this (the list says it)")
 @SHOP_OPTION
-async def orders(ctx: ShopContext, which: str | None, before: int | None,
+async def orders(ctx: ShopContext, which: str | None, before: str | None,
                  shop: MerchantSlug | None) -> Reply:
     words = (which or "").split()
     if not words and shop is None and before is None:
@@ -198,10 +182,10 @@ async def orders(ctx: ShopContext, which: str | None, before: int | None,
         raise CommandError(f"You handle the orders of several shops ({', '.join(slugs)}); "
                            f"say which, like {ctx.prefix}orders {wanted.status or 'all'} "
                            f"{slugs[0]}")
-    page = await ctx.commerce.shop_orders(slugs[0], wanted.status, before=before,
+    page = await ctx.commerce.shop_orders(slugs[0], wanted.status, cursor=before,
                                           limit=order_text.MAX_LISTED_ORDERS)
     return order_text.shop_orders_reply(slugs[0], wanted.status, {**page, "before": before},
-                                        ctx.prefix, limit=order_text.MAX_LISTED_ORDERS)
+                                        ctx.prefix)
 
 
 async def _own_orders(ctx: ShopContext) -> Reply:

@@ -25,6 +25,9 @@ STATUSES = ("placed", "confirmed", "declined", "paid", "shipped", "delivered", "
             "refunded")
 
 
+PAGE_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
+
+
 def parse_order_id(value: str) -> OrderID:
     """An order ID as typed: `a7k3q9`, `#A7K3Q9`."""
     text = value.strip().lstrip("#").upper()
@@ -32,6 +35,15 @@ def parse_order_id(value: str) -> OrderID:
         raise ArgumentError(f"'{value}' is not an order ID; it is six letters and digits, "
                             "like A7K3Q9 (orders lists yours)")
     return OrderID(text)
+
+
+def parse_page_cursor(value: str) -> str:
+    """The mark an orders list gives for its older ones (`--before <mark>`), as it is."""
+    text = value.strip()
+    if not PAGE_CURSOR.match(text):
+        raise ArgumentError(f"'{value}' is not a mark an orders list gave; copy the whole "
+                            "--before … from the list's last line")
+    return text
 
 
 def parse_quantity(value: str) -> int:

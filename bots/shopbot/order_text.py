@@ -63,7 +63,8 @@ def carts_reply(carts: Sequence[dict[str, Any]], prefix: str) -> Reply:
         count = sum(int(i["quantity"]) for i in cart["items"])
         total = amount(cart["subtotal"], cart.get("currency")) if cart.get("subtotal") else ""
         lines.append(f"{cart['shop']} — {count} item{'s' if count != 1 else ''}"
-                     + (f" — {total}" if total else ""))
+                     + (f" — {total}" if total else "")
+                     + (f" — {cart['note']}" if cart.get("note") else ""))
     lines.append(f"See one: {prefix}cart <shop> · order it: {prefix}checkout <shop>")
     return Reply("\n".join(lines))
 
@@ -145,7 +146,6 @@ def order_placed(order: dict[str, Any], shop_user: str, prefix: str) -> str:
 def order_line(order: dict[str, Any], *, buyer: bool = False) -> str:
     count = sum(int(i["quantity"]) for i in order.get("items") or [])
     who = order["buyer"] if buyer else order["shop"]
-    # The API's lists may leave the items out; then the count is not shown.
     items = f" — {count} item{'s' if count != 1 else ''}" if count else ""
     return (f"{order['id']} — {who}{items} — {_total(order)} — {order['status']} — "
             f"{when(order.get('created_at'))}")
@@ -169,15 +169,15 @@ def my_orders_reply(orders: Sequence[dict[str, Any]], prefix: str) -> Reply:
 
 
 def shop_orders_reply(slug: str, status: str | None, page: dict[str, Any],
-                      prefix: str, *, limit: int) -> Reply:
+                      prefix: str) -> Reply:
     orders = list(page.get("orders") or [])
     which = f"{status} orders" if status else "orders"
     if not orders:
         return Reply(f"{slug} has no {which}" + (" older than that." if status is None and
                                                   page.get("before") else "."))
     lines = [f"{slug}'s {which}, newest first:", *(order_line(o, buyer=True) for o in orders)]
-    more = page.get("next_before")
-    if more and len(orders) >= limit:
+    more = page.get("next")
+    if more:
         lines.append(f"Older ones: {prefix}orders {status or 'all'} {slug} --before {more}")
     lines.append(f"Details: {prefix}order <id> · move one on: {prefix}order <id> "
                  f"{ACTIONS_USAGE}")

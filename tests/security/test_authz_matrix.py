@@ -152,6 +152,8 @@ POLICY: dict[tuple[str, str], Policy] = {
         "staff", Action.MANAGE_ORDERS, params={"order_id": NO_SUCH_ORDER}, body={}),
     ("GET", "/shops/{slug}/checkout"): Policy("public"),
     ("GET", "/me/cart/{slug}"): Policy("user"),
+    ("GET", "/me/carts"): Policy("user"),
+    ("POST", "/me/cart/{slug}/items"): Policy("user", body={"sku": "no-such-sku"}),
     ("PUT", "/me/cart/{slug}/items/{sku}"): Policy("user", params={"sku": "no-such-sku"},
                                                     body={"quantity": 1}),
     ("DELETE", "/me/cart/{slug}/items/{sku}"): Policy("user", params={"sku": "no-such-sku"}),

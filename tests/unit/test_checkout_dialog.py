@@ -13,9 +13,8 @@ import pytest
 
 from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.db.upgrade import upgrade_table
-from appservices.commerce.orders import chat, checkout_chat
+from appservices.commerce.orders import chat, checkout_chat, views
 from appservices.commerce.orders import chat_storage as chat_rows
-from appservices.commerce.orders import operations as orders
 from appservices.commerce.orders import storage as order_rows
 from appservices.commerce.orders.checkout_dialog import (
     Draft,
@@ -185,7 +184,7 @@ async def test_a_checkout_survives_a_restart_and_places_the_order(
 
         await checkout_chat.handle_answer(reopened, side, shop, DM, BUYER, "$confirm", "confirm")  # type: ignore[arg-type]
         await checkout_chat.handle_answer(reopened, side, shop, DM, BUYER, "$confirm", "confirm")  # type: ignore[arg-type]
-        placed = await orders.buyer_orders(reopened, BUYER)
+        placed = (await views.buyer_orders(reopened, BUYER)).orders
         assert len(placed) == 1 and placed[0].address == "Ada Lovelace\nMusterstr. 1\n10115 Berlin"
         assert (placed[0].payment_method, placed[0].total) == ("on_delivery", 2500)
         assert await chat_rows.get_draft(reopened, DM) is None  # the address left the draft

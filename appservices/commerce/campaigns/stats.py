@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from appservices.commerce.campaigns import storage as rows
-from appservices.commerce.orders.operations import order_numbers
+from appservices.commerce.orders.views import order_numbers
 from appservices.commerce.quotas import DAY_MS
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.operations import Principal, require

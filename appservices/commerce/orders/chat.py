@@ -18,7 +18,7 @@ from html import escape
 from typing import Any, cast
 
 from appservices.commerce.errors import CommerceError
-from appservices.commerce.orders import chat_replies, checkout_chat, rules
+from appservices.commerce.orders import carts, chat_replies, checkout_chat, rules, views
 from appservices.commerce.orders import chat_storage as chat_rows
 from appservices.commerce.orders import operations as orders
 from appservices.commerce.orders.operations import OrdersMatrix
@@ -108,9 +108,9 @@ async def add_once(db: Database, buyer_id: str, slug: str, sku: str, quantity: i
     """Add to the cart for this event once; the cart as it is now."""
     async with transaction(db) as conn:
         if not await chat_rows.claim_event(conn, event_id):
-            return await orders.cart_view(cast(Database, conn), buyer_id, slug)
+            return await carts.cart_view(cast(Database, conn), buyer_id, slug)
         # The cart's reads and writes go through this transaction, with the claim.
-        return await orders.add_to_cart(cast(Database, conn), buyer_id, slug, sku, quantity)
+        return await carts.add_in(conn, buyer_id, slug, sku, quantity)
 
 
 @registry.command("buy", help="put a product in your cart", examples=("buy mug-1", "buy mug-1 2"))
@@ -130,7 +130,7 @@ async def buy(ctx: BuyerContext, sku: str, quantity: int | None) -> Reply:
 
 @cart_group.command("show", help="show your cart")
 async def cart_show(ctx: BuyerContext) -> Reply:
-    return cart_reply(await orders.cart_view(ctx.shop.db, ctx.sender, ctx.shop.merchant.slug),
+    return cart_reply(await carts.cart_view(ctx.shop.db, ctx.sender, ctx.shop.merchant.slug),
                       ctx.shop.merchant)
 
 
@@ -139,7 +139,7 @@ async def cart_show(ctx: BuyerContext) -> Reply:
 @argument("sku", help="the product's SKU")
 async def cart_remove(ctx: BuyerContext, sku: str) -> Reply:
     try:
-        cart = await orders.remove_from_cart(ctx.shop.db, ctx.sender, ctx.shop.merchant.slug, sku)
+        cart = await carts.remove_from_cart(ctx.shop.db, ctx.sender, ctx.shop.merchant.slug, sku)
     except CommerceError as e:
         raise _refusal(e) from None
     return cart_reply(cart, ctx.shop.merchant, f"Removed {sku}.")
@@ -164,7 +164,7 @@ def _order_line(order: rules.Order) -> str:
 
 @registry.command("orders", help="your orders at this shop")
 async def my_orders(ctx: BuyerContext) -> Reply:
-    found = [o for o in await orders.buyer_orders(ctx.shop.db, ctx.sender)
+    found = [o for o in (await views.buyer_orders(ctx.shop.db, ctx.sender)).orders
              if o.merchant_slug == ctx.shop.merchant.slug]
     if not found:
         return Reply(f"You have no orders at {ctx.shop.merchant.name} yet. Type cart to see your "
@@ -181,7 +181,7 @@ async def my_orders(ctx: BuyerContext) -> Reply:
 @argument("id", parser=order_id, help="the order's ID, on its card")
 async def my_order(ctx: BuyerContext, id: str) -> Reply:
     try:
-        order = await orders.buyer_order(ctx.shop.db, ctx.sender, id)
+        order = await views.buyer_order(ctx.shop.db, ctx.sender, id)
     except CommerceError as e:
         raise _refusal(e) from None
     lines = [_order_line(order)]

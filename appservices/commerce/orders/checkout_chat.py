@@ -14,9 +14,10 @@ from dataclasses import replace
 from typing import Any
 
 from appservices.commerce.errors import CommerceError
-from appservices.commerce.orders import chat_replies
+from appservices.commerce.orders import carts, chat_replies
 from appservices.commerce.orders import chat_storage as chat_rows
 from appservices.commerce.orders import operations as orders
+from appservices.commerce.orders import settings as order_settings
 from appservices.commerce.orders.checkout_dialog import (
     Answered,
     Draft,
@@ -55,13 +56,13 @@ async def in_progress(db: Database, room_id: str) -> bool:
 
 
 async def _options(db: Database, slug: str) -> Options:
-    return Options.of(await orders.checkout_options(db, slug))
+    return Options.of(await order_settings.checkout_options(db, slug))
 
 
 async def start(db: Database, merchant: store.Merchant, room_id: str, buyer_id: str,
                 event_id: str) -> Reply:
     """`checkout`: a new draft for what is in the cart, and the first question."""
-    quote = await orders.checkout_quote(db, buyer_id, merchant.slug)
+    quote = await carts.checkout_quote(db, buyer_id, merchant.slug)
     options = await _options(db, merchant.slug)
     now = now_ms()
     draft = filled(Draft(room_id, merchant.slug, buyer_id, last_event_id=event_id,
@@ -79,7 +80,7 @@ async def _ask(db: Database, draft: Draft, options: Options,
                problem: str | None = None) -> Reply:
     """The next question, or the summary once everything is answered."""
     if next_step(draft) == Step.CONFIRM:
-        quote = await orders.checkout_quote(db, draft.buyer_id, draft.merchant_slug,
+        quote = await carts.checkout_quote(db, draft.buyer_id, draft.merchant_slug,
                                             draft.coupon_code or None)
         shown = summary(draft, options, quote)
         if problem:
@@ -132,7 +133,7 @@ async def _answered(db: Database, draft: Draft, options: Options, body: str) -> 
     answered = answer(draft, options, body)
     if answered.problem is None and step == Step.COUPON and answered.draft.coupon_code:
         try:
-            await orders.checkout_quote(db, draft.buyer_id, draft.merchant_slug,
+            await carts.checkout_quote(db, draft.buyer_id, draft.merchant_slug,
                                         answered.draft.coupon_code)
         except CommerceError as e:
             reason = getattr(e, "reason", e.message)

@@ -1,5 +1,6 @@
-"""Orders: carts, placing an order, moving it through its statuses, and what buyers and
-staff read of it. The HTTP routes and the chat flows call these same functions.
+"""Orders: placing an order and moving it through its statuses. The HTTP routes and the
+chat flows call these same functions; carts are in `carts`, the shop's order settings in
+`settings`, and reading orders (views, pages, the stats' numbers) in `views`.
 
 Placing an order is one database transaction: the counted stock is taken with a
 conditional UPDATE (of fifty orders for the last five units exactly five get one, on
@@ -21,9 +22,10 @@ from appservices.commerce.catalog import operations as catalog
 from appservices.commerce.catalog import products
 from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.catalog.operations import CatalogMatrix
-from appservices.commerce.errors import Conflict, Forbidden, InvalidInput, NotFound
-from appservices.commerce.orders import cards, payments, rules
+from appservices.commerce.errors import Conflict, InvalidInput
+from appservices.commerce.orders import cards, carts, payments, rules, views
 from appservices.commerce.orders import messages as order_messages
+from appservices.commerce.orders import settings as order_settings
 from appservices.commerce.orders import storage as rows
 from appservices.commerce.orders.rules import Actor, Order, Status, StatusChange
 from appservices.commerce.shops import storage as store
@@ -38,11 +40,6 @@ from mercato.values import plain_text
 
 log = get_logger(__name__)
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "payment_methods": {"on_delivery": {}, "pickup": {}},
-    "delivery": rules.DEFAULT_DELIVERY,
-}
-MAX_LIST = 200
 
 
 class OrdersMatrix(CatalogMatrix, Protocol):
@@ -59,144 +56,7 @@ class OrdersMatrix(CatalogMatrix, Protocol):
         """Messages were recorded in a transaction now committed: send them now."""
 
 
-class SoldOut(Conflict):
-    errcode = "MERCATO_SOLD_OUT"
-
-
-# -- settings -------------------------------------------------------------------------------
-
-async def settings_of(db: Database, slug: str) -> dict[str, Any]:
-    return await rows.get_settings(db, slug) or DEFAULT_SETTINGS
-
-
-async def get_settings(db: Database, principal: Principal, slug: str) -> dict[str, Any]:
-    await require(db, principal, slug, Action.MANAGE_ORDERS)
-    return await settings_of(db, slug)
-
-
-async def put_settings(db: Database, matrix: OrdersMatrix, principal: Principal, slug: str,
-                       body: Any) -> dict[str, Any]:
-    """`{"payment_methods": {"bank_transfer": {"details": …}, …}, "delivery": [...]}`"""
-    merchant = await require(db, principal, slug, Action.EDIT_SHOP)
-    if not isinstance(body, dict):
-        raise InvalidInput("body", 'send {"payment_methods": {…}, "delivery": [...]}')
-    policy = links.policy_for(merchant, matrix.mercato_hosts)
-    current = await settings_of(db, slug)
-    settings = {
-        "payment_methods": payments.check_methods(body["payment_methods"], policy)
-        if "payment_methods" in body else current["payment_methods"],
-        "delivery": rules.validate_delivery_kinds(body["delivery"])
-        if "delivery" in body else current["delivery"],
-    }
-    async with transaction(db) as conn:
-        await rows.put_settings(conn, slug, settings)
-        await store.audit(conn, slug, principal.actor, "order_settings_set",
-                          methods=sorted(settings["payment_methods"]))
-    return settings
-
-
-async def checkout_options(db: Database, slug: str) -> dict[str, Any]:
-    """What a buyer may choose at this shop's checkout (the chat dialog asks these)."""
-    merchant = await _open_shop(db, slug)
-    settings = await settings_of(db, merchant.slug)
-    return {"shop": merchant.slug, "delivery": settings["delivery"],
-            "payment_methods": payments.public_view(settings["payment_methods"])}
-
-
-# -- carts -------------------------------------------------------------------------------------
-
-async def _open_shop(db: Database, slug: str) -> store.Merchant:
-    merchant = await get_shop(db, slug)
-    if merchant.status != "approved":
-        raise Forbidden(f"{merchant.name} is {merchant.status} and cannot take orders now.",
-                        errcode="MERCATO_SHOP_NOT_ACTIVE")
-    return merchant
-
-
-async def _orderable(db: Database, merchant: store.Merchant, sku: str,
-                     quantity: int) -> products.Product:
-    product = await product_rows.get_product(db, merchant.slug, sku)
-    if product is None:
-        raise NotFound(f"{merchant.name} has no product '{sku}'; check the SKU on its card.",
-                       errcode="MERCATO_UNKNOWN_SKU")
-    if product.stock == "out_of_stock":
-        raise SoldOut(f"{product.title} ({sku}) is sold out.")
-    if product.quantity is not None and product.quantity < quantity:
-        raise SoldOut(f"Only {product.quantity} of {product.title} ({sku}) left; ask for "
-                      f"{product.quantity} or fewer.")
-    return product
-
-
-async def cart_view(db: Database, buyer_id: str, slug: str) -> dict[str, Any]:
-    merchant = await get_shop(db, slug)
-    lines, subtotal, currencies = [], 0, set()
-    for sku, quantity in await rows.cart_items(db, buyer_id, merchant.slug):
-        product = await product_rows.get_product(db, merchant.slug, sku)
-        if product is None:
-            continue
-        price = rules.cents(product.price)
-        subtotal += price * quantity
-        currencies.add(product.currency)
-        lines.append({"sku": sku, "title": product.title, "quantity": quantity,
-                      "unit_price": product.price, "currency": product.currency,
-                      "total": rules.money(price * quantity), "stock": product.stock})
-    currency = currencies.pop() if len(currencies) == 1 else None
-    return {"shop": merchant.slug, "items": lines, "currency": currency,
-            "subtotal": rules.money(subtotal) if currency else None}
-
-
-async def add_to_cart(db: Database, buyer_id: str, slug: str, sku: str,
-                      quantity: int = 1) -> dict[str, Any]:
-    """Add to what is in the cart (the 🛒 reaction adds one)."""
-    merchant = await _open_shop(db, slug)
-    rules.validate_quantity(quantity)
-    total = await rows.cart_quantity(db, buyer_id, merchant.slug, sku) + quantity
-    rules.validate_quantity(total, "quantity in the cart")
-    await _orderable(db, merchant, sku, total)
-    await rows.set_cart_item(db, buyer_id, merchant.slug, sku, total)
-    return await cart_view(db, buyer_id, slug)
-
-
-async def set_cart_item(db: Database, buyer_id: str, slug: str, sku: str,
-                        quantity: Any) -> dict[str, Any]:
-    merchant = await _open_shop(db, slug)
-    quantity = rules.validate_quantity(quantity)
-    await _orderable(db, merchant, sku, quantity)
-    await rows.set_cart_item(db, buyer_id, merchant.slug, sku, quantity)
-    return await cart_view(db, buyer_id, slug)
-
-
-async def remove_from_cart(db: Database, buyer_id: str, slug: str, sku: str) -> dict[str, Any]:
-    merchant = await get_shop(db, slug)
-    if not await rows.delete_cart_item(db, buyer_id, merchant.slug, sku):
-        raise NotFound(f"'{sku}' is not in your cart at {merchant.name}.")
-    return await cart_view(db, buyer_id, slug)
-
-
 # -- placing an order ---------------------------------------------------------------------------
-
-async def _coupon(db: Database, merchant: store.Merchant, buyer_id: str,
-                  value: Any) -> dict[str, Any] | None:
-    """The buyer's claimed code of this shop, checked; the discount is taken in the order's
-    transaction, where the code is spent once."""
-    if value in (None, ""):
-        return None
-    code = plain_text("coupon", value, 40).upper()
-    found = await rows.code_for_checkout(db, code)
-    if found is None or found["merchant_slug"] != merchant.slug:
-        raise InvalidInput("coupon", f"{code} is not a code of {merchant.name}")
-    if found["user_id"] != buyer_id:
-        raise InvalidInput("coupon", f"{code} was claimed by another account; claim your own "
-                                     "in the shop's channel")
-    if found["expires_at"] <= now_ms():
-        raise InvalidInput("coupon", f"{code} has expired")
-    if found["redeemed_at"] is not None:
-        raise InvalidInput("coupon", f"{code} was already used")
-    if not found["percent_off"] and not found["amount_off"]:
-        raise InvalidInput("coupon", f"{code} takes nothing off at checkout; show it to "
-                                     f"{merchant.name} instead")
-    return found
-
 
 async def _attribution(db: Database, matrix: OrdersMatrix, slug: str,
                        skus: list[str]) -> int | None:
@@ -225,7 +85,7 @@ async def place_order(db: Database, matrix: OrdersMatrix, buyer_id: str, body: A
     """Place an order: `{"shop", "items": [{"sku", "quantity"}] (or "from_cart": true),
     "delivery": {"kind", "address", "phone"}, "payment": <method>, "coupon": <code>}`."""
     body = _order_request(body)
-    merchant = await _open_shop(db, body["shop"])
+    merchant = await carts.open_shop(db, body["shop"])
     from_cart = body.get("from_cart") is True or "items" not in body
     if from_cart:
         in_cart = await rows.cart_items(db, buyer_id, merchant.slug)
@@ -235,22 +95,21 @@ async def place_order(db: Database, matrix: OrdersMatrix, buyer_id: str, body: A
         wanted = rules.validate_items([{"sku": s, "quantity": q} for s, q in in_cart])
     else:
         wanted = rules.validate_items(body.get("items"))
-    settings = await settings_of(db, merchant.slug)
+    settings = await order_settings.settings_of(db, merchant.slug)
     delivery = rules.validate_delivery(body.get("delivery"), settings["delivery"])
     chosen = payments.choose(body.get("payment"), settings["payment_methods"], delivery.kind)
     items = []
     for sku, quantity in wanted:
-        product = await _orderable(db, merchant, sku, quantity)
+        product = await carts.orderable(db, merchant, sku, quantity)
         items.append((product, rules.Item(sku, product.title, rules.cents(product.price),
                                           quantity)))
     currencies = {product.currency for product, _ in items}
     if len(currencies) > 1:
         raise InvalidInput("items", f"are priced in {' and '.join(sorted(currencies))}; order "
                                     "them separately")
-    coupon = await _coupon(db, merchant, buyer_id, body.get("coupon"))
+    coupon = await carts.checked_coupon(db, merchant, buyer_id, body.get("coupon"))
     subtotal = sum(item.line_total for _, item in items)
-    discount = rules.discount_for(subtotal, coupon["percent_off"] if coupon else None,
-                                  rules.parse_money_off(coupon["amount_off"]) if coupon else None)
+    discount = carts.coupon_discount(subtotal, coupon)
     campaign_id = await _attribution(db, matrix, merchant.slug, [s for s, _ in wanted])
     room_id, joined = await matrix.order_room(merchant, buyer_id)  # idempotent; before the write
     now = now_ms()
@@ -287,7 +146,7 @@ async def _write_new_order(conn: Connection, order: Order, merchant: store.Merch
             continue
         if not await rows.take_stock(conn, merchant.slug, item.sku, item.quantity):
             left = await rows.counted_quantity(conn, merchant.slug, item.sku) or 0
-            raise SoldOut(f"{item.title} ({item.sku}) is sold out." if left == 0 else
+            raise carts.SoldOut(f"{item.title} ({item.sku}) is sold out." if left == 0 else
                           f"Only {left} of {item.title} ({item.sku}) left; ask for {left} "
                           "or fewer.")
     order_id = rules.new_order_id()
@@ -321,13 +180,7 @@ async def _order_event(conn: Connection, order: Order, event_type: str) -> None:
     """The shop's back-end hears of it (webhooks), in the order's transaction. Address and
     phone are not sent: the back-end reads them with its key (GET …/orders/{id})."""
     await record_event(conn, store.MerchantSlug(order.merchant_slug), event_type, order.id,
-                       order_payload(order))
-
-
-def order_payload(order: Order) -> dict[str, Any]:
-    view = order_view(order, personal=False)
-    view.pop("history", None)
-    return view
+                       views.order_payload(order))
 
 
 # -- status changes ------------------------------------------------------------------------------
@@ -337,7 +190,7 @@ async def change_status(db: Database, matrix: OrdersMatrix, principal: Principal
     """The shop moves an order on: `{"status": "shipped", "carrier", "tracking",
     "tracking_url"}`, `{"status": "declined", "reason"}`, …"""
     merchant = await require(db, principal, slug, Action.MANAGE_ORDERS)
-    order = await _order_of_shop(db, merchant, order_id)
+    order = await views.order_of_shop(db, merchant, order_id)
     change = rules.parse_status_change(body, links.policy_for(merchant, matrix.mercato_hosts))
     return await _move(db, matrix, merchant, order, change, Actor.SHOP, principal.actor)
 
@@ -345,7 +198,7 @@ async def change_status(db: Database, matrix: OrdersMatrix, principal: Principal
 async def cancel_order(db: Database, matrix: OrdersMatrix, buyer_id: str, order_id: str,
                        reason: Any = None) -> Order:
     """The buyer cancels their order (before it ships)."""
-    order = await _order_of_buyer(db, buyer_id, order_id)
+    order = await views.order_of_buyer(db, buyer_id, order_id)
     merchant = await get_shop(db, order.merchant_slug)
     change = StatusChange(Status.CANCELLED,
                           reason=plain_text("reason", reason, rules.MAX_REASON) or None)
@@ -395,7 +248,7 @@ async def _record_change(conn: Connection, matrix: OrdersMatrix, merchant: store
                          order: Order, actor_id: str) -> None:
     face = _face(merchant)
     step = len(order.history)
-    settings = await rows.get_settings(conn, merchant.slug) or DEFAULT_SETTINGS
+    settings = await order_settings.settings_of(conn, merchant.slug)
     card = cards.render_card(order, face, settings["payment_methods"].get(
         order.payment_method, {}))
     await matrix.queue_message(order_messages.card_edit(
@@ -413,7 +266,7 @@ async def forget_personal_data(db: Database, matrix: OrdersMatrix, buyer_id: str
                                order_id: str) -> Order:
     """Erase the address and phone of a finished order; its totals stay for the shop's
     books. The card is edited so it no longer shows them."""
-    order = await _order_of_buyer(db, buyer_id, order_id)
+    order = await views.order_of_buyer(db, buyer_id, order_id)
     if Status(order.status) in (Status.PLACED, Status.CONFIRMED, Status.PAID, Status.SHIPPED):
         raise Conflict(f"Order {order.id} is {order.status}; its address is needed until it "
                        "is delivered or cancelled.", errcode="MERCATO_ORDER_STATUS")
@@ -425,7 +278,7 @@ async def forget_personal_data(db: Database, matrix: OrdersMatrix, buyer_id: str
                                 forgotten_at=now_ms())
         forgotten = await rows.get_order(conn, order.id)
         assert forgotten is not None
-        settings = await rows.get_settings(conn, merchant.slug) or DEFAULT_SETTINGS
+        settings = await order_settings.settings_of(conn, merchant.slug)
         card = cards.render_card(forgotten, _face(merchant), settings["payment_methods"].get(
             order.payment_method, {}))
         await matrix.queue_message(order_messages.card_edit(
@@ -460,81 +313,6 @@ async def _stock_changed(db: Database, matrix: OrdersMatrix, merchant: store.Mer
             log.exception("order.card_refresh_failed", shop=merchant.slug, sku=old.sku)
 
 
-# -- reading -------------------------------------------------------------------------------------
-
-async def _order_of_shop(db: Database, merchant: store.Merchant, order_id: str) -> Order:
-    order = await rows.get_order(db, rules.clean_order_id(order_id))
-    if order is None or order.merchant_slug != merchant.slug:
-        raise NotFound(f"{merchant.name} has no order {order_id}.")
-    return order
-
-
-async def _order_of_buyer(db: Database, buyer_id: str, order_id: str) -> Order:
-    order = await rows.get_order(db, rules.clean_order_id(order_id))
-    if order is None or order.buyer_id != buyer_id:
-        raise NotFound(f"You have no order {order_id}.")
-    return order
-
-
-async def shop_order(db: Database, principal: Principal, slug: str, order_id: str) -> Order:
-    merchant = await require(db, principal, slug, Action.MANAGE_ORDERS)
-    return await _order_of_shop(db, merchant, order_id)
-
-
-async def shop_orders(db: Database, principal: Principal, slug: str, status: str | None,
-                      limit: int, before: int | None) -> list[Order]:
-    await require(db, principal, slug, Action.MANAGE_ORDERS)
-    if status is not None and status not in {s.value for s in Status}:
-        raise InvalidInput("status", f"use one of: {', '.join(s.value for s in Status)}")
-    return await rows.orders_of_shop(db, slug, status, min(limit, MAX_LIST), before)
-
-
-async def buyer_order(db: Database, buyer_id: str, order_id: str) -> Order:
-    return await _order_of_buyer(db, buyer_id, order_id)
-
-
-async def buyer_orders(db: Database, buyer_id: str, limit: int = 50) -> list[Order]:
-    return await rows.orders_of_buyer(db, buyer_id, min(limit, MAX_LIST))
-
-
-async def order_numbers(db: Database, slug: str) -> dict[str, Any]:
-    """The shop's orders for its stats: how many in each status, revenue per currency (of
-    orders not cancelled, declined or refunded) and orders per campaign."""
-    numbers = await rows.order_stats(db, slug)
-    return {"count": sum(numbers["by_status"].values()), "by_status": numbers["by_status"],
-            "revenue": {currency: rules.money(total)
-                        for currency, total in sorted(numbers["revenue"].items())},
-            "by_campaign": await rows.orders_by_campaign(db, slug)}
-
-
-def order_view(order: Order, *, personal: bool = True) -> dict[str, Any]:
-    """An order as the API answers it; `personal` (the buyer, staff with the orders
-    permission) adds the address and phone."""
-    view: dict[str, Any] = {
-        "id": order.id, "shop": order.merchant_slug, "buyer": order.buyer_id,
-        "status": order.status, "currency": order.currency,
-        "items": [{"sku": i.sku, "title": i.title, "unit_price": rules.money(i.unit_price),
-                   "quantity": i.quantity, "total": rules.money(i.line_total)}
-                  for i in order.items],
-        "subtotal": rules.money(order.subtotal), "discount": rules.money(order.discount),
-        "total": rules.money(order.total), "coupon": order.coupon_code,
-        "delivery": {"kind": order.delivery_kind},
-        "payment": {"method": order.payment_method,
-                    "reference": order.payment_reference or None,
-                    "paid_at": order.paid_at},
-        "tracking": {"carrier": order.carrier, "number": order.tracking,
-                     "url": order.tracking_url} if order.carrier else None,
-        "reason": order.reason, "campaign": order.campaign_id,
-        "history": [{"status": h.status, "by": h.actor, "note": h.note, "at": h.at}
-                    for h in order.history],
-        "created_at": order.created_at, "updated_at": order.updated_at,
-    }
-    if personal:
-        view["delivery"].update(address=order.address, phone=order.phone,
-                                erased=order.forgotten_at is not None)
-    return view
-
-
 # -- small helpers ---------------------------------------------------------------------------------
 
 def _face(merchant: store.Merchant) -> cards.ShopFace:
@@ -543,26 +321,3 @@ def _face(merchant: store.Merchant) -> cards.ShopFace:
 
 def _with(order: Order, **changes: Any) -> Order:
     return replace(order, **changes)
-
-
-
-# -- the chat checkout's summary ---------------------------------------------------------------
-
-async def checkout_quote(db: Database, buyer_id: str, slug: str,
-                         coupon: str | None = None) -> dict[str, Any]:
-    """What the buyer's cart at this shop comes to with this coupon: the summary the chat
-    checkout shows before `confirm` (placing the order checks all of it again)."""
-    merchant = await _open_shop(db, slug)
-    view = await cart_view(db, buyer_id, slug)
-    if not view["items"]:
-        raise InvalidInput("items", f"your cart at {merchant.name} is empty; add products first")
-    if view["currency"] is None:
-        raise InvalidInput("items", "are priced in more than one currency; order them "
-                                    "separately")
-    found = await _coupon(db, merchant, buyer_id, coupon)
-    subtotal = rules.cents(view["subtotal"])
-    discount = rules.discount_for(
-        subtotal, found["percent_off"] if found else None,
-        rules.parse_money_off(found["amount_off"]) if found else None)
-    return {**view, "coupon": found["code"] if found else None,
-            "discount": rules.money(discount), "total": rules.money(subtotal - discount)}

@@ -9,7 +9,9 @@ from aiohttp import web
 from appservices.commerce.auth import require_principal, require_user
 from appservices.commerce.errors import InvalidInput
 from appservices.commerce.http import STRING, caller, json_body, route
+from appservices.commerce.orders import carts, views
 from appservices.commerce.orders import operations as orders
+from appservices.commerce.orders import settings as order_settings
 from mercato.http_api import Spec
 
 INTEGER = {"type": "integer"}
@@ -45,7 +47,7 @@ def _json(value: Any, status: int = 200) -> web.Response:
     auth="staff"))
 async def get_order_settings(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    return _json(await orders.get_settings(ctx.db, require_principal(principal),
+    return _json(await order_settings.get_settings(ctx.db, require_principal(principal),
                                            request.match_info["slug"]))
 
 
@@ -55,30 +57,43 @@ async def get_order_settings(request: web.Request) -> web.Response:
     auth="staff", body={"payment_methods": OBJECT, "delivery": {"type": "array"}}))
 async def put_order_settings(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    return _json(await orders.put_settings(ctx.db, ctx.matrix, require_principal(principal),
-                                           request.match_info["slug"], await json_body(request)))
+    return _json(await order_settings.put_settings(
+        ctx.db, ctx.matrix.mercato_hosts, require_principal(principal),
+        request.match_info["slug"], await json_body(request)))
 
 
 @route("GET", "/shops/{slug}/orders", Spec(
-    "The shop's orders, newest first (orders permission); ?status= filters, ?before=<created_at>"
-    " pages, ?limit= (1-200)", auth="staff"))
+    "The shop's orders with their items and history, newest first (orders permission); "
+    "?status= filters, ?limit= (1-200), ?cursor= the `next` of the page before goes on from "
+    "there (?before=<created_at> starts older than a time)", auth="staff"))
 async def list_shop_orders(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    found = await orders.shop_orders(
-        ctx.db, require_principal(principal), request.match_info["slug"],
-        request.query.get("status"), _number(request, "limit", 50, 1, 200) or 50,
-        _number(request, "before", None, 0, 2**62))
-    return _json({"orders": [orders.order_view(o, personal=False) for o in found],
-                  "next_before": found[-1].created_at if found else None})
+    page = await views.shop_orders(ctx.db, require_principal(principal),
+                                   request.match_info["slug"], request.query.get("status"),
+                                   _page(request))
+    return _json({**_page_answer(page),
+                  "next_before": page.orders[-1].created_at if page.orders else None})
+
+
+def _page(request: web.Request) -> views.Page:
+    return views.Page(limit=_number(request, "limit", 50, 1, 200) or 50,
+                      cursor=request.query.get("cursor") or None,
+                      before=_number(request, "before", None, 0, 2**62))
+
+
+def _page_answer(page: views.OrderPage) -> dict[str, Any]:
+    """A page of orders (without address and phone) and the cursor of the next page."""
+    return {"orders": [views.order_view(o, personal=False) for o in page.orders],
+            "next": page.next}
 
 
 @route("GET", "/shops/{slug}/orders/{order_id}", Spec(
     "One order with its items, history, address and phone (orders permission)", auth="staff"))
 async def get_shop_order(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    order = await orders.shop_order(ctx.db, require_principal(principal),
+    order = await views.shop_order(ctx.db, require_principal(principal),
                                     request.match_info["slug"], request.match_info["order_id"])
-    return _json(orders.order_view(order))
+    return _json(views.order_view(order))
 
 
 @route("POST", "/shops/{slug}/orders/{order_id}/status", Spec(
@@ -90,7 +105,7 @@ async def move_order(request: web.Request) -> web.Response:
     order = await orders.change_status(ctx.db, ctx.matrix, require_principal(principal),
                                        request.match_info["slug"],
                                        request.match_info["order_id"], await json_body(request))
-    return _json(orders.order_view(order))
+    return _json(views.order_view(order))
 
 
 # -- the buyer's side --------------------------------------------------------------------------
@@ -104,13 +119,34 @@ def _buyer(principal: Any) -> str:
     auth="none"))
 async def checkout_options(request: web.Request) -> web.Response:
     ctx, _ = await caller(request)
-    return _json(await orders.checkout_options(ctx.db, request.match_info["slug"]))
+    return _json(await order_settings.checkout_options(ctx.db, request.match_info["slug"]))
 
 
 @route("GET", "/me/cart/{slug}", Spec("The acting user's cart at a shop", auth="any"))
 async def get_cart(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    return _json(await orders.cart_view(ctx.db, _buyer(principal), request.match_info["slug"]))
+    return _json(await carts.cart_view(ctx.db, _buyer(principal), request.match_info["slug"]))
+
+
+@route("GET", "/me/carts", Spec(
+    "Every cart of the acting user that holds something, at any shop: each with shop_name, "
+    "shop_status and a note when the shop cannot take orders now", auth="any"))
+async def list_carts(request: web.Request) -> web.Response:
+    ctx, principal = await caller(request)
+    return _json({"carts": await carts.buyer_carts(ctx.db, _buyer(principal))})
+
+
+@route("POST", "/me/cart/{slug}/items", Spec(
+    "Add a product to the acting user's cart: the quantity (1-99, default 1) is added to what "
+    "is there in one step, as the 🛒 reaction does; the cart", auth="any",
+    body={"sku": STRING, "quantity": INTEGER}))
+async def add_cart_item(request: web.Request) -> web.Response:
+    ctx, principal = await caller(request)
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("sku"), str) or not body["sku"]:
+        raise InvalidInput("sku", 'send {"sku": "<the product\'s SKU>", "quantity": 1}')
+    return _json(await carts.add_to_cart(ctx.db, _buyer(principal), request.match_info["slug"],
+                                         body["sku"], body.get("quantity", 1)))
 
 
 @route("PUT", "/me/cart/{slug}/items/{sku}", Spec(
@@ -120,7 +156,7 @@ async def put_cart_item(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     body = await json_body(request)
     quantity = body.get("quantity", 1) if isinstance(body, dict) else None
-    return _json(await orders.set_cart_item(ctx.db, _buyer(principal), request.match_info["slug"],
+    return _json(await carts.set_cart_item(ctx.db, _buyer(principal), request.match_info["slug"],
                                             request.match_info["sku"], quantity))
 
 
@@ -128,7 +164,7 @@ async def put_cart_item(request: web.Request) -> web.Response:
     "Take a product out of the acting user's cart", auth="any"))
 async def delete_cart_item(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    return _json(await orders.remove_from_cart(ctx.db, _buyer(principal),
+    return _json(await carts.remove_from_cart(ctx.db, _buyer(principal),
                                                request.match_info["slug"],
                                                request.match_info["sku"]))
 
@@ -141,22 +177,23 @@ async def place_order(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     order = await orders.place_order(ctx.db, ctx.matrix, _buyer(principal),
                                      await json_body(request))
-    return _json(orders.order_view(order), status=201)
+    return _json(views.order_view(order), status=201)
 
 
-@route("GET", "/me/orders", Spec("The acting user's orders, newest first", auth="any"))
+@route("GET", "/me/orders", Spec(
+    "The acting user's orders with their items and history, newest first; ?limit= (1-200), "
+    "?cursor= the `next` of the page before goes on from there", auth="any"))
 async def list_my_orders(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    found = await orders.buyer_orders(ctx.db, _buyer(principal),
-                                      _number(request, "limit", 50, 1, 200) or 50)
-    return _json({"orders": [orders.order_view(o, personal=False) for o in found]})
+    return _json(_page_answer(await views.buyer_orders(ctx.db, _buyer(principal),
+                                                       _page(request))))
 
 
 @route("GET", "/me/orders/{order_id}", Spec("One of the acting user's orders", auth="any"))
 async def get_my_order(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
-    order = await orders.buyer_order(ctx.db, _buyer(principal), request.match_info["order_id"])
-    return _json(orders.order_view(order))
+    order = await views.buyer_order(ctx.db, _buyer(principal), request.match_info["order_id"])
+    return _json(views.order_view(order))
 
 
 @route("POST", "/me/orders/{order_id}/cancel", Spec(
@@ -167,7 +204,7 @@ async def cancel_my_order(request: web.Request) -> web.Response:
     reason = body.get("reason") if isinstance(body, dict) else None
     order = await orders.cancel_order(ctx.db, ctx.matrix, _buyer(principal),
                                       request.match_info["order_id"], reason)
-    return _json(orders.order_view(order))
+    return _json(views.order_view(order))
 
 
 @route("POST", "/me/orders/{order_id}/forget", Spec(
@@ -177,4 +214,4 @@ async def forget_my_order(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     order = await orders.forget_personal_data(ctx.db, ctx.matrix, _buyer(principal),
                                               request.match_info["order_id"])
-    return _json(orders.order_view(order))
+    return _json(views.order_view(order))

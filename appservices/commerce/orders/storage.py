@@ -51,6 +51,18 @@ async def cart_items(db: Any, buyer_id: str, slug: str) -> list[tuple[str, int]]
     return [(r["sku"], r["quantity"]) for r in rows]
 
 
+async def cart_lines(db: Any, buyer_id: str, slug: str | None) -> list[dict[str, Any]]:
+    """The buyer's cart lines at one shop (or at every shop when `slug` is None) with each
+    product's title, price, currency and stock; title None for a product since removed."""
+    rows = await db.fetch(
+        "SELECT c.merchant_slug, c.sku, c.quantity, p.title, p.price, p.currency, p.stock"
+        " FROM cart_item c LEFT JOIN product p ON p.merchant_slug=c.merchant_slug"
+        " AND p.sku=c.sku WHERE c.buyer_id=$1"
+        " AND (CAST($2 AS TEXT) IS NULL OR c.merchant_slug=$2)"
+        " ORDER BY c.merchant_slug, c.added_at, c.sku", buyer_id, slug)
+    return [{k: r[k] for k in r.keys()} for r in rows]
+
+
 async def cart_quantity(db: Any, buyer_id: str, slug: str, sku: str) -> int:
     return await db.fetchval("SELECT quantity FROM cart_item WHERE buyer_id=$1"
                              " AND merchant_slug=$2 AND sku=$3", buyer_id, slug, sku) or 0
@@ -61,6 +73,18 @@ async def set_cart_item(db: Any, buyer_id: str, slug: str, sku: str, quantity: i
         "INSERT INTO cart_item (buyer_id, merchant_slug, sku, quantity, added_at)"
         " VALUES ($1,$2,$3,$4,$5) ON CONFLICT (buyer_id, merchant_slug, sku)"
         " DO UPDATE SET quantity=excluded.quantity", buyer_id, slug, sku, quantity, now_ms())
+
+
+async def add_cart_item(conn: Connection, buyer_id: str, slug: str, sku: str, quantity: int,
+                        most: int) -> int | None:
+    """Add `quantity` to the cart line in one statement (two additions at once both
+    count); the new quantity, or None (nothing changed) when the sum would pass `most`."""
+    return await conn.fetchval(
+        "INSERT INTO cart_item (buyer_id, merchant_slug, sku, quantity, added_at)"
+        " VALUES ($1,$2,$3,$4,$5) ON CONFLICT (buyer_id, merchant_slug, sku)"
+        " DO UPDATE SET quantity = cart_item.quantity + excluded.quantity"
+        " WHERE cart_item.quantity + excluded.quantity <= $6 RETURNING quantity",
+        buyer_id, slug, sku, quantity, now_ms(), most)
 
 
 async def delete_cart_item(db: Any, buyer_id: str, slug: str, sku: str) -> bool:
@@ -177,33 +201,55 @@ async def get_order(db: Any, order_id: str) -> Order | None:
     row = await db.fetchrow(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id=$1", order_id)
     if row is None:
         return None
-    items = [Item(r["sku"], r["title"], r["unit_price"], r["quantity"]) for r in await db.fetch(
-        "SELECT sku, title, unit_price, quantity FROM order_item WHERE order_id=$1"
-        " ORDER BY line", order_id)]
-    history = [HistoryEntry(r["status"], r["actor"], r["note"], r["at"]) for r in await db.fetch(
-        "SELECT status, actor, note, at FROM order_history WHERE order_id=$1 ORDER BY id",
-        order_id)]
-    order = _order(row)
-    order.items.extend(items)
-    order.history.extend(history)
-    return order
+    return (await _with_lines(db, [_order(row)]))[0]
+
+
+async def _with_lines(db: Any, orders: list[Order]) -> list[Order]:
+    """The orders with their items and history: one query for each, however many."""
+    if not orders:
+        return orders
+    by_id = {o.id: o for o in orders}
+    marks = ", ".join(f"${i + 1}" for i in range(len(by_id)))
+    for r in await db.fetch("SELECT order_id, sku, title, unit_price, quantity FROM order_item"
+                            f" WHERE order_id IN ({marks}) ORDER BY order_id, line", *by_id):
+        by_id[r["order_id"]].items.append(Item(r["sku"], r["title"], r["unit_price"],
+                                               r["quantity"]))
+    for r in await db.fetch("SELECT order_id, status, actor, note, at FROM order_history"
+                            f" WHERE order_id IN ({marks}) ORDER BY order_id, id", *by_id):
+        by_id[r["order_id"]].history.append(HistoryEntry(r["status"], r["actor"], r["note"],
+                                                         r["at"]))
+    return orders
+
+
+# Newest first; an order with the same created_at as another is told apart by its ID, so a
+# page that ends inside one millisecond goes on where it stopped.
+_PAGE = (" AND (CAST($3 AS BIGINT) IS NULL OR created_at < $3"
+         " OR (created_at = $3 AND id > $4))"
+         " AND (CAST($5 AS BIGINT) IS NULL OR created_at < $5)"
+         " ORDER BY created_at DESC, id LIMIT $6")
 
 
 async def orders_of_shop(db: Any, slug: str, status: str | None, limit: int,
-                         before: int | None) -> list[Order]:
-    """Newest first; `before` (a created_at) pages back."""
+                         after: tuple[int, str] | None = None,
+                         before: int | None = None) -> list[Order]:
+    """Newest first, with items and history; `after` (created_at, id of the last order of
+    the page before) goes on from there; `before` (a created_at) starts older than it."""
     rows = await db.fetch(
         f"SELECT {_ORDER_COLUMNS} FROM orders WHERE merchant_slug=$1"
-        " AND (CAST($2 AS TEXT) IS NULL OR status=$2)"
-        " AND (CAST($3 AS BIGINT) IS NULL OR created_at < $3)"
-        " ORDER BY created_at DESC, id LIMIT $4", slug, status, before, limit)
-    return [_order(r) for r in rows]
+        " AND (CAST($2 AS TEXT) IS NULL OR status=$2)" + _PAGE,
+        slug, status, after[0] if after else None, after[1] if after else "", before, limit)
+    return await _with_lines(db, [_order(r) for r in rows])
 
 
-async def orders_of_buyer(db: Any, buyer_id: str, limit: int) -> list[Order]:
-    rows = await db.fetch(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE buyer_id=$1"
-                          " ORDER BY created_at DESC, id LIMIT $2", buyer_id, limit)
-    return [_order(r) for r in rows]
+async def orders_of_buyer(db: Any, buyer_id: str, limit: int,
+                          after: tuple[int, str] | None = None,
+                          before: int | None = None) -> list[Order]:
+    """The buyer's orders, newest first, with items and history; paged like a shop's."""
+    rows = await db.fetch(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE buyer_id=$1"
+        " AND (CAST($2 AS TEXT) IS NULL OR status=$2)" + _PAGE,
+        buyer_id, None, after[0] if after else None, after[1] if after else "", before, limit)
+    return await _with_lines(db, [_order(r) for r in rows])
 
 
 async def history_count(db: Any, order_id: str) -> int:
