@@ -190,3 +190,12 @@ def test_a_coupon_drop_says_what_its_codes_take_off_at_checkout() -> None:
                        ({"amount_off": 5}, "not a number")):
         with pytest.raises(InvalidValue, match=words):
             coupon_discount(bad)
+
+
+def test_a_campaign_linking_a_product_page_over_either_scheme_is_counted() -> None:
+    texts = ["Lamps: https://shop.example:8008/p/demo/lamp and http://shop.example:8008/p/"
+             "demo/mug-1", "https://shop.example:8008/p/other/tee", "https://evil.example/p/"
+             "demo/pen"]
+    assert rules.linked_products("http://shop.example:8008/", "demo", texts) == {"lamp",
+                                                                                "mug-1"}
+    assert rules.linked_products("https://shop.example:8008", "other", texts) == {"tee"}

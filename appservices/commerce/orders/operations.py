@@ -61,13 +61,11 @@ class OrdersMatrix(CatalogMatrix, Protocol):
 async def _attribution(db: Database, matrix: OrdersMatrix, slug: str,
                        skus: list[str]) -> int | None:
     """The latest campaign of the shop that linked to one of these products, if any."""
-    page = products.product_link_pattern(matrix.public_url)
     for campaign in await campaign_rows.campaigns_of(db, slug):
         if campaign.state not in ("sent", "sending"):
             continue
-        linked = {m.group(2) for text in campaign.fields.values() for m in page.finditer(text)
-                  if m.group(1) == slug}
-        if linked & set(skus):
+        texts = [str(text) for text in campaign.fields.values()]
+        if rules.linked_products(matrix.public_url, slug, texts) & set(skus):
             return campaign.id
     return None
 

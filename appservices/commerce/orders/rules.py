@@ -171,6 +171,15 @@ def new_order_id() -> str:
     return "".join(secrets.choice(ORDER_ID_ALPHABET) for _ in range(6))
 
 
+def linked_products(public_url: str, slug: str, texts: list[str]) -> set[str]:
+    """The SKUs of the shop's product pages (`<public_url>/p/<slug>/<sku>`) these texts
+    link to, over http or https: posts must link over https even where Mercato's own
+    address is configured as http behind a proxy that adds TLS."""
+    site = re.sub(r"(?i)^https?://", "", public_url.rstrip("/"))
+    page = re.compile(r"(?i:https?://)" + re.escape(site) + r"/p/([a-z0-9-]+)/([A-Za-z0-9._-]+)")
+    return {m.group(2) for text in texts for m in page.finditer(text) if m.group(1) == slug}
+
+
 def clean_order_id(value: Any) -> str:
     """An order ID as typed ("a7k3q9", " A7K3Q9 "), or a refusal."""
     text = value.strip().upper() if isinstance(value, str) else ""
