@@ -227,10 +227,28 @@ async def test_bad_orders_are_refused_and_change_nothing(
     listed = await api.get(f"/shops/{slug}/orders?status=cancelled", api.acting_as(owner.user_id))
     assert [o["id"] for o in listed.body["orders"]] == [order_id]
     assert "address" not in listed.body["orders"][0]["delivery"]
+    # Lists carry each order's items and history, the buyer's as the shop's.
+    mine = await api.get("/me/orders", me)
+    for found in (listed.body, mine.body):
+        assert found["next"] is None, found
+        assert [(i["sku"], i["quantity"]) for i in found["orders"][0]["items"]] == [("lamp", 1)]
+        assert [h["status"] for h in found["orders"][0]["history"]] == ["placed", "cancelled"]
+
+    # Adding to the cart adds what is asked to what is there, in one step.
+    for _ in range(2):
+        added = await api.post(f"/me/cart/{slug}/items", me, {"sku": "lamp"})
+        assert added.status == 200, added
+    assert [(i["sku"], i["quantity"]) for i in added.body["items"]] == [("lamp", 2)]
+    over = await api.post(f"/me/cart/{slug}/items", me, {"sku": "lamp", "quantity": 2})
+    assert (over.status, over.error) == (409, "Only 3 of Desk lamp (lamp) left; ask for 3 or "
+                                              "fewer."), over
 
     assert (await api.post(f"/shops/{slug}/suspend", api.operator())).status == 200
     suspended = await api.post("/me/orders", me, order(("lamp", 1)))
     assert (suspended.status, suspended.errcode) == (403, "MERCATO_SHOP_NOT_ACTIVE")
+    carts = (await api.get("/me/carts", me)).body["carts"]
+    assert [(c["shop"], c["subtotal"], c["note"]) for c in carts] == [
+        (slug, "60.00", f"Shop {slug} is suspended and cannot take orders now.")], carts
     # One order was written (then cancelled); its stock came back.
     assert commerce_rows(network, "SELECT status FROM orders WHERE merchant_slug=?",
                          slug) == [("cancelled",)]

@@ -100,7 +100,7 @@ async def test_a_buyer_orders_by_chat_and_support_moves_the_order_on(
         == []
 
     listed = await chat.say("orders")
-    assert f"{order_id} — {slug}" in listed and "60.00 EUR — placed" in listed, listed
+    assert f"{order_id} — {slug} — 2 items — 60.00 EUR — placed" in listed, listed
     details = await chat.say(f"order {order_id.lower()}")
     assert details.startswith(f"Order {order_id} at {slug} — placed, waiting for the shop")
     assert "Delivery: pickup at the shop" in details
@@ -127,7 +127,7 @@ async def test_a_buyer_orders_by_chat_and_support_moves_the_order_on(
 
     desk = await Chat.direct(network, support)
     waiting = await desk.say("orders placed")
-    assert f"{second} — {buyer.user_id}" in waiting and "30.00 EUR — placed" in waiting, waiting
+    assert f"{second} — {buyer.user_id} — 1 item — 30.00 EUR — placed" in waiting, waiting
     assert order_id not in waiting
     seen = await desk.say(f"order {second}")
     assert f"Buyer: {buyer.user_id}" in seen and ADDRESS in seen, seen
@@ -157,5 +157,9 @@ async def test_a_suspended_shop_takes_no_order_by_chat(
     assert suspended.status == 200, suspended
     refused = await chat.say(f"buy {slug} lamp")
     assert refused == f"Shop {slug} is suspended and cannot take orders now.", refused
+    # The cart is still listed, saying why it cannot be ordered now.
+    carts = await chat.say("cart")
+    assert f"{slug} — 1 item — 30.00 EUR — Shop {slug} is suspended and cannot take orders " \
+        "now." in carts, carts
     assert (await chat.say(f"checkout {slug} delivery=pickup payment=pickup")) == refused
     assert (await api.get("/me/orders", api.acting_as(buyer.user_id))).body["orders"] == []
