@@ -18,6 +18,9 @@ from mercato_ops.router import upstream_for
 from mercato_ops.testnet import RunningNetwork, network_running, write_test_config
 from tests.conftest import missing_service
 from tests.integration.client import MatrixClient
+from tests.integration.commerce_api import CommerceApi
+from tests.integration.commerce_api import new_user as commerce_user
+from tests.integration.commerce_api import open_shop as open_commerce_shop
 from tests.integration.shop_helpers import Api, channel_listed, new_user, open_shop
 
 
@@ -117,6 +120,50 @@ async def test_campaign_delivered_while_a_worker_restarts(scale_network: Running
         "org.mercato.post", {}).get("campaign") == campaign["id"]]
     assert len(posts) == 1, "the post must arrive exactly once"
     assert "network.worker_restarted" in scale_network.output()
+
+
+async def test_fifty_orders_for_the_last_five_units_five_are_placed(
+        scale_network: RunningNetwork, http) -> None:
+    """Fifty buyers order the last five lamps at once through the commerce API on
+    PostgreSQL: five orders are placed, the others are told the lamp sold out, none is
+    oversold, and the lamp's card in the channel is edited to show it."""
+    api = CommerceApi(scale_network, http)
+    owner = await commerce_user(scale_network, http, "lampshop")
+    slug = await open_commerce_shop(api, owner.user_id, "scale-orders")
+    staff = api.acting_as(owner.user_id)
+    made = await api.post(f"/shops/{slug}/products", staff, {
+        "sku": "lamp", "title": "Desk lamp", "price": "30.00", "currency": "EUR",
+        "quantity": 5})
+    assert made.status == 201, made
+    follower = await commerce_user(scale_network, http, "watcher")
+    channel = await follower.join(f"#shop_{slug}:localhost")
+    shared = await api.post(f"/shops/{slug}/products/lamp/share", staff, {"room_id": channel})
+    assert shared.status == 200, shared
+    at_once = asyncio.Semaphore(10)
+
+    async def buyer(n: int) -> str:
+        async with at_once:
+            return (await commerce_user(scale_network, http, f"burst{n}")).user_id
+
+    buyers = await asyncio.gather(*(buyer(n) for n in range(50)))
+    answers = await asyncio.gather(*(api.post("/me/orders", api.acting_as(b), {
+        "shop": slug, "items": [{"sku": "lamp", "quantity": 1}],
+        "delivery": {"kind": "pickup"}, "payment": "pickup"}) for b in buyers))
+
+    placed = [a for a in answers if a.status == 201]
+    refused = [a for a in answers if a.status != 201]
+    assert len(placed) == 5 and len({a.body["id"] for a in placed}) == 5, answers
+    assert {(a.status, a.errcode, a.error) for a in refused} == {
+        (409, "MERCATO_SOLD_OUT", "Desk lamp (lamp) is sold out.")}, refused
+    lamp = (await api.get(f"/shops/{slug}/products/lamp")).body
+    assert (lamp["quantity"], lamp["stock"]) == (0, "out_of_stock"), lamp
+    assert scale_network.rows("commerce", "SELECT COUNT(*) FROM orders WHERE merchant_slug=?",
+                              slug) == [(5,)]
+    edit = await follower.wait_for_message(channel, lambda e: e.get("content", {}).get(
+        "m.relates_to", {}).get("event_id") == shared.body["event_id"] and e["content"].get(
+        "m.new_content", {}).get("org.mercato.product", {}).get("stock") == "out_of_stock",
+        timeout=60)
+    assert "Out of stock" in edit["content"]["m.new_content"]["body"]
 
 
 @pytest.fixture
