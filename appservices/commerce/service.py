@@ -26,6 +26,8 @@ from appservices.commerce.orders.messages import OrderMessages
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.support.desk import SupportDesk
+from appservices.commerce.web.dm import LinkSender
+from appservices.commerce.web.signin import add_signin_routes
 from appservices.commerce.webhooks.outbox import WebhookOutbox
 from appservices.commerce.worker import DeliveryWorker
 from mercato.config import MercatoConfig
@@ -58,6 +60,8 @@ class CommerceAppService(CommerceMatrix):
         # Posts may link to Mercato's own pages (product pages) besides a shop's site.
         self.mercato_hosts: tuple[str, ...] = (host,) if host else ()
         add_api_routes(self.app, ApiContext(db=self.db, config=settings, matrix=self))
+        # The web pages' sign-in with Matrix, sessions, page shell and static files.
+        add_signin_routes(self.app, config, LinkSender(self))
 
     async def on_start(self) -> None:
         self.messages.start()  # first: seeding the demo shop posts its welcome

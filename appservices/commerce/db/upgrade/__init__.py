@@ -20,4 +20,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v12_orders,
     v13_webhooks,
     v14_checkout_drafts,
+    v15_web_sessions,
 )
