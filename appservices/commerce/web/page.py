@@ -39,7 +39,7 @@ WEB_DIR = Path(__file__).parent
 ASSETS_DIR = WEB_DIR / "assets"
 STATIC_PREFIX = "/web/static/"
 STATIC_MAX_AGE = 365 * 24 * 3600
-_NONCE = "mercato_web_csp_nonce"
+_NONCE = web.RequestKey("mercato_web_csp_nonce", str)
 
 
 def content_security_policy(nonce: str, *, embeddable: bool,

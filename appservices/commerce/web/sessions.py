@@ -31,9 +31,9 @@ from mercato.logging import get_logger
 
 log = get_logger(__name__)
 
-_NEW_BROWSER_SECRET = "mercato_web_new_csrf_secret"
-_LOADED = "mercato_web_session_loaded"
-_COOKIE_GONE = "mercato_web_session_ended"
+_NEW_BROWSER_SECRET = web.RequestKey("mercato_web_new_csrf_secret", str)
+_LOADED = web.RequestKey("mercato_web_session", "WebSession | None")
+_COOKIE_GONE = web.RequestKey("mercato_web_session_ended", bool)
 
 
 @dataclass(frozen=True)
