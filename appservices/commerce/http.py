@@ -31,6 +31,9 @@ class ApiMatrix(ShopMatrix, OrdersMatrix, CatalogMatrix, BroadcastMatrix, Protoc
 
     async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes: ...
 
+    async def thumbnail_media(self, merchant: store.Merchant, mxc: str, width: int,
+                              height: int) -> bytes: ...
+
 
 @dataclass(frozen=True)
 class ApiContext:

@@ -277,6 +277,12 @@ class CommerceMatrix(MercatoAppService):
     async def download_media(self, merchant: store.Merchant, mxc: str) -> bytes:
         return await self.intent_for(merchant.mxid).download_media(ContentURI(mxc))
 
+    async def thumbnail_media(self, merchant: store.Merchant, mxc: str, width: int,
+                              height: int) -> bytes:
+        """The homeserver's scaled thumbnail of an image (the storefront's grid)."""
+        return await self.intent_for(merchant.mxid).download_thumbnail(
+            ContentURI(mxc), width=width, height=height, resize_method="scale")
+
     async def upload_image(self, merchant: store.Merchant, data: bytes, mimetype: str,
                            filename: str) -> str:
         return await self.intent_for(merchant.mxid).upload_media(

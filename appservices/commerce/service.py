@@ -23,11 +23,15 @@ from appservices.commerce.directory import ShopDirectory
 from appservices.commerce.http import ApiContext
 from appservices.commerce.matrix import CommerceMatrix
 from appservices.commerce.orders.messages import OrderMessages
+from appservices.commerce.shops import follow_pages
+from appservices.commerce.shops import menu_commands as _menu_commands  # noqa: F401 (registers)
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
+from appservices.commerce.shops.menu_delivery import ShopMenus
 from appservices.commerce.support.desk import SupportDesk
 from appservices.commerce.web.dm import LinkSender
 from appservices.commerce.web.signin import add_signin_routes
+from appservices.commerce.web.storefront_routes import add_storefront_routes
 from appservices.commerce.webhooks.outbox import WebhookOutbox
 from appservices.commerce.worker import DeliveryWorker
 from mercato.config import MercatoConfig
@@ -55,13 +59,18 @@ class CommerceAppService(CommerceMatrix):
         OrderMessages(self.db).register(self.messages)
         self.delivery.campaigns.register(self.messages)
         CardEditDelivery(self).register(self.messages)
+        # The menu pinned in each buyer's DM and the channel's storefront link and widget.
+        self.menus = ShopMenus(self)
+        self.menus.register(self.messages)
         self.public_url = settings.site_url
         host = urlsplit(self.public_url).hostname
         # Posts may link to Mercato's own pages (product pages) besides a shop's site.
         self.mercato_hosts: tuple[str, ...] = (host,) if host else ()
         add_api_routes(self.app, ApiContext(db=self.db, config=settings, matrix=self))
+        follow_pages.add_page_routes(self.app)
         # The web pages' sign-in with Matrix, sessions, page shell and static files.
         add_signin_routes(self.app, config, LinkSender(self))
+        add_storefront_routes(self.app)  # the shop, product pages, cart and checkout
 
     async def on_start(self) -> None:
         self.messages.start()  # first: seeding the demo shop posts its welcome
@@ -71,8 +80,13 @@ class CommerceAppService(CommerceMatrix):
         if self.config.demo.enabled:
             await self._seed_demo()
         await self.directory.reconcile()
+        await self.menus.reconcile()
         self.delivery.start()
         self.webhooks.start()
+
+    async def publish_shop_state(self, merchant: store.Merchant) -> None:
+        await super().publish_shop_state(merchant)
+        await self.menus.shop_changed(merchant)  # the name in every menu, the channel's widget
 
     async def stop(self) -> None:
         await self.delivery.stop()
@@ -108,6 +122,8 @@ class CommerceAppService(CommerceMatrix):
             if event.content.membership == Membership.JOIN:
                 # DMs that waited for this buyer's join go out now, in order.
                 await self.messages.release(event.room_id, str(event.state_key))
+                # A buyer's DM with a shop gets its menu once both are in.
+                await self.menus.on_join(event.room_id, str(event.state_key))
             await events.track_follower(self, event)
         elif raw.get("type") == "m.reaction":
             await events.track_reaction(self, raw)

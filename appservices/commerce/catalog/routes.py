@@ -1,10 +1,6 @@
-"""API routes for the product catalog, cards and price-drop alerts; the product page."""
+"""API routes for the product catalog, cards and price-drop alerts; the product image."""
 
 from __future__ import annotations
-
-from dataclasses import replace
-from pathlib import Path
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -16,7 +12,6 @@ from appservices.commerce.errors import InvalidInput, NotFound
 from appservices.commerce.http import CONTEXT, STRING, caller, json_body, route
 from appservices.commerce.shops.operations import role_of
 from mercato.http_api import Spec
-from mercato.templates import template_environment
 
 PRODUCT_BODY = {"sku": STRING, "title": STRING, "description": STRING, "price": STRING,
                 "currency": STRING, "original_price": STRING, "image_mxc": STRING,
@@ -143,33 +138,8 @@ async def my_alerts(request: web.Request) -> web.Response:
                                                                           principal.user_id)})
 
 
-# -- the product page (outside /api/v1: what URL previews and browsers fetch) -------------
-
-PAGES = template_environment(Path(__file__).parent.parent / "templates")
-
-
-async def product_page(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    slug, sku = request.match_info["slug"], request.match_info["sku"]
-    try:
-        merchant, product = await catalog.public_product(ctx.db, slug, sku)
-    except NotFound as e:
-        return web.Response(status=404, text=f"{e.message}\n", content_type="text/plain")
-    page_url = products.product_page_url(ctx.matrix.public_url, slug, sku)
-    alias = f"#{ctx.config.user_prefix}{slug}:{ctx.matrix.config.server_name}"
-    # A URL stored before the link rules covered the catalog is not offered to buyers.
-    product = replace(product, url=catalog.shown_url(ctx.matrix, merchant, product))
-    html = PAGES.get_template("product_page.html.j2").render(
-        p=product, shop_name=merchant.name, verified=merchant.verified, page_url=page_url,
-        stock_text=products.STOCK_TEXT[product.stock],
-        image_url=f"{page_url}/image" if product.image_mxc else "",
-        channel_link=f"https://matrix.to/#/{alias}", server_name=ctx.matrix.config.server_name,
-        # Relative, so the image loads whichever address the page was opened at.
-        sku_path=quote(sku))
-    return web.Response(text=html, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "max-age=60",
-                                 "Content-Security-Policy": "default-src 'none'; img-src "
-                                 "'self'; style-src 'unsafe-inline'"})
+# -- the product's image (outside /api/v1: what the product page and URL previews fetch) -----
+# The product page itself is the storefront's (web/storefront_product.py).
 
 
 async def product_image(request: web.Request) -> web.StreamResponse:
@@ -189,6 +159,5 @@ async def product_image(request: web.Request) -> web.StreamResponse:
 
 
 def add_page_routes(app: web.Application) -> None:
-    app.router.add_get("/p/{slug}/{sku}", product_page)
     app.router.add_get("/p/{slug}/{sku}/image", product_image)
 

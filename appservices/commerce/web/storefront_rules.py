@@ -120,3 +120,31 @@ def checkout_body(slug: str, form: Any) -> dict[str, Any]:
     return {"shop": slug, "from_cart": True, "delivery": delivery,
             "payment": str(form.get("payment", "")).strip(),
             "coupon": str(form.get("coupon", "")).strip() or None}
+
+
+DELIVERY_TEXT = {"shipping": "Shipping to your address", "pickup": "Pick up at the shop",
+                 "none": "Nothing to deliver (digital)"}
+
+
+def payment_hint(name: str, settings: dict[str, Any], total: str) -> str:
+    """What the buyer will be asked to do for a payment method, before the order exists (the
+    order card carries the exact instructions with the order's number)."""
+    if name == "on_delivery":
+        return f"Pay {total} to the courier when the parcel arrives."
+    if name == "pickup":
+        return f"Pay {total} when you collect the order at the shop."
+    if name == "bank_transfer":
+        return (f"Transfer {total} to {settings.get('details', 'the shop')}; the reference "
+                "comes with your order, which ships once the payment arrives.")
+    if name == "payment_link":
+        return f"Pay {total} online on the shop's payment page; the link comes with your order."
+    return f"Pay {total} as the shop's order card explains."
+
+
+def payment_choices(methods: list[dict[str, Any]], settings: dict[str, dict[str, Any]],
+                    total: str) -> list[dict[str, Any]]:
+    """The shop's methods (checkout_options' view) with what each asks and which delivery it
+    goes with."""
+    return [{**m, "hint": payment_hint(m["method"], settings.get(m["method"], {}), total),
+             "only": [DELIVERY_TEXT.get(k, k).lower() for k in m["delivery"]]
+             if len(m["delivery"]) < 3 else []} for m in methods]
