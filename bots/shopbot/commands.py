@@ -288,4 +288,5 @@ from bots.shopbot import (  # noqa: E402,F401
     campaign_commands,
     catalog_commands,
     order_commands,
+    web_commands,
 )
