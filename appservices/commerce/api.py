@@ -20,6 +20,7 @@ from appservices.commerce.campaigns import routes as _campaign_routes  # noqa: F
 from appservices.commerce.catalog import import_routes as _import_routes  # noqa: F401
 from appservices.commerce.orders import routes as _order_routes  # noqa: F401
 from appservices.commerce.shops import channel_routes as _channel_routes  # noqa: F401
+from appservices.commerce.shops import menu_routes as _menu_routes  # noqa: F401
 from appservices.commerce.catalog import routes as _product_routes
 from appservices.commerce.webhooks import routes as _webhook_routes  # noqa: F401
 from appservices.commerce.web import api_routes as _web_login_routes  # noqa: F401

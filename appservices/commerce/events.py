@@ -17,6 +17,7 @@ from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.errors import CommerceError
 from appservices.commerce.matrix import CommerceMatrix
 from appservices.commerce.orders import chat as order_chat
+from appservices.commerce.shops import follow_reward
 from appservices.commerce.shops import storage as store
 from mercato.logging import get_logger
 from mercato.matrix.appservice import membership_of
@@ -37,6 +38,9 @@ async def track_follower(matrix: CommerceMatrix, event: StateEvent) -> None:
     if membership == Membership.JOIN:
         await store.add_follower(matrix.db, channel.room_id, user_id, at=event.timestamp)
         log.info("channel.followed", room_id=channel.room_id, user_id=user_id)
+        # A first follow ever: where it came from, and the shop's follow reward.
+        await follow_reward.on_follow(matrix.db, matrix, channel.merchant_slug, user_id,
+                                      at=event.timestamp)
     elif membership in (Membership.LEAVE, Membership.BAN):
         await store.remove_follower(matrix.db, channel.room_id, user_id, at=event.timestamp)
         log.info("channel.unfollowed", room_id=channel.room_id, user_id=user_id)

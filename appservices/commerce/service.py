@@ -23,12 +23,12 @@ from appservices.commerce.directory import ShopDirectory
 from appservices.commerce.http import ApiContext
 from appservices.commerce.matrix import CommerceMatrix
 from appservices.commerce.orders.messages import OrderMessages
-from appservices.commerce.shops import follow_pages
 from appservices.commerce.shops import menu_commands as _menu_commands  # noqa: F401 (registers)
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.menu_delivery import ShopMenus
 from appservices.commerce.support.desk import SupportDesk
+from appservices.commerce.web import follow_pages
 from appservices.commerce.web.dm import LinkSender
 from appservices.commerce.web.signin import add_signin_routes
 from appservices.commerce.web.storefront_routes import add_storefront_routes

@@ -15,6 +15,7 @@ from appservices.commerce.campaigns import storage as rows
 from appservices.commerce.catalog import cards as card_edits
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.http import STRING, caller, json_body, route
+from appservices.commerce.shops import follow_reward
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.roles import Action
@@ -201,6 +202,7 @@ async def shop_stats(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     stats = await campaign_stats.stats(ctx.db, require_principal(principal), slug)
     stats["cards"] = await card_edits.card_stats(ctx.db, slug)
+    stats.update(await follow_reward.follow_stats(ctx.db, slug))
     return web.json_response(stats)
 
 

@@ -137,6 +137,8 @@ class SupportDesk:
             await self._send(merchant, event.room_id, notice,
                              f"mercato.cs.suspended.{event.event_id}", messages.SUPPORT_NOTICE)
             return
+        # A DM opened before shops had menus gets its menu when the buyer next writes.
+        await self.service.menus.ensure_dm(merchant, event.room_id)
         # Ordering commands and checkout answers are the shop's to answer; the address and
         # phone typed at checkout never reach the staff room this way.
         if await order_chat.handle_buyer_message(self.db, self.service, merchant,

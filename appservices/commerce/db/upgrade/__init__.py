@@ -21,4 +21,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v13_webhooks,
     v14_checkout_drafts,
     v15_web_sessions,
+    v16_menu_and_follow_reward,
 )
