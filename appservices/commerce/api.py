@@ -24,6 +24,7 @@ from appservices.commerce.shops import menu_routes as _menu_routes  # noqa: F401
 from appservices.commerce.catalog import routes as _product_routes
 from appservices.commerce.webhooks import routes as _webhook_routes  # noqa: F401
 from appservices.commerce.web import api_routes as _web_login_routes  # noqa: F401
+from appservices.commerce.circle import routes as _circle_routes  # noqa: F401
 # isort: on
 from mercato.http_api import ApiDescription, ErrorAnswers, error_middleware, openapi_document
 from mercato.http_api.openapi import add_openapi_route

@@ -10,7 +10,17 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from mercato.config import AppServiceConfig, Port, Secret, new_secret
+from mercato.config import AppServiceConfig, Port, Secret, Section, new_secret
+
+
+class CircleConfig(Section):
+    """`commerce.circle`: the Circle's allowances (docs/circle.md)."""
+
+    # Recommendations one user may post in any 24 hours (⭐, the bot's recommend, the API).
+    recommendations_per_day: int = Field(default=20, ge=1, le=1000)
+    # The contacts bridge's API, asked who a user's friends are; empty: the bridge of this
+    # network (contacts.bind_address and contacts.port).
+    contacts_url: str = ""
 
 
 class CommerceConfig(AppServiceConfig):
@@ -32,4 +42,6 @@ class CommerceConfig(AppServiceConfig):
     # Where people (and Synapse's URL previews) reach product pages; empty means
     # http://localhost:<port>. In production: the https:// address of a reverse proxy.
     public_url: str = ""
+    # The Circle: recommendations a day, and where the contacts bridge is asked for friends.
+    circle: CircleConfig = CircleConfig()
 

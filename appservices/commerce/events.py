@@ -1,6 +1,6 @@
 """What commerce does with the Matrix events it is sent, beyond customer service: followers
-joining and leaving channels, reactions (price alerts, carts, coupon claims, post stats) and read
-receipts (post views)."""
+joining and leaving channels, reactions (price alerts, carts, coupon claims, post stats,
+⭐ recommendations in the Circle) and read receipts (post views)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from appservices.commerce.campaigns import storage as campaign_rows
 from appservices.commerce.catalog import operations as catalog
 from appservices.commerce.catalog import products
 from appservices.commerce.catalog import storage as product_rows
+from appservices.commerce.circle import events as circle_events
 from appservices.commerce.errors import CommerceError
 from appservices.commerce.matrix import CommerceMatrix
 from appservices.commerce.orders import chat as order_chat
@@ -54,6 +55,10 @@ async def track_reaction(matrix: CommerceMatrix, raw: dict[str, Any]) -> None:
     sender = str(raw.get("sender", ""))
     if relation.get("rel_type") != "m.annotation" or not isinstance(post_event_id, str) \
             or not isinstance(key, str) or matrix.is_own_user(sender):
+        return
+    # ⭐ recommends the card, post or friend's find it is on, in the sender's Circle.
+    if await circle_events.on_reaction(matrix, raw, post_event_id, key, sender,
+                                       int(raw.get("origin_server_ts") or store.now_ms())):
         return
     card = await product_rows.card_of_event(matrix.db, post_event_id)
     if card is not None and order_chat.is_cart_reaction(key):

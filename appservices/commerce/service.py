@@ -17,6 +17,8 @@ from mautrix.types import EventType, Membership, StateEvent, UserID
 from appservices.commerce import events, messages
 from appservices.commerce.api import add_api_routes
 from appservices.commerce.catalog.card_delivery import CardEditDelivery
+from appservices.commerce.circle import events as circle_events
+from appservices.commerce.circle.rooms import CircleRooms
 from appservices.commerce.config import CommerceConfig
 from appservices.commerce.db.upgrade import upgrade_table
 from appservices.commerce.directory import ShopDirectory
@@ -59,6 +61,9 @@ class CommerceAppService(CommerceMatrix):
         OrderMessages(self.db).register(self.messages)
         self.delivery.campaigns.register(self.messages)
         CardEditDelivery(self).register(self.messages)
+        # Circle rooms and Spaces; recommendations and their edits go through the outbox.
+        self.circle = CircleRooms(self)
+        self.circle.register(self.messages)
         # The menu pinned in each buyer's DM and the channel's storefront link and widget.
         self.menus = ShopMenus(self)
         self.menus.register(self.messages)
@@ -125,6 +130,7 @@ class CommerceAppService(CommerceMatrix):
                 # A buyer's DM with a shop gets its menu once both are in.
                 await self.menus.on_join(event.room_id, str(event.state_key))
             await events.track_follower(self, event)
+            await circle_events.on_member(self, event)  # circle rooms, and Spaces on follows
         elif raw.get("type") == "m.reaction":
             await events.track_reaction(self, raw)
 

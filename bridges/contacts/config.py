@@ -66,6 +66,8 @@ class ContactsConfig(AppServiceConfig):
     # Key of the encryption of what users log in to other networks with (XMPP passwords).
     # Changing it makes every stored login unreadable: those users log in again.
     credentials_secret: Secret = Field(default_factory=new_secret)
+    # What the commerce appservice presents to ask who a user's friends are (the Circle).
+    circle_token: Secret = Field(default_factory=new_secret)
     # Network connectors by name (docs/connectors.md); each checks its own section, and an
     # absent one runs with its defaults. `xmpp: {enabled: false}` turns XMPP off.
     networks: dict[str, dict[str, Any]] = {}

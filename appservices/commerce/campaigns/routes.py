@@ -13,6 +13,7 @@ from appservices.commerce.campaigns import coupons, operations
 from appservices.commerce.campaigns import stats as campaign_stats
 from appservices.commerce.campaigns import storage as rows
 from appservices.commerce.catalog import cards as card_edits
+from appservices.commerce.circle import storage as circle_rows
 from appservices.commerce.errors import CommerceError, InvalidInput
 from appservices.commerce.http import STRING, caller, json_body, route
 from appservices.commerce.shops import follow_reward
@@ -203,6 +204,7 @@ async def shop_stats(request: web.Request) -> web.Response:
     stats = await campaign_stats.stats(ctx.db, require_principal(principal), slug)
     stats["cards"] = await card_edits.card_stats(ctx.db, slug)
     stats.update(await follow_reward.follow_stats(ctx.db, slug))
+    stats["circle"] = await circle_rows.shop_stats(ctx.db, slug)
     return web.json_response(stats)
 
 

@@ -21,6 +21,7 @@ from prometheus_client import Counter
 
 from appservices.commerce.catalog import storage as rows
 from appservices.commerce.catalog.products import Product
+from appservices.commerce.circle import edits as circle_edits
 from appservices.commerce.shops import storage as store
 from mercato.db import Connection, Database, transaction
 from mercato.logging import get_logger
@@ -43,6 +44,8 @@ class CardEditMatrix(Protocol):
 async def refresh_cards(db: Database, matrix: CardEditMatrix, merchant: store.Merchant,
                         product: Product) -> int:
     """Queue an edit of every card of this product that shows other facts; how many."""
+    # Buyers' recommendations of it in their circle rooms show the card too.
+    await circle_edits.refresh_recommendations(db, matrix, product)
     stale = [c for c in await rows.cards_of(db, merchant.slug, product.sku)
              if (c["price"], c["stock"]) != (product.price, product.stock)]
     if not stale:

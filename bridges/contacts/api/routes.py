@@ -125,7 +125,7 @@ api_errors = error_middleware(in_api, ANSWERS, lambda _request: MAX_BODY_BYTES)
 
 
 def add_api_routes(app: web.Application, context: ApiContext) -> None:
-    from bridges.contacts.api import identity, pages, service  # noqa: F401 (they register)
+    from bridges.contacts.api import friends, identity, pages, service  # noqa: F401 (register)
 
     app.middlewares.append(identity_cors)  # outside, so error answers carry CORS too
     app.middlewares.append(api_errors)

@@ -22,4 +22,5 @@ from . import (  # noqa: E402,F401  (register themselves)
     v14_checkout_drafts,
     v15_web_sessions,
     v16_menu_and_follow_reward,
+    v17_circle,
 )
