@@ -18,8 +18,9 @@ POSTER_SOURCE = "poster"
 
 
 def channel_link(alias: str) -> str:
-    """The matrix.to link that opens the channel in any Matrix client."""
-    return f"https://matrix.to/#/{alias}"
+    """The matrix.to link that opens the channel in any Matrix client (the alias's # is
+    written %23, as the storefront's follow link has it)."""
+    return "https://matrix.to/#/" + alias.replace("#", "%23", 1)
 
 
 def counted_link(site_url: str, slug: str, source: str = POSTER_SOURCE) -> str:
