@@ -287,6 +287,7 @@ from bots.shopbot import (  # noqa: E402,F401
     buyer_commands,
     campaign_commands,
     catalog_commands,
+    circle_commands,
     order_commands,
     web_commands,
 )
