@@ -87,11 +87,11 @@ async def link_page(request: web.Request) -> web.Response:
     state, user_id = await links.link_state(ctx.db, token) if token else (
         links.LinkState.UNKNOWN, None)
     _refuse_spent(state)
-    response = await page.render(
+    # The token is in this address: the shell's Referrer-Policy (same-origin) keeps it from
+    # other sites; no-referrer would make the button's POST say `Origin: null`.
+    return await page.render(
         request, "signin_link.html.j2", user_id=user_id, token=token,
         next_path=rules.safe_next(request.query.get("next")), cache_control="no-store")
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this address
-    return response
 
 
 def _refuse_spent(state: links.LinkState) -> None:

@@ -28,7 +28,9 @@
     return;
   }
   var csrf = document.querySelector('meta[name="mercato-csrf"]').content;
-  var api = new window.mxwidgets.WidgetApi(widgetId, clientOrigin);
+  // The library's browser build defines `mxwidgets` as a function returning its exports.
+  var widgets = typeof window.mxwidgets === "function" ? window.mxwidgets() : window.mxwidgets;
+  var api = new widgets.WidgetApi(widgetId, clientOrigin);
   api.on("ready", function () {
     say("Signing you in with your Matrix account…");
     api.requestOpenIDConnectToken().then(function (token) {
