@@ -16,6 +16,7 @@ for any command gets a short answer, unread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -41,7 +42,7 @@ from nio import (
 from nio.crypto.attachments import decrypt_attachment
 from prometheus_client import Counter
 
-from bots.shopbot import buttons
+from bots.shopbot import buttons, circle_commands
 from bots.shopbot.api import CommerceApi, commerce_api_url
 from bots.shopbot.buttons import WaitingCommands, now_ms
 from bots.shopbot.commands import ShopContext, registry
@@ -86,6 +87,7 @@ __all__ = ["ShopBot", "command_text", "reply_content"]
 COMMANDS = Counter("mercato_shopbot_commands_total", "Commands answered", ["command", "ok"])
 CARDS = Counter("mercato_shopbot_link_cards_total", "Product links answered with a card")
 API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+DIGEST_EVERY_SECONDS = 600  # how often the Circle's due digests are asked for
 INTERRUPTED = ("I was restarted while doing this, so it may or may not have been done. Check "
                "(with the status or list command) before you try again.")
 NOTHING_WAITING = ("Nothing is waiting for a yes or no from you here (questions expire after "
@@ -501,6 +503,7 @@ class ShopBot:
         await exchange_keys(self.client)  # keys on the server before anyone may DM the bot
         self.ready = True
         log.info("shopbot.ready", user_id=self.user_id)
+        self.digests = asyncio.create_task(self._circle_digests(stop))  # ends on stop
         while not stop.is_set():
             response = await self.client.sync(timeout=30000, since=since,
                                               sync_filter=SYNC_FILTER)
@@ -511,6 +514,21 @@ class ShopBot:
             await self._handle_sync(response)
             since = response.next_batch
             self._batch_done(since)
+
+    async def _circle_digests(self, stop: asyncio.Event) -> None:
+        """Every few minutes, the Circle digests commerce says are due (at most one a day)."""
+        async def send(room_id: str, text: str) -> None:
+            day = now_ms() // (24 * 3600 * 1000)
+            await self._send(room_id, {"msgtype": "m.notice", "body": text},
+                             f"circle.digest.{room_id}.{day}")
+
+        while not stop.is_set():
+            try:
+                await circle_commands.send_digests(self.api, self.user_id, now_ms(), send)
+            except Exception as e:  # the API restarting: the next round tries again
+                log.warning("shopbot.digests_failed", error=str(e))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), DIGEST_EVERY_SECONDS)
 
     async def run_until_stopped(self) -> None:
         stop = asyncio.Event()
