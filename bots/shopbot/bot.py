@@ -522,7 +522,7 @@ class ShopBot:
             await self._send(room_id, {"msgtype": "m.notice", "body": text},
                              f"circle.digest.{room_id}.{day}")
 
-        while not stop.is_set():
+        while not stop.is_set() and self.api is not None:
             try:
                 await circle_commands.send_digests(self.api, self.user_id, now_ms(), send)
             except Exception as e:  # the API restarting: the next round tries again
