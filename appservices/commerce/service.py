@@ -31,6 +31,7 @@ from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.menu_delivery import ShopMenus
 from appservices.commerce.support.desk import SupportDesk
 from appservices.commerce.web import follow_pages
+from appservices.commerce.web.console_routes import add_console_routes
 from appservices.commerce.web.dm import LinkSender
 from appservices.commerce.web.signin import add_signin_routes
 from appservices.commerce.web.storefront_routes import add_storefront_routes
@@ -76,6 +77,7 @@ class CommerceAppService(CommerceMatrix):
         # The web pages' sign-in with Matrix, sessions, page shell and static files.
         add_signin_routes(self.app, config, LinkSender(self))
         add_storefront_routes(self.app)  # the shop, product pages, cart and checkout
+        add_console_routes(self.app)  # the merchant console at /console/
 
     async def on_start(self) -> None:
         self.messages.start()  # first: seeding the demo shop posts its welcome
