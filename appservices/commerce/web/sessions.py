@@ -32,7 +32,6 @@ from mercato.logging import get_logger
 log = get_logger(__name__)
 
 _NEW_BROWSER_SECRET = web.RequestKey("mercato_web_new_csrf_secret", str)
-_LOADED = web.RequestKey("mercato_web_session", "WebSession | None")
 _COOKIE_GONE = web.RequestKey("mercato_web_session_ended", bool)
 
 
@@ -41,6 +40,9 @@ class WebSession:
     user_id: str
     how: str
     created_at: int
+
+
+_LOADED: web.RequestKey[WebSession | None] = web.RequestKey("mercato_web_session")
 
 
 def _site_url(request: web.Request) -> str:
