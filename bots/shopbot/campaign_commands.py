@@ -199,7 +199,7 @@ async def coupon_status(ctx: ShopContext, coupon_id: int, shop: MerchantSlug) ->
 
 
 @registry.command("redeem", help="redeem a buyer's coupon code, once",
-                  permission=Need.EDITOR, examples=("redeem K7Q2M9PXWA",))
+                  permission=Need.TILL, examples=("redeem K7Q2M9PXWA",))
 @argument("code", help="the code the buyer shows you")
 @SHOP_OPTION
 async def redeem(ctx: ShopContext, code: str, shop: MerchantSlug) -> str:

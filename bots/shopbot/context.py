@@ -28,6 +28,7 @@ class Need(StrEnum):
     EDITOR = "editor"  # owners and editors: products and campaigns
     STATS = "stats"  # owners, editors and analysts
     ORDERS = "orders"  # owners and support: the API's manage_orders permission
+    TILL = "till"  # owners, editors and support: the API's redeem_coupons permission
 
 
 ALLOWED_ROLES: dict[Need, frozenset[str]] = {
@@ -36,10 +37,12 @@ ALLOWED_ROLES: dict[Need, frozenset[str]] = {
     Need.EDITOR: frozenset({"owner", "editor"}),
     Need.STATS: frozenset({"owner", "editor", "analyst"}),
     Need.ORDERS: frozenset({"owner", "support"}),
+    Need.TILL: frozenset({"owner", "editor", "support"}),
 }
 WHO = {Need.STAFF: "the shop's staff (any role)", Need.OWNER: "the shop's owners",
        Need.EDITOR: "the shop's owners and editors", Need.STATS: "owners, editors and analysts",
-       Need.ORDERS: "the shop's owners and support staff"}
+       Need.ORDERS: "the shop's owners and support staff",
+       Need.TILL: "the shop's owners, editors and support staff"}
 
 
 FILE_MSGTYPES = ("m.file", "m.image", "m.video", "m.audio")

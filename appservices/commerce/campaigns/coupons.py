@@ -65,7 +65,11 @@ async def claim_coupon(db: Database, matrix: BroadcastMatrix, coupon_id: int,
 
 
 async def redeem(db: Database, principal: Principal, slug: str, code: Any) -> dict[str, Any]:
-    await require(db, principal, slug, Action.RUN_CAMPAIGNS)
+    """Mark a buyer's code used at the till, once: the API, the shop bot and the console's
+    till form call this. Two staff typing the same code at the same moment: one is told
+    it is redeemed, the other when it was (the conditional UPDATE decides, on SQLite and
+    PostgreSQL alike); the code and its audit entry are one transaction."""
+    await require(db, principal, slug, Action.REDEEM_COUPONS)
     if not isinstance(code, str) or not code.strip():
         raise InvalidInput("code", "send the code the buyer shows you")
     code = code.strip().upper()
@@ -76,11 +80,36 @@ async def redeem(db: Database, principal: Principal, slug: str, code: Any) -> di
     if found["expires_at"] <= now:
         raise Conflict(f"{code} expired; it cannot be redeemed.",
                        errcode="MERCATO_CODE_EXPIRED", status=410)
-    if not await rows.redeem_code(db, code, principal.actor, now):
-        when = datetime.fromtimestamp((found["redeemed_at"] or now) / 1000, UTC)
+    async with transaction(db) as conn:
+        redeemed = await rows.redeem_code(conn, code, principal.actor, now)
+        if redeemed:
+            await store.audit(conn, slug, principal.actor, "coupon_redeemed", code=code,
+                              coupon=found["coupon_id"])
+    if not redeemed:
+        used = await rows.get_code(db, code) or found
+        when = datetime.fromtimestamp((used["redeemed_at"] or now) / 1000, UTC)
         raise Conflict(f"{code} was already redeemed on {when:%Y-%m-%d %H:%M} UTC.",
                        errcode="MERCATO_CODE_USED")
-    await store.audit(db, slug, principal.actor, "coupon_redeemed", code=code,
-                      coupon=found["coupon_id"])
+    log.info("coupon.redeemed", shop=slug, coupon=found["coupon_id"])
     return {"code": code, "coupon": found["coupon_id"], "title": found["title"],
             "user_id": found["user_id"], "redeemed_at": now}
+
+
+def coupon_view(row: dict[str, Any], now: int) -> dict[str, Any]:
+    """One coupon as the shop sees it: stock, claims, redemptions, expiry, and its source."""
+    source = ("follow_reward" if row["follow_reward_active"] is not None else
+              "campaign" if row["campaign_id"] is not None else "other")
+    return {"id": row["id"], "title": row["title"], "stock": row["stock"],
+            "claims": int(row["claims"]), "redemptions": int(row["redemptions"]),
+            "left": max(row["stock"] - int(row["claims"]), 0),
+            "expires_at": row["expires_at"], "expired": row["expires_at"] <= now,
+            "percent_off": row["percent_off"], "amount_off": row["amount_off"],
+            "source": source, "campaign": row["campaign_id"],
+            "campaign_state": row["campaign_state"], "created_at": row["created_at"]}
+
+
+async def shop_coupons(db: Database, principal: Principal, slug: str) -> list[dict[str, Any]]:
+    """The shop's coupons, newest first (every staff role: the till needs them)."""
+    await require(db, principal, slug, Action.READ_SHOP)
+    now = int(time.time() * 1000)
+    return [coupon_view(row, now) for row in await rows.coupons_of_shop(db, slug)]

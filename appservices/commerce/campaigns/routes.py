@@ -183,9 +183,18 @@ async def my_coupons(request: web.Request) -> web.Response:
          "redeemed_at": c["redeemed_at"]} for c in codes]})
 
 
+@route("GET", "/shops/{slug}/coupons", Spec(
+    "The shop's coupons, newest first: stock, codes claimed and redeemed, expiry",
+    auth="staff"))
+async def list_coupons(request: web.Request) -> web.Response:
+    ctx, principal = await caller(request)
+    return web.json_response({"coupons": await coupons.shop_coupons(
+        ctx.db, require_principal(principal), request.match_info["slug"])})
+
+
 @route("POST", "/shops/{slug}/coupons/redeem", Spec(
-    "Redeem a buyer's code once; a used, expired or other shop's code is refused",
-    auth="staff", body={"code": STRING}))
+    "Redeem a buyer's code once at the till; a used, expired or other shop's code is "
+    "refused", auth="staff", body={"code": STRING}))
 async def redeem_coupon(request: web.Request) -> web.Response:
     ctx, principal = await caller(request)
     body = await json_body(request)

@@ -283,3 +283,20 @@ async def codes_of_user(db: Any, user_id: str, limit: int = 200) -> list[dict[st
         " WHERE c.user_id=$1 ORDER BY c.claimed_at DESC, c.coupon_id DESC LIMIT $2",
         user_id, limit)
     return [{k: r[k] for k in r.keys()} for r in rows]
+
+
+async def coupons_of_shop(db: Any, slug: str, limit: int = 200) -> list[dict[str, Any]]:
+    """The shop's coupons, newest first, each with its codes claimed and redeemed and where
+    it came from (the campaign that drops it, or the follow reward)."""
+    rows = await db.fetch(
+        "SELECT k.id, k.title, k.stock, k.expires_at, k.created_at, k.percent_off,"
+        " k.amount_off, ca.id AS campaign_id, ca.state AS campaign_state,"
+        " fr.active AS follow_reward_active,"
+        " (SELECT COUNT(*) FROM coupon_code c WHERE c.coupon_id=k.id) AS claims,"
+        " (SELECT COUNT(*) FROM coupon_code c WHERE c.coupon_id=k.id"
+        "  AND c.redeemed_at IS NOT NULL) AS redemptions"
+        " FROM coupon k LEFT JOIN campaign ca ON ca.coupon_id=k.id"
+        " LEFT JOIN follow_reward fr ON fr.coupon_id=k.id AND fr.merchant_slug=k.merchant_slug"
+        " WHERE k.merchant_slug=$1 ORDER BY k.created_at DESC, k.id DESC LIMIT $2",
+        slug, limit)
+    return [{k: r[k] for k in r.keys()} for r in rows]

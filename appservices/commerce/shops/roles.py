@@ -24,13 +24,15 @@ class Action(StrEnum):
     READ_STATS = "read_stats"
     MANAGE_ORDERS = "manage_orders"  # read orders (addresses too) and move them on
     MANAGE_WEBHOOKS = "manage_webhooks"  # the shop's back-end endpoint and its log
+    REDEEM_COUPONS = "redeem_coupons"  # mark a buyer's code used at the till
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),
     Role.EDITOR: frozenset({Action.READ_SHOP, Action.EDIT_CATALOG, Action.RUN_CAMPAIGNS,
-                            Action.READ_STATS}),
-    Role.SUPPORT: frozenset({Action.READ_SHOP, Action.ANSWER_BUYERS, Action.MANAGE_ORDERS}),
+                            Action.READ_STATS, Action.REDEEM_COUPONS}),
+    Role.SUPPORT: frozenset({Action.READ_SHOP, Action.ANSWER_BUYERS, Action.MANAGE_ORDERS,
+                             Action.REDEEM_COUPONS}),
     Role.ANALYST: frozenset({Action.READ_SHOP, Action.READ_STATS}),
 }
 
