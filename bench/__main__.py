@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cards, contacts, fanout, intake, orders, plots, roundtrip, storm
+import bench.storefront as storefront
+from bench import cards, circle, contacts, fanout, intake, orders, plots, roundtrip, storm
 from bench.common import DATABASES, machine
 from mercato.logging import setup_logging
 
@@ -27,10 +28,12 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], bool]] = {
     "intake": (intake.run, True), "fanout": (fanout.run, True),
     "roundtrip": (roundtrip.run, True), "contacts": (contacts.run, True),
     "storm": (storm.run, True), "cards": (cards.run, False),
-    "orders": (orders.run, True),
+    "orders": (orders.run, True), "circle": (circle.run, True),
+    "storefront": (storefront.run, True),
 }
 ORDER = ["broadcast fan-out", "command round trip", "appservice intake", "contact import",
-         "follow storm", "order burst", "cards and catalog import"]
+         "follow storm", "order burst", "storefront page", "circle fan-out",
+         "cards and catalog import"]
 ON = {"sqlite": "SQLite", "postgres": "PostgreSQL", "": "—"}
 
 
@@ -133,6 +136,10 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"({idle['posts']} posts)", f"p50 {r.get('latency_ratio_p50')}×", "—"))
     elif r["name"] == "order burst":
         rows += orders.rows(r)
+    elif r["name"] == "storefront page":
+        rows += storefront.rows(r)
+    elif r["name"] == "circle fan-out":
+        rows += circle.rows(r)
     elif r["name"] == "cards and catalog import":
         rows.append((f"product card rendering (`render_card`, {r['cards']:,} cards, "
                      "in-process)", f"{r['cards_per_s']:,} cards/s",
