@@ -22,12 +22,19 @@ MAX_TOKEN_CHARS = 1024
 
 
 class OpenIdRefused(Exception):
-    """The token could not be checked or was not accepted; `message` says which."""
+    """The token could not be checked or was not accepted; `message` says which, and
+    `reason` what for a caller's answer: "shape" (not a token), "undiscoverable" (its
+    server has no public address), "no_answer" (its server did not answer) or "refused"."""
 
-    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+    def __init__(self, message: str, *, reason: str = "refused") -> None:
         super().__init__(message)
         self.message = message
-        self.unreachable = unreachable
+        self.reason = reason
+
+    @property
+    def unreachable(self) -> bool:
+        """The token's server could not be asked: nothing is known of the token."""
+        return self.reason in ("undiscoverable", "no_answer")
 
 
 def user_of_server(user_id: Any, server_name: str) -> bool:
@@ -43,11 +50,12 @@ def check_token_shape(token: Any, server_name: Any) -> tuple[str, str]:
     if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS \
             or not token.isprintable() or not isinstance(server_name, str):
         raise OpenIdRefused("Send the OpenID token your homeserver gave you (access_token and "
-                            "matrix_server_name).")
+                            "matrix_server_name).", reason="shape")
     try:
         parse_server_name(server_name)
     except ValueError:
-        raise OpenIdRefused(f"{server_name[:80]!r} is not a homeserver's name.") from None
+        raise OpenIdRefused(f"{server_name[:80]!r} is not a homeserver's name.",
+                            reason="shape") from None
     return token, server_name
 
 
@@ -62,7 +70,7 @@ async def userinfo_base(http: aiohttp.ClientSession, config: MercatoConfig,
                                          verify_tls=not loopback)
     except UnreachableServer as e:
         raise OpenIdRefused(f"Cannot check a token of {server_name[:80]}: {e}.",
-                            unreachable=True) from None
+                            reason="undiscoverable") from None
 
 
 async def openid_user(http: aiohttp.ClientSession, config: MercatoConfig, token: Any,
@@ -79,7 +87,7 @@ async def openid_user(http: aiohttp.ClientSession, config: MercatoConfig, token:
             info = await resp.json(content_type=None) if resp.status == 200 else None
     except (aiohttp.ClientError, TimeoutError, ValueError):
         raise OpenIdRefused(f"The homeserver {server_name[:80]} did not answer; try again.",
-                            unreachable=True) from None
+                            reason="no_answer") from None
     user_id = info.get("sub") if isinstance(info, dict) else None
     if not user_of_server(user_id, server_name):
         raise OpenIdRefused("Your homeserver did not accept this sign-in token (it may have "

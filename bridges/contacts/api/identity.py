@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import secrets
 
-import aiohttp
 from aiohttp import web
 
 from bridges.contacts.api.routes import (
@@ -33,8 +32,7 @@ from bridges.contacts.discovery import QuotaExceeded, Refused
 from bridges.contacts.hashing import LookupHash
 from mercato.http_api import ApiError, Spec
 from mercato.logging import get_logger
-from mercato.matrix import paths
-from mercato.matrix.federation import UnreachableServer, federation_base_url
+from mercato.matrix.openid import OpenIdRefused, check_token_shape, openid_user
 
 log = get_logger(__name__)
 
@@ -65,39 +63,21 @@ async def accept_terms(request: web.Request) -> web.Response:
 async def register(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     body = await json_body(request, limit=16 * 1024)
-    openid = body.get("access_token")
-    server = body.get("matrix_server_name")
-    if not isinstance(openid, str) or not openid or not isinstance(server, str):
-        raise ApiError("Send the OpenID token object the homeserver gave you: access_token, "
-                       "token_type, matrix_server_name, expires_in.", errcode="M_BAD_JSON")
-    config = ctx.config
+    openid, server = body.get("access_token"), body.get("matrix_server_name")
     try:
-        if server == config.server_name:
-            base = config.homeserver_url
-        else:
-            # Test networks federate on loopback with self-signed certificates.
-            loopback = config.synapse.loopback_federation_for_tests
-            base = await federation_base_url(ctx.http(), server, private_allowed=loopback,
-                                             verify_tls=not loopback)
-    except UnreachableServer as e:
-        raise ApiError(f"Cannot check a token of {server[:80]}: {e}.", errcode="M_FORBIDDEN",
-                       status=403) from None
-    url = paths.url(base, paths.matrix_path("federation", "v1", "openid", "userinfo"))
+        check_token_shape(openid, server)
+    except OpenIdRefused as e:
+        raise ApiError(e.message, errcode="M_BAD_JSON") from None
     try:
-        async with ctx.http().get(url, params={"access_token": openid},
-                                  timeout=aiohttp.ClientTimeout(total=15),
-                                  allow_redirects=False,
-                                  ssl=not config.synapse.loopback_federation_for_tests
-                                  ) as resp:
-            info = await resp.json(content_type=None) if resp.status == 200 else None
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        raise ApiError(f"The homeserver {server[:80]} did not answer; try again.",
-                       errcode="M_UNKNOWN", status=502) from None
-    user_id = info.get("sub") if isinstance(info, dict) else None
-    # The token's server vouches only for its own users.
-    if not isinstance(user_id, str) or not user_id.endswith(f":{server}"):
+        # The token's server vouches only for its own users (mercato/matrix/openid.py).
+        user_id = await openid_user(ctx.http(), ctx.config, openid, server)
+    except OpenIdRefused as e:
+        if e.reason == "undiscoverable":
+            raise ApiError(e.message, errcode="M_FORBIDDEN", status=403) from None
+        if e.reason == "no_answer":
+            raise ApiError(e.message, errcode="M_UNKNOWN", status=502) from None
         raise ApiError("The homeserver did not accept this OpenID token; request a new one.",
-                       errcode="M_UNKNOWN_TOKEN", status=401)
+                       errcode="M_UNKNOWN_TOKEN", status=401) from None
     token = secrets.token_urlsafe(32)
     await store.add_token(ctx.db, token_hash(token), user_id)
     log.info("identity.registered", user_id=user_id)
