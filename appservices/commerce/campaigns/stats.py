@@ -38,13 +38,22 @@ async def stats(db: Database, principal: Principal, slug: str, days: int = 30) -
                             .date().isoformat(), "followers": count})
     orders = await order_numbers(db, slug)
     per_campaign = []
+    per_channel: dict[str, dict[str, Any]] = {
+        room: {"room_id": room, "posts": 0, "reach": 0, "views": 0, "reactions": 0}
+        for room in channels}
     for campaign in await rows.campaigns_of(db, slug):
         posts = await rows.outbox_of(db, campaign.id)
-        event_ids = [p["event_id"] for p in posts if p["event_id"]]
         views = reactions = 0
-        for event_id in event_ids:
-            views += await rows.view_count(db, event_id)
-            reactions += await rows.reaction_count(db, event_id)
+        for post in posts:
+            seen = await rows.view_count(db, post["event_id"]) if post["event_id"] else 0
+            reacted = await rows.reaction_count(db, post["event_id"]) if post["event_id"] else 0
+            views, reactions = views + seen, reactions + reacted
+            channel = per_channel.setdefault(post["room_id"], {
+                "room_id": post["room_id"], "posts": 0, "reach": 0, "views": 0, "reactions": 0})
+            channel["posts"] += 1 if post["event_id"] else 0
+            channel["reach"] += post["reach"] or 0
+            channel["views"] += seen
+            channel["reactions"] += reacted
         claims = redemptions = 0
         if campaign.coupon_id:
             claims = await rows.claimed_count(db, campaign.coupon_id)
@@ -59,4 +68,5 @@ async def stats(db: Database, principal: Principal, slug: str, days: int = 30) -
         })
     orders.pop("by_campaign")
     return {"followers": followers, "followers_by_day": history, "campaigns": per_campaign,
-            "orders": orders, "note": "views come from read receipts and are approximate"}
+            "channels": list(per_channel.values()), "orders": orders,
+            "note": "views come from read receipts and are approximate"}

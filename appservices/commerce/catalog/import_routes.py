@@ -31,7 +31,7 @@ from appservices.commerce.catalog import products
 from appservices.commerce.catalog.importing import ImageFetcher, ImageUnavailable
 from appservices.commerce.catalog.products import Product, validate_currency
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.http import caller, route
+from appservices.commerce.http import ApiContext, caller, route
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.roles import Action
@@ -190,6 +190,20 @@ async def import_products(request: web.Request) -> web.Response:
     if currency:
         currency = validate_currency(currency)
 
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        if not await spool_body(request, spool):
+            raise CommerceError("The body is empty; send the CSV file as the body.",
+                                errcode="M_MISSING_PARAM")
+        report = await import_file(ctx, principal, merchant, spool, currency=currency,
+                                   fetch_images=request.query.get("images") != "skip")
+    return web.json_response(report.to_json())
+
+
+async def import_file(ctx: ApiContext, principal: merchants.Principal,
+                      merchant: store.Merchant, stream: IO[bytes], *, currency: str | None,
+                      fetch_images: bool = True) -> catalog_import.ImportReport:
+    """Import a spooled CSV file as the API route and the console's import form do: posted
+    cards show new prices, price-drop subscribers hear of them, row images are fetched."""
     matrix = cast(catalog.CatalogMatrix, ctx.matrix)  # the commerce appservice is both
 
     async def changed(before: Product, after: Product) -> None:
@@ -198,14 +212,8 @@ async def import_products(request: web.Request) -> web.Response:
         if products.price_dropped(before, after):
             await catalog.notify_alerts(ctx.db, matrix, merchant, before, after)
 
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-        if not await spool_body(request, spool):
-            raise CommerceError("The body is empty; send the CSV file as the body.",
-                                errcode="M_MISSING_PARAM")
-        async with image_session() as session:
-            fetch = (None if request.query.get("images") == "skip" else
-                     image_fetcher(session, ctx.matrix, merchant))
-            report = await catalog_import.import_catalog(
-                ctx.db, principal, slug, spool, default_currency=currency, fetch_image=fetch,
-                on_change=changed, mercato_hosts=ctx.matrix.mercato_hosts)
-    return web.json_response(report.to_json())
+    async with image_session() as session:
+        fetch = image_fetcher(session, ctx.matrix, merchant) if fetch_images else None
+        return await catalog_import.import_catalog(
+            ctx.db, principal, merchant.slug, stream, default_currency=currency,
+            fetch_image=fetch, on_change=changed, mercato_hosts=ctx.matrix.mercato_hosts)

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appservices.commerce.web import console
+from appservices.commerce.web import (
+    console,
+    console_campaigns,
+    console_catalog,
+    console_dashboard,
+)
 
 
 def add_console_routes(app: web.Application) -> None:
     console.add_routes(app)
+    console_dashboard.add_routes(app)
+    console_catalog.add_routes(app)
+    console_campaigns.add_routes(app)
