@@ -99,10 +99,15 @@ async def create_product(db: Database, matrix: CatalogMatrix, principal: Princip
 
 async def update_product(db: Database, matrix: CatalogMatrix, principal: Principal, slug: str,
                          sku: str, body: Any) -> Product:
-    merchant = await require(db, principal, slug, Action.EDIT_CATALOG)
-    before = await get_product(db, slug, sku)
+    return (await update_products(db, matrix, principal, slug, [(sku, body)]))[0]
+
+
+def checked_update(matrix: CatalogMatrix, merchant: store.Merchant, before: Product,
+                   body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields `body` changes and the whole product as it will be stored, every rule
+    checked (nothing is written here)."""
     changes = products.validate_product(body, partial=True)
-    if changes.get("sku", sku) != sku:
+    if changes.get("sku", before.sku) != before.sku:
         raise InvalidInput("sku", "cannot be changed; create a new product instead")
     merged = {**before.__dict__, **changes}
     # Check the combination (a sale price against the original price).
@@ -112,18 +117,40 @@ async def update_product(db: Database, matrix: CatalogMatrix, principal: Princip
     # The whole product, not only the change: a link stored before the rules is found too.
     links.check_links(products.link_texts(merged),
                       links.policy_for(merchant, matrix.mercato_hosts))
+    return changes, merged
+
+
+async def update_products(db: Database, matrix: CatalogMatrix, principal: Principal,
+                          slug: str, edits: list[tuple[str, Any]]) -> list[Product]:
+    """Change one product or several (the console's bulk changes): every change is checked
+    before any is written, then all are saved in one transaction or none is. Cards and
+    price-drop alerts follow once it is committed."""
+    merchant = await require(db, principal, slug, Action.EDIT_CATALOG)
+    if len({sku for sku, _ in edits}) != len(edits):
+        raise InvalidInput("products", "name each product once")
+    befores = [await get_product(db, slug, sku) for sku, _ in edits]
+    checked = [checked_update(matrix, merchant, before, body)
+               for before, (_, body) in zip(befores, edits, strict=True)]
     async with transaction(db) as conn:
-        await rows.upsert_product(conn, slug, merged)
-        await store.audit(conn, slug, principal.actor, "product_updated", sku=sku,
-                          fields=sorted(changes))
-    after = await get_product(db, slug, sku)
+        for before, (changes, merged) in zip(befores, checked, strict=True):
+            await rows.upsert_product(conn, slug, merged)
+            await store.audit(conn, slug, principal.actor, "product_updated", sku=before.sku,
+                              fields=sorted(changes))
+    afters = [await get_product(db, slug, before.sku) for before in befores]
+    for before, after in zip(befores, afters, strict=True):
+        await _tell_followers(db, matrix, merchant, before, after)
+    return afters
+
+
+async def _tell_followers(db: Database, matrix: CatalogMatrix, merchant: store.Merchant,
+                          before: Product, after: Product) -> None:
+    """Edit the posted cards when what they show changed; tell price-drop subscribers."""
     if (before.price, before.currency, before.stock, before.original_price) != (
             after.price, after.currency, after.stock, after.original_price) or (
             before.title, before.image_mxc) != (after.title, after.image_mxc):
         await refresh_cards(db, matrix, merchant, after)
     if products.price_dropped(before, after):
         await notify_alerts(db, matrix, merchant, before, after)
-    return after
 
 
 async def delete_product(db: Database, principal: Principal, slug: str, sku: str) -> None:

@@ -69,9 +69,16 @@ def row_changes(form: Any) -> dict[str, Any]:
 
 
 def percent_price(price: str, percent: Decimal) -> str:
-    """The price changed by `percent` (-10 is ten percent off), to the cent, never below 0."""
-    changed = Decimal(price) * (Decimal(100) + percent) / Decimal(100)
-    return str(max(changed, Decimal(0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    """The price changed by `percent` (-10 is ten percent off), rounded to the cent, half
+    up. A change that would make a price negative, or round a price down to nothing, is
+    refused rather than giving the product away."""
+    before = Decimal(price)
+    changed = (before * (Decimal(100) + percent) / Decimal(100)).quantize(
+        Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if changed < 0 or (changed == 0 and before > 0):
+        raise InvalidValue("value", f"changing {price} by {percent}% leaves no price; give "
+                                    "a smaller reduction")
+    return str(changed)
 
 
 def bulk_changes(products: list[Product], change: str,
@@ -208,23 +215,19 @@ async def change_image(request: web.Request) -> web.StreamResponse:
 
 
 async def bulk_change(request: web.Request) -> web.StreamResponse:
-    """The same change to every ticked product: each is checked before any is saved."""
+    """The same change to every ticked product: all are checked, then all saved in one
+    transaction or none (`update_products`); the posted cards are edited after that."""
     cc, form = await console_form(request, _slug(request), Action.EDIT_CATALOG)
-    skus = [s for s in form.getall("sku", []) if isinstance(s, str)][:500]
+    skus = list(dict.fromkeys(s for s in form.getall("sku", []) if isinstance(s, str)))[:500]
     try:
         if not skus:
             raise InvalidValue("products", "tick the products to change first")
         chosen = [await _product_or_404(cc, sku) for sku in skus]
         changes = bulk_changes(chosen, form_text(form, "change"), form_text(form, "value", 40))
-        for product, (_, change) in zip(chosen, changes, strict=True):
-            merged = {**product.__dict__, **change}
-            product_rules.validate_product({k: merged[k] for k in (
-                "sku", "title", "price", "currency", "original_price", "stock", "quantity")})
-        for sku, change in changes:
-            await catalog.update_product(cc.api.db, cc.api.matrix, cc.principal, cc.slug, sku,
-                                         change)
+        await catalog.update_products(cc.api.db, cc.api.matrix, cc.principal, cc.slug, changes)
     except Refusal as e:
-        return await _render_catalog(request, cc, status=422, error=e.message)
+        return await _render_catalog(request, cc, status=422,
+                                     error=f"Nothing was changed: {e.message}")
     log.info("console.bulk_change", shop=cc.slug, products=len(changes), user_id=cc.user)
     raise web.HTTPSeeOther(_catalog_url(cc, q=form_text(form, "q"), bulk=str(len(changes))))
 
