@@ -33,7 +33,7 @@ log = get_logger(__name__)
 
 def channel_link(ctx: ApiContext, slug: str) -> str:
     """matrix.to for the shop's channel: any Matrix client opens (and joins) it from there."""
-    return (f"https://matrix.to/#/%23{ctx.config.user_prefix}{slug}:"
+    return (f"https://matrix.to/#/#{ctx.config.user_prefix}{slug}:"
             f"{ctx.matrix.config.server_name}")
 
 
