@@ -104,6 +104,8 @@ def test_marker_belongs_to_its_channel(tmp_path: Path) -> None:
 def test_login_instructions_say_how_to_order() -> None:
     summary = {"homeserver_url": "http://localhost:8008", "channel_alias": "#shop_demo:localhost",
                "shopbot": "@shopbot:localhost",
+               "storefront_url": "http://localhost:8090/s/demo",
+               "console_url": "http://localhost:8090/console/",
                "buyer": {"user_id": "@buyer:localhost", "password": "pw-buyer"},
                "merchant": {"user_id": "@merchant:localhost", "password": "pw-merchant"}}
     assert "🛒" not in login_instructions(summary), "no catalog, nothing to order"
@@ -113,6 +115,8 @@ def test_login_instructions_say_how_to_order() -> None:
     assert "react 🛒 to a product card" in text
     assert "'buy demo <sku>', then 'checkout demo'" in text
     assert "mug-teal, tote-canvas" in text
+    assert "The shop on the web:  http://localhost:8090/s/demo" in text
+    assert "Merchant console:     http://localhost:8090/console/" in text
     assert json.loads(json.dumps(catalog.summary())) == catalog.summary()
 
 
