@@ -50,7 +50,8 @@ def test_a_post_recommendation_quotes_the_post_and_links_to_it() -> None:
     assert link == "https://matrix.to/#/%21chan%3Alocalhost/%24post"
     content = rules.post_recommendation("Demo <Shop>", "Sale!\nToday only", link,
                                         rules.Recommender(OWNER, "Ola"), "")
-    assert content["body"] == f"Ola recommends a post by Demo <Shop>\n\n> Sale!\n> Today only\n{link}"
+    assert content["body"] == ("Ola recommends a post by Demo <Shop>\n\n> Sale!\n"
+                               f"> Today only\n{link}")
     assert "Demo &lt;Shop&gt;" in content["formatted_body"]
     assert content[rules.OF_KEY] == link
 
