@@ -283,6 +283,15 @@ class CommerceMatrix(MercatoAppService):
         return await self.intent_for(merchant.mxid).download_thumbnail(
             ContentURI(mxc), width=width, height=height, resize_method="scale")
 
+    async def message_text(self, merchant: store.Merchant, room_id: str,
+                           event_id: str) -> str:
+        """The plain `body` of a message in one of the shop's rooms, read as the shop (the
+        console's Customers page shows each conversation's last message; nothing is kept)."""
+        event = await self.intent_for(merchant.mxid).get_event(RoomID(room_id),
+                                                              EventID(event_id))
+        body = getattr(event.content, "body", "")
+        return body if isinstance(body, str) else ""
+
     async def upload_image(self, merchant: store.Merchant, data: bytes, mimetype: str,
                            filename: str) -> str:
         return await self.intent_for(merchant.mxid).upload_media(

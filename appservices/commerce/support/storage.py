@@ -75,3 +75,23 @@ async def record_relay(db: Any, source_event_id: str, relayed_event_id: str, dm_
         "INSERT INTO support_message (source_event_id, relayed_event_id, dm_room_id, direction,"
         " at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_event_id) DO NOTHING",
         source_event_id, relayed_event_id, dm_room_id, direction, now_ms())
+
+
+async def conversations_of_shop(db: Any, slug: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The shop's conversations that reached its staff room, latest message first: the
+    buyer, the thread's root in the staff room, and the last relayed message (when, which
+    way, its event in the DM and in the staff room)."""
+    rows = await db.fetch(
+        "SELECT t.dm_room_id, t.buyer_id, t.thread_event_id, t.created_at,"
+        " m.at AS last_at, m.direction, m.source_event_id, m.relayed_event_id"
+        " FROM support_thread t LEFT JOIN support_message m ON m.dm_room_id=t.dm_room_id"
+        " AND m.at=(SELECT MAX(at) FROM support_message WHERE dm_room_id=t.dm_room_id)"
+        " WHERE t.merchant_slug=$1 AND t.thread_event_id IS NOT NULL"
+        " ORDER BY COALESCE(m.at, t.created_at) DESC, t.dm_room_id LIMIT $2", slug, limit)
+    seen: set[str] = set()
+    found = []
+    for row in rows:  # two messages in the same millisecond: the first is enough
+        if row["dm_room_id"] not in seen:
+            seen.add(row["dm_room_id"])
+            found.append({k: row[k] for k in row.keys()})
+    return found

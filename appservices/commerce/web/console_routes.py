@@ -9,7 +9,11 @@ from appservices.commerce.web import (
     console,
     console_campaigns,
     console_catalog,
+    console_coupons,
+    console_customers,
     console_dashboard,
+    console_orders,
+    console_settings,
 )
 
 
@@ -18,3 +22,7 @@ def add_console_routes(app: web.Application) -> None:
     console_dashboard.add_routes(app)
     console_catalog.add_routes(app)
     console_campaigns.add_routes(app)
+    console_coupons.add_routes(app)
+    console_orders.add_routes(app)
+    console_customers.add_routes(app)
+    console_settings.add_routes(app)
