@@ -18,7 +18,7 @@ from appservices.commerce.shops.rules import DAYS
 BOARD = (Status.PLACED, Status.CONFIRMED, Status.PAID, Status.SHIPPED, Status.DELIVERED)
 FOLDED = (Status.CANCELLED, Status.DECLINED, Status.REFUNDED)
 MOVE_LABELS = {Status.CONFIRMED: "Confirm", Status.DECLINED: "Decline",
-               Status.PAID: "Mark paid", Status.SHIPPED: "Ship", Status.DELIVERED: "Delivered",
+               Status.PAID: "Mark paid", Status.SHIPPED: "Ship", Status.DELIVERED: "Mark delivered",
                Status.CANCELLED: "Cancel", Status.REFUNDED: "Refund"}
 DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
              "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
