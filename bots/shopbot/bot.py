@@ -28,6 +28,7 @@ from aiohttp import web
 from nio import (
     AsyncClient,
     DownloadError,
+    Event,
     JoinResponse,
     LoginResponse,
     MegolmEvent,
@@ -229,30 +230,38 @@ class ShopBot:
                 await self.client.joined_members(room_id)
         # Before answering: replies are encrypted for the devices known by then.
         await exchange_keys(self.client)
+        # One lane per sender: different people's commands run at once, one person's in the
+        # order they sent them; the batch (and so the sync token) ends when every lane has.
+        lanes: dict[str, list[tuple[str, Event, bool]]] = {}
         for room_id, room in response.rooms.join.items():
             members = room.summary.joined_member_count if room.summary else None
             matrix_room = self.client.rooms.get(room_id)
             count = members or (matrix_room.member_count if matrix_room else 0)
             for event in room.timeline.events:
                 # nio has replaced what it could decrypt: `source` is then the plaintext event.
-                source = event.source
-                if event.sender == self.user_id or "event_id" not in source:
+                if event.sender == self.user_id or "event_id" not in event.source:
                     continue
-                event_id = source["event_id"]
-                done_before = self.journal.state(event_id)  # a batch handed again
-                if done_before == "done":
-                    continue
-                try:
-                    if done_before == "wrote":
-                        await self._notice(room_id, event_id, source["sender"],
-                                           Reply(INTERRUPTED))
-                    elif isinstance(event, MegolmEvent):
-                        await self._on_unreadable(room_id, event)
-                    else:
-                        await self._on_event(room_id, source, direct=count == 2)
-                except Exception:  # one bad event must not stop the bot for everyone
-                    log.exception("shopbot.event_failed", room_id=room_id, event_id=event_id)
-                self.journal.answered(event_id)
+                lanes.setdefault(event.sender, []).append((room_id, event, count == 2))
+        await asyncio.gather(*(self._handle_lane(lane) for lane in lanes.values()))
+
+    async def _handle_lane(self, lane: list[tuple[str, Event, bool]]) -> None:
+        """One sender's events of a batch, one after another."""
+        for room_id, event, direct in lane:
+            source = event.source
+            event_id = source["event_id"]
+            done_before = self.journal.state(event_id)  # a batch handed again
+            if done_before == "done":
+                continue
+            try:
+                if done_before == "wrote":
+                    await self._notice(room_id, event_id, source["sender"], Reply(INTERRUPTED))
+                elif isinstance(event, MegolmEvent):
+                    await self._on_unreadable(room_id, event)
+                else:
+                    await self._on_event(room_id, source, direct=direct)
+            except Exception:  # one bad event must not stop the bot for everyone
+                log.exception("shopbot.event_failed", room_id=room_id, event_id=event_id)
+            self.journal.answered(event_id)
 
     async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
         """An encrypted message the bot has no key for: say so, once per session."""
