@@ -1,73 +1,129 @@
 """A user's Circle read as one feed: their friends' recommendations and the posts of the
 channels they follow, newest first, each with its shop, price, recommender and links. The
-web page `/circle` and the shop bot's daily digest read it; neither copies a post per user.
+web page `/circle`, the API's feed and the shop bot's daily digest read it; none copies a
+post per user. A page is one database statement (`feed_storage.py`), paged by a cursor.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 from appservices.commerce.catalog import products
-from appservices.commerce.catalog import storage as product_rows
-from appservices.commerce.circle import rules
+from appservices.commerce.circle import feed_storage, rules
 from appservices.commerce.circle import storage as rows
 from appservices.commerce.quotas import DAY_MS
-from appservices.commerce.shops import storage as store
 from mercato.db import Database
 
 MAX_ITEMS = 200
 
 
-async def _recommendations(db: Database, user_id: str, since_ms: int, limit: int,
-                           public_url: str) -> list[rules.FeedItem]:
-    rooms = [c.room_id for c in await rows.circles_joined_by(db, user_id) if c.room_id]
-    found = await rows.in_rooms_since(db, rooms, since_ms, limit)
-    names = {}
-    items = []
-    for rec in found:
-        if rec.merchant_slug not in names:
-            merchant = await store.get_merchant(db, store.MerchantSlug(rec.merchant_slug))
-            names[rec.merchant_slug] = merchant.name if merchant else rec.merchant_slug
-        title = rec.sku or (rec.quote.splitlines() or ["a post"])[0][:120]
-        page = products.product_page_url(public_url, rec.merchant_slug, rec.sku) if rec.sku \
-            else rules.matrix_to(rec.source_room_id or "", rec.source_event_id or "")
-        product = await _product(db, rec.merchant_slug, rec.sku)
-        items.append(rules.FeedItem(
-            kind="recommendation", at=rec.created_at, room_id=rec.room_id,
-            event_id=rec.event_id or "", shop_slug=rec.merchant_slug,
-            shop_name=names[rec.merchant_slug], title=product[0] if product else title,
-            price=product[1] if product else None, currency=product[2] if product else None,
-            sku=rec.sku, recommended_by=rec.owner_id, recommender_name=rec.recommender_name,
-            note=rec.note, page_url=page))
-    return items
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the next page holds what is older than this item."""
+
+    at: int
+    event_id: str
 
 
-async def _product(db: Database, slug: str, sku: str | None) -> tuple[str, str, str] | None:
-    product = await product_rows.get_product(db, slug, sku) if sku else None
-    return (product.title, product.price, product.currency) if product else None
+def encode_cursor(cursor: Cursor) -> str:
+    raw = f"{cursor.at}:{cursor.event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-async def _posts(db: Database, user_id: str, since_ms: int, limit: int) -> list[rules.FeedItem]:
-    channels = await rows.followed_channels(db, user_id)
-    items = []
-    for post in await rows.posts_in_rooms_since(db, channels, since_ms, limit):
-        fields = json.loads(post["fields"]) if post["fields"] else {}
-        title = str(fields.get("title") or fields.get("text") or "A post")[:120]
-        items.append(rules.FeedItem(
-            kind="post", at=int(post["sent_at"]), room_id=post["room_id"],
-            event_id=post["event_id"], shop_slug=post["merchant_slug"],
-            shop_name=post["name"], title=title, price=fields.get("price"),
-            currency=fields.get("currency"),
-            page_url=rules.matrix_to(post["room_id"], post["event_id"])))
-    return items
+def decode_cursor(text: str) -> Cursor | None:
+    """The cursor a page's "Older" link carries, or None for anything else (the first page)."""
+    if not text or len(text) > 400:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    at, sep, event_id = raw.partition(":")
+    if not sep or not at.isdigit() or not event_id.startswith("$"):
+        return None
+    return Cursor(int(at), event_id)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A feed item with what the web page shows beside it: the shop's verification, the sale
+    price, whether there is a picture, and a coupon post's coupon."""
+
+    item: rules.FeedItem
+    verified: bool = False
+    original_price: str | None = None
+    image: bool = False  # the product's picture (its thumbnail route), or the post's
+    campaign_id: int | None = None
+    coupon_id: int | None = None
+    stock: str | None = None
+    post_link: str = ""  # the channel post a recommendation quotes, or the post itself
+
+
+@dataclass(frozen=True)
+class Page:
+    entries: list[Entry]
+    older: Cursor | None  # None on the last page
+
+
+def _recommendation(row: dict[str, Any], public_url: str) -> Entry:
+    sku = row["sku"]
+    source = rules.matrix_to(row["source_room_id"], row["source_event_id"]) \
+        if row["source_room_id"] and row["source_event_id"] else ""
+    title = row["title"] or sku or (row["quote"].splitlines() or ["a post"])[0][:120]
+    page = products.product_page_url(public_url, row["merchant_slug"], sku) if sku else source
+    item = rules.FeedItem(
+        kind="recommendation", at=int(row["at"]), room_id=row["room_id"],
+        event_id=row["event_id"], shop_slug=row["merchant_slug"], shop_name=row["shop_name"],
+        title=title, price=row["price"], currency=row["currency"], sku=sku,
+        recommended_by=row["recommended_by"], recommender_name=row["recommender_name"],
+        note=row["note"] or "", page_url=page)
+    on_sale = bool(row["original_price"] and row["price"]) and \
+        Decimal(row["original_price"]) > Decimal(row["price"])
+    return Entry(item=item, verified=row["verified_at"] is not None,
+                 original_price=row["original_price"] if on_sale else None,
+                 image=bool(row["image_mxc"]), stock=row["stock"], post_link=source)
+
+
+def _post(row: dict[str, Any]) -> Entry:
+    fields = json.loads(row["fields"]) if row["fields"] else {}
+    title = str(fields.get("title") or fields.get("text") or "A post")[:120]
+    link = rules.matrix_to(row["room_id"], row["event_id"])
+    item = rules.FeedItem(
+        kind="post", at=int(row["at"]), room_id=row["room_id"], event_id=row["event_id"],
+        shop_slug=row["merchant_slug"], shop_name=row["shop_name"], title=title,
+        price=fields.get("price"), currency=fields.get("currency"), page_url=link)
+    return Entry(item=item, verified=row["verified_at"] is not None,
+                 image=bool(row["campaign_image"]),
+                 campaign_id=int(row["campaign_id"]) if row["campaign_id"] else None,
+                 coupon_id=int(row["coupon_id"]) if row["coupon_id"] else None,
+                 post_link=link)
+
+
+async def feed_page(db: Database, user_id: str, *, older_than: Cursor | None = None,
+                    since_ms: int = 0, limit: int = 50, public_url: str = "") -> Page:
+    """A page of the user's Circle, newest first: `limit` items older than the cursor (or
+    the newest), and the cursor of the next page if there is one."""
+    limit = max(1, min(limit, MAX_ITEMS))
+    cursor = older_than or Cursor(feed_storage.NEWEST, "")
+    found = await feed_storage.feed_rows(db, user_id, since_ms=since_ms, before_at=cursor.at,
+                                         before_event=cursor.event_id, limit=limit + 1)
+    entries = [_recommendation(r, public_url) if r["kind"] == "recommendation" else _post(r)
+               for r in found[:limit]]
+    older = Cursor(entries[-1].item.at, entries[-1].item.event_id) \
+        if len(found) > limit else None
+    return Page(entries=entries, older=older)
 
 
 async def feed(db: Database, user_id: str, *, since_ms: int = 0, limit: int = 50,
                public_url: str = "") -> list[rules.FeedItem]:
     """The user's Circle after `since_ms`, newest first, at most `limit` items."""
-    limit = max(1, min(limit, MAX_ITEMS))
-    return rules.merge_feed(await _recommendations(db, user_id, since_ms, limit, public_url),
-                            await _posts(db, user_id, since_ms, limit), limit=limit)
+    page = await feed_page(db, user_id, since_ms=since_ms, limit=limit, public_url=public_url)
+    return [entry.item for entry in page.entries]
 
 
 async def next_digest(db: Database, user_id: str, now_ms: int,
