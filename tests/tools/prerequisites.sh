@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `make test` needs besides the Python packages, brought up on a fresh machine:
-# Debian's Chromium (browser tests), Node.js (the import page's scripts checked against the
+# Debian's Chromium (browser tests) and its emoji font, Node.js (the import page's scripts checked against the
 # Python importers), Prosody (XMPP connector tests) and redis-server (scale-profile
 # networks start their own), plus the shared PostgreSQL and Redis servers.
 # Run by `make test` and `make test-prerequisites`; `.ci/run` calls the same target.
@@ -12,6 +12,9 @@ missing_packages=()
 command -v node >/dev/null || missing_packages+=(nodejs)
 [ -x /usr/bin/prosody ] || missing_packages+=(prosody)
 [ -x /usr/bin/redis-server ] || missing_packages+=(redis-server)
+# Emoji in cards and campaign posts (🛒, 🎟️) in the screenshots the browser tests take.
+[ -d /usr/share/fonts/truetype/noto ] && ls /usr/share/fonts/truetype/noto/NotoColorEmoji* \
+    >/dev/null 2>&1 || missing_packages+=(fonts-noto-color-emoji)
 
 if [ ${#missing_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
