@@ -1,5 +1,5 @@
 """A second `make run` reuses the data: same accounts, same channel, no second welcome,
-and the demo catalog's cards and coupon are not posted again."""
+and the demo catalog's cards, coupon and pinned storefront link are not posted again."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ async def _channel_and_welcomes(hs_url: str, demo: dict) -> tuple[str, int]:
         assert cards == sorted(p["sku"] for p in demo["products"]), cards
         coupons = [c for c in posts if "org.mercato.post" in c]
         assert len(coupons) == 1, coupons
-        return room_id, len(posts) - len(cards) - len(coupons)
+        storefront = [c for c in posts if "org.mercato.menu" in c]  # the pinned link
+        assert len(storefront) == 1, storefront
+        return room_id, len(posts) - len(cards) - len(coupons) - len(storefront)
 
 
 async def test_restart_reuses_everything(tmp_path) -> None:
