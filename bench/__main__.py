@@ -16,7 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import bench.storefront as storefront
-from bench import cards, circle, contacts, fanout, intake, orders, plots, roundtrip, storm
+from bench import (
+    cards,
+    circle,
+    contacts,
+    fanout,
+    flash_sale,
+    intake,
+    orders,
+    plots,
+    roundtrip,
+    storm,
+)
 from bench.common import DATABASES, machine
 from mercato.logging import setup_logging
 
@@ -30,9 +41,10 @@ BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], bool]] = {
     "storm": (storm.run, True), "cards": (cards.run, False),
     "orders": (orders.run, True), "circle": (circle.run, True),
     "storefront": (storefront.run, True),
+    "flash": (flash_sale.run, True), "flash-scale": (flash_sale.run_scale, False),
 }
 ORDER = ["broadcast fan-out", "command round trip", "appservice intake", "contact import",
-         "follow storm", "order burst", "storefront page", "circle fan-out",
+         "follow storm", "order burst", "flash sale", "storefront page", "circle fan-out",
          "cards and catalog import"]
 ON = {"sqlite": "SQLite", "postgres": "PostgreSQL", "": "—"}
 
@@ -136,6 +148,8 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"({idle['posts']} posts)", f"p50 {r.get('latency_ratio_p50')}×", "—"))
     elif r["name"] == "order burst":
         rows += orders.rows(r)
+    elif r["name"] == "flash sale":
+        rows += flash_sale.rows(r)
     elif r["name"] == "storefront page":
         rows += storefront.rows(r)
     elif r["name"] == "circle fan-out":

@@ -30,8 +30,10 @@ PASSWORD = "bench password 1"
 
 
 @contextlib.contextmanager
-def bench_network(workdir: Path, database: str, **overrides: Any) -> Iterator[RunningNetwork]:
-    """A started network of the single-process profile on `database`, stopped afterwards."""
+def bench_network(workdir: Path, database: str, profile: str = "single",
+                  **overrides: Any) -> Iterator[RunningNetwork]:
+    """A started network of `profile` (the single process, or the scale profile, which
+    needs PostgreSQL) on `database`, stopped afterwards."""
     if database not in DATABASES:
         raise ValueError(f"database must be one of {DATABASES}, not {database!r}")
     overrides.setdefault("logging", {"level": "WARNING"})
@@ -53,7 +55,7 @@ def bench_network(workdir: Path, database: str, **overrides: Any) -> Iterator[Ru
         asyncio.run(ensure_databases(config))
     network = None
     try:
-        network = start_network(config_path, profile="single")
+        network = start_network(config_path, profile=profile)
         yield network
     finally:
         if network is not None:
