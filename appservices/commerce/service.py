@@ -30,7 +30,7 @@ from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.menu_delivery import ShopMenus
 from appservices.commerce.support.desk import SupportDesk
-from appservices.commerce.web import follow_pages
+from appservices.commerce.web import circle_page, follow_pages
 from appservices.commerce.web.console_routes import add_console_routes
 from appservices.commerce.web.dm import LinkSender
 from appservices.commerce.web.signin import add_signin_routes
@@ -78,6 +78,7 @@ class CommerceAppService(CommerceMatrix):
         add_signin_routes(self.app, config, LinkSender(self))
         add_storefront_routes(self.app)  # the shop, product pages, cart and checkout
         add_console_routes(self.app)  # the merchant console at /console/
+        circle_page.add_routes(self.app)  # the Circle as one feed at /circle
 
     async def on_start(self) -> None:
         self.messages.start()  # first: seeding the demo shop posts its welcome

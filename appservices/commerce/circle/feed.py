@@ -62,6 +62,7 @@ class Entry:
     coupon_id: int | None = None
     stock: str | None = None
     post_link: str = ""  # the channel post a recommendation quotes, or the post itself
+    detail: str = ""  # a post's discount and text, or the quoted post's first line
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,9 @@ def _post(row: dict[str, Any]) -> Entry:
                  image=bool(row["campaign_image"]),
                  campaign_id=int(row["campaign_id"]) if row["campaign_id"] else None,
                  coupon_id=int(row["coupon_id"]) if row["coupon_id"] else None,
-                 post_link=link)
+                 post_link=link, detail=" · ".join(
+                     str(fields[k])[:300] for k in ("discount", "text")
+                     if fields.get(k) and fields[k] != title))
 
 
 async def feed_page(db: Database, user_id: str, *, older_than: Cursor | None = None,

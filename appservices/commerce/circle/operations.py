@@ -248,9 +248,11 @@ def recommendation_view(rec: rows.Recommendation) -> dict[str, Any]:
 def parse_post_link(value: Any) -> tuple[str, str]:
     """(room ID, event ID) of a post named by its matrix.to link or as {room_id, event_id}."""
     if isinstance(value, str) and value.startswith("https://matrix.to/#/"):
-        parts = value.removeprefix("https://matrix.to/#/").split("?", 1)[0].split("/")
+        # The feed's own links escape the IDs (%21room/%24event); typed ones may not.
+        parts = [unquote(part) for part in
+                 value.removeprefix("https://matrix.to/#/").split("?", 1)[0].split("/")]
         if len(parts) == 2 and parts[0] and parts[1].startswith("$"):
-            return unquote(parts[0]), unquote(parts[1])
+            return parts[0], parts[1]
     raise InvalidInput("post", "give the post's link, like https://matrix.to/#/!room/$event")
 
 

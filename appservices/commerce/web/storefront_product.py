@@ -1,10 +1,12 @@
 """The product page, `/p/<slug>/<sku>`: what URL previews and buyers' browsers open from a
 card, a campaign or the storefront's grid. It carries the Open Graph tags previews read,
 and a form (quantity, "Add to cart") that posts to the shop's cart with the CSRF token;
-a buyer who is not signed in is sent to sign in and comes back here."""
+a buyer who is not signed in is sent to sign in and comes back here. A signed-in buyer also
+has "Recommend", which posts to their Circle (web/circle_page.py)."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -27,9 +29,10 @@ def product_path(slug: str, sku: str) -> str:
 
 
 async def render_product(request: web.Request, merchant: store.Merchant, product: Product, *,
-                         error: str = "", quantity: object = 1,
+                         error: str = "", quantity: object = 1, recommend_error: str = "",
                          status: int = 200) -> web.Response:
-    """The product page; `error` is why an "Add to cart" was refused, shown on the form."""
+    """The product page; `error` is why an "Add to cart" was refused, `recommend_error` why
+    a recommendation was, each shown on its form."""
     ctx = request.app[CONTEXT]
     page_url = products.product_page_url(ctx.matrix.public_url, merchant.slug, product.sku)
     # A URL stored before the link rules covered the catalog is not offered to buyers.
@@ -43,7 +46,9 @@ async def render_product(request: web.Request, merchant: store.Merchant, product
         image_url=f"{page_url}/image" if product.image_mxc else "",
         image_path=f"{product_path(merchant.slug, product.sku)}/image",
         channel_link=channel_link(ctx, merchant.slug),
-        server_name=ctx.matrix.config.server_name)
+        server_name=ctx.matrix.config.server_name, recommend_error=recommend_error,
+        recommended=request.query.get("recommended") == "1",
+        recommend_request_id=secrets.token_hex(8))
 
 
 async def public_product_or_404(request: web.Request, slug: str,
