@@ -39,9 +39,8 @@ WIDGET_LAYOUT = EventType.find(menu.WIDGET_LAYOUT_EVENT, EventType.Class.STATE)
 
 
 def orders_page_url(site_url: str) -> str:
-    """The buyer's orders on the web, once the storefront has such a page; empty: the
-    menu says to type `orders` in the chat instead."""
-    return ""
+    """The buyer's orders on the web, at every shop (web/storefront_orders.py)."""
+    return f"{site_url.rstrip('/')}/orders"
 
 
 class ShopMenus:

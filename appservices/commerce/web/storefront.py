@@ -9,13 +9,17 @@ are links. Cart and checkout are `storefront_cart`.
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from appservices.commerce.catalog import operations as catalog
 from appservices.commerce.errors import NotFound
 from appservices.commerce.http import CONTEXT, ApiContext
+from appservices.commerce.orders import storage as order_rows
+from appservices.commerce.shops import follow_reward, follow_storage
 from appservices.commerce.shops import storage as store
-from appservices.commerce.web import page
+from appservices.commerce.web import page, sessions
 from appservices.commerce.web import storefront_storage as listing_rows
 from appservices.commerce.web.errors import WebError
 from appservices.commerce.web.storefront_rules import (
@@ -52,6 +56,29 @@ async def open_shop_or_404(ctx: ApiContext, slug: str) -> store.Merchant:
     return merchant
 
 
+async def cart_count(request: web.Request, slug: str) -> int:
+    """How many things the signed-in buyer has in their cart at the shop (the header's
+    Cart link shows it); 0 when signed out."""
+    buyer = await sessions.signed_in_user(request)
+    if buyer is None:
+        return 0
+    return sum(quantity for _, quantity in
+               await order_rows.cart_items(request.app[CONTEXT].db, buyer, slug))
+
+
+async def follow_offer(ctx: ApiContext, slug: str) -> dict[str, object] | None:
+    """The shop's follow reward while it is on, in stock and not expired: its title, what
+    its code takes off, and how many are left."""
+    reward = await follow_storage.reward_of(ctx.db, slug)
+    now = int(time.time() * 1000)
+    title = follow_reward.offer_text(reward, now)
+    if reward is None or not title:
+        return None
+    return {"title": title, "gives": follow_reward.discount_text(reward.percent_off,
+                                                                 reward.amount_off),
+            "left": max(reward.stock - reward.given, 0)}
+
+
 async def shop_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     merchant = await open_shop_or_404(ctx, request.match_info["slug"])
@@ -65,6 +92,8 @@ async def shop_page(request: web.Request) -> web.Response:
         shop=merchant, listing=listing, products=cards, matching=found.matching,
         pager=pager(listing, found.matching), tags=tags,
         follow_href=channel_link(ctx, merchant.slug),
+        follow_offer=await follow_offer(ctx, merchant.slug),
+        cart_count=await cart_count(request, merchant.slug),
         server_name=ctx.matrix.config.server_name)
 
 

@@ -16,12 +16,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from appservices.commerce.http import CONTEXT
-from appservices.commerce.orders import carts, operations, views
+from appservices.commerce.orders import carts, operations
 from appservices.commerce.orders import settings as order_settings
 from appservices.commerce.shops import storage as store
 from appservices.commerce.web import page, sessions
-from appservices.commerce.web.errors import WebError
-from appservices.commerce.web.storefront import open_shop_or_404, shop_user_link
+from appservices.commerce.web.storefront import open_shop_or_404
+from appservices.commerce.web.storefront_form_errors import FormError, form_error
+from appservices.commerce.web.storefront_orders import order_path
 from appservices.commerce.web.storefront_product import (
     product_path,
     public_product_or_404,
@@ -92,7 +93,8 @@ async def _render_cart(request: web.Request, merchant: store.Merchant, buyer: st
     cart = await carts.cart_view(ctx.db, buyer, merchant.slug)
     return await page.render(request, "storefront/cart.html.j2", status=status,
                              embeddable=True, shop=merchant, cart=cart, error=error,
-                             closed=carts.not_taking_orders(merchant))
+                             closed=carts.not_taking_orders(merchant),
+                             cart_count=sum(i["quantity"] for i in cart["items"]))
 
 
 async def change_cart(request: web.Request) -> web.StreamResponse:
@@ -135,16 +137,17 @@ async def checkout(request: web.Request) -> web.StreamResponse:
         order = await operations.place_order(ctx.db, ctx.matrix, buyer,
                                              checkout_body(merchant.slug, form))
     except Refusal as e:
-        return await _render_checkout(request, merchant, buyer, form, error=e.message,
+        return await _render_checkout(request, merchant, buyer, form, refusal=e,
                                       status=_status(e))
     log.info("storefront.order_placed", shop=merchant.slug, order=order.id)
-    raise web.HTTPSeeOther(_shop_path(merchant, f"/orders/{order.id}"))
+    raise web.HTTPSeeOther(f"{order_path(merchant.slug, order.id)}?placed=1")
 
 
 async def _render_checkout(request: web.Request, merchant: store.Merchant, buyer: str,
-                           form: Any, *, error: str = "", status: int = 200) -> web.Response:
-    """The checkout form with what the buyer chose so far; a coupon the shop refuses is
-    said, and the summary shown without it."""
+                           form: Any, *, refusal: Exception | None = None,
+                           status: int = 200) -> web.Response:
+    """The checkout form with what the buyer chose so far and, next to its field, why it
+    was refused; a coupon the shop refuses is said, and the summary shown without it."""
     ctx = request.app[CONTEXT]
     coupon = _text(form, "coupon")
     try:
@@ -154,7 +157,7 @@ async def _render_checkout(request: web.Request, merchant: store.Merchant, buyer
         except InvalidValue as e:
             if not coupon or e.field != "coupon":
                 raise
-            error = error or e.message
+            refusal = refusal or e
             summary = await carts.checkout_quote(ctx.db, buyer, merchant.slug, None)
     except Refusal as e:
         # The shop closed or the cart is empty: the cart page says so, with what is in it.
@@ -164,29 +167,15 @@ async def _render_checkout(request: web.Request, merchant: store.Merchant, buyer
     total = f"{summary['total']} {summary['currency']}"
     chosen = {name: _text(form, name) for name in ("delivery", "payment", "address", "phone")}
     chosen["delivery"] = chosen["delivery"] or options["delivery"][0]
+    deliveries = {k: DELIVERY_TEXT.get(k, k) for k in options["delivery"]}
+    payments = payment_choices(options["payment_methods"], settings["payment_methods"], total)
+    problem = form_error(refusal, getattr(refusal, "message", str(refusal)), chosen, payments,
+                         deliveries) if refusal else FormError("", "")
     return await page.render(
         request, "storefront/checkout.html.j2", status=status, embeddable=True,
-        cache_control="no-store", shop=merchant, summary=summary, error=error,
-        coupon=coupon, chosen=chosen,
-        deliveries=[(k, DELIVERY_TEXT.get(k, k)) for k in options["delivery"]],
-        payments=payment_choices(options["payment_methods"], settings["payment_methods"],
-                                 total))
-
-
-async def placed_page(request: web.Request) -> web.Response:
-    """Where the order went: the buyer's chat with the shop, with a link to open it."""
-    ctx = request.app[CONTEXT]
-    merchant = await open_shop_or_404(ctx, request.match_info["slug"])
-    buyer = await sessions.require_user(request)
-    try:
-        order = await views.buyer_order(ctx.db, buyer, request.match_info["order_id"])
-    except Refusal as e:
-        raise WebError(404, "No such order", e.message) from None
-    if order.merchant_slug != merchant.slug:
-        raise WebError(404, "No such order", f"You have no order {order.id} at {merchant.name}.")
-    return await page.render(request, "storefront/placed.html.j2", embeddable=True,
-                             cache_control="no-store", shop=merchant,
-                             order=views.order_view(order), shop_link=shop_user_link(merchant))
+        cache_control="no-store", shop=merchant, summary=summary, problem=problem,
+        coupon=coupon, chosen=chosen, deliveries=list(deliveries.items()), payments=payments,
+        cart_count=sum(i["quantity"] for i in summary["items"]))
 
 
 def _status(error: Exception) -> int:
@@ -199,4 +188,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/s/{slug}/cart", change_cart)
     app.router.add_get("/s/{slug}/checkout", checkout_page)
     app.router.add_post("/s/{slug}/checkout", checkout)
-    app.router.add_get("/s/{slug}/orders/{order_id}", placed_page)

@@ -20,7 +20,7 @@ from appservices.commerce.http import CONTEXT
 from appservices.commerce.shops import storage as store
 from appservices.commerce.web import page
 from appservices.commerce.web.errors import WebError
-from appservices.commerce.web.storefront import channel_link
+from appservices.commerce.web.storefront import cart_count, channel_link
 from appservices.commerce.web.storefront_rules import can_order, percent_off, stock_label
 
 
@@ -48,7 +48,8 @@ async def render_product(request: web.Request, merchant: store.Merchant, product
         channel_link=channel_link(ctx, merchant.slug),
         server_name=ctx.matrix.config.server_name, recommend_error=recommend_error,
         recommended=request.query.get("recommended") == "1",
-        recommend_request_id=secrets.token_hex(8))
+        recommend_request_id=secrets.token_hex(8),
+        cart_count=await cart_count(request, merchant.slug))
 
 
 async def public_product_or_404(request: web.Request, slug: str,
