@@ -353,7 +353,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
          f"in flight, until the code (stock {r['coupon_stock']:,}) or the sold-out note is "
          "in the claimer's DM",
          f"code p50 {claim.get('p50_ms')} ms, p95 {claim.get('p95_ms')} ms; "
-         f"{r['claims_per_s']} claims answered/s", ref,
+         f"{r['claims_per_s']} claims answered/s; Synapse accepted the reactions at "
+         f"{r.get('reactions_per_s')}/s", ref,
          f"p50 {r['claim_p50_ratio']}×, p95 {r['claim_p95_ratio']}×",
          ", ".join(f"{k}: {'yes' if v else '**NO**'}" for k, v in goals.items()
                    if k.startswith("claim"))),
