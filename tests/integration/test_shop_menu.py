@@ -80,7 +80,9 @@ async def test_menu_pinned_in_the_dm_and_edited_when_the_shop_changes_it(
     body = menu["content"]["body"]
     storefront = f"{network.config.commerce.site_url.rstrip('/')}/s/{slug}"
     assert storefront in body
-    assert "type orders here" in body and "type coupons here" in body
+    orders = f"{network.config.commerce.site_url.rstrip('/')}/orders"
+    assert f"My orders: {orders}" in body and "type coupons here" in body
+    assert f'<a href="{orders}"' in menu["content"]["formatted_body"]
     assert "Talk to a person: just write in this chat" in body
     assert f'<a href="{storefront}"' in menu["content"]["formatted_body"]
     # The buyer's client sees it pinned: the shop is an admin of a trusted private chat.
