@@ -58,7 +58,9 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     rows = []
     if r["name"] == "broadcast fan-out":
         for row in r["sizes"]:
-            dm = f"{row['followers']:,} DMs, SMS-style: {row['dm_seconds']} s"
+            how = (f"all at once, {row['dm_in_flight']} in flight" if "dm_in_flight" in row
+                   else "one after another")
+            dm = f"{row['followers']:,} DMs, {how}: {row['dm_seconds']} s"
             if row.get("dm_measured_on", row["followers"]) < row["followers"]:
                 dm += f" (measured on {row['dm_measured_on']:,}, scaled)"
             goal = "—"

@@ -168,7 +168,7 @@ async def _run(network: Any, followers: int) -> dict[str, Any]:
     dm_scale = followers / len(dm_users)
     return {"followers": followers, "channel_seconds": round(channel_time, 3),
             "dm_seconds": round(dm_time * dm_scale, 3),
-            "dm_measured_on": len(dm_users),
+            "dm_measured_on": len(dm_users), "dm_in_flight": DM_IN_FLIGHT,
             "speedup": round(dm_time * dm_scale / channel_time, 1),
             "breakdown_ms": {
                 "appservice (campaign API, outbox, its send)":
