@@ -25,7 +25,15 @@ from bots.shopbot.catalog_text import parse_sku
 from bots.shopbot.context import ALLOWED_ROLES, SHOP_OPTION, WHO, Need, ShopContext, registry
 from bots.shopbot.order_parsing import OrderID
 from bots.shopbot.replies import parse_slug
-from mercato.commands import ArgumentError, CommandError, Reply, UsageError, argument, option
+from mercato.commands import (
+    ArgumentError,
+    CommandError,
+    Reply,
+    UsageError,
+    argument,
+    option,
+    quoted,
+)
 from mercato.types import MerchantSlug, Sku
 
 ORDER_ARGUMENT = argument("order_id", parser=order_parsing.parse_order_id, metavar="id",
@@ -74,8 +82,8 @@ async def cart(ctx: ShopContext, what: str | None) -> Reply | str:
             return order_text.cart_reply(await ctx.commerce.cart(parse_slug(words[0])),
                                          ctx.prefix)
         else:
-            raise ArgumentError(f"I did not expect '{' '.join(words[1:])}'; type cart <shop>, "
-                                "or cart remove <shop> <sku>")
+            raise ArgumentError(f"I did not expect {quoted(' '.join(words[1:]))}; type cart "
+                                "<shop>, or cart remove <shop> <sku>")
     except ArgumentError as e:
         raise _usage(e) from None
     left = await ctx.commerce.remove_cart_item(slug, sku)
@@ -283,7 +291,7 @@ async def _order_shops(ctx: ShopContext, slug: MerchantSlug | None,
             return [slug]
         if slug not in roles:
             statuses = ", ".join(order_parsing.STATUSES)
-            raise CommandError(f"You are not staff of the shop '{slug}', so you cannot use "
+            raise CommandError(f"You are not staff of the shop {quoted(slug)}, so you cannot use "
                                f"{p}{typed} there."
                                + (f" Your shops: {', '.join(roles)}." if roles else "")
                                + f" (A status is one of: {statuses}, or all.)")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NewType
 
-from mercato.commands import ArgumentError
+from mercato.commands import ArgumentError, quoted, shorten
 
 OrderID = NewType("OrderID", str)
 
@@ -32,7 +32,7 @@ def parse_order_id(value: str) -> OrderID:
     """An order ID as typed: `a7k3q9`, `#A7K3Q9`."""
     text = value.strip().lstrip("#").upper()
     if not ORDER_ID_SHAPE.match(text):
-        raise ArgumentError(f"'{value}' is not an order ID; it is six letters and digits, "
+        raise ArgumentError(f"{quoted(value)} is not an order ID; it is six letters and digits, "
                             "like A7K3Q9 (orders lists yours)")
     return OrderID(text)
 
@@ -41,7 +41,7 @@ def parse_page_cursor(value: str) -> str:
     """The mark an orders list gives for its older ones (`--before <mark>`), as it is."""
     text = value.strip()
     if not PAGE_CURSOR.match(text):
-        raise ArgumentError(f"'{value}' is not a mark an orders list gave; copy the whole "
+        raise ArgumentError(f"{quoted(value)} is not a mark an orders list gave; copy the whole "
                             "--before … from the list's last line")
     return text
 
@@ -50,7 +50,7 @@ def parse_quantity(value: str) -> int:
     try:
         number = int(value.strip())
     except ValueError:
-        raise ArgumentError(f"'{value}' is not a quantity; write a whole number from 1 to "
+        raise ArgumentError(f"{quoted(value)} is not a quantity; write a whole number from 1 to "
                             f"{MAX_QUANTITY}") from None
     if not 1 <= number <= MAX_QUANTITY:
         raise ArgumentError(f"{number} is not a quantity you can order; order from 1 to "
@@ -128,9 +128,9 @@ def parse_checkout(text: str | None) -> CheckoutChoice:
         key = key.strip().lower()
         if not equals:
             raise ArgumentError(f"write each choice as key=value, like delivery=pickup; "
-                                f"'{word}' has no '='")
+                                f"{quoted(word)} has no '='")
         if key not in CHECKOUT_KEYS:
-            raise ArgumentError(f"'{key}' is not a checkout choice; use "
+            raise ArgumentError(f"{quoted(key)} is not a checkout choice; use "
                                 + ", ".join(f"{k}=" for k in CHECKOUT_KEYS))
         if key in chosen:
             raise ArgumentError(f"{key}= is given twice; keep one")
@@ -142,7 +142,7 @@ def parse_checkout(text: str | None) -> CheckoutChoice:
     if delivery is not None:
         delivery = delivery.lower()
         if delivery not in DELIVERY_KINDS:
-            raise ArgumentError(f"delivery={chosen['delivery']} is not a delivery; use "
+            raise ArgumentError(f"delivery={shorten(chosen['delivery'])} is not a delivery; use "
                                 + ", ".join(f"delivery={k}" for k in DELIVERY_KINDS))
     payment = chosen.get("payment", "").lower().replace("-", "_") or None
     return CheckoutChoice(delivery=delivery, payment=payment, coupon=chosen.get("coupon"),
@@ -194,7 +194,7 @@ def parse_action(text: str) -> StatusMove:
     first, _, rest = text.strip().partition(" ")
     status = ACTION_WORDS.get(first.lower())
     if status is None:
-        raise ArgumentError(f"'{first}' is not something to do with an order; use "
+        raise ArgumentError(f"{quoted(first)} is not something to do with an order; use "
                             f"{ACTIONS_USAGE}")
     rest = rest.strip()
     if status in ("declined", "cancelled"):
@@ -212,11 +212,11 @@ def parse_action(text: str) -> StatusMove:
                                 '"La Poste")')
         link = words[2] if len(words) == 3 else None
         if link is not None and not link.lower().startswith("https://"):
-            raise ArgumentError(f"'{link}' is not a tracking link; it starts with https://")
+            raise ArgumentError(f"{quoted(link)} is not a tracking link; it starts with https://")
         return StatusMove(status, carrier=words[0], tracking=words[1], tracking_url=link)
     if rest:
         raise ArgumentError(f"{first.lower()} takes nothing after it; I did not expect "
-                            f"'{rest}'")
+                            f"{quoted(rest)}")
     return StatusMove(status)
 
 
@@ -247,6 +247,6 @@ def parse_orders_filter(words: Sequence[str]) -> OrdersFilter:
         elif shop is None:
             shop = lowered
         else:
-            raise ArgumentError(f"I did not expect '{word}'; type orders [all|<status>] "
+            raise ArgumentError(f"I did not expect {quoted(word)}; type orders [all|<status>] "
                                 f"[shop], with a status from: {', '.join(STATUSES)}")
     return OrdersFilter(None if status == "all" else status, shop)
