@@ -27,7 +27,7 @@ async def test_poster_prints_on_a6_and_counts_follows_from_it(
         api: Api) -> None:
     owner = await new_user(network, http, "owner")
     slug, key = await open_shop(api, owner.user_id)
-    status, _ = await api.call("PATCH", f"/shops/{slug}", key, {"name": "Tea House"})
+    status, _ = await api.call("PATCH", f"/shops/{slug}", key, {"name": "Hillside Tea Room"})
     assert status == 200
     expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     status, _ = await api.call("PUT", f"/shops/{slug}/follow-reward", key, {
@@ -43,7 +43,7 @@ async def test_poster_prints_on_a6_and_counts_follows_from_it(
     assert "default-src 'self'" in response.headers["content-security-policy"]
     await page.emulate_media(media="print")
     card = page.locator("article.card")
-    await expect(card.locator("h1")).to_have_text("Tea House")
+    await expect(card.locator("h1")).to_have_text("Hillside Tea Room")
     await expect(card.get_by_text("✓ Verified shop")).to_be_visible()
     await expect(card.locator(".offer")).to_contain_text("10% off your first order")
     await expect(card.get_by_text("Scan to follow us")).to_be_visible()
