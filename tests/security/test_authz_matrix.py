@@ -48,6 +48,8 @@ NO_SUCH_USER = "@nobody-authz:localhost"
 #   own_key      GET /merchant: only a shop API key, for its own shop (action READ_SHOP)
 #   operator     merchants.require_operator
 #   staff        merchants.require(…, action): the operator, or staff whose role may
+#   shop_bot     only the shop bot's own Matrix user (through the service token); any other
+#                user is 403, API keys and the operator 400 "Authorization: …"
 #
 # Each entry also says how to call it harmlessly: path values and a body that an allowed
 # caller gets refused for *after* the authorisation check.
@@ -109,7 +111,10 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("POST", "/coupons/{coupon_id}/claim"): Policy("user", params={"coupon_id": NO_SUCH_ID},
                                                    body={}),
     ("GET", "/me/coupons"): Policy("user"),
-    ("POST", "/shops/{slug}/coupons/redeem"): Policy("staff", Action.RUN_CAMPAIGNS, body={}),
+    ("GET", "/shops/{slug}/coupons"): Policy("staff", Action.READ_SHOP),
+    # Redeeming at the till (owner, editor, support): a well-formed code no shop has.
+    ("POST", "/shops/{slug}/coupons/redeem"): Policy("staff", Action.REDEEM_COUPONS,
+                                                     body={"code": "NOSUCHCODE"}),
     ("GET", "/shops/{slug}/stats"): Policy("staff", Action.READ_STATS),
     ("PUT", "/shops/{slug}/quota"): Policy("operator", body={"posts_per_day": -1}),
     ("POST", "/shops/{slug}/products/import"): Policy("staff", Action.EDIT_CATALOG, body={}),
@@ -132,6 +137,13 @@ POLICY: dict[tuple[str, str], Policy] = {
                                                            body={}),
     ("DELETE", "/shops/{slug}/products/{sku}/alert"): Policy("user"),
     ("GET", "/me/alerts"): Policy("user"),
+    # The menu and the follow reward: a menu link that is not a list, a reward without a
+    # title; shop A has no follow reward to stop.
+    ("GET", "/shops/{slug}/menu"): Policy("staff", Action.READ_SHOP),
+    ("PUT", "/shops/{slug}/menu"): Policy("staff", Action.EDIT_SHOP, body={"links": "none"}),
+    ("GET", "/shops/{slug}/follow-reward"): Policy("staff", Action.READ_STATS),
+    ("PUT", "/shops/{slug}/follow-reward"): Policy("staff", Action.RUN_CAMPAIGNS, body={}),
+    ("DELETE", "/shops/{slug}/follow-reward"): Policy("staff", Action.RUN_CAMPAIGNS),
     # Shop A has no webhook: reading, removing, rotating and resending find none.
     ("PUT", "/shops/{slug}/webhook"): Policy("staff", Action.MANAGE_WEBHOOKS,
                                              body={"url": "http://not-https.example"}),
@@ -164,6 +176,21 @@ POLICY: dict[tuple[str, str], Policy] = {
                                                      body={}),
     ("POST", "/me/orders/{order_id}/forget"): Policy("user", params={"order_id": NO_SUCH_ORDER},
                                                      body={}),
+    # A sign-in link has no harmless form: an allowed user gets one (an unused token that
+    # expires in 10 minutes; no table of SNAPSHOT holds it).
+    ("POST", "/me/web-login"): Policy("user", body={}),
+    # The Circle. Opting in has no harmless form either: each allowed user opts in (a room
+    # and a Space of their own), and the DELETE that the matrix runs next opts them out.
+    ("GET", "/me/circle"): Policy("user"),
+    ("POST", "/me/circle"): Policy("user"),
+    ("DELETE", "/me/circle"): Policy("user"),
+    ("POST", "/me/circle/recommendations"): Policy("user", body={}),
+    ("POST", "/me/circle/friends"): Policy("user", body={"user_id": "not a user"}),
+    ("DELETE", "/me/circle/friends/{user_id}"): Policy("user", params={"user_id": "not-a-user"}),
+    ("GET", "/me/circle/feed"): Policy("user"),
+    ("PUT", "/me/circle/digest"): Policy("user", body={"enabled": "yes"}),
+    ("POST", "/me/circle/digest/next"): Policy("user", body={}),
+    ("GET", "/circle/digest-subscribers"): Policy("shop_bot"),
 }
 
 # Query-string variants that change who may call a route.
@@ -173,7 +200,7 @@ VARIANTS: dict[str, tuple[tuple[str, str], Policy]] = {
 
 # What Spec.auth promises for each kind of policy.
 SPEC_AUTH = {"public": {"none"}, "user": {"any"}, "apply": {"any"}, "own_key": {"staff"},
-             "operator": {"operator"}, "staff": {"staff"}}
+             "operator": {"operator"}, "staff": {"staff"}, "shop_bot": {"any"}}
 
 # -- callers ---------------------------------------------------------------------------------
 
@@ -209,6 +236,8 @@ def expected(policy: Policy, caller: Caller) -> str:
         return REFUSE
     if policy.kind == "user":
         return ALLOW if caller.kind == "user" else WRONG_KIND
+    if policy.kind == "shop_bot":  # no caller of the matrix is the shop bot itself
+        return REFUSE if caller.kind == "user" else WRONG_KIND
     if policy.kind == "apply":
         return ALLOW if caller.kind in ("user", "operator") else REFUSE
     if policy.kind == "operator":
@@ -319,6 +348,13 @@ SNAPSHOT = {
     "report": "SELECT COUNT(*) FROM report",
     "webhook_endpoint": "SELECT * FROM webhook_endpoint ORDER BY id",
     "webhook_delivery": "SELECT * FROM webhook_delivery ORDER BY id",
+    "coupon": "SELECT COUNT(*) FROM coupon",
+    "follow_reward": "SELECT * FROM follow_reward ORDER BY 1",
+    "shop_menu": "SELECT * FROM shop_menu ORDER BY 1",
+    "order_settings": "SELECT * FROM order_settings ORDER BY 1",
+    "orders": "SELECT COUNT(*) FROM orders",
+    "cart_item": "SELECT COUNT(*) FROM cart_item",
+    "circle_recommendation": "SELECT COUNT(*) FROM circle_recommendation",
 }
 
 
@@ -408,6 +444,17 @@ async def test_a_key_of_shop_a_cannot_reach_shop_b(world: World) -> None:
         answer = await world.api.call(method, path, world.api.key(world.keys["owner"]),
                                       json=policy.body, data=policy.data)
         assert answer.status == 403, (method, path, answer)
+
+
+async def test_the_shop_bot_lists_digest_subscribers(world: World,
+                                                     network: RunningNetwork  # noqa: F811
+                                                     ) -> None:
+    """The one caller the matrix lacks: the shop bot, acting as itself, may list them."""
+    config = network.config
+    bot = config.user_id(config.shopbot.localpart)
+    answer = await world.api.get("/circle/digest-subscribers", world.api.acting_as(bot))
+    assert answer.status == 200, answer
+    assert isinstance(answer.body["users"], list), answer
 
 
 async def test_apply_checks_the_caller_before_the_body(world: World) -> None:
