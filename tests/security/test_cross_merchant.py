@@ -14,6 +14,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 
 import appservices.commerce.api  # noqa: F401 (registers every route in ROUTES)
@@ -41,6 +42,28 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/shops/{slug}/reject"): {"reason": "x"},
     ("POST", "/shops/{slug}/suspend"): {"reason": "x"},
     ("POST", "/shops/{slug}/reinstate"): {"reason": "x"},
+    ("PUT", "/shops/{slug}/orders/settings"): {"delivery": ["pickup"],
+                                               "payment_methods": {"on_delivery": {}}},
+    ("POST", "/shops/{slug}/orders/{order_id}/status"): {"status": "confirmed"},
+    ("PUT", "/shops/{slug}/webhook"): {"url": "https://hooks.example.org/stolen"},
+    ("PUT", "/shops/{slug}/menu"): {"links": [{"label": "Elsewhere",
+                                               "url": "https://elsewhere.example.org/"}]},
+    ("PUT", "/shops/{slug}/follow-reward"): {"title": "Hijacked reward", "percent_off": 90,
+                                             "stock": 5, "expires_at": "{expires}"},
+}
+# Routes the new features added: each must be in the table shop_routes() tries.
+NEW_FEATURE_ROUTES = {
+    ("GET", "/shops/{slug}/orders/settings"), ("PUT", "/shops/{slug}/orders/settings"),
+    ("GET", "/shops/{slug}/orders"), ("GET", "/shops/{slug}/orders/{order_id}"),
+    ("POST", "/shops/{slug}/orders/{order_id}/status"),
+    ("PUT", "/shops/{slug}/webhook"), ("GET", "/shops/{slug}/webhook"),
+    ("DELETE", "/shops/{slug}/webhook"), ("POST", "/shops/{slug}/webhook/secret"),
+    ("GET", "/shops/{slug}/webhook/deliveries"),
+    ("POST", "/shops/{slug}/webhook/deliveries/{event_id}/resend"),
+    ("GET", "/shops/{slug}/menu"), ("PUT", "/shops/{slug}/menu"),
+    ("GET", "/shops/{slug}/follow-reward"), ("PUT", "/shops/{slug}/follow-reward"),
+    ("DELETE", "/shops/{slug}/follow-reward"),
+    ("GET", "/shops/{slug}/coupons"), ("POST", "/shops/{slug}/coupons/redeem"),
 }
 RAW_BODIES = {("POST", "/shops/{slug}/media"): png(),
               ("POST", "/shops/{slug}/products/import"): CSV}
@@ -83,13 +106,56 @@ async def _snapshot(api: Api, network: RunningNetwork, slug: str, sku: str) -> d
                           ("product", "merchant_slug"), ("card", "merchant_slug"),
                           ("card_edit", "merchant_slug"),
                           ("price_alert", "merchant_slug"),
-                          ("support_thread", "merchant_slug")):
+                          ("support_thread", "merchant_slug"),
+                          ("orders", "merchant_slug"), ("order_settings", "merchant_slug"),
+                          ("webhook_endpoint", "merchant_slug"),
+                          ("shop_menu", "merchant_slug"), ("follow_reward", "merchant_slug")):
         seen[table] = network.rows("commerce", f"SELECT * FROM {table} WHERE {column}=?"
                                    " ORDER BY 1", slug)
     seen["outbox"] = network.rows("commerce", "SELECT o.* FROM outbox o JOIN campaign c "
                                   "ON c.id=o.campaign_id WHERE c.merchant_slug=? ORDER BY 1",
                                   slug)
+    seen["order_history"] = network.rows(
+        "commerce", "SELECT h.* FROM order_history h JOIN orders o ON o.id=h.order_id "
+        "WHERE o.merchant_slug=? ORDER BY 1", slug)
+    # Which events B's endpoint has (its tries to reach hooks.example.org go on meanwhile).
+    seen["webhook_delivery"] = network.rows(
+        "commerce", "SELECT d.event_id FROM webhook_delivery d JOIN webhook_endpoint e "
+        "ON e.id=d.endpoint_id WHERE e.merchant_slug=? ORDER BY 1", slug)
     return seen
+
+
+async def _order_of(api: Api, network: RunningNetwork, http: aiohttp.ClientSession,
+                    slug: str, key: str, buyer: str) -> tuple[str, str]:
+    """B takes orders and has a webhook; `buyer` orders a mug: (order ID, its event ID)."""
+    status, body = await api.call("PUT", f"/shops/{slug}/orders/settings", key, {
+        "delivery": ["pickup"], "payment_methods": {"pickup": {}}})
+    assert status == 200, body
+    status, body = await api.call("PUT", f"/shops/{slug}/webhook", key,
+                                  {"url": "https://hooks.example.org/b"})
+    assert status == 200, body
+    acting = {"Authorization": f"Bearer {network.config.commerce.service_token}",
+              "X-Mercato-Acting-User": buyer}
+    async with http.post(f"{api.base}/me/cart/{slug}/items", headers=acting,
+                         json={"sku": "sku-b"}) as resp:
+        assert resp.status in (200, 201), await resp.text()
+    async with http.post(f"{api.base}/me/orders", headers=acting, json={
+            "shop": slug, "from_cart": True, "payment": "pickup",
+            "delivery": {"kind": "pickup"}}) as resp:
+        order = await resp.json()
+        assert resp.status == 201, order
+    # The order reaches the staff room after the answer: wait for it, so the snapshot holds
+    # the order as it stays (its card waits for the buyer to join the shop's DM, never here).
+    for _ in range(200):
+        sent = network.rows("commerce", "SELECT staff_event_id FROM orders WHERE id=?",
+                            order["id"])
+        if sent[0][0]:
+            break
+        await asyncio.sleep(0.1)
+    assert sent[0][0], sent
+    status, log = await api.call("GET", f"/shops/{slug}/webhook/deliveries", key)
+    assert status == 200 and log["deliveries"], log
+    return order["id"], log["deliveries"][0]["event_id"]
 
 
 async def test_shop_a_cannot_touch_shop_b(open_network: RunningNetwork, http, api: Api) -> None:
@@ -125,10 +191,13 @@ async def test_shop_a_cannot_touch_shop_b(open_network: RunningNetwork, http, ap
     assert claimed.get("sent_by_dm"), claimed
     code = open_network.rows("commerce", "SELECT code FROM coupon_code WHERE user_id=? AND "
                              "merchant_slug=?", buyer.user_id, slug_b)[0][0]
+    order_id, event_id = await _order_of(api, open_network, http, slug_b, key_b, buyer.user_id)
     status, keys = await api.call("GET", f"/shops/{slug_b}/keys", key_b)
     names = {"slug": slug_b, "sku": "sku-b", "campaign_id": str(draft["id"]),
              "user_id": quote(owner_b.user_id), "key_id": keys["keys"][0]["key_id"],
-             "attacker": owner_a.user_id, "code": code, "channel": channel_b}
+             "attacker": owner_a.user_id, "code": code, "channel": channel_b,
+             "order_id": order_id, "event_id": event_id,
+             "expires": "2099-01-01T00:00:00Z"}
 
     before = await _snapshot(api, open_network, slug_b, "sku-b")
     service = open_network.config.commerce.service_token
@@ -136,8 +205,10 @@ async def test_shop_a_cannot_touch_shop_b(open_network: RunningNetwork, http, ap
                    "A's owner via the bot": {"Authorization": f"Bearer {service}",
                                              "X-Mercato-Acting-User": owner_a.user_id}}
     tried = []
+    assert NEW_FEATURE_ROUTES <= {(m, p) for m, p, _ in shop_routes()}
     for method, path, spec in shop_routes():
         url = api.base + _fill(path, names)
+        assert "{" not in url, (method, path, "name a real value for it")
         raw = RAW_BODIES.get((method, path))
         body = None if raw is not None else _fill(BODIES.get(
             (method, path), {k: _placeholder(v) for k, v in (spec.body or {}).items()}), names)
