@@ -198,6 +198,12 @@ async def test_product_fields_and_page(open_network: RunningNetwork, http, api: 
             continue
         shared.append((url, sku))
     assert set(PLAIN_TEXT) <= {payload for payload, _ in shared}, "plain text was refused"
+    status, _ = await api.call("POST", f"/shops/{slug}/products", key, {
+        "sku": "plain", "title": "Plain mug", "description": "Plain", "tags": ["plain"],
+        "price": "9.99", "currency": "EUR"})
+    assert status == 201
+    plain, _ = await fetch_page(http, f"{open_network.commerce_url}/p/{slug}/plain")
+    baseline = shell_of(plain)
     for payload, sku in shared:
         status, answer = await api.call("POST", f"/shops/{slug}/products/{sku}/share", key,
                                         {"room_id": room_id})
@@ -205,30 +211,83 @@ async def test_product_fields_and_page(open_network: RunningNetwork, http, api: 
         card = await follower.wait_for_message(room_id,
                                                lambda e, i=answer["event_id"]: e["event_id"] == i)
         check_event(card, payload, f"card {sku}", shown=sku.startswith("p"))
-        await _check_page(http, open_network, slug, sku, payload)
+        await _check_page(http, open_network, slug, sku, payload, baseline)
         outcomes.escaped += 1
     assert outcomes.escaped
     print(f"\nRESULT xss product refused={outcomes.refused} escaped={outcomes.escaped}")
 
 
-async def _check_page(http, network: RunningNetwork, slug: str, sku: str, payload: str) -> None:
-    async with http.get(f"{network.commerce_url}/p/{slug}/{sku}") as resp:
-        assert resp.status == 200
-        # No script may run on the page at all, whatever got into it.
-        csp = resp.headers.get("Content-Security-Policy", "")
-        assert csp.startswith("default-src 'none'") and "script-src" not in csp, csp
+class Shell(HTMLParser):
+    """The tags and attributes of a web page as the shell renders it with plain text, and
+    the nonces of its scripts: what a page with a payload in it may hold, and no more."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.attributes: dict[str, set[str]] = {}
+        self.script_nonces: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.attributes.setdefault(tag, set()).update(name for name, _ in attrs)
+        if tag == "script":
+            self.script_nonces.append(dict(attrs).get("nonce"))
+
+
+def shell_of(page: str) -> Shell:
+    shell = Shell()
+    shell.feed(page)
+    shell.close()
+    return shell
+
+
+def check_csp(csp: str, *, embeddable: bool) -> str:
+    """The web shell's CSP, by the properties that matter: scripts only from this site or
+    with this response's nonce (never inline without it, never eval), nothing else from
+    elsewhere, no plugins, no <base>; framed by any site only where the page is made to be
+    (the storefront, a room widget), by none otherwise. Returns the nonce."""
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    assert directives["default-src"] == ["'self'"], csp
+    scripts = directives["script-src"]
+    nonces = [s for s in scripts if s.startswith("'nonce-") and s.endswith("'")]
+    assert set(scripts) - set(nonces) <= {"'self'"} and len(nonces) <= 1, csp
+    assert len(nonces[0]) >= len("'nonce-'") + 16 if nonces else True, csp
+    for directive in ("default-src", "script-src", "style-src", "connect-src"):
+        assert not {"'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:"} & \
+            set(directives.get(directive, [])), csp
+    assert directives["object-src"] == ["'none'"] and directives["base-uri"] == ["'none'"], csp
+    assert directives["frame-ancestors"] == (["*"] if embeddable else ["'none'"]), csp
+    return nonces[0][len("'nonce-"):-1] if nonces else ""
+
+
+async def fetch_page(http, url: str, *, embeddable: bool = True) -> tuple[str, str]:
+    """(the page, its CSP nonce): a 200 with the shell's CSP."""
+    async with http.get(url) as resp:
         page = await resp.text()
-    page_tags = frozenset(MATRIX_TAGS | {"html", "head", "body", "meta", "title", "link",
-                                         "main", "header", "footer", "section", "img",
-                                         "span", "h1", "p", "a", "style"})
-    problems, text = audit_html(page, page_tags, {
-        "meta": {"name", "content", "property", "charset"}, "html": {"lang"},
-        "link": {"rel", "href", "type"}, "a": {"href", "class", "rel"},
-        "img": {"class", "src", "alt"}, "span": {"class", "id", "title"},
-        "p": {"class"}, "body": {"class"}, "main": {"class"}, "div": {"class"}})
-    assert [p for p in problems if not p.startswith("tag <style>")] == [], (sku, problems)
-    if sku.startswith("p"):
-        assert payload in text, (sku, payload)
+        assert resp.status == 200, (url, resp.status, page[:500])
+        nonce = check_csp(resp.headers.get("Content-Security-Policy", ""),
+                          embeddable=embeddable)
+    return page, nonce
+
+
+def check_escaped(page: str, nonce: str, baseline: Shell, payloads: list[str],
+                  where: str) -> None:
+    """No tag or attribute the plain-text page lacks, every script the shell's own (with
+    the response's nonce), and each payload shown as the text it is."""
+    allowed = {tag: names for tag, names in baseline.attributes.items()}
+    problems, text = audit_html(page, frozenset(allowed), allowed)
+    assert problems == [], (where, problems)
+    shell = shell_of(page)
+    assert len(shell.script_nonces) == len(baseline.script_nonces), (where, shell.script_nonces)
+    assert all(n == nonce for n in shell.script_nonces if n is not None), where
+    for payload in payloads:
+        assert payload in text, (where, payload)
+
+
+async def _check_page(http, network: RunningNetwork, slug: str, sku: str, payload: str,
+                      baseline: Shell) -> None:
+    # The product page is a storefront page: any site may frame it (a room widget).
+    page, nonce = await fetch_page(http, f"{network.commerce_url}/p/{slug}/{sku}")
+    check_escaped(page, nonce, baseline, [payload] if sku.startswith("p") else [],
+                  f"/p/{slug}/{sku}")
 
 
 async def test_shop_name_and_description(open_network: RunningNetwork, http, api: Api) -> None:
