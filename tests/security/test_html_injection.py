@@ -12,10 +12,15 @@ Matrix's 64 KiB. The product page is checked the same way.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import uuid
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
 
 from mercato.matrix.html import MATRIX_ATTRIBUTES, MATRIX_TAGS
 from mercato_ops.testnet import RunningNetwork
@@ -59,6 +64,7 @@ CORPUS = [
     "zero\u200bwidth",
     "x" * 70_000,
 ]
+RECOMMENDED = 4  # Circle recommendations: a few, well under the daily limit
 SAFE_SCHEMES = ("https://", "http://", "mxc://", "mailto:")
 MAX_EVENT_BYTES = 65_536
 
@@ -319,3 +325,116 @@ async def test_shop_name_and_description(open_network: RunningNetwork, http, api
         outcomes.escaped += 1
     assert outcomes.escaped
     print(f"\nRESULT xss shop refused={outcomes.refused} escaped={outcomes.escaped}")
+
+
+async def _signed_in(network: RunningNetwork, api_http, user_id: str
+                     ) -> tuple[aiohttp.ClientSession, str]:
+    """A web session of `user_id` (signed in with a one-time link, as the shop bot's `web`
+    command gives one), and the site's address."""
+    headers = {"Authorization": f"Bearer {network.config.commerce.service_token}",
+               "X-Mercato-Acting-User": user_id}
+    async with api_http.post(f"{network.commerce_url}/api/v1/me/web-login", headers=headers,
+                             json={}) as resp:
+        assert resp.status == 201, await resp.text()
+        url = (await resp.json())["url"]
+    parts = urlsplit(url)
+    site = f"{parts.scheme}://{parts.netloc}"
+    browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with browser.get(url) as resp:
+        form = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', await resp.text()))
+    async with browser.post(f"{site}/web/signin/link", data=form, headers={"Origin": site},
+                            allow_redirects=False) as resp:
+        assert resp.status in (302, 303), await resp.text()
+    return browser, site
+
+
+async def _feed_showing(browser: aiohttp.ClientSession, site: str, shown: list[str]) -> Shell:
+    """The buyer's Circle once the friend's recommendations reached it (the buyer joins
+    the friend's circle room a moment before)."""
+    for _ in range(100):
+        page, _ = await fetch_page(browser, site + "/circle", embeddable=False)
+        if all(s in audit_html(page)[1] for s in shown):
+            return shell_of(page)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the Circle never showed {shown}")
+
+
+async def test_storefront_pages_escape_product_fields(open_network: RunningNetwork, http,
+                                                      api: Api) -> None:
+    """The storefront, a cart, its checkout, the buyer's orders and their Circle show
+    product titles as text, under the shell's CSP."""
+    owner = await new_user(open_network, http, "owner")
+    buyer = await new_user(open_network, http, "buyer")
+    slug, key = await open_shop(api, owner.user_id)
+    status, answer = await api.call("PUT", f"/shops/{slug}/orders/settings", key, {
+        "delivery": ["pickup"], "payment_methods": {"pickup": {}}})
+    assert status == 200, answer
+    titles = []  # those a product may have (the test above checks the refusals)
+    for title in ["Plain mug", *CORPUS]:
+        status, answer = await api.call("POST", f"/shops/{slug}/products", key, {
+            "sku": f"s{len(titles)}", "title": title, "price": "2.00", "currency": "EUR"})
+        if status == 201:
+            titles.append(title)
+    titles = titles[1:]
+    assert set(PLAIN_TEXT) <= set(titles) and "<script>alert(1)</script>" in titles
+    browser, site = await _signed_in(open_network, http, buyer.user_id)
+    acting = {"Authorization": f"Bearer {open_network.config.commerce.service_token}",
+              "X-Mercato-Acting-User": buyer.user_id}
+
+    friend = await new_user(open_network, http, "friend")
+
+    async def call(method: str, path: str, body: Any, who: str = buyer.user_id) -> Any:
+        async with http.request(method, f"{open_network.commerce_url}/api/v1{path}",
+                                headers={**acting, "X-Mercato-Acting-User": who},
+                                json=body) as resp:
+            assert resp.status in (200, 201), (path, await resp.text())
+            return await resp.json()
+
+    async def baseline(path: str) -> Shell:
+        return shell_of((await fetch_page(browser, site + path,
+                                          embeddable=path != "/circle"))[0])
+
+    async def order(*skus: str) -> str:
+        for sku in skus:
+            await call("POST", f"/me/cart/{slug}/items", {"sku": sku})
+        placed = await call("POST", "/me/orders", {"shop": slug, "from_cart": True,
+                                                   "payment": "pickup",
+                                                   "delivery": {"kind": "pickup"}})
+        return f"/s/{slug}/orders/{placed['id']}"
+
+    async def recommend(sku: str) -> None:  # by a friend, in whose circle the buyer is
+        await call("POST", "/me/circle/recommendations", {"shop": slug, "sku": sku},
+                   friend.user_id)
+
+    async with browser:
+        # Each page is read first with the plain product only, then with the payloads.
+        plain = {f"/s/{slug}": await baseline(f"/s/{slug}")}
+        plain["order"] = await baseline(await order("s0"))
+        plain["/orders"] = await baseline("/orders")
+        await call("POST", f"/me/cart/{slug}/items", {"sku": "s0"})
+        plain.update({path: await baseline(path)
+                      for path in (f"/s/{slug}/cart", f"/s/{slug}/checkout")})
+        await call("POST", "/me/circle", None)
+        room = (await call("POST", "/me/circle", None, friend.user_id))["room_id"]
+        await call("POST", "/me/circle/friends", {"user_id": buyer.user_id}, friend.user_id)
+        await buyer.join(room)
+        await recommend("s0")
+        plain["/circle"] = await _feed_showing(browser, site, ["Plain mug"])
+        payload_skus = [f"s{n}" for n in range(1, len(titles) + 1)]
+        for sku in payload_skus:
+            await call("POST", f"/me/cart/{slug}/items", {"sku": sku})
+        for path in (f"/s/{slug}", f"/s/{slug}/cart", f"/s/{slug}/checkout"):
+            page, nonce = await fetch_page(browser, site + path)
+            check_escaped(page, nonce, plain[path], titles, path)
+        order_path = await order()
+        for path, kind in (("/orders", "/orders"), (order_path, "order")):
+            page, nonce = await fetch_page(browser, site + path)
+            check_escaped(page, nonce, plain[kind], titles, path)
+        recommended = titles[:RECOMMENDED]
+        for sku in payload_skus[:RECOMMENDED]:
+            await recommend(sku)
+        # The Circle is the buyer's own page: no site may frame it (the storefront's pages
+        # may be, as a room widget).
+        await _feed_showing(browser, site, recommended)
+        page, nonce = await fetch_page(browser, site + "/circle", embeddable=False)
+        check_escaped(page, nonce, plain["/circle"], recommended, "/circle")
