@@ -369,7 +369,7 @@ async def test_storefront_pages_escape_product_fields(open_network: RunningNetwo
     status, answer = await api.call("PUT", f"/shops/{slug}/orders/settings", key, {
         "delivery": ["pickup"], "payment_methods": {"pickup": {}}})
     assert status == 200, answer
-    titles = []  # those a product may have (the test above checks the refusals)
+    titles: list[str] = []  # those a product may have (the test above checks the refusals)
     for title in ["Plain mug", *CORPUS]:
         status, answer = await api.call("POST", f"/shops/{slug}/products", key, {
             "sku": f"s{len(titles)}", "title": title, "price": "2.00", "currency": "EUR"})
