@@ -8,6 +8,7 @@ message goes through the core outbox (`self.messages`), recorded before it is se
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -308,13 +309,20 @@ class CommerceMatrix(MercatoAppService):
         """The shop's DM with the buyer and whether the buyer is in it; a buyer who left
         it is invited back (the order card waits for their join)."""
         room_id = await self.direct_room(merchant, user_id)
-        try:
-            member = await self.intent_for(merchant.mxid).api.request(
-                Method.GET,
-                matrix_path("client", "v3", "rooms", room_id, "state", "m.room.member", user_id))
-            membership = member.get("membership")
-        except MNotFound:
-            membership = None
+        path = matrix_path("client", "v3", "rooms", room_id, "state", "m.room.member", user_id)
+        membership = None
+        for attempt in range(4):
+            try:
+                member = await self.intent_for(merchant.mxid).api.request(Method.GET, path)
+                membership = member.get("membership")
+                break
+            except MNotFound:
+                break
+            except MatrixRequestError as e:
+                # A homeserver busy with a burst of orders may fail a read (5xx): try again.
+                if e.http_status < 500 or attempt == 3:
+                    raise
+                await asyncio.sleep(0.2 * 2 ** attempt)
         if membership == "leave":
             await self.intent_for(merchant.mxid).invite_user(RoomID(room_id), UserID(user_id))
         return room_id, membership == "join"

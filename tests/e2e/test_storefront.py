@@ -82,7 +82,10 @@ def _problems(page: Page) -> list[str]:
     page.on("console", lambda m: seen.append(f"{m.text} ({m.location.get('url')})")
             if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
             else None)
-    page.on("requestfailed", lambda r: seen.append(f"{r.url}: {r.failure}"))
+    # ERR_ABORTED is a load the browser dropped because the next navigation started, not
+    # a failure of the page.
+    page.on("requestfailed", lambda r: seen.append(f"{r.url}: {r.failure}")
+            if r.failure != "net::ERR_ABORTED" else None)
     return seen
 
 

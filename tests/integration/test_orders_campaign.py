@@ -7,6 +7,7 @@ the reason."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,12 @@ async def _coupon_campaign(api: CommerceApi, slug: str, owner: str, title: str,
 
 async def _claimed_code(api: CommerceApi, buyer: MatrixClient, campaign: dict[str, Any]) -> str:
     me = api.acting_as(buyer.user_id)
-    claimed = await api.post(f"/coupons/{campaign['coupon_id']}/claim", me)
+    # A buyer claims once the coupon's post is out; on workers that can take a moment.
+    for _ in range(60):
+        claimed = await api.post(f"/coupons/{campaign['coupon_id']}/claim", me)
+        if claimed.status != 404:
+            break
+        await asyncio.sleep(0.5)
     assert claimed.status == 200, claimed
     codes = (await api.get("/me/coupons", me)).body["coupons"]
     return next(c["code"] for c in codes if c["coupon"] == campaign["coupon_id"])
