@@ -61,21 +61,6 @@ async def render_campaign(db: Database, merchant: store.Merchant,
         image_info=campaign.image_info, silent=campaign.silent, coupon=_coupon_view(coupon))
 
 
-def _parse_time(field: str, value: Any) -> int:
-    """An ISO 8601 time with a timezone, or milliseconds since the epoch."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return int(parsed.timestamp() * 1000)
-    raise InvalidInput(field, "must be a time with its timezone, such as "
-                              "2026-12-01T09:00:00+01:00")
-
-
 async def _target_rooms(db: Database, slug: str, channel_ids: Any) -> list[str]:
     channels = [c.room_id for c in await store.channels_of(db, store.MerchantSlug(slug))]
     if channel_ids in (None, [], ""):
@@ -128,7 +113,7 @@ async def create_campaign(db: Database, matrix: BroadcastMatrix, principal: Prin
                     0 < stock <= MAX_COUPON_STOCK):
                 raise InvalidInput("coupon.stock", f"must be a whole number from 1 to "
                                                    f"{MAX_COUPON_STOCK}")
-            expires_at = _parse_time("coupon.expires_at", coupon.get("expires_at"))
+            expires_at = campaigns.parse_time("coupon.expires_at", coupon.get("expires_at"))
             if expires_at <= int(time.time() * 1000):
                 raise InvalidInput("coupon.expires_at", "is in the past")
             coupon_id = await rows.insert_coupon(conn, slug, fields["title"], stock, expires_at,
@@ -181,7 +166,7 @@ async def schedule(db: Database, matrix: BroadcastMatrix, principal: Principal, 
         raise Conflict(f"Campaign {campaign_id} is {campaign.state}; it cannot be scheduled.",
                        errcode="MERCATO_WRONG_STATE")
     now = int(time.time() * 1000)
-    when = now if at in (None, "", "now") else _parse_time("at", at)
+    when = now if at in (None, "", "now") else campaigns.parse_time("at", at)
     when = max(when, now)
     # Links are checked again: the shop's verification may have changed since the draft.
     links.check_links([str(v) for v in campaign.fields.values()],

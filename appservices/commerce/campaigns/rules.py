@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,18 @@ def coupon_discount(coupon: dict[str, Any]) -> tuple[int | None, str | None]:
         raise InvalidInput("coupon.percent_off", "must be a whole number from 1 to 100")
     money = None if amount in (None, "") else parse_money("coupon.amount_off", amount)
     return percent, money
+
+
+def parse_time(field: str, value: Any) -> int:
+    """An ISO 8601 time with its timezone, or milliseconds since the epoch."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return int(parsed.timestamp() * 1000)
+    raise InvalidInput(field, "must be a time with its timezone, such as "
+                              "2026-12-01T09:00:00+01:00")

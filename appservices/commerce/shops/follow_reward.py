@@ -42,21 +42,6 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def parse_time(field: str, value: Any) -> int:
-    """An ISO 8601 time with its timezone, or milliseconds since the epoch."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return int(parsed.timestamp() * 1000)
-    raise InvalidInput(field, "must be a time with its timezone, such as "
-                              "2026-12-01T09:00:00+01:00")
-
-
 def discount_text(percent_off: int | None, amount_off: str | None) -> str:
     if percent_off:
         return f"{percent_off}% off"
@@ -100,7 +85,7 @@ async def set_reward(db: Database, mercato_hosts: tuple[str, ...], principal: Pr
     if not isinstance(stock, int) or isinstance(stock, bool) or not (
             0 < stock <= MAX_COUPON_STOCK):
         raise InvalidInput("stock", f"must be a whole number from 1 to {MAX_COUPON_STOCK}")
-    expires_at = parse_time("expires_at", body.get("expires_at"))
+    expires_at = campaign_rules.parse_time("expires_at", body.get("expires_at"))
     if expires_at <= _now():
         raise InvalidInput("expires_at", "is in the past")
     try:
