@@ -141,6 +141,20 @@ class RunningNetwork:
     def output(self) -> str:
         return self.output_path.read_text(errors="replace")
 
+    def logged(self, event: str) -> list[str]:
+        """The log lines (with what follows them: a trace) of every process of the network
+        that record `event`, for a failing test to say what went wrong inside."""
+        paths = [self.output_path, *sorted((self.config.data_path / "logs").glob("*.out"))]
+        found = []
+        for path in paths:
+            if path.exists():
+                text = path.read_text(errors="replace")
+                at = text.find(event)
+                while at != -1:
+                    found.append(text[text.rfind("\n", 0, at) + 1:at + 4000])
+                    at = text.find(event, at + len(event))
+        return found
+
     def rows(self, component: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read a component's database as it is now (`?` placeholders), either engine."""
         url = self.config.database_url(component)

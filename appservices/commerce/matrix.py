@@ -8,7 +8,6 @@ message goes through the core outbox (`self.messages`), recorded before it is se
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,7 +45,7 @@ from mercato.matrix.outbox import Message
 from mercato.matrix.outbox import Outbox as MessageOutbox
 from mercato.matrix.paths import matrix_path
 from mercato.matrix.rooms import resolve_room
-from mercato.matrix.sending import create_room_once
+from mercato.matrix.sending import create_room_once, retrying
 from mercato.templates import template_environment
 
 if TYPE_CHECKING:
@@ -205,15 +204,20 @@ class CommerceMatrix(MercatoAppService):
         await self.intent_for(merchant.mxid).redact(RoomID(room_id), EventID(event_id),
                                                     reason=reason)
 
-    async def direct_room(self, merchant: store.Merchant, user_id: str) -> str:
-        """The shop's DM with a buyer: the customer-service one if it exists, else a new one."""
+    async def direct_room(self, merchant: store.Merchant, user_id: str, *,
+                          adopt: bool | None = None) -> str:
+        """The shop's DM with a buyer: the customer-service one if it exists, else a new one.
+
+        `adopt`: an earlier attempt may have created the room (default: the inbox is
+        handling the event again).
+        """
         existing = await support_rows.dm_room_of(self.db, merchant.slug, user_id)
         if existing:
             return existing
         # An earlier try of this event may have created the room and stopped before
         # recording it: then that room is the buyer's DM, not a second one.
         room_id = await create_room_once(
-            self.intent_for(merchant.mxid), user_id, field=DIRECT_MARKER,
+            self.intent_for(merchant.mxid), user_id, field=DIRECT_MARKER, adopt=adopt,
             preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True,
             invitees=[UserID(user_id)])
         fault_point("direct_room.created")  # created, not yet recorded
@@ -229,22 +233,11 @@ class CommerceMatrix(MercatoAppService):
         Returns (room ID, event ID), the event ID empty: the outbox sends it (the hook of
         its `kind` records what it delivered).
         """
-        room_id = await self.direct_room(merchant, user_id)
+        room_id, joined = await self.order_room(merchant, user_id)
         content = {"msgtype": "m.text", "body": text}
-        intent = self.intent_for(merchant.mxid)
-        try:
-            member = await intent.api.request(
-                Method.GET,
-                matrix_path("client", "v3", "rooms", room_id, "state", "m.room.member", user_id))
-            membership = member.get("membership")
-        except MNotFound:
-            membership = None
-        if membership == "leave":
-            # The buyer left this DM earlier: invite them back, or the message waits forever.
-            await intent.invite_user(RoomID(room_id), UserID(user_id))
         await self.messages.record(Message(
             txn_id=txn_id, room_id=room_id, sender=merchant.mxid, content=content, kind=kind,
-            subject=subject, held_for=None if membership == "join" else user_id))
+            subject=subject, held_for=None if joined else user_id))
         return room_id, ""
 
     # -- CatalogMatrix: cards ---------------------------------------------------------------
@@ -307,25 +300,30 @@ class CommerceMatrix(MercatoAppService):
 
     async def order_room(self, merchant: store.Merchant, user_id: str) -> tuple[str, bool]:
         """The shop's DM with the buyer and whether the buyer is in it; a buyer who left
-        it is invited back (the order card waits for their join)."""
-        room_id = await self.direct_room(merchant, user_id)
-        path = matrix_path("client", "v3", "rooms", room_id, "state", "m.room.member", user_id)
-        membership = None
-        for attempt in range(4):
-            try:
-                member = await self.intent_for(merchant.mxid).api.request(Method.GET, path)
-                membership = member.get("membership")
-                break
-            except MNotFound:
-                break
-            except MatrixRequestError as e:
-                # A homeserver busy with a burst of orders may fail a read (5xx): try again.
-                if e.http_status < 500 or attempt == 3:
-                    raise
-                await asyncio.sleep(0.2 * 2 ** attempt)
-        if membership == "leave":
-            await self.intent_for(merchant.mxid).invite_user(RoomID(room_id), UserID(user_id))
+        it is invited back (what is sent waits for their join).
+
+        A homeserver busy with a burst of orders may fail a step (5xx): each is tried
+        again, the room's creation finding the room an earlier attempt made.
+        """
+        room_id = await retrying(lambda attempt: self.direct_room(
+            merchant, user_id, adopt=True if attempt else None), what="direct_room")
+        membership = await retrying(lambda _: self._back_in_dm(merchant, room_id, user_id),
+                                    what="direct_membership")
         return room_id, membership == "join"
+
+    async def _back_in_dm(self, merchant: store.Merchant, room_id: str,
+                          user_id: str) -> str | None:
+        """The buyer's membership in their DM with the shop, inviting back one who left."""
+        intent = self.intent_for(merchant.mxid)
+        try:
+            member = await intent.api.request(Method.GET, matrix_path(
+                "client", "v3", "rooms", room_id, "state", "m.room.member", user_id))
+        except MNotFound:
+            return None
+        membership = member.get("membership")
+        if membership == "leave":
+            await intent.invite_user(RoomID(room_id), UserID(user_id))
+        return str(membership) if membership else None
 
     async def queue_message(self, message: Message, conn: Any) -> None:
         """Record a message in the outbox inside the caller's transaction (`conn`)."""

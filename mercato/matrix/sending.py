@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 from mautrix.api import Method
@@ -35,12 +36,35 @@ replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("mercato_replay
                                                                 default=False)
 
 
+T = TypeVar("T")
+
+
 def is_transient(error: BaseException) -> bool:
     """A failure after which the message may or may not be in the room."""
     if isinstance(error, MatrixRequestError):
         return error.http_status >= 500 or error.http_status == 429
     return isinstance(error, (MatrixConnectionError, aiohttp.ClientError,
                               asyncio.TimeoutError, ConnectionError))
+
+
+async def retrying(call: Callable[[int], Awaitable[T]], *, what: str,
+                   attempts: int = 4) -> T:
+    """`call(attempt)` until it does not fail transiently (a busy homeserver answering 5xx
+    or 429, a dropped connection), at most `attempts` times; attempt 0 is the first.
+
+    Only for work that is safe to try again: a read, or a step that finds what an earlier
+    attempt did (it can tell from `attempt` > 0 that one may have).
+    """
+    for attempt in range(attempts):
+        try:
+            return await call(attempt)
+        except Exception as e:
+            if not is_transient(e) or attempt == attempts - 1:
+                raise
+            log.warning("matrix.retry", what=what, attempt=attempt + 1,
+                        error=f"{type(e).__name__}: {e}")
+            await asyncio.sleep(0.25 * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 async def find_marked(intent: IntentAPI, room_id: RoomID | str, txn_id: str) -> EventID | None:

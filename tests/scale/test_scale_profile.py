@@ -154,7 +154,8 @@ async def test_fifty_orders_for_the_last_five_units_five_are_placed(
     refused = [a for a in answers if a.status != 201]
     assert len(placed) == 5 and len({a.body["id"] for a in placed}) == 5, answers
     assert {(a.status, a.errcode, a.error) for a in refused} == {
-        (409, "MERCATO_SOLD_OUT", "Desk lamp (lamp) is sold out.")}, refused
+        (409, "MERCATO_SOLD_OUT", "Desk lamp (lamp) is sold out.")}, (
+        refused, scale_network.logged("api.failed"))
     lamp = (await api.get(f"/shops/{slug}/products/lamp")).body
     assert (lamp["quantity"], lamp["stock"]) == (0, "out_of_stock"), lamp
     assert scale_network.rows("commerce", "SELECT COUNT(*) FROM orders WHERE merchant_slug=?",
