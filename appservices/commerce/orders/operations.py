@@ -128,6 +128,9 @@ async def place_order(db: Database, matrix: OrdersMatrix, buyer_id: str, body: A
         if from_cart:
             await rows.clear_cart(conn, buyer_id, merchant.slug)
         await _record_placed(conn, matrix, merchant, order, settings, held=not joined)
+        # Last: a product's row stays locked from taking its stock until the commit, and
+        # concurrent orders of the same product wait on that lock; the shorter, the better.
+        await _take_stock(conn, merchant, order)
     matrix.wake_messages()
     log.info("order.placed", order=order.id, shop=merchant.slug, items=len(order.items),
              total=order.total, currency=order.currency)
@@ -135,10 +138,9 @@ async def place_order(db: Database, matrix: OrdersMatrix, buyer_id: str, body: A
     return order
 
 
-async def _write_new_order(conn: Connection, order: Order, merchant: store.Merchant,
-                           chosen: payments.PaymentMethod) -> Order:
-    """Take the stock and write the order with a fresh ID; raises SoldOut (rolling back
-    what was taken) when a product has fewer left than ordered."""
+async def _take_stock(conn: Connection, merchant: store.Merchant, order: Order) -> None:
+    """Take the stock of every counted product ordered; raises SoldOut (the transaction
+    then rolls back all of the order) when one has fewer left than ordered."""
     for item in sorted(order.items, key=lambda i: i.sku):  # one lock order: no deadlock
         if await rows.counted_quantity(conn, merchant.slug, item.sku) is None:
             continue
@@ -147,6 +149,11 @@ async def _write_new_order(conn: Connection, order: Order, merchant: store.Merch
             raise carts.SoldOut(f"{item.title} ({item.sku}) is sold out." if left == 0 else
                           f"Only {left} of {item.title} ({item.sku}) left; ask for {left} "
                           "or fewer.")
+
+
+async def _write_new_order(conn: Connection, order: Order, merchant: store.Merchant,
+                           chosen: payments.PaymentMethod) -> Order:
+    """Write the order with a fresh ID (its stock is taken by `_take_stock`)."""
     order_id = rules.new_order_id()
     while await rows.order_exists(conn, order_id):
         order_id = rules.new_order_id()
