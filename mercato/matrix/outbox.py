@@ -13,9 +13,13 @@ retrying.py) while the room's later messages wait; after the last try the messag
 parked (`failed`), logged and counted.
 
 A message may be held for a user (`held_for`): a DM the buyer has not joined yet waits
-for their join (`release`). Each message has a `kind` (what it is, for metrics and for
-the component's hook called when it is sent) and a `subject` (what the hook updates: a
-coupon code, the event a relay answers).
+for their join (`release`). A join that comes while such a message is being recorded is
+released before the message exists; so each new hold is checked once, a few seconds
+after it was recorded, and let go if the user is in the room by then.
+
+Each message has a `kind` (what it is, for metrics and for the component's hook called
+when it is sent) and a `subject` (what the hook updates: a coupon code, the event a
+relay answers).
 
 A caller that must answer with the event ID (an API call sharing a card) records the
 message and waits for the worker to send it (`send`, with a timeout): the answer keeps
@@ -40,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mautrix.api import Method
 from mautrix.appservice import IntentAPI
 from mautrix.types import EventType
 from prometheus_client import Counter, Gauge
@@ -48,6 +53,7 @@ from mercato.db import Connection, Database, Scheme, database_unavailable
 from mercato.faults import fault_point
 from mercato.logging import get_logger
 from mercato.matrix.outbox_hooks import Drop, Failure, Hold, KindHooks
+from mercato.matrix.paths import matrix_path
 from mercato.matrix.retrying import Backoff, now_ms
 from mercato.matrix.sending import send_once
 from mercato.queues import QueueWorker
@@ -60,6 +66,9 @@ HEADS_READ = 500  # rooms looked at per pass
 SEND_WAIT_SECONDS = 30.0  # how long `send` waits for its message by default
 RETENTION_MS = 7 * 24 * 3600 * 1000
 TIMESTAMP_KEY = "org.mercato.outbox.ts"  # in a stored content: the network's time, ms
+HOLD_CHECK_AFTER_MS = 3000  # a new hold is checked once, this long after it was recorded
+HOLD_CHECK_WINDOW_MS = 120_000  # holds older than this are left to the join
+HOLD_CHECKS_PER_PASS = 50
 
 MESSAGES = Counter("mercato_outbox_messages_total",
                    "Messages the outbox sent, retried after a failed try, or parked after the"
@@ -193,8 +202,9 @@ class Outbox:
         self._waiters = _Waiters()
         # Each room is a queue: its messages one after another, rooms side by side.
         self.worker = QueueWorker("outbox", self._due_rooms, self._drain_room,
-                                  concurrency=CONCURRENT_ROOMS, after_pass=self._prune)
+                                  concurrency=CONCURRENT_ROOMS, after_pass=self._after_pass)
         self._last_prune = 0
+        self._holds_checked: dict[int, int] = {}  # message id → when its hold was checked
 
     # -- recording ----------------------------------------------------------------------
 
@@ -419,6 +429,38 @@ class Outbox:
                         room_id=message.room_id, txn_id=message.txn_id, attempt=attempts,
                         error=error)
         return parked
+
+    async def _after_pass(self) -> None:
+        await self._check_new_holds()
+        await self._prune()
+
+    async def _check_new_holds(self) -> None:
+        """Let go the messages held for a user who is in the room already: the join came
+        while they were being recorded (see the module's docstring)."""
+        now = now_ms()
+        self._holds_checked = {i: at for i, at in self._holds_checked.items()
+                               if at > now - HOLD_CHECK_WINDOW_MS}
+        rows = await self.db.fetch(
+            "SELECT id, room_id, held_for, sender FROM outbound_message WHERE state='pending'"
+            " AND held_for IS NOT NULL AND created_at <= $1 AND created_at > $2 ORDER BY id",
+            now - HOLD_CHECK_AFTER_MS, now - HOLD_CHECK_WINDOW_MS)
+        holds: dict[tuple[str, str], str] = {}
+        for row in rows:
+            if row["id"] not in self._holds_checked:
+                self._holds_checked[row["id"]] = now
+                holds.setdefault((row["room_id"], row["held_for"]), row["sender"])
+        for (room_id, user_id), sender in list(holds.items())[:HOLD_CHECKS_PER_PASS]:
+            try:
+                member = await self.intent_for(sender).api.request(Method.GET, matrix_path(
+                    "client", "v3", "rooms", room_id, "state", "m.room.member", user_id))
+            except Exception as e:  # not in the room yet (404), or the homeserver is away
+                if database_unavailable(e):
+                    raise
+                continue
+            if isinstance(member, dict) and member.get("membership") == "join":
+                released = await self.release(room_id, user_id)
+                log.info("outbox.hold_released", component=self.component, room_id=room_id,
+                         user_id=user_id, messages=released)
 
     async def _prune(self) -> None:
         if now_ms() - self._last_prune < 3600_000:

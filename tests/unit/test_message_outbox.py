@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from mautrix.errors import MatrixConnectionError
+from mautrix.errors import MatrixConnectionError, MNotFound
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
@@ -31,6 +31,8 @@ class Room:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.failing: dict[str, int] = {}  # room → how many sends still fail
         self.lost_answers: set[str] = set()  # txnIds whose send is stored, answer lost
+        self.members: dict[tuple[str, str], str] = {}  # (room, user) → membership
+        self.member_reads = 0
 
 
 class Api:
@@ -39,6 +41,12 @@ class Api:
 
     async def request(self, method: Any, path: str, *args: Any, **kwargs: Any) -> Any:
         room_id = unquote(str(path).split("/rooms/")[1].split("/")[0])
+        if "/state/m.room.member/" in str(path):
+            self.rooms.member_reads += 1
+            user_id = unquote(str(path).rsplit("/", 1)[1])
+            if (room_id, user_id) not in self.rooms.members:
+                raise MNotFound(404, "Event not found.")
+            return {"membership": self.rooms.members[room_id, user_id]}
         return {"chunk": list(reversed(self.rooms.events.get(room_id, [])))}
 
 
@@ -190,6 +198,27 @@ async def test_a_held_dm_waits_for_the_join_and_does_not_hold_other_rooms(
     assert await outbox.release("!dm:localhost", "@buyer:localhost") == 1
     await _drain(outbox)
     assert _bodies(rooms, "!dm:localhost") == ["message 0"]
+
+
+async def test_a_dm_held_while_the_buyer_joined_goes_out_and_each_hold_is_checked_once(
+        db: Database, rooms: Room, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The buyer's join was handled (nothing held yet) while the message was still being
+    recorded: the check of new holds finds them in the room and lets it go; a buyer who
+    has not joined stays held, and is asked about once, not at every pass."""
+    monkeypatch.setattr(outbox_module, "HOLD_CHECK_AFTER_MS", 0)
+    rooms.members["!dm:localhost", "@buyer:localhost"] = "join"
+    rooms.members["!other:localhost", "@other:localhost"] = "invite"
+    for n, (room, user) in enumerate([("!dm:localhost", "@buyer:localhost"),
+                                      ("!other:localhost", "@other:localhost"),
+                                      ("!gone:localhost", "@gone:localhost")]):
+        await outbox.record(Message(txn_id=f"h.{n}", room_id=room, sender=SHOP,
+                                    content=_text(n), kind="direct", held_for=user))
+    await _drain(outbox)
+    await _drain(outbox)
+    assert _bodies(rooms, "!dm:localhost") == ["message 0"]
+    assert _bodies(rooms, "!other:localhost") == [] == _bodies(rooms, "!gone:localhost")
+    assert rooms.member_reads == 3
+    assert await outbox.release("!other:localhost", "@other:localhost") == 1
 
 
 async def test_send_waits_for_the_event_id_and_the_hook_sees_it(
