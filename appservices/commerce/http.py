@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from appservices.commerce.auth import principal_from_request
+from appservices.commerce.auth import principal_from_request, require_principal
 from appservices.commerce.campaigns.operations import BroadcastMatrix
 from appservices.commerce.catalog.operations import CatalogMatrix
 from appservices.commerce.config import CommerceConfig
@@ -55,6 +55,20 @@ async def caller(request: web.Request) -> tuple[ApiContext, Principal | None]:
     """The API's context and who is calling (None for an anonymous caller)."""
     ctx = request.app[CONTEXT]
     return ctx, await principal_from_request(request, ctx.db, ctx.config)
+
+
+async def signed_in_caller(request: web.Request) -> tuple[ApiContext, Principal]:
+    """The API's context and who is calling; 401 for an anonymous caller."""
+    ctx, principal = await caller(request)
+    return ctx, require_principal(principal)
+
+
+async def staff_caller(request: web.Request) -> tuple[ApiContext, Principal, str]:
+    """For a route of one shop (`/shops/{slug}/…`): the context, who is calling (401 when
+    nobody signed the request) and the shop's slug; what they may do there, the operation
+    checks."""
+    ctx, principal = await signed_in_caller(request)
+    return ctx, principal, request.match_info["slug"]
 
 
 async def json_body(request: web.Request) -> Any:

@@ -8,14 +8,14 @@ from typing import Any
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
-from appservices.commerce.auth import require_principal, require_user
+from appservices.commerce.auth import require_user
 from appservices.commerce.campaigns import coupons, operations
 from appservices.commerce.campaigns import stats as campaign_stats
 from appservices.commerce.campaigns import storage as rows
 from appservices.commerce.catalog import cards as card_edits
 from appservices.commerce.circle import storage as circle_rows
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.http import STRING, caller, json_body, route
+from appservices.commerce.http import STRING, caller, json_body, route, staff_caller
 from appservices.commerce.shops import follow_reward
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
@@ -54,9 +54,9 @@ CAMPAIGN_BODY = {"kind": STRING, "fields": {"type": "object"}, "image_mxc": STRI
     "Upload a campaign image (PNG, JPEG, WebP or GIF, at most 10 MiB); returns its mxc:// URI",
     auth="staff", success=201))
 async def upload_media(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    merchant = await merchants.require(ctx.db, require_principal(principal),
-                                       request.match_info["slug"], Action.RUN_CAMPAIGNS)
+    ctx, principal, slug = await staff_caller(request)
+    merchant = await merchants.require(ctx.db, principal,
+                                       slug, Action.RUN_CAMPAIGNS)
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
@@ -87,18 +87,17 @@ async def upload_media(request: web.Request) -> web.Response:
     "Draft a campaign: kind product|sale|coupon|text, its fields, an optional image",
     auth="staff", success=201, body=CAMPAIGN_BODY))
 async def create_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    campaign = await operations.create_campaign(ctx.db, ctx.matrix, require_principal(principal),
-                                               request.match_info["slug"], await json_body(request))
+    ctx, principal, slug = await staff_caller(request)
+    campaign = await operations.create_campaign(ctx.db, ctx.matrix, principal,
+                                               slug, await json_body(request))
     return web.json_response(campaign_view(campaign), status=201)
 
 
 @route("GET", "/shops/{slug}/campaigns", Spec("The shop's campaigns, newest first",
                                               auth="staff"))
 async def list_campaigns(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    slug = request.match_info["slug"]
-    await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_STATS)
+    ctx, principal, slug = await staff_caller(request)
+    await merchants.require(ctx.db, principal, slug, Action.READ_STATS)
     return web.json_response({"campaigns": [campaign_view(c)
                                             for c in await rows.campaigns_of(ctx.db, slug)]})
 
@@ -106,9 +105,9 @@ async def list_campaigns(request: web.Request) -> web.Response:
 @route("GET", "/shops/{slug}/campaigns/{campaign_id}", Spec(
     "One campaign with its delivery per channel", auth="staff"))
 async def get_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    _, campaign = await operations.get_campaign(ctx.db, require_principal(principal),
-                                               request.match_info["slug"], _campaign_id(request),
+    ctx, principal, slug = await staff_caller(request)
+    _, campaign = await operations.get_campaign(ctx.db, principal,
+                                               slug, _campaign_id(request),
                                                Action.READ_STATS)
     view = campaign_view(campaign)
     view["deliveries"] = await rows.outbox_of(ctx.db, campaign.id)
@@ -118,9 +117,9 @@ async def get_campaign(request: web.Request) -> web.Response:
 @route("POST", "/shops/{slug}/campaigns/{campaign_id}/preview", Spec(
     "Send the post to the shop's staff room as a preview", auth="staff"))
 async def preview_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    campaign = await operations.preview(ctx.db, ctx.matrix, require_principal(principal),
-                                       request.match_info["slug"], _campaign_id(request))
+    ctx, principal, slug = await staff_caller(request)
+    campaign = await operations.preview(ctx.db, ctx.matrix, principal,
+                                       slug, _campaign_id(request))
     return web.json_response(campaign_view(campaign))
 
 
@@ -128,29 +127,29 @@ async def preview_campaign(request: web.Request) -> web.Response:
     "Schedule the campaign (`at`: ISO 8601 time with timezone) or send it now (no `at`)",
     auth="staff", body={"at": STRING}))
 async def schedule_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     body = await json_body(request)
     at = body.get("at") if isinstance(body, dict) else None
-    campaign = await operations.schedule(ctx.db, ctx.matrix, require_principal(principal),
-                                        request.match_info["slug"], _campaign_id(request), at)
+    campaign = await operations.schedule(ctx.db, ctx.matrix, principal,
+                                        slug, _campaign_id(request), at)
     return web.json_response(campaign_view(campaign))
 
 
 @route("POST", "/shops/{slug}/campaigns/{campaign_id}/cancel", Spec(
     "Cancel a draft or scheduled campaign", auth="staff"))
 async def cancel_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    campaign = await operations.cancel(ctx.db, require_principal(principal),
-                                      request.match_info["slug"], _campaign_id(request))
+    ctx, principal, slug = await staff_caller(request)
+    campaign = await operations.cancel(ctx.db, principal,
+                                      slug, _campaign_id(request))
     return web.json_response(campaign_view(campaign))
 
 
 @route("POST", "/shops/{slug}/campaigns/{campaign_id}/retract", Spec(
     "Retract a sent campaign: its posts are redacted in every channel", auth="staff"))
 async def retract_campaign(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    campaign = await operations.retract(ctx.db, ctx.matrix, require_principal(principal),
-                                       request.match_info["slug"], _campaign_id(request))
+    ctx, principal, slug = await staff_caller(request)
+    campaign = await operations.retract(ctx.db, ctx.matrix, principal,
+                                       slug, _campaign_id(request))
     return web.json_response(campaign_view(campaign))
 
 
@@ -187,19 +186,19 @@ async def my_coupons(request: web.Request) -> web.Response:
     "The shop's coupons, newest first: stock, codes claimed and redeemed, expiry",
     auth="staff"))
 async def list_coupons(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     return web.json_response({"coupons": await coupons.shop_coupons(
-        ctx.db, require_principal(principal), request.match_info["slug"])})
+        ctx.db, principal, slug)})
 
 
 @route("POST", "/shops/{slug}/coupons/redeem", Spec(
     "Redeem a buyer's code once at the till; a used, expired or other shop's code is "
     "refused", auth="staff", body={"code": STRING}))
 async def redeem_coupon(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     body = await json_body(request)
-    result = await coupons.redeem(ctx.db, require_principal(principal),
-                                    request.match_info["slug"],
+    result = await coupons.redeem(ctx.db, principal,
+                                    slug,
                                     body.get("code") if isinstance(body, dict) else None)
     return web.json_response(result)
 
@@ -208,9 +207,8 @@ async def redeem_coupon(request: web.Request) -> web.Response:
     "Followers over time; per campaign reach, views (approximate), reactions, claims, "
     "redemptions; shared product cards and how their live edits went", auth="staff"))
 async def shop_stats(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    slug = request.match_info["slug"]
-    stats = await campaign_stats.stats(ctx.db, require_principal(principal), slug)
+    ctx, principal, slug = await staff_caller(request)
+    stats = await campaign_stats.stats(ctx.db, principal, slug)
     stats["cards"] = await card_edits.card_stats(ctx.db, slug)
     stats.update(await follow_reward.follow_stats(ctx.db, slug))
     stats["circle"] = await circle_rows.shop_stats(ctx.db, slug)
@@ -222,10 +220,8 @@ async def shop_stats(request: web.Request) -> web.Response:
     auth="operator", body={"posts_per_day": {"type": "integer"},
                            "shares_per_day": {"type": "integer"}}))
 async def set_quota(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    principal = require_principal(principal)
+    ctx, principal, slug = await staff_caller(request)
     merchants.require_operator(principal)
-    slug = request.match_info["slug"]
     merchant = await merchants.get_shop(ctx.db, slug)
     body = await json_body(request)
     if not isinstance(body, dict) or not {"posts_per_day", "shares_per_day"} & set(body):

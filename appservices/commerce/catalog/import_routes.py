@@ -23,7 +23,6 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from PIL import Image, UnidentifiedImageError
 
-from appservices.commerce.auth import require_principal
 from appservices.commerce.campaigns.routes import IMAGE_TYPES, MAX_IMAGE_BYTES
 from appservices.commerce.catalog import importing as catalog_import
 from appservices.commerce.catalog import operations as catalog
@@ -31,7 +30,7 @@ from appservices.commerce.catalog import products
 from appservices.commerce.catalog.importing import ImageFetcher, ImageUnavailable
 from appservices.commerce.catalog.products import Product, validate_currency
 from appservices.commerce.errors import CommerceError, InvalidInput
-from appservices.commerce.http import ApiContext, caller, route
+from appservices.commerce.http import ApiContext, route, staff_caller
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.roles import Action
@@ -177,9 +176,7 @@ async def spool_body(request: web.Request, spool: IO[bytes]) -> int:
                     "exports, which carry none",
         "images": "'skip' to import without fetching the rows' image URLs"}))
 async def import_products(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    principal = require_principal(principal)
-    slug = request.match_info["slug"]
+    ctx, principal, slug = await staff_caller(request)
     # Refuse early, before reading up to 50 MiB.
     merchant = await merchants.require(ctx.db, principal, slug, Action.EDIT_CATALOG)
     if request.content_type in NOT_CSV:

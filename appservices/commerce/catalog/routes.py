@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appservices.commerce.auth import require_principal, require_user
+from appservices.commerce.auth import require_user
 from appservices.commerce.catalog import operations as catalog
 from appservices.commerce.catalog import products
 from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.errors import InvalidInput, NotFound
-from appservices.commerce.http import CONTEXT, STRING, caller, json_body, route
+from appservices.commerce.http import CONTEXT, STRING, caller, json_body, route, staff_caller
 from appservices.commerce.shops.operations import role_of
 from mercato.http_api import Spec
 
@@ -49,9 +49,8 @@ async def list_products(request: web.Request) -> web.Response:
 @route("POST", "/shops/{slug}/products", Spec("Add a product", auth="staff", success=201,
                                               body=PRODUCT_BODY))
 async def create_product(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    slug = request.match_info["slug"]
-    product = await catalog.create_product(ctx.db, ctx.matrix, require_principal(principal),
+    ctx, principal, slug = await staff_caller(request)
+    product = await catalog.create_product(ctx.db, ctx.matrix, principal,
                                            slug, await json_body(request))
     return web.json_response(catalog.product_view(product, _page(ctx, slug, product.sku)),
                              status=201)
@@ -69,18 +68,18 @@ async def get_product(request: web.Request) -> web.Response:
     "Change a product; a new price or stock state edits the cards already posted",
     auth="staff", body=PRODUCT_BODY))
 async def update_product(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    slug, sku = request.match_info["slug"], request.match_info["sku"]
-    product = await catalog.update_product(ctx.db, ctx.matrix, require_principal(principal),
+    ctx, principal, slug = await staff_caller(request)
+    slug, sku = slug, request.match_info["sku"]
+    product = await catalog.update_product(ctx.db, ctx.matrix, principal,
                                            slug, sku, await json_body(request))
     return web.json_response(catalog.product_view(product, _page(ctx, slug, sku)))
 
 
 @route("DELETE", "/shops/{slug}/products/{sku}", Spec("Remove a product", auth="staff"))
 async def delete_product(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    await catalog.delete_product(ctx.db, require_principal(principal),
-                                 request.match_info["slug"], request.match_info["sku"])
+    ctx, principal, slug = await staff_caller(request)
+    await catalog.delete_product(ctx.db, principal,
+                                 slug, request.match_info["sku"])
     return web.json_response({})
 
 
@@ -99,10 +98,10 @@ async def product_card(request: web.Request) -> web.Response:
     "The shop posts the card into a room it is in; the card stays live", auth="staff",
     body={"room_id": STRING}))
 async def share_product(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     body = await json_body(request)
-    result = await catalog.share_card(ctx.db, ctx.matrix, require_principal(principal),
-                                      request.match_info["slug"], request.match_info["sku"],
+    result = await catalog.share_card(ctx.db, ctx.matrix, principal,
+                                      slug, request.match_info["sku"],
                                       body.get("room_id") if isinstance(body, dict) else None)
     return web.json_response(result)
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from appservices.commerce.auth import require_principal, require_user
 from appservices.commerce.errors import InvalidInput
-from appservices.commerce.http import STRING, caller, json_body, route
+from appservices.commerce.http import STRING, caller, json_body, route, staff_caller
 from appservices.commerce.orders import carts, views
 from appservices.commerce.orders import operations as orders
 from appservices.commerce.orders import settings as order_settings
@@ -46,9 +46,9 @@ def _json(value: Any, status: int = 200) -> web.Response:
     "The payment methods and delivery kinds the shop offers at checkout (orders permission)",
     auth="staff"))
 async def get_order_settings(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    return _json(await order_settings.get_settings(ctx.db, require_principal(principal),
-                                           request.match_info["slug"]))
+    ctx, principal, slug = await staff_caller(request)
+    return _json(await order_settings.get_settings(ctx.db, principal,
+                                           slug))
 
 
 @route("PUT", "/shops/{slug}/orders/settings", Spec(
@@ -56,10 +56,10 @@ async def get_order_settings(request: web.Request) -> web.Response:
     "with a template holding {order_id}) and delivery kinds (shipping, pickup, none); owner",
     auth="staff", body={"payment_methods": OBJECT, "delivery": {"type": "array"}}))
 async def put_order_settings(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     return _json(await order_settings.put_settings(
-        ctx.db, ctx.matrix.mercato_hosts, require_principal(principal),
-        request.match_info["slug"], await json_body(request)))
+        ctx.db, ctx.matrix.mercato_hosts, principal,
+        slug, await json_body(request)))
 
 
 @route("GET", "/shops/{slug}/orders", Spec(
@@ -67,9 +67,9 @@ async def put_order_settings(request: web.Request) -> web.Response:
     "?status= filters, ?limit= (1-200), ?cursor= the `next` of the page before goes on from "
     "there (?before=<created_at> starts older than a time)", auth="staff"))
 async def list_shop_orders(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    page = await views.shop_orders(ctx.db, require_principal(principal),
-                                   request.match_info["slug"], request.query.get("status"),
+    ctx, principal, slug = await staff_caller(request)
+    page = await views.shop_orders(ctx.db, principal,
+                                   slug, request.query.get("status"),
                                    _page(request))
     return _json({**_page_answer(page),
                   "next_before": page.orders[-1].created_at if page.orders else None})
@@ -90,9 +90,9 @@ def _page_answer(page: views.OrderPage) -> dict[str, Any]:
 @route("GET", "/shops/{slug}/orders/{order_id}", Spec(
     "One order with its items, history, address and phone (orders permission)", auth="staff"))
 async def get_shop_order(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    order = await views.shop_order(ctx.db, require_principal(principal),
-                                    request.match_info["slug"], request.match_info["order_id"])
+    ctx, principal, slug = await staff_caller(request)
+    order = await views.shop_order(ctx.db, principal,
+                                    slug, request.match_info["order_id"])
     return _json(views.order_view(order))
 
 

@@ -6,9 +6,16 @@ import re
 
 from aiohttp import web
 
-from appservices.commerce.auth import require_principal, require_user
+from appservices.commerce.auth import require_user
 from appservices.commerce.errors import Conflict, InvalidInput, NotFound
-from appservices.commerce.http import STRING, caller, json_body, route
+from appservices.commerce.http import (
+    STRING,
+    caller,
+    json_body,
+    route,
+    signed_in_caller,
+    staff_caller,
+)
 from appservices.commerce.rooms import room_id_of
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import rules as shop_rules
@@ -44,9 +51,7 @@ async def list_channels(request: web.Request) -> web.Response:
     "Open another channel, e.g. per region or product line: #<prefix><slug>-<suffix>",
     auth="staff", success=201, body={"suffix": STRING, "name": STRING}))
 async def open_channel(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    principal = require_principal(principal)
-    slug = request.match_info["slug"]
+    ctx, principal, slug = await staff_caller(request)
     merchant = await merchants.require(ctx.db, principal, slug, Action.EDIT_SHOP)
     if merchant.status != "approved":
         raise Conflict(f"The shop is {merchant.status}; only an open shop opens channels.",
@@ -97,6 +102,6 @@ async def report_post(request: web.Request) -> web.Response:
 
 @route("GET", "/reports", Spec("Follower reports, newest first (operator)", auth="operator"))
 async def list_reports(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    merchants.require_operator(require_principal(principal))
+    ctx, principal = await signed_in_caller(request)
+    merchants.require_operator(principal)
     return web.json_response({"reports": await store.recent_reports(ctx.db)})

@@ -8,8 +8,7 @@ from typing import Protocol, cast
 from aiohttp import web
 
 from appservices.commerce import links
-from appservices.commerce.auth import require_principal
-from appservices.commerce.http import STRING, ApiContext, caller, json_body, route
+from appservices.commerce.http import STRING, ApiContext, json_body, route, staff_caller
 from appservices.commerce.shops import follow_reward, menu
 from appservices.commerce.shops import menu_storage as menu_rows
 from appservices.commerce.shops import storage as store
@@ -48,8 +47,8 @@ async def _menu_view(ctx: ApiContext, merchant: store.Merchant) -> dict:
     "The shop's menu: its own links, and in how many buyers' DMs it is sent and pinned",
     auth="staff"))
 async def get_menu(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    merchant = await require(ctx.db, require_principal(principal), request.match_info["slug"],
+    ctx, principal, slug = await staff_caller(request)
+    merchant = await require(ctx.db, principal, slug,
                              Action.READ_SHOP)
     return web.json_response(await _menu_view(ctx, merchant))
 
@@ -58,9 +57,8 @@ async def get_menu(request: web.Request) -> web.Response:
     "Set the links the shop adds to its menu (up to 5); every menu already sent is edited",
     auth="staff", body={"links": LINKS_SCHEMA}))
 async def put_menu(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    principal = require_principal(principal)
-    merchant = await require(ctx.db, principal, request.match_info["slug"], Action.EDIT_SHOP)
+    ctx, principal, slug = await staff_caller(request)
+    merchant = await require(ctx.db, principal, slug, Action.EDIT_SHOP)
     body = await json_body(request)
     extra = menu.parse_links(body.get("links") if isinstance(body, dict) else None,
                              links.policy_for(merchant, ctx.matrix.mercato_hosts))
@@ -74,9 +72,9 @@ async def put_menu(request: web.Request) -> web.Response:
     "The shop's follow reward: what it gives, how many are given and left, and followers "
     "who came after it ran out", auth="staff"))
 async def get_follow_reward(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    reward = await follow_reward.get_reward(ctx.db, require_principal(principal),
-                                            request.match_info["slug"])
+    ctx, principal, slug = await staff_caller(request)
+    reward = await follow_reward.get_reward(ctx.db, principal,
+                                            slug)
     return web.json_response({"follow_reward": reward})
 
 
@@ -84,17 +82,17 @@ async def get_follow_reward(request: web.Request) -> web.Response:
     "Send each new follower a coupon code by DM, once per Matrix account, while the stock "
     "lasts (replaces an earlier reward)", auth="staff", body=REWARD_BODY))
 async def put_follow_reward(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     reward = await follow_reward.set_reward(ctx.db, ctx.matrix.mercato_hosts,
-                                            require_principal(principal),
-                                            request.match_info["slug"], await json_body(request))
+                                            principal,
+                                            slug, await json_body(request))
     return web.json_response({"follow_reward": reward})
 
 
 @route("DELETE", "/shops/{slug}/follow-reward", Spec(
     "Stop the follow reward (codes already sent stay valid)", auth="staff"))
 async def delete_follow_reward(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    await follow_reward.stop_reward(ctx.db, require_principal(principal),
-                                    request.match_info["slug"])
+    ctx, principal, slug = await staff_caller(request)
+    await follow_reward.stop_reward(ctx.db, principal,
+                                    slug)
     return web.json_response({"stopped": True})

@@ -12,7 +12,15 @@ from aiohttp import web
 
 from appservices.commerce.auth import require_principal, require_user
 from appservices.commerce.errors import InvalidInput, NotFound
-from appservices.commerce.http import STRING, ApiContext, caller, json_body, route
+from appservices.commerce.http import (
+    STRING,
+    ApiContext,
+    caller,
+    json_body,
+    route,
+    signed_in_caller,
+    staff_caller,
+)
 from appservices.commerce.shops import operations as merchants
 from appservices.commerce.shops import staff, views
 from appservices.commerce.shops import storage as store
@@ -54,8 +62,8 @@ async def list_shops(request: web.Request) -> web.Response:
                               auth="any", success=201,
                               body={"slug": STRING, **SHOP_FIELDS, "owner": STRING}))
 async def apply_for_shop(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    merchant = await merchants.apply(ctx.db, ctx.matrix, require_principal(principal),
+    ctx, principal = await signed_in_caller(request)
+    merchant = await merchants.apply(ctx.db, ctx.matrix, principal,
                                      await json_body(request))
     return web.json_response(await _shop_view(ctx, merchant, private=True), status=201)
 
@@ -79,17 +87,16 @@ async def get_shop(request: web.Request) -> web.Response:
                                           "opening_hours": {"type": "object"},
                                           "keyword_replies": {"type": "array"}}))
 async def update_shop(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    merchant = await merchants.update_shop(ctx.db, ctx.matrix, require_principal(principal),
-                                           request.match_info["slug"], await json_body(request))
+    ctx, principal, slug = await staff_caller(request)
+    merchant = await merchants.update_shop(ctx.db, ctx.matrix, principal,
+                                           slug, await json_body(request))
     return web.json_response(await _shop_view(ctx, merchant, private=True))
 
 
 @route("GET", "/merchant", Spec("The shop an API key belongs to, with follower counts",
                                 auth="staff"))
 async def own_shop(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    principal = require_principal(principal)
+    ctx, principal = await signed_in_caller(request)
     if principal.kind != "api_key":
         raise InvalidInput("Authorization", "this endpoint takes a shop's API key")
     merchant = await merchants.require(ctx.db, principal, principal.key_slug, Action.READ_SHOP)
@@ -137,10 +144,9 @@ _decision_route("reinstate", "Lift a suspension")
 @route("POST", "/shops/{slug}/verify", Spec("Mark a shop verified by the operator",
                                             auth="operator"))
 async def verify_shop(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    principal = require_principal(principal)
+    ctx, principal, slug = await staff_caller(request)
     merchants.require_operator(principal)
-    merchant = await merchants.verify(ctx.db, ctx.matrix, principal, request.match_info["slug"])
+    merchant = await merchants.verify(ctx.db, ctx.matrix, principal, slug)
     return web.json_response(await _shop_view(ctx, merchant, private=True))
 
 
@@ -148,15 +154,15 @@ async def verify_shop(request: web.Request) -> web.Response:
     "Get the token to publish at https://<website>/.well-known/mercato-verification",
     auth="staff"))
 async def start_domain_proof(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     return web.json_response(await merchants.start_domain_proof(
-        ctx.db, require_principal(principal), request.match_info["slug"]))
+        ctx.db, principal, slug))
 
 
 @route("POST", "/shops/{slug}/domain-proof/check", Spec(
     "Check the published token; the shop becomes verified when it matches", auth="staff"))
 async def check_domain_proof(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
 
     async def fetch(url: str) -> str:
         ssl_context = ssl.create_default_context()
@@ -170,7 +176,7 @@ async def check_domain_proof(request: web.Request) -> web.Response:
             return (await resp.content.read(4096)).decode("utf-8", "replace")
 
     merchant = await merchants.check_domain_proof(
-        ctx.db, ctx.matrix, require_principal(principal), request.match_info["slug"], fetch)
+        ctx.db, ctx.matrix, principal, slug, fetch)
     return web.json_response(await _shop_view(ctx, merchant, private=True))
 
 
@@ -178,9 +184,8 @@ async def check_domain_proof(request: web.Request) -> web.Response:
 
 @route("GET", "/shops/{slug}/staff", Spec("List the shop's staff and their roles", auth="staff"))
 async def list_staff(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    slug = request.match_info["slug"]
-    await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_SHOP)
+    ctx, principal, slug = await staff_caller(request)
+    await merchants.require(ctx.db, principal, slug, Action.READ_SHOP)
     return web.json_response({"staff": [views.staff_member(m)
                                         for m in await store.staff_of(ctx.db, slug)]})
 
@@ -189,12 +194,12 @@ async def list_staff(request: web.Request) -> web.Response:
     "Add a staff member (any homeserver) or change their role: owner, editor, support, analyst",
     auth="staff", success=201, body={"user_id": STRING, "role": STRING}))
 async def add_staff(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"user_id\": …, \"role\": …}")
-    change = await staff.add_staff(ctx.db, ctx.matrix, require_principal(principal),
-                                       request.match_info["slug"], body.get("user_id"),
+    change = await staff.add_staff(ctx.db, ctx.matrix, principal,
+                                       slug, body.get("user_id"),
                                        body.get("role"))
     return web.json_response({**views.staff_member(change.member),
                               "staff_room_invite": change.staff_room_invite,
@@ -203,9 +208,9 @@ async def add_staff(request: web.Request) -> web.Response:
 
 @route("DELETE", "/shops/{slug}/staff/{user_id}", Spec("Remove a staff member", auth="staff"))
 async def remove_staff(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    await staff.remove_staff(ctx.db, ctx.matrix, require_principal(principal),
-                                 request.match_info["slug"], request.match_info["user_id"])
+    ctx, principal, slug = await staff_caller(request)
+    await staff.remove_staff(ctx.db, ctx.matrix, principal,
+                                 slug, request.match_info["user_id"])
     return web.json_response({})
 
 
@@ -214,9 +219,8 @@ async def remove_staff(request: web.Request) -> web.Response:
 @route("GET", "/shops/{slug}/keys", Spec("List API keys (never the keys themselves)",
                                          auth="staff"))
 async def list_keys(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    slug = request.match_info["slug"]
-    await merchants.require(ctx.db, require_principal(principal), slug, Action.MANAGE_KEYS)
+    ctx, principal, slug = await staff_caller(request)
+    await merchants.require(ctx.db, principal, slug, Action.MANAGE_KEYS)
     return web.json_response({"keys": [views.api_key(k)
                                        for k in await store.list_api_keys(ctx.db, slug)]})
 
@@ -225,21 +229,21 @@ async def list_keys(request: web.Request) -> web.Response:
                                           "answer", auth="staff", success=201,
                                           body={"label": STRING, "role": STRING}))
 async def create_key(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
+    ctx, principal, slug = await staff_caller(request)
     body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body", "send {\"label\": …, \"role\": …}")
     key, secret = await staff.create_api_key(
-        ctx.db, require_principal(principal), request.match_info["slug"], body.get("label"),
+        ctx.db, principal, slug, body.get("label"),
         body.get("role", "editor"))
     return web.json_response({**views.api_key(key), "key": secret}, status=201)
 
 
 @route("DELETE", "/shops/{slug}/keys/{key_id}", Spec("Revoke an API key", auth="staff"))
 async def revoke_key(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    await staff.revoke_api_key(ctx.db, require_principal(principal),
-                                   request.match_info["slug"], request.match_info["key_id"])
+    ctx, principal, slug = await staff_caller(request)
+    await staff.revoke_api_key(ctx.db, principal,
+                                   slug, request.match_info["key_id"])
     return web.json_response({})
 
 
@@ -250,9 +254,8 @@ async def revoke_key(request: web.Request) -> web.Response:
                                               "before": "only entries older than this id",
                                               "limit": "how many entries, 1 to 500 (100)"}))
 async def audit_log(request: web.Request) -> web.Response:
-    ctx, principal = await caller(request)
-    slug = request.match_info["slug"]
-    await merchants.require(ctx.db, require_principal(principal), slug, Action.READ_AUDIT)
+    ctx, principal, slug = await staff_caller(request)
+    await merchants.require(ctx.db, principal, slug, Action.READ_AUDIT)
     before = query_number(request, "before", default=None, low=1)
     limit = query_number(request, "limit", default=100, low=1, high=500)
     entries = await store.audit_log(ctx.db, slug, limit=limit, before=before)
