@@ -37,6 +37,8 @@ def bench_network(workdir: Path, database: str, profile: str = "single",
     if database not in DATABASES:
         raise ValueError(f"database must be one of {DATABASES}, not {database!r}")
     overrides.setdefault("logging", {"level": "WARNING"})
+    # Measured with the pools an operator's network has (test networks hold fewer).
+    overrides["scale"] = {"connections_per_process": 10, **overrides.get("scale", {})}
     config_path = write_test_config(workdir, **overrides)
     prefix = ""
     if database == "postgres":

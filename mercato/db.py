@@ -34,8 +34,10 @@ _SQLITE_UNAVAILABLE = ("database is locked", "database table is locked",
                        "unable to open database file")
 
 
-def open_database(url: str, upgrade_table: UpgradeTable, name: str) -> Database:
-    """Create (not yet start) the database of one component."""
+def open_database(url: str, upgrade_table: UpgradeTable, name: str, *,
+                  max_connections: int = 10) -> Database:
+    """Create (not yet start) the database of one component; on PostgreSQL its pool holds
+    up to `max_connections` (`scale.connections_per_process`)."""
     db_args: dict[str, Any]
     if url.startswith("sqlite:"):
         path = Path(url.removeprefix("sqlite:").removeprefix("//"))
@@ -50,7 +52,7 @@ def open_database(url: str, upgrade_table: UpgradeTable, name: str) -> Database:
     else:
         # mautrix exits the process on asyncpg's InternalClientError, which a database
         # restart raises on a connection cut mid-query: fail that query, not the component.
-        db_args = {"min_size": 1, "max_size": 10, "meow_exit_on_ice": False}
+        db_args = {"min_size": 1, "max_size": max_connections, "meow_exit_on_ice": False}
     return Database.create(
         url,
         upgrade_table=upgrade_table,

@@ -216,9 +216,11 @@ def write_test_config(base_dir: Path, **overrides: Any) -> Path:
         "shopbot": {"port": free_port()},
         "logging": {"level": "INFO", "format": "json"},
         # Used only when the network starts with the scale profile: its own databases,
-        # and ports for the main process, five workers and the workers' metrics.
+        # and ports for the main process, five workers and the workers' metrics. A run
+        # keeps two networks alive at once (and a federation test two homeservers): at
+        # 5 connections a process, each holds at most 40 of PostgreSQL's 100.
         "scale": {"database_prefix": f"mt{uuid.uuid4().hex[:10]}_",
-                  "worker_port_base": free_port_block(12)},
+                  "worker_port_base": free_port_block(12), "connections_per_process": 5},
     }
     for key, value in overrides.items():
         if isinstance(value, dict):

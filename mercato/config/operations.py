@@ -56,6 +56,10 @@ class ScaleConfig(Section):
     redis_port: PortNumber = 6379
     # Main process and workers listen on ports from here up (internal, loopback).
     worker_port_base: PortNumber = 18100
+    # The most PostgreSQL connections each process holds: every Synapse process's pool
+    # (`cp_max`) and each Mercato component's. Six Synapse processes and two components
+    # hold up to 8× this; keep it under the server's `max_connections`.
+    connections_per_process: int = Field(default=10, ge=2, le=100)
 
     @field_validator("postgres")
     @classmethod

@@ -69,7 +69,9 @@ class MercatoAppService:
         self.service = service
         self.appservice_id = f"mercato-{self.name}"
         url = config.database_url(self.name)
-        self.db: Database = open_database(url, upgrade_table, self.name)
+        self.db: Database = open_database(
+            url, upgrade_table, self.name,
+            max_connections=config.scale.connections_per_process)
         # SQLite: the inbox stores transactions through a second connection (PostgreSQL's
         # pool has several already).
         self.intake_db = open_database(url, UpgradeTable(), self.name) \

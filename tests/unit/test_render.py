@@ -15,6 +15,8 @@ from synapse.config.appservice import load_appservices
 from synapse.config.homeserver import HomeServerConfig
 
 from mercato.config import MercatoConfig, parse_config
+from mercato.config.sections import ConfigError
+from mercato.db import UpgradeTable, open_database
 from mercato_ops.render import RenderedPaths, namespace_regex, render_all
 
 
@@ -72,6 +74,19 @@ def test_postgres_database_is_passed_to_synapse(tmp_path: Path) -> None:
     database = _yaml(paths.homeserver_config)["database"]
     assert database["name"] == "psycopg2"
     assert database["args"]["dsn"] == dsn
+    assert (database["args"]["cp_min"], database["args"]["cp_max"]) == (2, 10)
+
+
+def test_connections_per_process_bounds_synapse_and_the_components_pools(
+        tmp_path: Path) -> None:
+    dsn = "postgresql://synapse@127.0.0.1:5432/synapse"
+    config = _config(tmp_path, synapse={"database": dsn}, scale={"connections_per_process": 4})
+    assert _yaml(render_all(config).homeserver_config)["database"]["args"]["cp_max"] == 4
+    pool = open_database("postgres://127.0.0.1/commerce", UpgradeTable(), "commerce",
+                         max_connections=config.scale.connections_per_process)
+    assert pool._db_args["max_size"] == 4  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="connections_per_process: Input should be greater"):
+        _config(tmp_path, scale={"connections_per_process": 1})
 
 
 @pytest.mark.parametrize("name", ["commerce", "contacts"])
