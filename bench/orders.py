@@ -30,6 +30,7 @@ import json
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -379,7 +380,9 @@ async def _one_at_a_time(api: Api, slug: str, buyers: list[Buyer], left: dict[st
     return times
 
 
-async def _run(network: Any, buyers_wanted: int) -> tuple[dict[str, Any], list[str]]:
+async def _run(network: Any, buyers_wanted: int, *,
+               before_burst: Callable[[], None] = lambda: None,
+               ) -> tuple[dict[str, Any], list[str]]:
     config, hs = network.config, network.hs_url
     plans = plan_orders(buyers_wanted)
     stock = initial_stock(plans)
@@ -404,6 +407,7 @@ async def _run(network: Any, buyers_wanted: int) -> tuple[dict[str, Any], list[s
             codes = {u: c for u, c in network.rows(
                 "commerce", "SELECT user_id, code FROM coupon_code WHERE merchant_slug=?",
                 slug)}
+            before_burst()  # bench.profile starts sampling here
             attempts, seconds = await _place_all(api, slug, buyers, plans, codes)
             accepted = {a.order_id: a for a in attempts if a.status == 201}
             await arrivals.settle(lambda: sum(o in arrivals.cards for o in accepted),

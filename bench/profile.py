@@ -1,7 +1,9 @@
-"""Where a benchmark's time goes: `python -m bench.profile intake|contacts [--database D]`.
+"""Where a benchmark's time goes: `python -m bench.profile intake|contacts|orders [--database D]`.
 
 - intake: py-spy samples the commerce appservice process (subprocesses included)
   while the intake benchmark's transactions are pushed to it.
+- orders: py-spy samples the commerce appservice while the order burst runs (its
+  buyers, shop and claims set up first, as the benchmark does).
 - contacts: pyinstrument runs `mercato contacts import` on the benchmark's vCard, and
   py-spy samples the contacts bridge meanwhile.
 
@@ -22,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import contacts, intake
+from bench import contacts, intake, orders
 from bench.common import bench_network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +104,26 @@ def profile_intake(database: str) -> None:
     print(text)
 
 
+def profile_orders(database: str, buyers: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="mercato-profile-") as workdir, \
+            bench_network(Path(workdir), database) as network:
+        raw = Path(workdir) / "orders.raw"
+        recorder: list[subprocess.Popen[bytes]] = []
+
+        def sample() -> None:
+            recorder.append(spy(component_pid(network.config_path, "commerce"), raw))
+
+        result, _ = asyncio.run(orders._run(network, buyers, before_burst=sample))
+        recorder[0].send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        recorder[0].wait()
+        text = summarise(raw, f"commerce appservice from the order burst on (the burst, the "
+                              f"cards, the second claims), {buyers} buyers, Synapse and "
+                              f"commerce on {database}; {result['orders_per_s']} orders/s")
+    out = OUT / f"profile-orders-{database}.txt"
+    out.write_text(text)
+    print(text)
+
+
 def profile_contacts(database: str, count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mercato-profile-") as workdir, \
             bench_network(Path(workdir), database, contacts={
@@ -131,13 +153,16 @@ def profile_contacts(database: str, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
-    parser.add_argument("what", choices=["intake", "contacts"])
+    parser.add_argument("what", choices=["intake", "contacts", "orders"])
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--buyers", type=int, default=300)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "intake":
         profile_intake(args.database)
+    elif args.what == "orders":
+        profile_orders(args.database, args.buyers)
     else:
         profile_contacts(args.database, args.contacts)
 
