@@ -42,7 +42,6 @@ async def test_every_page_renders_for_an_owner(browser: Browser, network: Runnin
         for label in ("Dashboard", "Catalog", "Campaigns"):
             await expect(sections.get_by_role("link", name=label)).to_be_visible()
         await expect(page.locator("#followers-chart canvas")).to_have_count(1)
-        await shot(page, f"dashboard-{width}")
         await page.goto(shop.url("catalog"))
         # HTML in a product name is text, in the table and in its input.
         await expect(page.get_by_role("link", name="mug")).to_be_visible()
