@@ -185,6 +185,7 @@ def render_all(config: MercatoConfig, profile: str = "single") -> RenderedPaths:
         paths.homeserver_config,
         env.get_template("homeserver.yaml.j2").render(
             config=config, paths=paths, scale=scale, **_preview_context(config),
+            commerce_user_id=config.user_id(CommerceConfig.of(config).bot_localpart),
             **_federation_context(config)),
     )
     _write_private(

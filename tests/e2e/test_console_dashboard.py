@@ -2,7 +2,8 @@
 followers who joined its channel, a coupon campaign they claimed codes from, and orders
 (two paying with a code) are the figures the owner reads at 360 and 1280 px, the same as
 the stats API's; the campaign's row counts its claims, redemptions and the orders of the
-product it linked to. Its screenshots are the merchant guide's."""
+product it linked to; a buyer's recommendation of a product is counted in the Circle panel.
+Its screenshots are the merchant guide's."""
 
 from __future__ import annotations
 
@@ -50,6 +51,18 @@ async def test_a_traded_shops_dashboard_shows_what_happened(
             "delivery": {"kind": "pickup"}, "payment": "pickup",
             **({"coupon": code} if code else {})})
         assert placed.status == 201, placed
+    # A sixth buyer passes the teapot on in their Circle.
+    recommender = await new_user(network, http, "recommender")
+    circle = await api.post("/me/circle", api.acting_as(recommender.user_id))
+    assert circle.status == 200, circle
+    recommended = await api.post("/me/circle/recommendations", api.acting_as(
+        recommender.user_id), {"shop": slug, "sku": "pot", "note": "Pours well"})
+    assert recommended.status in (200, 201), recommended
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await api.get(f"/shops/{slug}/stats", owner)).body["circle"][
+            "products_recommended"] < 1:  # counted once it is posted
+        assert asyncio.get_running_loop().time() < deadline, "the recommendation was not sent"
+        await asyncio.sleep(0.3)
     stats = (await api.get(f"/shops/{slug}/stats", owner)).body
     # Three orders of 53.00: two with 10% off (47.70 each), one without.
     assert stats["orders"]["count"] == 3 and stats["orders"]["revenue"] == {
@@ -69,6 +82,11 @@ async def test_a_traded_shops_dashboard_shows_what_happened(
         campaign_row = page.get_by_role("row").filter(has_text="Teapot week")
         await expect(campaign_row).to_contain_text("sent")
         await expect(page.locator("#followers-chart canvas")).to_have_count(1)
+        circle_panel = page.get_by_role("region", name="Circle")
+        for label, figure in (("Products recommended", "1"),
+                              ("Channel posts recommended", "0")):
+            await expect(circle_panel.get_by_role("row").filter(has_text=label).locator(
+                "td.num")).to_have_text(figure)
         await shot(page, f"dashboard-{width}")
         assert seen == [], seen
         await context.close()

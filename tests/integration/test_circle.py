@@ -258,3 +258,67 @@ async def test_the_limit_and_the_digest_at_most_once_a_day(
                                {"shop": slug, "sku": "lamp"})
     assert over.status == 429 and over.errcode == "MERCATO_CIRCLE_LIMIT"
     assert "You can recommend again after" in over.error
+
+
+async def direct_chat(owner: MatrixClient, partner: MatrixClient) -> str:
+    """A direct chat as clients make one: is_direct, the partner joins, and both clients
+    record it in their `m.direct` account data."""
+    room_id = await owner.create_dm(partner.user_id)
+    await partner.join(room_id)
+    for me, other in ((owner, partner), (partner, owner)):
+        await mark_direct(me, other.user_id, room_id)
+    return room_id
+
+
+async def mark_direct(client: MatrixClient, partner: str, room_id: str) -> None:
+    path = f"/_matrix/client/v3/user/{quote(client.user_id)}/account_data/m.direct"
+    try:
+        direct = await client.request("GET", path)
+    except MatrixError:
+        direct = {}
+    direct.setdefault(partner, []).append(room_id)
+    await client.request("PUT", path, direct)
+
+
+async def test_people_with_a_direct_chat_are_friends_and_nobody_else(
+        network: RunningNetwork, http: aiohttp.ClientSession) -> None:
+    """`circle on` invites the opted-in people the user has a direct chat with (as their
+    client lists it), not someone they ignore, not a partner who left or never joined, not
+    someone they merely share a room with; only commerce may ask the homeserver who they
+    are."""
+    commerce = CommerceApi(network, http)
+    ola, kari, ivar, per, lise = [await new_user(network, http, name)
+                                  for name in ("ola", "kari", "ivar", "per", "lise")]
+    await direct_chat(ola, kari)
+    await direct_chat(ola, ivar)
+    await ola.request("PUT", f"/_matrix/client/v3/user/{quote(ola.user_id)}/account_data/"
+                      "m.ignored_user_list", {"ignored_users": {ivar.user_id: {}}})
+    left = await direct_chat(ola, per)
+    await per.leave(left)
+    never = await ola.create_dm(lise.user_id)  # invited, never joined
+    await mark_direct(ola, lise.user_id, never)
+    group = await ola.request("POST", "/_matrix/client/v3/createRoom",
+                              {"preset": "private_chat", "invite": [lise.user_id]})
+    await lise.join(group["room_id"])
+
+    for friend in (kari, ivar, per, lise):
+        answer = await commerce.post("/me/circle", commerce.acting_as(friend.user_id))
+        assert answer.status == 200, answer
+    ola_circle = await commerce.post("/me/circle", commerce.acting_as(ola.user_id))
+    assert ola_circle.status == 200, ola_circle
+    assert ola_circle.body["invited"] == [kari.user_id]
+    kari_circle = await commerce.get("/me/circle", commerce.acting_as(kari.user_id))
+    kari_invites = await invited_rooms(kari, 3)
+    assert ola_circle.body["room_id"] in kari_invites  # both ways
+    assert ola.user_id in kari_circle.body["invited"]
+    for stranger in (ivar, per, lise):
+        state = await commerce.get("/me/circle", commerce.acting_as(stranger.user_id))
+        assert ola.user_id not in state.body["invited"] + state.body["friends"]
+
+    # The homeserver tells commerce only: a user asking about another is refused.
+    try:
+        await kari.request("GET", "/_synapse/client/mercato/direct_partners",
+                           params={"user": ola.user_id})
+        raise AssertionError("a user read another's direct chats")
+    except MatrixError as e:
+        assert e.status == 403

@@ -75,6 +75,9 @@ class Rooms(CircleRooms):
     async def membership(self, room_id: str, user_id: str) -> str | None:
         return None
 
+    async def direct_partners(self, user_id: str) -> list[str]:
+        return []
+
     async def invite(self, room_id: str, user_id: str) -> None:
         pass
 

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from synapse.config.appservice import load_appservices
 from synapse.config.homeserver import HomeServerConfig
+from synapse.module_api.errors import ConfigError as SynapseConfigError
 
+from appservices.commerce.circle.synapse_module import DirectPartners
 from mercato.config import MercatoConfig, parse_config
 from mercato.config.sections import ConfigError
 from mercato.db import UpgradeTable, open_database
@@ -227,6 +229,16 @@ def test_synapse_parses_the_full_config_and_registrations(
     assert not commerce.is_exclusive_user(f"@shop_demo:{server_name}.evil")
     assert not commerce.is_exclusive_user(f"@xshop_demo:{server_name}")
     assert not services["mercato-contacts"].is_exclusive_user(f"@shop_demo:{server_name}")
+    # The Circle's module, which tells the commerce appservice alone who has a DM with whom.
+    (module, module_config), = hs_config.modules.loaded_modules
+    assert module is DirectPartners
+    assert module_config == {"asker": f"@mercato:{server_name}"}
+
+
+def test_the_direct_partners_module_refuses_a_config_without_the_asker() -> None:
+    for bad in ({}, {"asker": ""}, {"asker": "mercato"}, None):
+        with pytest.raises(SynapseConfigError, match="commerce appservice's Matrix ID"):
+            DirectPartners.parse_config(bad)  # type: ignore[arg-type]
 
 
 _RELAXED = ["rc_message", "rc_registration", "rc_joins_local", "rc_joins_remote",

@@ -68,8 +68,9 @@ async def sync_space(db: Database, rooms: CircleRooms, user_id: str) -> None:
 
 async def opt_in(db: Database, rooms: CircleRooms, friends: Friends,
                  user_id: str) -> dict[str, Any]:
-    """`circle on`: the user's room and Space; friends who opted in too are invited to each
-    other's circle rooms."""
+    """`circle on`: the user's room and Space; friends who opted in too — found through the
+    contacts bridge, or people the user has a direct chat with — are invited to each other's
+    circle rooms."""
     room_id = await ensure_room(db, rooms, user_id)
     await rows.set_opted_in(db, user_id, True)
     circle = await rows.get_circle(db, user_id)
@@ -78,12 +79,14 @@ async def opt_in(db: Database, rooms: CircleRooms, friends: Friends,
     else:
         await rows.set_space(db, user_id, await rooms.create_space(user_id))
     await rooms.invite(room_id, user_id)
-    found = await friends.friends_of(user_id)
+    found = {friend: "contacts" for friend in await friends.friends_of(user_id)}
+    for partner in await rooms.direct_partners(user_id):
+        found.setdefault(partner, "direct")
     invited = []
-    for friend in sorted(await rows.opted_in_among(db, found)):
-        if await _invite_friend(db, rooms, user_id, friend, how="contacts"):
+    for friend in sorted(await rows.opted_in_among(db, list(found))):
+        if await _invite_friend(db, rooms, user_id, friend, how=found[friend]):
             invited.append(friend)
-        await _invite_friend(db, rooms, friend, user_id, how="contacts")
+        await _invite_friend(db, rooms, friend, user_id, how=found[friend])
     await sync_space(db, rooms, user_id)
     log.info("circle.opted_in", user_id=user_id, friends=len(invited))
     return await circle_view(db, user_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from mautrix.api import Method
 from mautrix.errors import MatrixRequestError, MNotFound
 from mautrix.types import EventType, RoomCreatePreset, RoomID, UserID
@@ -29,7 +30,7 @@ from mercato.db import Connection
 from mercato.logging import get_logger
 from mercato.matrix.outbox import Message, Outbox, Outgoing
 from mercato.matrix.outbox_hooks import Drop, Hold
-from mercato.matrix.paths import matrix_path
+from mercato.matrix.paths import matrix_path, synapse_path
 from mercato.matrix.sending import create_room_once
 
 if TYPE_CHECKING:
@@ -115,6 +116,22 @@ class CircleRooms:
         except MNotFound:
             return None
         return member.get("membership")
+
+    async def direct_partners(self, user_id: str) -> list[str]:
+        """Who `user_id` has a direct chat with, as their client lists it, told by the
+        homeserver's Mercato module (synapse_module.py) to commerce alone. Empty for a user
+        of another server, or when the homeserver runs without the module."""
+        if user_id.split(":", 1)[-1] != self.service.config.server_name:
+            return []
+        try:
+            answer = await self.service.bot.api.request(
+                Method.GET, synapse_path("client", "mercato", "direct_partners"),
+                query_params={"user": user_id})
+        except (MatrixRequestError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning("circle.direct_partners_unavailable", user_id=user_id, error=str(e))
+            return []
+        partners = answer.get("partners") if isinstance(answer, dict) else None
+        return [p for p in partners or [] if isinstance(p, str) and p != user_id]
 
     async def invite(self, room_id: str, user_id: str) -> None:
         if await self.membership(room_id, user_id) in ("join", "invite", "ban"):

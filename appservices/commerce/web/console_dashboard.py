@@ -1,6 +1,7 @@
 """The console's dashboard: the shop's numbers from the stats operation the API answers
 GET /api/v1/shops/<slug>/stats with (followers day by day, each channel's and each
-campaign's reach, views and reactions, coupon claims and redemptions, orders and revenue),
+campaign's reach, views and reactions, coupon claims and redemptions, orders and revenue,
+what buyers passed on in the Circle),
 drawn as charts by uPlot with the same figures in tables beside them.
 
 The figures go to the page's script as a `<script type="application/json">` block (the
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from appservices.commerce.campaigns import stats as campaign_stats
+from appservices.commerce.circle import storage as circle_rows
 from appservices.commerce.shops import follow_reward
 from appservices.commerce.shops import storage as store
 from appservices.commerce.shops.roles import Action
@@ -55,11 +57,12 @@ async def dashboard(request: web.Request) -> web.Response:
                  "followers": await store.room_follower_count(db, row["room_id"])}
                 for row in numbers["channels"]]
     follows = await follow_reward.follow_stats(db, cc.slug)
+    circle = await circle_rows.shop_stats(db, cc.slug)
     totals = {name: sum(c[name] for c in numbers["campaigns"])
               for name in ("reach", "views", "reactions", "claims", "redemptions", "orders")}
     return await render_console(
         request, cc, "console/dashboard.html.j2", numbers=numbers, channels=channels,
-        follows=follows, totals=totals, days=days, day_choices=DAYS,
+        follows=follows, circle=circle, totals=totals, days=days, day_choices=DAYS,
         chart_data=chart_data(numbers))
 
 
