@@ -17,30 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import signal
-from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 from nio import (
     AsyncClient,
-    DownloadError,
     Event,
     JoinResponse,
     LoginResponse,
     MegolmEvent,
-    RoomGetEventError,
-    RoomGetStateError,
     RoomLeaveError,
     RoomSendError,
     SyncError,
     SyncResponse,
     WhoamiResponse,
 )
-from nio.crypto.attachments import decrypt_attachment
 from prometheus_client import Counter
 
 from bots.shopbot import buttons, circle_commands
@@ -62,7 +55,6 @@ from bots.shopbot.events import (
     caption_of,
     command_text,
     links_to_answer,
-    power_levels_of,
     reaction_content,
     reaction_of,
     replied_to,
@@ -70,6 +62,8 @@ from bots.shopbot.events import (
 )
 from bots.shopbot.files import file_answer
 from bots.shopbot.journal import EventJournal
+from bots.shopbot.matrix_side import ClientMatrix
+from bots.shopbot.session import SessionFile
 from mercato.commands import CommandError, Outcome, Reply, parse_command
 from mercato.config import MercatoConfig
 from mercato.faults import fault_point
@@ -109,7 +103,8 @@ class ShopBot:
         # The commerce section: read by name, the bot knows commerce only through its API.
         self.public_url: str = config.commerce.site_url
         self.waiting = WaitingCommands()
-        self.waiting.load(self._load_waiting(), now_ms())
+        self.session = SessionFile(self.state_dir)
+        self.waiting.load(self.session.waiting(), now_ms())
         self.journal = EventJournal(self.state_dir / "journal.json")
         self.http: aiohttp.ClientSession | None = None
         self.api: CommerceApi | None = None
@@ -118,53 +113,19 @@ class ShopBot:
         add_health_routes(self.app, "shopbot", lambda: self.ready)
 
     @property
-    def _session_file(self) -> Path:
-        return self.state_dir / "session.json"
-
-    @property
-    def _waiting_file(self) -> Path:
-        return self.state_dir / "waiting.json"
-
-    @staticmethod
-    def _read_json(path: Path) -> Any:
-        try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-
-    @staticmethod
-    def _write_json(path: Path, value: Any) -> None:
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(value, out)
-        os.replace(tmp, path)
-
-    def _load_session(self) -> dict[str, str]:
-        session = self._read_json(self._session_file)
-        return session if isinstance(session, dict) else {}
-
-    def _save_session(self, **values: Any) -> None:
-        self._write_json(self._session_file, {**self._load_session(), **values})
-
-    def _load_waiting(self) -> Any:
-        session = self._read_json(self._session_file)
-        if isinstance(session, dict) and "waiting" in session:
-            return session["waiting"]
-        return self._read_json(self._waiting_file)  # where earlier versions kept it
+    def matrix(self) -> ClientMatrix:
+        """What commands may ask of the Matrix side, through the bot's client."""
+        return ClientMatrix(self.client)
 
     def _batch_done(self, since: str) -> None:
-        """Every event before `since` is handled: save the token and what the bot waits on
-        in one write. Saved apart, a crash in between would hand the bot an answer again
-        with its question already forgotten (the answer lost), or forget the answer with
-        the question still waiting."""
-        self._save_session(since=since, waiting=self.waiting.dump())
-        self._waiting_file.unlink(missing_ok=True)
+        """Every event before `since` is handled: the token and the questions waiting are
+        saved together (SessionFile.save_batch says why), then the journal moves on."""
+        self.session.save_batch(since, self.waiting.dump())
         self.journal.batch_done()
 
     async def login(self) -> None:
         """Resume the saved device with its keys, or log in as a new device."""
-        session = self._load_session()
+        session = self.session.load()
         token, device_id = session.get("access_token"), session.get("device_id")
         if token and device_id and await self._still_our_device(token, device_id):
             self.client.restore_login(self.user_id, device_id, token)  # loads the key store
@@ -175,7 +136,7 @@ class ShopBot:
                                            device_name=DEVICE_NAME)
         if not isinstance(response, LoginResponse):
             raise RuntimeError(f"shop bot could not log in as {self.user_id}: {response}")
-        self._save_session(access_token=response.access_token, device_id=response.device_id,
+        self.session.save(access_token=response.access_token, device_id=response.device_id,
                            since="")
         log.info("shopbot.new_device", device_id=response.device_id)
         await retire_old_devices(self.client, self.settings.password, self.state_dir)
@@ -368,7 +329,7 @@ class ShopBot:
         api = self.api.as_user(sender, before_write=lambda: self.journal.wrote(event_id)) \
             if self.api else None
         ctx = ShopContext(sender=sender, room_id=room_id, event_id=event_id, direct=direct,
-                          api=api, matrix=self,
+                          api=api, matrix=self.matrix,
                           public_url=self.public_url, attachment=attachment,
                           replied_to=replied_to, confirmed=confirmed)
         outcome = await self.commands.dispatch(body, ctx)
@@ -461,45 +422,12 @@ class ShopBot:
             return None
         return str(response.event_id)
 
-    # -- what commands may ask of the Matrix side (BotMatrix) ----------------------------
-
-    async def download(self, attachment: Attachment) -> bytes:
-        response = await self.client.download(mxc=attachment.mxc)
-        if isinstance(response, DownloadError):
-            log.warning("shopbot.download_failed", mxc=attachment.mxc, error=response.message)
-            raise CommandError(f"I could not fetch {attachment.shown_name} from the homeserver "
-                               f"({response.message}); send it again.")
-        data = bytes(response.body)
-        secret = attachment.encryption
-        if secret:
-            try:
-                data = decrypt_attachment(data, secret["key"]["k"], secret["hashes"]["sha256"],
-                                          secret["iv"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise CommandError(f"{attachment.shown_name} could not be decrypted ({e}); send "
-                                   "it again.") from None
-        return data
-
-    async def attachment_of(self, room_id: str, event_id: str) -> Attachment | None:
-        response = await self.client.room_get_event(room_id, event_id)
-        if isinstance(response, RoomGetEventError):
-            return None
-        return Attachment.of(response.event.source.get("content") or {})
-
-    async def power_levels(self, room_id: str) -> dict[str, Any]:
-        response = await self.client.room_get_state(room_id)
-        if isinstance(response, RoomGetStateError):
-            log.warning("shopbot.power_levels_failed", room_id=room_id, error=response.message)
-            raise CommandError("I could not read this room's power levels from the homeserver "
-                               f"({response.message}); try again in a moment.")
-        return power_levels_of(response.events)
-
     async def run(self, stop: asyncio.Event) -> None:
         self.http = aiohttp.ClientSession(timeout=API_TIMEOUT)
         self.api = CommerceApi(self.http, commerce_api_url(self.config),
                                self.config.commerce.service_token)
         await self.login()
-        since = self._load_session().get("since") or None
+        since = self.session.load().get("since") or None
         if since is None:
             # First start: old messages are not commands to answer now.
             first = await self.client.sync(timeout=0, full_state=True)
@@ -508,7 +436,7 @@ class ShopBot:
             for room_id in first.rooms.invite:
                 await self._join(room_id)
             since = first.next_batch
-            self._save_session(since=since)
+            self.session.save(since=since)
         await exchange_keys(self.client)  # keys on the server before anyone may DM the bot
         self.ready = True
         log.info("shopbot.ready", user_id=self.user_id)
