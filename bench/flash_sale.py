@@ -54,6 +54,7 @@ from bench.orders import (
     _place_all,
     _pool,
     _start_watches,
+    shop_joined,
 )
 from mercato.logging import get_logger
 
@@ -137,20 +138,7 @@ async def _open_shop_dms(http: aiohttp.ClientSession, hs: str, people: list[Buye
         if time.monotonic() > deadline:
             raise RuntimeError(f"{shop} did not join {len(waiting)} buyers' DMs")
         await asyncio.sleep(2.0)
-        waiting = [p for p in waiting if not await _joined(http, hs, p, shop)]
-
-
-async def _joined(http: aiohttp.ClientSession, hs: str, person: Buyer, shop: str) -> bool:
-    """The shop's membership event in the DM, as commerce reads it. Not /joined_members:
-    on the scale profile the main process answers that from a members cache that, for a
-    few of hundreds of DMs joined at once, kept the room without the shop for good while
-    the database and the generic worker had the join (bench/notes.md)."""
-    if not person.dm:
-        return False
-    async with http.get(f"{hs}/_matrix/client/v3/rooms/{quote(person.dm)}/state/"
-                        f"m.room.member/{quote(shop)}",
-                        headers={"Authorization": f"Bearer {person.token}"}) as resp:
-        return resp.status == 200 and (await resp.json()).get("membership") == "join"
+        waiting = [p for p in waiting if not await shop_joined(http, hs, p, shop)]
 
 
 async def _plain_dm(http: aiohttp.ClientSession, hs: str, sender: Buyer,
