@@ -29,7 +29,7 @@ READ_PATTERNS = tuple(re.compile(p) for p in (
     r"^/_matrix/client/(api/v1|r0|v3)/initialSync$",
     r"^/_matrix/client/(api/v1|r0|v3)/rooms/[^/]+/initialSync$",
     r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/[^/]+/messages$",
-    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/[^/]+/(context|members|state)(/|$)",
+    r"^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/[^/]+/(context|members|joined_members|state)(/|$)",
     r"^/_matrix/client/(api/v1|r0|v3|unstable)/publicRooms$",
     r"^/_matrix/client/(r0|v3|unstable)/profile/",
     r"^/_matrix/client/(r0|v3|unstable)/joined_rooms$",
