@@ -92,12 +92,26 @@ class Router:
                                       "error": "The homeserver is restarting; try again."},
                                      status=502)
 
-    async def run(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int) -> web.AppRunner:
+        # No cap on connections to the upstreams: every connected client holds one for its
+        # /sync long-poll, and aiohttp's default pool (100) made the 101st client's requests
+        # — its sends too — wait for someone's long-poll to end. nginx has no such cap
+        # either; Synapse's own limits apply behind us.
         self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             auto_decompress=False)
         runner = await serve(self.app, host, port, shutdown_timeout=2.0)
         log.info("router.listening", port=port, main=self.main_url, reader=self.reader_url)
+        return runner
+
+    async def close(self, runner: web.AppRunner) -> None:
+        await runner.cleanup()
+        if self.session is not None:
+            await self.session.close()
+
+    async def run(self, host: str, port: int) -> None:
+        runner = await self.start(host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -105,5 +119,4 @@ class Router:
         try:
             await stop.wait()
         finally:
-            await runner.cleanup()
-            await self.session.close()
+            await self.close(runner)
