@@ -38,7 +38,8 @@ IMAGES = ROOT / "docs" / "img"
 BENCHMARKS: dict[str, tuple[Callable[..., dict[str, Any]], bool]] = {
     "intake": (intake.run, True), "fanout": (fanout.run, True),
     "roundtrip": (roundtrip.run, True), "contacts": (contacts.run, True),
-    "storm": (storm.run, True), "cards": (cards.run, False),
+    "storm": (storm.run, True), "storm-scale": (storm.run_scale, False),
+    "cards": (cards.run, False),
     "orders": (orders.run, True), "circle": (circle.run, True),
     "storefront": (storefront.run, True),
     "flash": (flash_sale.run, True), "flash-scale": (flash_sale.run_scale, False),
@@ -137,7 +138,8 @@ def rows_of(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"hashes: {lk['dict_hashes_per_s']:,} hashes/s", f"{lk['ratio']}", "—"))
     elif r["name"] == "follow storm":
         idle, during = r["post_latency_idle"], r["post_latency_storm"]
-        rows.append((f"follow storm: {r['followers']:,} joins to one channel, "
+        where = " (scale profile)" if r.get("profile") == "scale" else ""
+        rows.append((f"follow storm{where}: {r['followers']:,} joins to one channel, "
                      f"{r['concurrency']} at a time",
                      f"{r['joins_per_s']} joins/s ({r['join_seconds']} s)",
                      f"as many plain message sends, as many at a time: {r['sends_per_s']} "

@@ -1,9 +1,12 @@
-"""Where a benchmark's time goes: `python -m bench.profile intake|contacts|orders [--database D]`.
+"""Where a benchmark's time goes: `python -m bench.profile intake|contacts|orders|storm
+[--database D]`.
 
 - intake: py-spy samples the commerce appservice process (subprocesses included)
   while the intake benchmark's transactions are pushed to it.
 - orders: py-spy samples the commerce appservice while the order burst runs (its
   buyers, shop and claims set up first, as the benchmark does).
+- storm: py-spy samples Synapse (single profile) while the follow storm's people join
+  the channel (`--followers`, 2,000 by default), posts going out meanwhile.
 - contacts: pyinstrument runs `mercato contacts import` on the benchmark's vCard, and
   py-spy samples the contacts bridge meanwhile.
 
@@ -24,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import contacts, intake, orders
+from bench import contacts, intake, orders, storm
 from bench.common import bench_network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +59,23 @@ OURS = ("mercato/", "appservices/", "bridges/", "mautrix/", "aiosqlite", "asyncp
         "aiohttp/web", "json/")
 
 
-def summarise(raw: Path, title: str, top: int = 40) -> str:
+def synapse_pid(config_path: Path) -> int:
+    """The single profile's Synapse process of this network."""
+    homeserver = str(config_path.parent / "data" / "synapse" / "homeserver.yaml")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        if "synapse.app.homeserver" in argv and homeserver in argv:
+            return int(proc.name)
+    raise RuntimeError(f"no running Synapse of {config_path}")
+
+
+def summarise(raw: Path, title: str, top: int = 40, ours: tuple[str, ...] = OURS,
+              what: str = "Mercato, mautrix, the database drivers, aiohttp") -> str:
     """py-spy's collapsed stacks as text: the share of samples under each frame of ours
     (inclusive) and the frames samples were in (self), largest first."""
     inclusive: collections.Counter[str] = collections.Counter()
@@ -71,10 +90,10 @@ def summarise(raw: Path, title: str, top: int = 40) -> str:
         frames = stack.split(";")
         leaf[frames[-1]] += n
         for frame in set(frames):
-            if any(part in frame for part in OURS):
+            if any(part in frame for part in ours):
                 inclusive[frame] += n
     lines = [title, f"{total} samples (py-spy, 250 Hz, all threads)", "",
-             "inclusive share, frames of Mercato, mautrix, the database drivers, aiohttp:"]
+             f"inclusive share, frames of {what}:"]
     lines += [f"{n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)]
     lines += ["", "self share (where the samples were):"]
     lines += [f"{n / total:6.1%}  {frame}" for frame, n in leaf.most_common(15)]
@@ -124,6 +143,29 @@ def profile_orders(database: str, buyers: int) -> None:
     print(text)
 
 
+def profile_storm(database: str, followers: int) -> None:
+    """Synapse (single profile) while N people join one channel: where a join's time goes."""
+    with tempfile.TemporaryDirectory(prefix="mercato-profile-") as workdir, \
+            bench_network(Path(workdir), database) as network:
+        raw = Path(workdir) / "storm.raw"
+        recorder: list[subprocess.Popen[bytes]] = []
+
+        def sample() -> None:
+            recorder.append(spy(synapse_pid(network.config_path), raw))
+
+        result = asyncio.run(storm._storm(network, followers, idle_posts=3,
+                                          before_joins=sample))
+        recorder[0].send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        recorder[0].wait()
+        text = summarise(raw, f"Synapse (single profile, {database}) during a follow storm of "
+                              f"{followers:,} joins, {result['concurrency']} at a time, posts "
+                              f"going out meanwhile; {result['joins_per_s']} joins/s",
+                         top=60, ours=("synapse/",), what="Synapse")
+    out = OUT / f"profile-storm-{database}.txt"
+    out.write_text(text)
+    print(text)
+
+
 def profile_contacts(database: str, count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mercato-profile-") as workdir, \
             bench_network(Path(workdir), database, contacts={
@@ -153,16 +195,19 @@ def profile_contacts(database: str, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
-    parser.add_argument("what", choices=["intake", "contacts", "orders"])
+    parser.add_argument("what", choices=["intake", "contacts", "orders", "storm"])
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--buyers", type=int, default=300)
+    parser.add_argument("--followers", type=int, default=2000)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "intake":
         profile_intake(args.database)
     elif args.what == "orders":
         profile_orders(args.database, args.buyers)
+    elif args.what == "storm":
+        profile_storm(args.database, args.followers)
     else:
         profile_contacts(args.database, args.contacts)
 

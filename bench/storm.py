@@ -16,6 +16,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -66,7 +67,8 @@ def _summary(latencies: list[float]) -> dict[str, Any]:
             "all_ms": [round(x * 1000, 1) for x in latencies]}
 
 
-async def _storm(network: Any, followers: int, idle_posts: int) -> dict[str, Any]:
+async def _storm(network: Any, followers: int, idle_posts: int,
+                 before_joins: Callable[[], None] | None = None) -> dict[str, Any]:
     config, hs = network.config, network.hs_url
     secret = config.synapse.registration_shared_secret
     api = f"{network.commerce_url}/api/v1"
@@ -138,6 +140,8 @@ async def _storm(network: Any, followers: int, idle_posts: int) -> dict[str, Any
                 during.append(await post())
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
+        if before_joins is not None:
+            before_joins()
         poster = asyncio.create_task(post_during_storm())
         join_seconds = await _paced([join(t) for t in joiners.values()], CONCURRENCY)
         storm_done.set()
@@ -160,11 +164,18 @@ async def _storm(network: Any, followers: int, idle_posts: int) -> dict[str, Any
             "setup_seconds": round(setup, 1)}
 
 
-def run(workdir: Path, quick: bool, database: str = "sqlite") -> dict[str, Any]:
+def run(workdir: Path, quick: bool, database: str = "sqlite",
+        profile: str = "single") -> dict[str, Any]:
     followers = 500 if quick else 10_000
-    with bench_network(workdir, database) as network:
+    with bench_network(workdir, database, profile=profile) as network:
         result = asyncio.run(_storm(network, followers, idle_posts=5 if quick else 10))
     idle, storm = result["post_latency_idle"], result["post_latency_storm"]
     if storm.get("posts"):
         result["latency_ratio_p50"] = round(storm["p50_ms"] / idle["p50_ms"], 2)
-    return {"name": "follow storm", "database": database, **result}
+    return {"name": "follow storm", "database": database, "profile": profile, **result}
+
+
+def run_scale(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The scale profile (Synapse workers, PostgreSQL, Redis): joins and posts are
+    persisted by the event persister while the generic worker serves /sync."""
+    return run(workdir, quick, "postgres", profile="scale")
