@@ -1,8 +1,8 @@
-"""Redeeming a coupon code at the till on a real database (SQLite and PostgreSQL): two staff
-typing the same code at once redeem it once, a code raced between the till and a checkout
-is spent once, expired and other shops' codes are refused with the reason, the role table
-(owners, editors and support may; analysts may not), and the shop's coupon list counts
-what happened."""
+"""Claiming and redeeming coupon codes on a real database (SQLite and PostgreSQL): a rush
+of claims hands out the stock and no more; two staff typing the same code at once redeem
+it once, a code raced between the till and a checkout is spent once, expired and other
+shops' codes are refused with the reason, the role table (owners, editors and support
+may; analysts may not), and the shop's coupon list counts what happened."""
 
 from __future__ import annotations
 
@@ -171,3 +171,44 @@ async def test_the_coupon_list_counts_claims_redemptions_and_expiry(
             for c in listed] == [(1, 0, 4, True, "other"), (1, 1, 4, False, "other")]
     with pytest.raises(CommerceError, match="not staff"):
         await coupons.shop_coupons(db, _staff("@eve:localhost"), SLUG)
+
+
+class _CodeDms:
+    """Where claim_coupon sends a code: recorded, as if the outbox took it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send_coupon_code(self, merchant: store.Merchant, user_id: str, text: str,
+                               code: str) -> tuple[str, str]:
+        await asyncio.sleep(0)  # the outbox's write: other claims run meanwhile
+        self.sent.append((user_id, code))
+        return f"!dm-{user_id[1:].split(':')[0]}:localhost", ""
+
+
+async def test_a_rush_of_claims_hands_out_the_stock_and_not_one_code_more(
+        db: Database, shop: str) -> None:
+    """Claims from many followers at once (reactions in several channels, the API, the
+    shop bot) may run side by side: exactly `stock` codes, the rest told it is sold out."""
+    coupon_id = await campaign_rows.insert_coupon(db, shop, "Flash drop", 3,
+                                                  store.now_ms() + 3600_000, "test")
+    campaign = await campaign_rows.insert_campaign(
+        db, slug=shop, kind="coupon", fields={"title": "Flash drop"}, image_mxc="",
+        image_info={}, silent=False, channel_ids=[], coupon_id=coupon_id, created_by="test")
+    await db.execute("UPDATE campaign SET state='sent' WHERE id=$1", campaign)
+    dms = _CodeDms()
+    claimers = [f"@fan{n}:localhost" for n in range(60)]
+
+    async def claim(user: str) -> str:
+        try:
+            return (await coupons.claim_coupon(db, dms, coupon_id, user))["code"]  # type: ignore[arg-type]
+        except CommerceError as e:
+            return f"{e.status} {e.errcode}"
+
+    answers = await asyncio.gather(*(claim(u) for u in claimers + claimers[:4]))
+    codes = {row["code"]: row["user_id"] for row in await db.fetch(
+        "SELECT code, user_id FROM coupon_code WHERE coupon_id=$1", coupon_id)}
+    assert len(codes) == 3 and len(set(codes.values())) == 3
+    assert {a for a in answers if a in codes} == set(codes)
+    assert all(a == "410 MERCATO_COUPON_SOLD_OUT" for a in answers if a not in codes)
+    assert {code for _, code in dms.sent} == set(codes)  # each winner's code, in their DM

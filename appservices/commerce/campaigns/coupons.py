@@ -40,6 +40,7 @@ async def claim_coupon(db: Database, matrix: BroadcastMatrix, coupon_id: int,
         raise NotFound(f"There is no coupon {coupon_id} to claim.")
     now = int(time.time() * 1000)
     async with transaction(db) as conn:
+        await rows.hold_coupon(conn, coupon_id)  # claims of this coupon count in turn
         existing = await rows.code_of(conn, coupon_id, user_id)
         if existing is None:
             if coupon["expires_at"] <= now:

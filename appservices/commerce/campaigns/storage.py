@@ -256,6 +256,16 @@ async def redeemed_count(db: Any, coupon_id: int) -> int:
         coupon_id)
 
 
+async def hold_coupon(conn: Any, coupon_id: int) -> None:
+    """Lock the coupon's row until the transaction ends, so that claims of one coupon
+    count its codes one after another: an UPDATE that changes nothing, which PostgreSQL
+    makes wait for another transaction holding the row (under READ COMMITTED the count
+    that follows then sees that one's code) and which SQLite, whose transaction holds
+    the write lock already, just runs. Without it two claims of the last code on
+    PostgreSQL both counted one left and both got a code."""
+    await conn.execute("UPDATE coupon SET stock = stock WHERE id=$1", coupon_id)
+
+
 async def claimed_count(db: Any, coupon_id: int) -> int:
     return await db.fetchval("SELECT COUNT(*) FROM coupon_code WHERE coupon_id=$1", coupon_id)
 
