@@ -16,6 +16,7 @@ from mautrix.types import EventType, Membership, StateEvent, UserID
 
 from appservices.commerce import events, messages
 from appservices.commerce.api import add_api_routes
+from appservices.commerce.campaigns import rules as campaign_rules
 from appservices.commerce.catalog.card_delivery import CardEditDelivery
 from appservices.commerce.circle import events as circle_events
 from appservices.commerce.circle.rooms import CircleRooms
@@ -139,6 +140,10 @@ class CommerceAppService(CommerceMatrix):
 
     def wants_ephemeral(self, raw: dict[str, Any]) -> bool:
         return raw.get("type") == "m.receipt"  # views of posts; typing and presence unused
+
+    def inbox_queue(self, raw: dict[str, Any]) -> str | None:
+        # 🎟️ claims side by side, one claimer's in order; the rest in their room's order.
+        return campaign_rules.claim_queue(raw) or super().inbox_queue(raw)
 
     async def handle_ephemeral(self, raw: dict[str, Any]) -> None:
         await events.track_receipts(self, raw)

@@ -76,7 +76,7 @@ class MercatoAppService:
         # pool has several already).
         self.intake_db = open_database(url, UpgradeTable(), self.name) \
             if url.startswith("sqlite:") else None
-        self.inbox = Inbox(self.db, self.name, self.intake_db)
+        self.inbox = Inbox(self.db, self.name, self.intake_db, queue_of=self.inbox_queue)
         self.state_store = PgASStateStore(self.db)
         self.ready = False
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -204,6 +204,11 @@ class MercatoAppService:
     def wants_ephemeral(self, raw: dict[str, Any]) -> bool:
         """Whether to keep this receipt, typing or presence event (the rest are not stored)."""
         return True
+
+    def inbox_queue(self, raw: dict[str, Any]) -> str | None:
+        """Which inbox queue an event waits in (its events handled in order, queues side by
+        side): its room's by default. Decided when the event is stored."""
+        return inbox_module.queue_of(raw)
 
     async def query_user(self, user_id: UserID) -> bool:
         return False

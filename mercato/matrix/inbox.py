@@ -3,9 +3,12 @@
 Synapse retries a failed transaction with the same txnId and keeps only one in
 flight, so persisting first and answering second means a crash never loses an
 event. Dedupe is by txnId and by event ID (the same event can arrive in two
-transactions after a retry). Events of one room are handled in order; rooms
-are handled concurrently. A handler that keeps failing is retried with backoff
-and finally parked as failed, so one poisoned event cannot block a room forever.
+transactions after a retry). Events of one queue are handled in order; queues
+are handled concurrently. A queue is a room by default (`queue_of`); a component
+may give some events a queue of their own (`Inbox(queue_of=…)`: the commerce
+appservice's 🎟️ claims, one queue per room and sender). A handler that keeps
+failing is retried with backoff and finally parked as failed, so one poisoned
+event cannot block a room forever.
 """
 
 from __future__ import annotations
@@ -138,8 +141,10 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Inbox:
-    def __init__(self, db: Database, component: str, intake: Database | None = None) -> None:
+    def __init__(self, db: Database, component: str, intake: Database | None = None,
+                 queue_of: Callable[[dict[str, Any]], str | None] = queue_of) -> None:
         self.db = db
+        self.queue_of = queue_of  # which queue an event waits in, decided when it is stored
         # Where transactions are stored: on SQLite a connection of its own, so that an
         # arriving transaction does not queue behind the handlers' statements.
         self.intake = intake or db
@@ -201,7 +206,7 @@ class Inbox:
                     " WHERE txn_id=$4", now, len(events), digest, txn_id)
             rows = []
             for event in events:
-                room_id = queue_of(event)
+                room_id = self.queue_of(event)
                 if room_id is None:
                     continue  # not a room event, nor one we queue otherwise
                 event_id = event.get("event_id")

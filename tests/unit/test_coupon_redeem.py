@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from appservices.commerce.campaigns import coupons
+from appservices.commerce.campaigns import rules as campaign_rules
 from appservices.commerce.campaigns import storage as campaign_rows
 from appservices.commerce.catalog import storage as product_rows
 from appservices.commerce.db.upgrade import upgrade_table
@@ -212,3 +214,21 @@ async def test_a_rush_of_claims_hands_out_the_stock_and_not_one_code_more(
     assert {a for a in answers if a in codes} == set(codes)
     assert all(a == "410 MERCATO_COUPON_SOLD_OUT" for a in answers if a not in codes)
     assert {code for _, code in dms.sent} == set(codes)  # each winner's code, in their DM
+
+
+@pytest.mark.parametrize(("event", "queue"), [
+    ({"type": "m.reaction", "room_id": "!c:x", "sender": "@ann:x", "content": {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": "$p", "key": "🎟️"}}},
+     "!c:x @ann:x"),
+    ({"type": "m.reaction", "room_id": "!c:x", "sender": "@ann:x", "content": {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": "$p", "key": "🎟"}}},
+     "!c:x @ann:x"),  # without the emoji presentation selector, as some clients send it
+    ({"type": "m.reaction", "room_id": "!c:x", "sender": "@ann:x", "content": {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": "$p", "key": "⭐"}}}, None),
+    ({"type": "m.room.message", "room_id": "!c:x", "sender": "@ann:x",
+      "content": {"body": "🎟️"}}, None),
+    ({"type": "m.reaction", "room_id": "!c:x", "sender": "@ann:x", "content": "🎟️"}, None),
+])
+def test_claims_by_reaction_wait_in_a_queue_per_room_and_claimer(
+        event: dict[str, Any], queue: str | None) -> None:
+    assert campaign_rules.claim_queue(event) == queue

@@ -260,6 +260,52 @@ async def test_rooms_are_handled_concurrently_each_in_order(inbox: Inbox) -> Non
     assert await inbox.count_pending() == 0
 
 
+async def test_a_component_may_queue_events_by_room_and_sender(db: Database) -> None:
+    """The commerce appservice's 🎟️ claims: one queue per (room, sender) — two people's
+    handled side by side, one person's in order — while the room's other events keep
+    theirs."""
+    def by_sender(event: dict[str, Any]) -> str | None:
+        if event.get("type") == "m.reaction":
+            return f"{event['room_id']} {event['sender']}"
+        return event.get("room_id")
+
+    inbox = Inbox(db, "test", queue_of=by_sender)
+
+    def reaction(event_id: str, sender: str) -> dict[str, Any]:
+        return {"type": "m.reaction", "event_id": event_id, "room_id": ROOM_A,
+                "sender": sender, "content": {}}
+
+    release = asyncio.Event()
+
+    async def ann_is_slow(event: dict[str, Any]) -> None:
+        if event["event_id"] == "$ann1":
+            await release.wait()
+
+    handler = Recorder(ann_is_slow)
+    await inbox.store_transaction("txn1", [
+        reaction("$ann1", "@ann:localhost"), reaction("$bob1", "@bob:localhost"),
+        reaction("$ann2", "@ann:localhost"), reaction("$bob2", "@bob:localhost"),
+        message("$m1")])
+    assert [p.room_id for p in await inbox.pending()] == [
+        f"{ROOM_A} @ann:localhost", f"{ROOM_A} @bob:localhost", f"{ROOM_A} @ann:localhost",
+        f"{ROOM_A} @bob:localhost", ROOM_A]
+    passing = asyncio.create_task(inbox.process_once(handler))
+    try:
+        async with asyncio.timeout(10):
+            while not {"$bob1", "$bob2", "$m1"} <= set(handler.handled):
+                await asyncio.sleep(0.01)
+        assert handler.handled.index("$bob1") < handler.handled.index("$bob2")
+        assert "$ann1" in handler.calls and "$ann2" not in handler.calls  # Ann's wait
+        release.set()
+        async with asyncio.timeout(10):
+            await passing
+    finally:
+        release.set()
+        passing.cancel()
+    assert handler.handled.index("$ann1") < handler.handled.index("$ann2")
+    assert await inbox.count_pending() == 0
+
+
 async def test_failing_event_is_retried_and_holds_back_its_room(
     db: Database, inbox: Inbox
 ) -> None:

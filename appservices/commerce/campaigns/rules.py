@@ -27,6 +27,27 @@ STATES = ("draft", "scheduled", "sending", "sent", "failed", "retracted", "cance
 CLAIM_REACTION = "🎟️"
 POST_KEY = "org.mercato.post"
 
+def claim_queue(raw: dict[str, Any]) -> str | None:
+    """The inbox queue of a 🎟️ reaction: one per room and claimer ("<room> <sender>").
+
+    In a flash sale hundreds of followers react to one coupon post at once; in the room's
+    queue each claim waited for all the claims before it. A claim depends only on the post
+    (the shop's own, recorded when it was sent) and the claimer, so claimers' reactions
+    are handled side by side and one claimer's in order; the coupon's stock is counted
+    under a lock (campaigns.storage.hold_coupon). Anything else: None (the room's queue).
+    """
+    relation = (raw.get("content") or {}).get("m.relates_to") if isinstance(
+        raw.get("content"), dict) else None
+    room_id, sender = raw.get("room_id"), raw.get("sender")
+    if raw.get("type") != "m.reaction" or not isinstance(relation, dict) \
+            or relation.get("rel_type") != "m.annotation" \
+            or not isinstance(relation.get("key"), str) \
+            or relation["key"].replace("\ufe0f", "") != CLAIM_REACTION.replace("\ufe0f", "") \
+            or not isinstance(room_id, str) or not isinstance(sender, str):
+        return None
+    return f"{room_id} {sender}"
+
+
 class PostRefused(CommerceError):
     status = 422
     errcode = "MERCATO_POST_REFUSED"
