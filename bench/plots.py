@@ -91,7 +91,8 @@ def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
         elif r["name"] == "contact import":
             bars.append((f"contact import\nvs bare loop{full}", r["ratio"], 0.50, db))
         elif r["name"] == "follow storm":
-            bars.append(("joins/s\nvs sends/s", r["ratio"], None, db))
+            scale = " (scale)" if r.get("profile") == "scale" else ""
+            bars.append((f"joins/s\nvs sends/s{scale}", r["ratio"], None, db))
         elif r["name"] == "command round trip":
             for loop in ("open_loop", "closed_loop"):
                 bars.append((f"command burst\n({loop.replace('_', ' ')})",
@@ -125,7 +126,8 @@ def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
 
 def storm(results: list[dict[str, Any]], path: Path) -> Path | None:
     runs = sorted(_by_name(results, "follow storm"),
-                  key=lambda r: (r["followers"], r.get("database", "") != "sqlite"))
+                  key=lambda r: (r["followers"], r.get("database", "") != "sqlite",
+                                 r.get("profile") == "scale"))
     if not runs:
         return None
     fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
@@ -134,8 +136,9 @@ def storm(results: list[dict[str, Any]], path: Path) -> Path | None:
         db = run.get("database", "sqlite")
         for key, when in (("post_latency_idle", "idle"), ("post_latency_storm", "storm")):
             data.append(run[key].get("all_ms", []))
-            labels.append(f"{when}\n{ON_SHORT[db]}, {run['followers']:,} joins")
-            colours.append(COLOURS[db])
+            where = "scale, PG" if run.get("profile") == "scale" else ON_SHORT[db]
+            labels.append(f"{when}\n{where}\n{run['followers']:,} joins")
+            colours.append("#2ca02c" if run.get("profile") == "scale" else COLOURS[db])
     boxes = ax.boxplot(data, whis=(5, 95), patch_artist=True)
     for box, colour in zip(boxes["boxes"], colours, strict=True):
         box.set_facecolor(colour)
