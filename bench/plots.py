@@ -92,7 +92,7 @@ def ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
             bars.append((f"contact import\nvs bare loop{full}", r["ratio"], 0.50, db))
         elif r["name"] == "follow storm":
             scale = " (scale)" if r.get("profile") == "scale" else ""
-            bars.append((f"joins/s\nvs sends/s{scale}", r["ratio"], None, db))
+            bars.append((f"joins/s\nvs sends/s{scale}{full}", r["ratio"], None, db))
         elif r["name"] == "command round trip":
             for loop in ("open_loop", "closed_loop"):
                 bars.append((f"command burst\n({loop.replace('_', ' ')})",
