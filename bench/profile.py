@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import contacts, intake, orders, storm
@@ -123,18 +124,30 @@ def profile_intake(database: str) -> None:
     print(text)
 
 
+class LateSpy:
+    """py-spy on a process from the moment a benchmark's hook calls `start` (when the part
+    worth sampling begins) until `stop`."""
+
+    def __init__(self, pid_of: Callable[[], int], raw: Path) -> None:
+        self.pid_of, self.raw = pid_of, raw
+        self.recorder: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.recorder = spy(self.pid_of(), self.raw)
+
+    def stop(self) -> None:
+        if self.recorder is not None:
+            self.recorder.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+            self.recorder.wait()
+
+
 def profile_orders(database: str, buyers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mercato-profile-") as workdir, \
             bench_network(Path(workdir), database) as network:
         raw = Path(workdir) / "orders.raw"
-        recorder: list[subprocess.Popen[bytes]] = []
-
-        def sample() -> None:
-            recorder.append(spy(component_pid(network.config_path, "commerce"), raw))
-
-        result, _ = asyncio.run(orders._run(network, buyers, before_burst=sample))
-        recorder[0].send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        recorder[0].wait()
+        sampler = LateSpy(lambda: component_pid(network.config_path, "commerce"), raw)
+        result, _ = asyncio.run(orders._run(network, buyers, before_burst=sampler.start))
+        sampler.stop()
         text = summarise(raw, f"commerce appservice from the order burst on (the burst, the "
                               f"cards, the second claims), {buyers} buyers, Synapse and "
                               f"commerce on {database}; {result['orders_per_s']} orders/s")
@@ -148,15 +161,10 @@ def profile_storm(database: str, followers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mercato-profile-") as workdir, \
             bench_network(Path(workdir), database) as network:
         raw = Path(workdir) / "storm.raw"
-        recorder: list[subprocess.Popen[bytes]] = []
-
-        def sample() -> None:
-            recorder.append(spy(synapse_pid(network.config_path), raw))
-
+        sampler = LateSpy(lambda: synapse_pid(network.config_path), raw)
         result = asyncio.run(storm._storm(network, followers, idle_posts=3,
-                                          before_joins=sample))
-        recorder[0].send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        recorder[0].wait()
+                                          before_joins=sampler.start))
+        sampler.stop()
         text = summarise(raw, f"Synapse (single profile, {database}) during a follow storm of "
                               f"{followers:,} joins, {result['concurrency']} at a time, posts "
                               f"going out meanwhile; {result['joins_per_s']} joins/s",
