@@ -27,6 +27,7 @@ STATES = ("draft", "scheduled", "sending", "sent", "failed", "retracted", "cance
 CLAIM_REACTION = "🎟️"
 POST_KEY = "org.mercato.post"
 
+
 def claim_queue(raw: dict[str, Any]) -> str | None:
     """The inbox queue of a 🎟️ reaction: one per room and claimer ("<room> <sender>").
 
@@ -36,8 +37,8 @@ def claim_queue(raw: dict[str, Any]) -> str | None:
     are handled side by side and one claimer's in order; the coupon's stock is counted
     under a lock (campaigns.storage.hold_coupon). Anything else: None (the room's queue).
     """
-    relation = (raw.get("content") or {}).get("m.relates_to") if isinstance(
-        raw.get("content"), dict) else None
+    content = raw.get("content")
+    relation = content.get("m.relates_to") if isinstance(content, dict) else None
     room_id, sender = raw.get("room_id"), raw.get("sender")
     if raw.get("type") != "m.reaction" or not isinstance(relation, dict) \
             or relation.get("rel_type") != "m.annotation" \
