@@ -36,8 +36,8 @@ OUT = ROOT / "bench" / "results"
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
 
-def component_pid(config_path: Path, component: str) -> int:
-    """The process of `mercato --config CONFIG … run <component>` (this network's only)."""
+def _pid_where(matches: Callable[[list[str]], bool], what: str) -> int:
+    """The one running process whose command line `matches`."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -45,9 +45,22 @@ def component_pid(config_path: Path, component: str) -> int:
             argv = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
         except OSError:
             continue
-        if str(config_path) in argv and argv[-2:] == ["run", component]:
+        if matches(argv):
             return int(proc.name)
-    raise RuntimeError(f"no running {component} process of {config_path}")
+    raise RuntimeError(f"no running {what}")
+
+
+def component_pid(config_path: Path, component: str) -> int:
+    """The process of `mercato --config CONFIG … run <component>` (this network's only)."""
+    return _pid_where(lambda argv: str(config_path) in argv and argv[-2:] == ["run", component],
+                      f"{component} process of {config_path}")
+
+
+def synapse_pid(config_path: Path) -> int:
+    """The single profile's Synapse process of this network."""
+    homeserver = str(config_path.parent / "data" / "synapse" / "homeserver.yaml")
+    return _pid_where(lambda argv: "synapse.app.homeserver" in argv and homeserver in argv,
+                      f"Synapse of {config_path}")
 
 
 def spy(pid: int, path: Path) -> subprocess.Popen[bytes]:
@@ -58,21 +71,6 @@ def spy(pid: int, path: Path) -> subprocess.Popen[bytes]:
 
 OURS = ("mercato/", "appservices/", "bridges/", "mautrix/", "aiosqlite", "asyncpg",
         "aiohttp/web", "json/")
-
-
-def synapse_pid(config_path: Path) -> int:
-    """The single profile's Synapse process of this network."""
-    homeserver = str(config_path.parent / "data" / "synapse" / "homeserver.yaml")
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
-        except OSError:
-            continue
-        if "synapse.app.homeserver" in argv and homeserver in argv:
-            return int(proc.name)
-    raise RuntimeError(f"no running Synapse of {config_path}")
 
 
 def summarise(raw: Path, title: str, top: int = 40, ours: tuple[str, ...] = OURS,
